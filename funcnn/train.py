@@ -1,0 +1,238 @@
+"""Training: a pure, jitted train step; an epoch as one `lax.scan`; `fit` at the Python level.
+
+    state = init_state(params, optimizer)            # TrainState(params, opt_state, step, masks)
+    step = make_train_step(net.apply, loss, optimizer)
+    state, metrics = step(state, (x, y))            # pure: works under jit, vmap and scan
+
+A population is the same state with a leading axis on every leaf: `jax.vmap(step)` trains N nets.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, NamedTuple, Optional, Union
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from funcnn import losses as losses_lib
+from funcnn import schedules
+
+Array = jax.Array
+Params = Any
+LossFn = Callable[[Array, Array], Array]
+
+
+class TrainState(NamedTuple):
+    """params; opt_state; step (int32 scalar, updates taken); masks (bool pytree like params, or None).
+
+    With masks, gradients are masked before the optimizer and the params after it, so pruned weights
+    stay exactly zero under any optax optimizer (momentum and Adam included).
+    """
+
+    params: Params
+    opt_state: Any
+    step: Array
+    masks: Optional[Params] = None
+
+
+def init_state(params: Params, optimizer: optax.GradientTransformation, masks: Optional[Params] = None) -> TrainState:
+    """A fresh TrainState; with masks, the params are masked first."""
+    if masks is not None:
+        params = apply_masks(params, masks)
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), masks)
+
+
+def apply_masks(tree: Params, masks: Params) -> Params:
+    """tree * masks, leaf by leaf (a False entry becomes exactly 0), keeping each leaf's dtype."""
+    return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros_like(x)), tree, masks)
+
+
+def make_train_step(apply: Callable, loss: LossFn, optimizer: optax.GradientTransformation) -> Callable:
+    """Build `step(state, (x, y)) -> (state, {"loss": J})`: one gradient-descent update, pure.
+
+    J = loss(apply(params, x), y); W <- W + optimizer.update(dJ/dW). Not jitted: wrap it in
+    `jax.jit`, `jax.vmap` or `lax.scan` as needed.
+    """
+
+    def step(state: TrainState, batch) -> tuple[TrainState, dict]:
+        x, y = batch
+        objective = lambda p: loss(apply(p, x, train=True), y)
+        value, grads = jax.value_and_grad(objective)(state.params)
+        if state.masks is not None:
+            grads = apply_masks(grads, state.masks)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        if state.masks is not None:
+            params = apply_masks(params, state.masks)
+        return TrainState(params, opt_state, state.step + 1, state.masks), {"loss": value}
+
+    return step
+
+
+def make_epoch(step: Callable) -> Callable:
+    """Build `epoch(state, x, y, idx) -> (state, losses)`: `lax.scan` of `step` over batches.
+
+    x: (n, ...) and y: (n,) the whole training set; idx: (n_batches, batch_size) int indices into it
+    (see `batch_indices`); losses: (n_batches,).
+    """
+
+    def epoch(state, x, y, idx):
+        def body(s, i):
+            s, metrics = step(s, (x[i], y[i]))
+            return s, metrics["loss"]
+
+        return jax.lax.scan(body, state, idx)
+
+    return epoch
+
+
+def batch_indices(key: Array, n: int, batch_size: int) -> Array:
+    """A seeded shuffle of range(n) cut into (n // batch_size, batch_size) batches (the rest dropped)."""
+    check_batch_size(batch_size, n)
+    n_batches = n // batch_size
+    return jax.random.permutation(key, n)[: n_batches * batch_size].reshape(n_batches, batch_size)
+
+
+def check_batch_size(batch_size: int, n: int) -> None:
+    if not isinstance(batch_size, (int, np.integer)) or batch_size <= 0 or batch_size > n:
+        raise ValueError(f"batch_size must be an int in [1, {n}] (the dataset size), got batch_size={batch_size!r}")
+
+
+def make_evaluate(apply: Callable, loss: LossFn, metric: LossFn = losses_lib.accuracy, chunk: int = 1000) -> Callable:
+    """Build `evaluate(params, x, y) -> {"loss", "accuracy"}` over a whole held-out set.
+
+    The set is processed in chunks of `chunk` examples (`lax.map`) to bound memory; the loss and the
+    metric are means over examples (the chunks are weighted by their sizes).
+    """
+
+    def evaluate(params, x, y):
+        n = x.shape[0]
+        size = min(chunk, n)
+        full = (n // size) * size
+
+        def one(xy):
+            logits = apply(params, xy[0])
+            return loss(logits, xy[1]), metric(logits, xy[1])
+
+        xs = x[:full].reshape((-1, size) + x.shape[1:])
+        ys = y[:full].reshape((-1, size) + y.shape[1:])
+        l, m = jax.lax.map(one, (xs, ys))
+        l_sum, m_sum = jnp.sum(l) * size, jnp.sum(m) * size
+        if full < n:
+            l_rest, m_rest = one((x[full:], y[full:]))
+            l_sum, m_sum = l_sum + l_rest * (n - full), m_sum + m_rest * (n - full)
+        return {"loss": l_sum / n, "accuracy": m_sum / n}
+
+    return evaluate
+
+
+def validate_data(x: np.ndarray, y: np.ndarray, *, n_classes: Optional[int] = None, name: str = "train") -> None:
+    """Raise ValueError for non-float features, mismatched lengths or labels outside [0, n_classes)."""
+    x, y = np.asarray(x), np.asarray(y)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"{name} features must be floating point, got dtype {x.dtype}; convert with x.astype(np.float32)")
+    if len(x) != len(y):
+        raise ValueError(f"{name} features and labels differ in length: {len(x)} vs {len(y)}")
+    if n_classes is not None and np.issubdtype(y.dtype, np.integer) and len(y):
+        lo, hi = int(y.min()), int(y.max())
+        if lo < 0 or hi >= n_classes:
+            raise ValueError(f"{name} labels must lie in [0, {n_classes}), got values in [{lo}, {hi}]")
+
+
+class History(NamedTuple):
+    """Per-epoch records: lists of floats, one entry per epoch."""
+
+    epoch: list
+    train_loss: list
+    val_loss: list
+    val_accuracy: list
+    learning_rate: list
+
+    def as_dict(self) -> dict:
+        return {k: list(map(float, v)) if k != "epoch" else list(v) for k, v in self._asdict().items()}
+
+
+LearningRate = Union[float, Callable[[Array], Array], "schedules.Plateau"]
+
+
+def fit(
+    net,
+    params: Params,
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    loss: LossFn = losses_lib.softmax_cross_entropy,
+    metric: LossFn = losses_lib.accuracy,
+    optimizer: Callable[..., optax.GradientTransformation] = optax.adam,
+    learning_rate: LearningRate = 1e-3,
+    epochs: int = 1,
+    batch_size: int = 32,
+    key: Array,
+    masks: Optional[Params] = None,
+    n_classes: Optional[int] = None,
+    progress: bool = True,
+) -> tuple[TrainState, History]:
+    """Train `net` for `epochs` epochs; evaluate on `val` after each; return (final state, history).
+
+    optimizer: an optax optimizer *factory* taking `learning_rate` (optax.adam, optax.sgd, ...).
+    learning_rate: a float, an optax schedule of the update count (e.g. `schedules.step_decay`), or a
+    `schedules.Plateau` policy driven by the validation loss. The rate in force during each epoch is
+    logged in `history.learning_rate`. The data order comes from `key` (one fold per epoch).
+    """
+    (x, y), (xv, yv) = train, val
+    validate_data(x, y, n_classes=n_classes, name="train")
+    validate_data(xv, yv, n_classes=n_classes, name="val")
+    check_batch_size(batch_size, len(x))
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got epochs={epochs!r}")
+    plateau = learning_rate if isinstance(learning_rate, schedules.Plateau) else None
+    if plateau is not None:
+        lr0 = plateau.init_lr
+    else:
+        lr0 = learning_rate
+        if not callable(lr0) and not float(lr0) > 0:
+            raise ValueError(f"learning_rate must be > 0, got learning_rate={learning_rate!r}")
+    tx = optax.inject_hyperparams(optimizer)(learning_rate=lr0)
+    state = init_state(params, tx, masks)
+    epoch_fn = jax.jit(make_epoch(make_train_step(net.apply, loss, tx)))
+    evaluate = jax.jit(make_evaluate(net.apply, loss, metric))
+    x, y, xv, yv = map(jnp.asarray, (x, y, xv, yv))
+    plateau_state = plateau.init() if plateau is not None else None
+    history = History([], [], [], [], [])
+
+    bar = _progress(range(epochs), progress, desc="epochs")
+    for e in bar:
+        lr_in_force = _current_lr(state.opt_state, lr0, state.step)
+        state, batch_losses = epoch_fn(state, x, y, batch_indices(jax.random.fold_in(key, e), len(x), batch_size))
+        scores = evaluate(state.params, xv, yv)
+        train_loss, val_loss = float(jnp.mean(batch_losses)), float(scores["loss"])
+        history.epoch.append(e + 1)
+        history.train_loss.append(train_loss)
+        history.val_loss.append(val_loss)
+        history.val_accuracy.append(float(scores["accuracy"]))
+        history.learning_rate.append(float(lr_in_force))
+        if plateau is not None:
+            plateau_state = plateau.update(plateau_state, val_loss)
+            hyper = dict(state.opt_state.hyperparams, learning_rate=jnp.asarray(plateau_state.lr, jnp.float32))
+            state = state._replace(opt_state=state.opt_state._replace(hyperparams=hyper))
+        if progress:
+            bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{history.val_accuracy[-1]:.4f}")
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"training loss became {train_loss} in epoch {e + 1}; lower the learning rate?")
+    return state, history
+
+
+def _current_lr(opt_state, lr0, step) -> float:
+    if callable(lr0):
+        return float(lr0(step))
+    return float(opt_state.hyperparams["learning_rate"])
+
+
+def _progress(iterable, enabled: bool, desc: str):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, leave=False)
