@@ -1,0 +1,457 @@
+"""Iterative magnitude pruning (Frankle & Carbin 2019) with controls, many seeds in one program.
+
+Round 0 trains the dense nets. Each later round prunes the previous round's trained ticket, rewinds
+the survivors to θ0 (or to θk, the weights k iterations into the dense run), and trains, side by side
+in one vmapped, jitted program, for every seed:
+  ticket  - the magnitude-pruned mask with the rewound weights;
+  reinit  - the same mask with a fresh θ0 drawn from the same initializer with another key;
+  random  - a random mask with the ticket's per-layer density and the rewound weights.
+The optimizer state is fresh at every round. With late rewinding (k > 0) later rounds train the
+iterations k..T of the dense run's data order (OpenLTH's convention; the learning rate is constant).
+Each completed round is committed to a run folder named by a hash of the config; a re-run resumes
+after the last committed round.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from funcnn import data as data_lib
+from funcnn import io, losses, models, prune, train
+
+ARMS = ("ticket", "reinit", "random")
+METRICS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One lottery-ticket study. `rate`: fraction of surviving weights pruned per round in each hidden
+    layer; `output_rate`: the same for the output layer (the paper: 0.2 and 0.1)."""
+
+    dataset: str = "mnist1d"
+    model: str = "mlp-300-300"
+    n_val: int = 500
+    learning_rate: float = 2e-3
+    batch_size: int = 100
+    iterations: int = 1500
+    eval_every: int = 100
+    rounds: int = 8
+    rate: float = 0.4
+    output_rate: float = 0.2
+    scope: str = "layer"
+    pruning: str = "iterative"  # or "oneshot": round r prunes the dense run straight to its density
+    rewind_step: int = 0
+    seeds: int = 4
+    arms: tuple = ARMS
+    seed: int = 0
+
+    def validate(self) -> "Config":
+        def bad(name, expected):
+            raise ValueError(f"config {name} must be {expected}, got {name}={getattr(self, name)!r}")
+
+        for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                bad(name, "a positive int")
+        if not isinstance(self.rounds, int) or self.rounds < 0:
+            bad("rounds", "an int >= 0")
+        if not self.learning_rate > 0:
+            bad("learning_rate", "> 0")
+        for name in ("rate", "output_rate"):
+            if not 0 <= getattr(self, name) < 1:
+                bad(name, "in [0, 1)")
+        if self.scope not in ("layer", "global"):
+            bad("scope", "'layer' or 'global'")
+        if self.pruning not in ("iterative", "oneshot"):
+            bad("pruning", "'iterative' or 'oneshot'")
+        if self.iterations % self.eval_every:
+            bad("iterations", f"a multiple of eval_every={self.eval_every}")
+        if not 0 <= self.rewind_step < self.iterations or self.rewind_step % self.eval_every:
+            bad("rewind_step", f"a multiple of eval_every={self.eval_every} in [0, iterations)")
+        if not self.arms or self.arms[0] != "ticket" or any(a not in ARMS for a in self.arms) or len(set(self.arms)) != len(self.arms):
+            bad("arms", f"'ticket' first, then any of {ARMS[1:]}")
+        if self.dataset not in data_lib.DATASETS:
+            bad("dataset", f"one of {data_lib.DATASETS}")
+        models.build(self.model)
+        return self
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["arms"] = list(self.arms)
+        return d
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
+
+
+PRESETS: dict[str, Config] = {
+    # MNIST-1D MLP: a few minutes on 2 CPU cores, down to ~2% of the weights in 8 rounds.
+    "mnist1d": Config(),
+    # Frankle & Carbin's LeNet-300-100 protocol, on Fashion-MNIST (offline) or MNIST.
+    "lenet-fashion": Config(
+        dataset="fashion-mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
+        iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
+    ),
+    "lenet-mnist": Config(
+        dataset="mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
+        iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
+    ),
+}
+
+
+def density_ladder(config: Config, params_template) -> list[float]:
+    """P_m (percent of prunable weights remaining) at each round 0..rounds, without training."""
+    masks = prune.ones(params_template)
+    out = [100.0]
+    for r in range(1, config.rounds + 1):
+        masks = _prune_masks(config, params_template, masks, params_template, r)
+        out.append(float(prune.density(masks)["total"]) * 100)
+    return out
+
+
+def _layer_rates(config: Config, params, r: int) -> tuple[float, dict]:
+    names = [n for n in params if any(jax.tree.leaves(prune.prunable(params[n])))]
+    out_layer = sorted(names, key=lambda n: int(n.rsplit("_", 1)[1]))[-1]
+    rate, out_rate = config.rate, config.output_rate
+    if config.pruning == "oneshot":
+        rate, out_rate = 1 - (1 - rate) ** r, 1 - (1 - out_rate) ** r
+    return rate, ({out_layer: out_rate} if config.scope == "layer" else {})
+
+
+def _prune_masks(config: Config, trained, masks, dense_trained, r: int):
+    rate, layer_rates = _layer_rates(config, trained, r)
+    if config.pruning == "oneshot":
+        return prune.magnitude(dense_trained, prune.ones(dense_trained), rate, scope=config.scope, layer_rates=layer_rates)
+    return prune.magnitude(trained, masks, rate, scope=config.scope, layer_rates=layer_rates)
+
+
+def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_every: int) -> Callable:
+    """Build `program(states, idx, data) -> (states, curves)`, jitted and vmapped over members.
+
+    states: TrainState with a leading population axis; idx: (P, C, eval_every, B) batch indices;
+    data: (x, y, x_val, y_val, x_test, y_test), shared. curves: (P, C, 5), the METRICS after each
+    of the C chunks of `eval_every` steps.
+    """
+    step = train.make_train_step(apply, losses.softmax_cross_entropy, tx)
+    evaluate = train.make_evaluate(apply, losses.softmax_cross_entropy)
+
+    def member(state, idx, data):
+        x, y, xv, yv, xt, yt = data
+
+        def chunk(s, idx_chunk):
+            def body(s, i):
+                s, m = step(s, (x[i], y[i]))
+                return s, m["loss"]
+
+            s, batch_losses = jax.lax.scan(body, s, idx_chunk)
+            v, t = evaluate(s.params, xv, yv), evaluate(s.params, xt, yt)
+            return s, jnp.stack([jnp.mean(batch_losses), v["loss"], v["accuracy"], t["loss"], t["accuracy"]])
+
+        return jax.lax.scan(chunk, state, idx)
+
+    return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
+
+
+def _stack(trees):
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _take(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def _segments(n_chunks: int, target: int = 10) -> list[int]:
+    """Split n_chunks into equal segments (a divisor of n_chunks, about n_chunks/target each)."""
+    size = max(1, n_chunks // target)
+    while n_chunks % size:
+        size -= 1
+    return [size] * (n_chunks // size)
+
+
+class Study:
+    """What one run needs at hand: data, net, program, keys. Built by `prepare`."""
+
+    def __init__(self, config: Config, progress: bool = True):
+        self.config = config.validate()
+        self.progress = progress
+        key = jax.random.key(config.seed)
+        self.k_data, self.k_init, self.k_reinit, self.k_order, self.k_random = jax.random.split(key, 5)
+        d = data_lib.load(config.dataset)
+        (x, y), (xv, yv) = data_lib.train_val_split(d.x_train, d.y_train, config.n_val, self.k_data)
+        train.check_batch_size(config.batch_size, len(x))
+        self.n_train = len(x)
+        self.data = tuple(map(jnp.asarray, (x, y, xv, yv, d.x_test, d.y_test)))
+        self.input_shape = x.shape[1:]
+        self.net = models.build(config.model)
+        self.tx = optax.adam(config.learning_rate)
+        self.program = make_round_program(self.net.apply, self.tx, config.eval_every)
+        seeds = jnp.arange(config.seeds)
+        init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
+        self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
+        self.theta0_reinit = init(jax.vmap(lambda s: jax.random.fold_in(self.k_reinit, s))(seeds))
+        self.spec = prune.prunable(_take(self.theta0, 0))
+        self.idx = self._batch_order()
+
+    def _batch_order(self) -> jax.Array:
+        """(seeds, iterations, batch) indices: each seed's data order, the same in every round and arm."""
+        c = self.config
+        per_epoch = self.n_train // c.batch_size
+        epochs = math.ceil(c.iterations / per_epoch)
+
+        def order(s):
+            k = jax.random.fold_in(self.k_order, s)
+            e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), self.n_train, c.batch_size))(jnp.arange(epochs))
+            return e.reshape(-1, c.batch_size)[: c.iterations]
+
+        return jax.vmap(order)(jnp.arange(c.seeds))
+
+    def train_population(self, params, masks, seed_of_member, start: int, desc: str):
+        """Train members from `start` to `iterations`; returns (trained params, curves (P, C, 5))."""
+        c = self.config
+        states = jax.vmap(lambda p, m: train.init_state(p, self.tx, m))(params, masks)
+        n_chunks = (c.iterations - start) // c.eval_every
+        idx = self.idx[seed_of_member][:, start:].reshape(len(seed_of_member), n_chunks, c.eval_every, c.batch_size)
+        return self._run_chunks(states, idx, desc)
+
+    def _run_chunks(self, states, idx, desc):
+        curves, done, bar = [], 0, None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=idx.shape[1] * self.config.eval_every, desc=desc, unit="it", leave=False)
+        for size in _segments(idx.shape[1]):
+            states, seg = self.program(states, idx[:, done : done + size], self.data)
+            seg = np.asarray(seg)
+            bad = ~np.isfinite(seg[..., 0])
+            if bad.any():
+                member, chunk = map(int, np.argwhere(bad)[0])
+                raise NonFiniteLoss(member, (done + chunk + 1) * self.config.eval_every)
+            curves.append(seg)
+            done += size
+            if bar is not None:
+                bar.update(size * self.config.eval_every)
+                bar.set_postfix(test_acc=f"{seg[:, -1, 4].mean():.3f}")
+        if bar is not None:
+            bar.close()
+        return states.params, np.concatenate(curves, axis=1)
+
+
+class NonFiniteLoss(FloatingPointError):
+    def __init__(self, member: int, iteration: int):
+        self.member, self.iteration = member, iteration
+        super().__init__(f"non-finite training loss for population member {member} by iteration {iteration}")
+
+
+def _summaries(curves: np.ndarray, eval_every: int, start: int) -> dict:
+    """Per-member scalars from curves (P, C, 5)."""
+    its = start + eval_every * (1 + np.arange(curves.shape[1]))
+    stop = np.argmin(curves[:, :, 1], axis=1)
+    return {
+        "final_test_accuracy": curves[:, -1, 4].tolist(),
+        "best_test_accuracy": curves[:, :, 4].max(axis=1).tolist(),
+        "early_stop_iteration": its[stop].tolist(),
+        "early_stop_test_accuracy": curves[np.arange(len(stop)), stop, 4].tolist(),
+        "final_val_loss": curves[:, -1, 1].tolist(),
+    }
+
+
+def run_dir(config: Config, root: str | Path = "runs/lottery", name: str = "study") -> Path:
+    return Path(root) / f"{name}-{config.digest()}"
+
+
+def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) a study in folder `out`; returns the report (also written as results.json)."""
+    config = config.validate()
+    out = Path(out)
+    _prepare_folder(out, config)
+    study = Study(config, progress)
+    c = config
+    template = _take(study.theta0, 0)
+    arms = c.arms
+    S = c.seeds
+    rounds = []
+    masks_prev = None
+    dense_trained = None
+    trained_ticket = None
+    theta_rewind = study.theta0
+    t_start = time.perf_counter()
+    for r in range(c.rounds + 1):
+        folder = out / f"round_{r:02d}"
+        if io.verify_commit(folder):
+            rec = json.loads((folder / "metrics.json").read_text())
+            masks_prev = io.load_tree(folder / "masks.npz", prune.ones(study.theta0))
+            trained_ticket = io.load_tree(folder / "trained.npz", study.theta0)
+            if r == 0:
+                dense_trained = trained_ticket
+                if c.rewind_step:
+                    theta_rewind = io.load_tree(folder / "rewind.npz", study.theta0)
+            rounds.append(rec)
+            log(f"round {r}: resumed from {folder}")
+            continue
+        t0 = time.perf_counter()
+        files = {}
+        if r == 0:
+            masks = jax.vmap(prune.ones)(study.theta0)
+            seeds = jnp.arange(S)
+            if c.rewind_step:
+                states = jax.vmap(lambda p, m: train.init_state(p, study.tx, m))(study.theta0, masks)
+                k_chunks = c.rewind_step // c.eval_every
+                idx = study.idx[:, : c.rewind_step].reshape(S, k_chunks, c.eval_every, c.batch_size)
+                theta_rewind, first = study._run_chunks(states, idx, "round 0 (to rewind step)")
+                trained, rest = study.train_population(theta_rewind, masks, seeds, c.rewind_step, "round 0")
+                # Adam's state restarts at k here; the dense run itself is continuous in the paper.
+                curves = np.concatenate([first, rest], axis=1)
+            else:
+                trained, curves = study.train_population(study.theta0, masks, seeds, 0, "round 0")
+            member_arm = ["ticket"] * S
+            member_masks = masks
+            start = 0
+            trained_ticket, dense_trained = trained, trained
+        else:
+            ticket_masks = jax.vmap(lambda t, m, d: _prune_masks(c, t, m, d, r))(trained_ticket, masks_prev, dense_trained)
+            pops_p, pops_m, member_arm = [], [], []
+            for arm in arms:
+                if arm == "ticket":
+                    p, m = theta_rewind, ticket_masks
+                elif arm == "reinit":
+                    p, m = study.theta0_reinit, ticket_masks
+                else:
+                    keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(study.k_random, r), s))(jnp.arange(S))
+                    p, m = theta_rewind, jax.vmap(lambda k, m: prune.random_like(k, m, study.spec))(keys, ticket_masks)
+                pops_p.append(p)
+                pops_m.append(m)
+                member_arm += [arm] * S
+            params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *pops_p)
+            member_masks = jax.tree.map(lambda *xs: jnp.concatenate(xs), *pops_m)
+            params = jax.vmap(prune.rewind)(params, member_masks)
+            seeds = jnp.tile(jnp.arange(S), len(arms))
+            start = c.rewind_step
+            trained, curves = study.train_population(params, member_masks, seeds, start, f"round {r}")
+            trained_ticket = _take(trained, slice(0, S))
+            masks = ticket_masks
+        t_train = time.perf_counter() - t0
+        dens = jax.vmap(lambda m: prune.density(m, study.spec))(member_masks)
+        rec = {
+            "round": r,
+            "arms": member_arm,
+            "seeds": [int(s) for s in np.asarray(seeds)],
+            "density": np.asarray(dens["total"]).tolist(),
+            "layer_density": {k: np.asarray(v).tolist() for k, v in dens.items() if k != "total"},
+            "iterations": (start + c.eval_every * (1 + np.arange(curves.shape[1]))).tolist(),
+            "train_seconds": t_train,
+            **_summaries(curves, c.eval_every, start),
+        }
+        folder.mkdir(parents=True, exist_ok=True)
+        io.save_tree(folder / "masks.npz", masks)
+        io.save_tree(folder / "trained.npz", trained_ticket)
+        np.savez(folder / "curves.npz", curves=curves)
+        files = ["masks.npz", "trained.npz", "curves.npz", "metrics.json"]
+        if r == 0 and c.rewind_step:
+            io.save_tree(folder / "rewind.npz", theta_rewind)
+            files.append("rewind.npz")
+        io.atomic_write_json(folder / "metrics.json", rec)
+        io.commit(folder, files)
+        masks_prev = masks
+        rounds.append(rec)
+        log(_round_line(rec))
+    report = _report(config, rounds, out, time.perf_counter() - t_start)
+    io.atomic_write_json(out / "results.json", report)
+    _write_csv(out / "metrics.csv", rounds)
+    return report
+
+
+def _prepare_folder(out: Path, config: Config) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"output folder {out} cannot be created: {e}") from None
+    cfg = out / "config.json"
+    if cfg.exists():
+        try:
+            existing = json.loads(cfg.read_text())
+        except ValueError:
+            existing = None
+        if existing != config.to_json():
+            raise ValueError(
+                f"output folder {out} holds a run with a different config ({cfg}); "
+                "choose another --out or delete that folder"
+            )
+    else:
+        try:
+            io.atomic_write_json(cfg, config.to_json())
+        except OSError as e:
+            raise ValueError(f"output folder {out} is not writable: {e}") from None
+
+
+def _round_line(rec: dict) -> str:
+    parts = []
+    arms = np.array(rec["arms"])
+    for arm in dict.fromkeys(rec["arms"]):
+        sel = arms == arm
+        acc = np.array(rec["final_test_accuracy"])[sel]
+        parts.append(f"{arm} {acc.mean() * 100:.1f}%")
+    dens = np.array(rec["density"])[arms == "ticket"].mean() * 100
+    return f"round {rec['round']:2d}  P_m {dens:6.2f}%  " + "  ".join(parts) + f"  ({rec['train_seconds']:.1f}s)"
+
+
+def aggregate(rounds: list[dict]) -> list[dict]:
+    """Mean and std over seeds of each round and arm's metrics."""
+    rows = []
+    for rec in rounds:
+        arms = np.array(rec["arms"])
+        for arm in dict.fromkeys(rec["arms"]):
+            sel = arms == arm
+            row = {"round": rec["round"], "arm": arm, "n_seeds": int(sel.sum()),
+                   "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100)}
+            for k in ("final_test_accuracy", "best_test_accuracy", "early_stop_iteration", "early_stop_test_accuracy"):
+                v = np.array(rec[k], float)[sel]
+                row[k + "_mean"], row[k + "_std"] = float(v.mean()), float(v.std())
+            rows.append(row)
+    return rows
+
+
+def _report(config: Config, rounds: list[dict], out: Path, seconds: float) -> dict:
+    return {"config": config.to_json(), "summary": aggregate(rounds), "rounds": rounds,
+            "wall_seconds_this_invocation": seconds, "folder": str(out)}
+
+
+def _write_csv(path: Path, rounds: list[dict]) -> None:
+    rows = aggregate(rounds)
+    import io as _io
+
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    io.atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def summary_table(report: dict) -> str:
+    """The printed table: one row per round, accuracy mean ± std per arm, early-stop iteration."""
+    rows = report["summary"]
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    head = f"{'round':>5} {'P_m %':>7} " + " ".join(f"{a + ' acc %':>16}" for a in arms) + f" {'ticket stop it':>14}"
+    lines = [head, "-" * len(head)]
+    for rnd in sorted({r["round"] for r in rows}):
+        sel = {r["arm"]: r for r in rows if r["round"] == rnd}
+        t = sel["ticket"]
+        cells = []
+        for a in arms:
+            if a in sel:
+                cells.append(f"{sel[a]['final_test_accuracy_mean'] * 100:8.2f} ± {sel[a]['final_test_accuracy_std'] * 100:4.2f}")
+            else:
+                cells.append(f"{'-':>16}")
+        lines.append(f"{rnd:>5} {t['percent_remaining']:7.2f} " + " ".join(f"{c:>16}" for c in cells)
+                     + f" {t['early_stop_iteration_mean']:14.0f}")
+    return "\n".join(lines)

@@ -1,0 +1,193 @@
+"""Masks and pruning: magnitude (layer-wise or global), random, rewind, density.
+
+A mask has exactly the params' tree structure, with boolean leaves of the same shapes; leaves that
+are never pruned carry all-True masks. Which leaves may be pruned is a static spec, a pytree of
+Python bools like params (default: leaves with ndim > 1, i.e. weight matrices and kernels; never
+biases or PReLU's alpha). Every function here is pure, jittable and vmappable (one member's
+threshold per member under `jax.vmap`).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Array = jax.Array
+Params = Any
+Masks = Any
+
+
+def path_name(path) -> str:
+    """'dense_1/w' for the key path of params['dense_1']['w']."""
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
+def prunable(params: Params, predicate: Optional[Callable[[str, Array], bool]] = None) -> Params:
+    """The static spec: a pytree of Python bools, True where `predicate(name, leaf)` (default ndim > 1)."""
+    predicate = predicate or (lambda name, leaf: np.ndim(leaf) > 1)
+    return jax.tree_util.tree_map_with_path(lambda p, leaf: bool(predicate(path_name(p), leaf)), params)
+
+
+def ones(params: Params) -> Masks:
+    """All-True masks with the params' structure (the dense network)."""
+    return jax.tree.map(lambda x: jnp.ones(jnp.shape(x), bool), params)
+
+
+def apply(params: Params, masks: Masks) -> Params:
+    """params ⊙ masks: pruned entries become exactly 0."""
+    check_masks(params, masks)
+    return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros_like(x)), params, masks)
+
+
+def rewind(saved_params: Params, masks: Masks) -> Params:
+    """The survivors reset to saved weights (θ0, or θk for late rewinding): saved ⊙ masks."""
+    return apply(saved_params, masks)
+
+
+def check_masks(params: Params, masks: Masks) -> None:
+    """Raise ValueError unless masks has the params' structure and leaf shapes, with bool leaves."""
+    ps, ms = jax.tree.structure(params), jax.tree.structure(masks)
+    if ps != ms:
+        raise ValueError(f"masks must have the params' tree structure;\n params: {ps}\n masks:  {ms}")
+    for (path, p), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks)):
+        if jnp.shape(p) != jnp.shape(m):
+            raise ValueError(f"mask for '{path_name(path)}' has shape {jnp.shape(m)}, expected the param's {jnp.shape(p)}")
+        if jnp.result_type(m) != jnp.bool_:
+            raise ValueError(f"mask for '{path_name(path)}' must be boolean, got dtype {jnp.result_type(m)}")
+
+
+def density(masks: Masks, spec: Optional[Params] = None) -> dict[str, Array]:
+    """Remaining fraction of each prunable leaf (by path name) and 'total' over all of them (P_m)."""
+    spec = prunable(masks) if spec is None else spec
+    out, alive, size = {}, 0, 0
+    for (path, m), s in zip(jax.tree_util.tree_leaves_with_path(masks), jax.tree.leaves(spec)):
+        if s:
+            n = jnp.sum(m)
+            out[path_name(path)] = n / m.size
+            alive, size = alive + n, size + m.size
+    out["total"] = alive / size
+    return out
+
+
+def _check_rate(name: str, rate) -> None:
+    if isinstance(rate, (int, float)) and not 0 <= rate < 1:
+        raise ValueError(f"{name} must be in [0, 1), got {name}={rate!r}")
+
+
+def _rates(masks: Masks, spec: Params, rate, layer_rates: Optional[Mapping[str, float]]) -> list:
+    """One rate per leaf (None for leaves that are not pruned)."""
+    _check_rate("rate", rate)
+    layer_rates = dict(layer_rates or {})
+    names = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(masks)]
+    flags = jax.tree.leaves(spec)
+    known = {n for n, f in zip(names, flags) if f}
+    for key, r in layer_rates.items():
+        _check_rate(f"layer_rates[{key!r}]", r)
+        if not any(n == key or n.startswith(key + "/") for n in known):
+            raise ValueError(f"layer_rates names {key!r}, which is no prunable layer; prunable: {sorted(known)}")
+    out = []
+    for n, f in zip(names, flags):
+        if not f:
+            out.append(None)
+            continue
+        r = layer_rates.get(n, layer_rates.get(n.split("/")[0], rate))
+        out.append(r)
+    return out
+
+
+def _drop_lowest(scores: Array, mask: Array, k: Array) -> Array:
+    """New flat mask: the k lowest-scoring surviving entries removed; ties by index (stable sort)."""
+    n_dead = mask.size - jnp.sum(mask)
+    key = jnp.where(mask, scores, -1.0)  # scores >= 0, so pruned entries sort first
+    order = jnp.argsort(key, stable=True)
+    rank = jnp.zeros(mask.size, jnp.int32).at[order].set(jnp.arange(mask.size, dtype=jnp.int32))
+    return rank >= n_dead + k
+
+
+def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec) -> Masks:
+    if scope not in ("layer", "global"):
+        raise ValueError(f"scope must be 'layer' or 'global', got scope={scope!r}")
+    spec = prunable(masks) if spec is None else spec
+    rates = _rates(masks, spec, rate, layer_rates)
+    m_leaves, treedef = jax.tree.flatten(masks)
+    s_leaves = jax.tree.leaves(scores)
+    if scope == "layer":
+        new = []
+        for s, m, r in zip(s_leaves, m_leaves, rates):
+            if r is None:
+                new.append(m)
+                continue
+            k = jnp.round(r * jnp.sum(m)).astype(jnp.int32)
+            new.append(_drop_lowest(s.reshape(-1), m.reshape(-1), k).reshape(m.shape))
+        return jax.tree.unflatten(treedef, new)
+    if layer_rates:
+        raise ValueError("layer_rates apply to scope='layer' only; global pruning uses one threshold")
+    idx = [i for i, r in enumerate(rates) if r is not None]
+    flat_s = jnp.concatenate([s_leaves[i].reshape(-1) for i in idx])
+    flat_m = jnp.concatenate([m_leaves[i].reshape(-1) for i in idx])
+    k = jnp.round(rate * jnp.sum(flat_m)).astype(jnp.int32)
+    flat_new = _drop_lowest(flat_s, flat_m, k)
+    new, start = list(m_leaves), 0
+    for i in idx:
+        size = m_leaves[i].size
+        new[i] = flat_new[start : start + size].reshape(m_leaves[i].shape)
+        start += size
+    return jax.tree.unflatten(treedef, new)
+
+
+def magnitude(
+    params: Params,
+    masks: Masks,
+    rate,
+    *,
+    scope: str = "layer",
+    layer_rates: Optional[Mapping[str, float]] = None,
+    spec: Optional[Params] = None,
+) -> Masks:
+    """Prune `rate` of the surviving prunable weights with the smallest |w|.
+
+    scope='layer': round(rate * survivors) removed from each prunable leaf; `layer_rates` maps a layer
+    ('dense_5') or leaf ('dense_5/w') name to its own rate (the paper prunes the output layer at half
+    the rate). scope='global': one threshold over all prunable leaves together. Ties go by position
+    (lower index pruned first). Masks only ever lose entries.
+    """
+    check_masks(params, masks)
+    scores = jax.tree.map(lambda p: jnp.abs(p).astype(jnp.float32), params)
+    return _prune(scores, masks, rate, scope, layer_rates, spec)
+
+
+def random(
+    key: Array,
+    params: Params,
+    masks: Masks,
+    rate,
+    *,
+    scope: str = "layer",
+    layer_rates: Optional[Mapping[str, float]] = None,
+    spec: Optional[Params] = None,
+) -> Masks:
+    """The random-pruning control: remove the same counts as `magnitude`, chosen uniformly at random."""
+    check_masks(params, masks)
+    leaves, treedef = jax.tree.flatten(params)
+    keys = jax.random.split(key, len(leaves))
+    scores = jax.tree.unflatten(treedef, [jax.random.uniform(k, jnp.shape(p)) for k, p in zip(keys, leaves)])
+    return _prune(scores, masks, rate, scope, layer_rates, spec)
+
+
+def random_like(key: Array, masks: Masks, spec: Optional[Params] = None) -> Masks:
+    """A uniformly random mask with the same number of survivors in each prunable leaf as `masks`."""
+    spec = prunable(masks) if spec is None else spec
+    leaves, treedef = jax.tree.flatten(masks)
+    keys = jax.random.split(key, len(leaves))
+    out = []
+    for k, m, s in zip(keys, leaves, jax.tree.leaves(spec)):
+        if not s:
+            out.append(m)
+            continue
+        n_alive = jnp.sum(m)
+        scores = jax.random.uniform(k, (m.size,))
+        keep = _drop_lowest(scores, jnp.ones(m.size, bool), m.size - n_alive)
+        out.append(keep.reshape(m.shape))
+    return jax.tree.unflatten(treedef, out)
