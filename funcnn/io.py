@@ -82,10 +82,11 @@ def load_tree(path: str | os.PathLike, like: Any) -> Any:
             leaves = []
             for name, t in zip(names, templates):
                 a = z[name]
-                if a.shape != np.shape(t) or a.dtype != np.result_type(t):
+                want = np.dtype(getattr(t, "dtype", None) or np.result_type(t))
+                if a.shape != np.shape(t) or a.dtype != want:
                     raise CheckpointError(
                         f"{path}: array '{name}' is {a.dtype}{list(a.shape)}, expected "
-                        f"{np.result_type(t)}{list(np.shape(t))}"
+                        f"{want}{list(np.shape(t))}"
                     )
                 leaves.append(a)
     except CheckpointError:

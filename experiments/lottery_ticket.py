@@ -1,0 +1,106 @@
+"""Lottery tickets: iterative magnitude pruning with rewinding, against random-reinit and
+random-pruning controls, all seeds and arms of a round trained as one vmapped program.
+
+Writes results.json, metrics.csv and PNGs (accuracy and early-stop iteration against percent of
+weights remaining; learning curves) into the run folder; re-running resumes after the last
+completed round.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from experiments import common  # noqa: E402
+from funcnn import lottery  # noqa: E402
+
+COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}
+
+
+def plot(report: dict, out: Path) -> list[Path]:
+    plt = common.plt
+    rows = report["summary"]
+    paths = []
+    for metric, ylabel, name in [
+        ("final_test_accuracy", "test accuracy (end of training)", "accuracy_vs_remaining.png"),
+        ("early_stop_iteration", "early-stop iteration (min val loss)", "early_stop_vs_remaining.png"),
+    ]:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for arm in dict.fromkeys(r["arm"] for r in rows):
+            sel = sorted((r for r in rows if r["arm"] == arm or r["round"] == 0), key=lambda r: -r["percent_remaining"])
+            sel = [r for r in sel if r["arm"] == arm or r["round"] == 0 and r["arm"] == "ticket"]
+            x = [r["percent_remaining"] for r in sel]
+            m = np.array([r[metric + "_mean"] for r in sel])
+            s = np.array([r[metric + "_std"] for r in sel])
+            scale = 100 if "accuracy" in metric else 1
+            ax.plot(x, m * scale, "o-", color=COLORS[arm], label=arm)
+            ax.fill_between(x, (m - s) * scale, (m + s) * scale, color=COLORS[arm], alpha=0.2)
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("percent of weights remaining (log scale)")
+        ax.set_ylabel(ylabel + (" %" if "accuracy" in metric else ""))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(title=f"mean ± std over {report['config']['seeds']} seeds")
+        paths.append(common.save_figure(fig, out / name))
+    # Learning curves of the winning ticket at a few densities.
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    rounds = report["rounds"]
+    picks = sorted({0, len(rounds) // 2, len(rounds) - 1, min(3, len(rounds) - 1)})
+    for r in picks:
+        rec = rounds[r]
+        curves = np.load(Path(report["folder"]) / f"round_{r:02d}" / "curves.npz")["curves"]
+        sel = np.array(rec["arms"]) == "ticket"
+        p = np.mean(np.array(rec["density"])[sel]) * 100
+        ax.plot(rec["iterations"], curves[sel, :, 4].mean(axis=0) * 100, label=f"ticket, {p:.1f}% remaining")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel("test accuracy %")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    paths.append(common.save_figure(fig, out / "learning_curves.png"))
+    return paths
+
+
+def main(argv=None) -> dict:
+    p = common.parser("lottery_ticket", __doc__)
+    p.set_defaults(out=None)
+    p.add_argument("--preset", default="mnist1d", choices=sorted(lottery.PRESETS), help="protocol (default mnist1d)")
+    p.add_argument("--seeds", type=common.positive_int, help="number of seeds (overrides the preset)")
+    p.add_argument("--rounds", type=int, help="pruning rounds after the dense round")
+    p.add_argument("--iterations", type=common.positive_int, help="training iterations per round")
+    p.add_argument("--eval-every", type=common.positive_int, help="evaluate every K iterations")
+    p.add_argument("--rewind-step", type=int, help="late rewinding: rewind to the weights after k iterations")
+    p.add_argument("--learning-rate", type=common.positive_float)
+    p.add_argument("--batch-size", type=common.positive_int)
+    p.add_argument("--pruning", choices=["iterative", "oneshot"])
+    p.add_argument("--scope", choices=["layer", "global"])
+    p.add_argument("--seed", type=int, help="base PRNG seed")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    args = p.parse_args(argv)
+    overrides = {k: v for k, v in {
+        "seeds": args.seeds, "rounds": args.rounds, "iterations": args.iterations, "eval_every": args.eval_every,
+        "rewind_step": args.rewind_step, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
+        "pruning": args.pruning, "scope": args.scope, "seed": args.seed,
+    }.items() if v is not None}
+    try:
+        config = dataclasses.replace(lottery.PRESETS[args.preset], **overrides).validate()
+    except ValueError as e:
+        p.error(str(e))
+    out = common.out_folder(args.out or lottery.run_dir(config, name=args.preset))
+    print(f"lottery-ticket study '{args.preset}' -> {out}")
+    t0 = time.perf_counter()
+    report = lottery.run(config, out=out, progress=not args.no_progress)
+    report["figures"] = [str(x) for x in plot(report, out)]
+    report["wall_seconds_with_plots"] = time.perf_counter() - t0
+    common.save_results(out, report)
+    print(lottery.summary_table(report))
+    print(f"results: {out / 'results.json'}  figures: {', '.join(Path(f).name for f in report['figures'])}")
+    return report
+
+
+if __name__ == "__main__":
+    main()

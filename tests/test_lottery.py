@@ -1,0 +1,97 @@
+import dataclasses
+import json
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from funcnn import lottery, models, prune, train
+
+SMALL = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-64-64", iterations=200, eval_every=100,
+                            rounds=2, seeds=2, rate=0.5, output_rate=0.25)
+
+
+def test_population_equals_members_trained_alone():
+    study = lottery.Study(dataclasses.replace(SMALL, seeds=4), progress=False)
+    masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
+    params = jax.vmap(prune.rewind)(study.theta0, masks)
+    seeds = jnp.arange(4)
+    pop_params, pop_curves = study.train_population(params, masks, seeds, 0, "pop")
+    for i in range(4):
+        one = lambda t: jax.tree.map(lambda a: a[i : i + 1], t)
+        alone_params, alone_curves = study.train_population(one(params), one(masks), seeds[i : i + 1], 0, "one")
+        np.testing.assert_allclose(pop_curves[i], alone_curves[0], rtol=2e-5, atol=2e-6)
+        for a, b in zip(jax.tree.leaves(one(pop_params)), jax.tree.leaves(alone_params)):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
+        # pruned weights are exactly zero after training
+        w = np.asarray(pop_params["dense_1"]["w"][i])
+        assert np.all(w[~np.asarray(masks["dense_1"]["w"][i])] == 0.0)
+
+
+def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
+    report = lottery.run(SMALL, out=tmp_path / "a", progress=False, log=lambda s: None)
+    rounds = report["rounds"]
+    assert [r["round"] for r in rounds] == [0, 1, 2]
+    assert rounds[1]["arms"] == ["ticket"] * 2 + ["reinit"] * 2 + ["random"] * 2
+    dens = np.array(rounds[2]["density"]).reshape(3, 2)
+    np.testing.assert_allclose(dens, dens[:1].repeat(3, 0))  # the controls match the ticket's density
+    assert dens[0, 0] < np.array(rounds[1]["density"])[0] < 1.0
+    layer = rounds[2]["layer_density"]
+    np.testing.assert_allclose(np.array(layer["dense_1/w"]).reshape(3, 2), np.array(layer["dense_1/w"])[0], rtol=1e-6)
+    for f in ("results.json", "metrics.csv", "config.json", "round_02/COMMIT"):
+        assert (tmp_path / "a" / f).is_file()
+    # A run killed after round 1: round 2 never committed. Re-running resumes and ends the same.
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    shutil.rmtree(tmp_path / "b" / "round_02")
+    (tmp_path / "b" / "round_01" / "COMMIT").unlink()  # and round 1 had not committed either
+    lines = []
+    resumed = lottery.run(SMALL, out=tmp_path / "b", progress=False, log=lines.append)
+    assert lines[0].startswith("round 0: resumed")
+    assert not lines[1].startswith("round 1: resumed")
+    for a, b in zip(report["rounds"], resumed["rounds"]):
+        assert a["final_test_accuracy"] == b["final_test_accuracy"]
+        assert a["density"] == b["density"]
+    # Same config in the same folder: every round resumes, nothing retrains.
+    lines = []
+    lottery.run(SMALL, out=tmp_path / "b", progress=False, log=lines.append)
+    assert all("resumed" in s for s in lines)
+
+
+def test_late_rewinding_and_oneshot(tmp_path):
+    cfg = dataclasses.replace(SMALL, rewind_step=100, rounds=1)
+    report = lottery.run(cfg, out=tmp_path / "late", progress=False, log=lambda s: None)
+    assert (tmp_path / "late" / "round_00" / "rewind.npz").is_file()
+    assert report["rounds"][1]["iterations"] == [200]  # trains iterations k..T
+    one = dataclasses.replace(SMALL, pruning="oneshot", rounds=2)
+    rep = lottery.run(one, out=tmp_path / "one", progress=False, log=lambda s: None)
+    it = lottery.run(SMALL, out=tmp_path / "it", progress=False, log=lambda s: None)
+    # one-shot reaches the same density ladder straight from the dense run
+    np.testing.assert_allclose(rep["rounds"][2]["density"], it["rounds"][2]["density"], atol=2e-3)
+
+
+def test_config_conflict_and_validation(tmp_path):
+    lottery.run(dataclasses.replace(SMALL, rounds=0), out=tmp_path / "c", progress=False, log=lambda s: None)
+    with pytest.raises(ValueError, match="different config"):
+        lottery.run(dataclasses.replace(SMALL, rounds=1), out=tmp_path / "c", progress=False, log=lambda s: None)
+    for kw, match in [(dict(rate=1.0), "rate"), (dict(iterations=150), "iterations"),
+                      (dict(rewind_step=50), "rewind_step"), (dict(arms=("random",)), "arms"),
+                      (dict(model="resnet"), "model"), (dict(dataset="cifar"), "dataset"),
+                      (dict(learning_rate=0.0), "learning_rate"), (dict(seeds=0), "seeds")]:
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(SMALL, **kw).validate()
+
+
+@pytest.mark.slow
+def test_ticket_beats_random_pruning_on_mnist1d(tmp_path):
+    """At ~91.5% pruned, the ticket beats the random-pruning control clearly and matches dense."""
+    cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], rounds=5, seeds=3)
+    report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
+    rows = {(r["round"], r["arm"]): r for r in report["summary"]}
+    ticket, random_, dense = rows[(5, "ticket")], rows[(5, "random")], rows[(0, "ticket")]
+    assert ticket["percent_remaining"] < 10
+    margin = ticket["final_test_accuracy_mean"] - random_["final_test_accuracy_mean"]
+    assert margin > 0.04, margin
+    assert ticket["final_test_accuracy_mean"] >= dense["final_test_accuracy_mean"] - 0.02

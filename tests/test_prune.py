@@ -1,0 +1,174 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from funcnn import losses, models, nn, prune, train
+
+
+def _params(seed=0):
+    net = nn.serial(nn.Dense(13), nn.Relu(), nn.Dense(7), nn.PReLU(), nn.Dense(3))
+    return net, net.init(jax.random.key(seed), (5,))
+
+
+def _ref_layer(w, m, rate):
+    """Brute force: remove round(rate * alive) smallest |w| among survivors, ties by index."""
+    w, m = np.abs(np.asarray(w)).ravel(), np.asarray(m).ravel().copy()
+    alive = np.flatnonzero(m)
+    k = int(np.round(rate * len(alive)))
+    order = alive[np.argsort(w[alive], kind="stable")]
+    m[order[:k]] = False
+    return m
+
+
+def test_masks_have_params_structure_and_biases_are_never_pruned():
+    _, p = _params()
+    m = prune.ones(p)
+    assert jax.tree.structure(m) == jax.tree.structure(p)
+    spec = prune.prunable(p)
+    assert spec["dense_0"] == {"w": True, "b": False}
+    assert spec["prelu_3"] == {"alpha": False}
+    for _ in range(4):
+        m = prune.magnitude(p, m, 0.5)
+    assert bool(jnp.all(m["dense_0"]["b"])) and bool(m["prelu_3"]["alpha"])
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.2, 0.5, 0.9])
+def test_layer_magnitude_matches_numpy_reference(rate):
+    _, p = _params(1)
+    m = prune.ones(p)
+    for _ in range(3):
+        new = prune.magnitude(p, m, rate, layer_rates={"dense_4": rate / 2})
+        for name in ("dense_0", "dense_2", "dense_4"):
+            r = rate / 2 if name == "dense_4" else rate
+            ref = _ref_layer(p[name]["w"], m[name]["w"], r)
+            np.testing.assert_array_equal(np.asarray(new[name]["w"]).ravel(), ref)
+            # masks only lose entries
+            assert not np.any(np.asarray(new[name]["w"]) & ~np.asarray(m[name]["w"]))
+        m = new
+
+
+def test_global_magnitude_matches_numpy_reference():
+    _, p = _params(2)
+    m = prune.ones(p)
+    m = prune.magnitude(p, m, 0.3)  # a non-trivial starting mask
+    new = prune.magnitude(p, m, 0.4, scope="global")
+    names = ["dense_0", "dense_2", "dense_4"]
+    w = np.concatenate([np.abs(np.asarray(p[n]["w"])).ravel() for n in names])
+    mm = np.concatenate([np.asarray(m[n]["w"]).ravel() for n in names])
+    ref = _ref_layer(w, mm, 0.4)
+    got = np.concatenate([np.asarray(new[n]["w"]).ravel() for n in names])
+    np.testing.assert_array_equal(got, ref)
+    # one threshold: every survivor is at least as large as every newly pruned weight
+    removed = mm & ~got
+    assert w[got].min() >= w[removed].max()
+
+
+def test_ties_are_broken_by_position():
+    p = {"l": {"w": jnp.ones((4, 5))}}
+    m = prune.magnitude(p, prune.ones(p), 0.3)
+    np.testing.assert_array_equal(np.asarray(m["l"]["w"]).ravel(), np.arange(20) >= 6)
+
+
+def test_paper_density_ladder_for_lenet_300_100():
+    params = models.lenet_300_100().init(jax.random.key(0), (28, 28, 1))
+    m = prune.ones(params)
+    step = jax.jit(lambda p, m: prune.magnitude(p, m, 0.2, layer_rates={"dense_5": 0.1}))
+    got = {}
+    for r in range(1, 16):
+        m = step(params, m)
+        got[r] = round(float(prune.density(m)["total"]) * 100, 1)
+    assert (got[3], got[7], got[9], got[12], got[15]) == (51.3, 21.1, 13.5, 7.0, 3.6)
+    closed = lambda k: (265_200 * 0.8**k + 1_000 * 0.9**k) / 266_200 * 100
+    for k in got:
+        assert abs(got[k] - closed(k)) < 0.06
+
+
+def test_each_round_removes_rate_of_survivors():
+    _, p = _params(3)
+    m = prune.ones(p)
+    for _ in range(5):
+        before = {n: int(np.sum(m[n]["w"])) for n in ("dense_0", "dense_2", "dense_4")}
+        m = prune.magnitude(p, m, 0.25)
+        for n, b in before.items():
+            assert abs((b - int(np.sum(m[n]["w"]))) - 0.25 * b) <= 1
+
+
+def test_random_pruning_has_the_same_counts():
+    _, p = _params(4)
+    m = prune.magnitude(p, prune.ones(p), 0.6)
+    r = prune.random(jax.random.key(0), p, prune.ones(p), 0.6)
+    like = prune.random_like(jax.random.key(1), m)
+    for n in ("dense_0", "dense_2", "dense_4"):
+        assert int(np.sum(r[n]["w"])) == int(np.sum(m[n]["w"])) == int(np.sum(like[n]["w"]))
+    assert not np.array_equal(np.asarray(like["dense_0"]["w"]), np.asarray(m["dense_0"]["w"]))
+
+
+def test_density_and_rewind():
+    _, p = _params(5)
+    m = prune.magnitude(p, prune.ones(p), 0.5)
+    d = prune.density(m)
+    assert set(d) == {"dense_0/w", "dense_2/w", "dense_4/w", "total"}
+    total_w = sum(p[n]["w"].size for n in ("dense_0", "dense_2", "dense_4"))
+    alive = sum(int(np.sum(m[n]["w"])) for n in ("dense_0", "dense_2", "dense_4"))
+    assert float(d["total"]) == pytest.approx(alive / total_w)
+    theta0 = jax.tree.map(lambda x: x + 1.0, p)
+    rewound = prune.rewind(theta0, m)
+    for n in ("dense_0", "dense_2", "dense_4"):
+        np.testing.assert_array_equal(rewound[n]["w"], np.where(m[n]["w"], theta0[n]["w"], 0.0))
+        np.testing.assert_array_equal(rewound[n]["b"], theta0[n]["b"])
+
+
+@pytest.mark.parametrize("tx", [optax.adam(1e-2), optax.sgd(1e-2, momentum=0.9), optax.adamw(1e-2)])
+def test_pruned_weights_stay_exactly_zero_under_optimizers(tx):
+    net, p = _params(6)
+    m = prune.magnitude(p, prune.ones(p), 0.7)
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(64, 5)).astype(np.float32), rng.integers(0, 3, 64)
+    step = jax.jit(train.make_train_step(net.apply, losses.softmax_cross_entropy, tx))
+    state = train.init_state(p, tx, m)
+    for _ in range(200):
+        state, _ = step(state, (x, y))
+    for n in ("dense_0", "dense_2", "dense_4"):
+        w, mask = np.asarray(state.params[n]["w"]), np.asarray(m[n]["w"])
+        assert np.all(w[~mask] == 0.0)
+        assert np.any(w[mask] != np.asarray(p[n]["w"])[mask])  # survivors did train
+
+
+def test_changing_masks_does_not_recompile():
+    import chex
+
+    net, p = _params(7)
+    tx = optax.adam(1e-3)
+    step = jax.jit(chex.assert_max_traces(train.make_train_step(net.apply, losses.softmax_cross_entropy, tx), n=1))
+    x, y = np.ones((4, 5), np.float32), np.zeros(4, np.int32)
+    m = prune.ones(p)
+    for _ in range(3):
+        m = prune.magnitude(p, m, 0.5)
+        step(train.init_state(p, tx, m), (x, y))
+
+
+def test_vmapped_magnitude_uses_per_member_thresholds():
+    net = nn.serial(nn.Dense(9), nn.Relu(), nn.Dense(2))
+    pop = jax.vmap(net.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), (4,))
+    masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(pop)
+    for i in range(3):
+        one = jax.tree.map(lambda a: a[i], pop)
+        expect = prune.magnitude(one, prune.ones(one), 0.5)
+        np.testing.assert_array_equal(masks["dense_0"]["w"][i], expect["dense_0"]["w"])
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda p, m: prune.magnitude(p, m, 1.0), "rate must be in"),
+    (lambda p, m: prune.magnitude(p, m, -0.1), "rate must be in"),
+    (lambda p, m: prune.magnitude(p, m, 0.2, scope="row"), "scope"),
+    (lambda p, m: prune.magnitude(p, m, 0.2, layer_rates={"dense_9": 0.1}), "dense_9"),
+    (lambda p, m: prune.magnitude(p, {"dense_0": m["dense_0"]}, 0.2), "tree structure"),
+    (lambda p, m: prune.apply(p, jax.tree.map(lambda x: x.astype(jnp.float32), m)), "boolean"),
+    (lambda p, m: prune.apply(p, jax.tree.map(lambda x: jnp.ones((2,), bool), m)), "shape"),
+])
+def test_bad_input(call, match):
+    _, p = _params()
+    with pytest.raises(ValueError, match=match):
+        call(p, prune.ones(p))
