@@ -173,6 +173,7 @@ def fit(
     masks: Optional[Params] = None,
     n_classes: Optional[int] = None,
     progress: bool = True,
+    scan: Optional[bool] = None,
 ) -> tuple[TrainState, History]:
     """Train `net` for `epochs` epochs; evaluate on `val` after each; return (final state, history).
 
@@ -180,6 +181,9 @@ def fit(
     learning_rate: a float, an optax schedule of the update count (e.g. `schedules.step_decay`), or a
     `schedules.Plateau` policy driven by the validation loss. The rate in force during each epoch is
     logged in `history.learning_rate`. The data order comes from `key` (one fold per epoch).
+    scan: run each epoch as one compiled `lax.scan` (True) or as a Python loop over a jitted step
+    (False). None picks scan, except for convolutional nets on CPU, where XLA runs convolutions
+    inside loop bodies many times slower (jax-ml/jax#12868; 6x measured here).
     """
     (x, y), (xv, yv) = train, val
     validate_data(x, y, n_classes=n_classes, name="train")
@@ -196,7 +200,21 @@ def fit(
             raise ValueError(f"learning_rate must be > 0, got learning_rate={learning_rate!r}")
     tx = optax.inject_hyperparams(optimizer)(learning_rate=lr0)
     state = init_state(params, tx, masks)
-    epoch_fn = jax.jit(make_epoch(make_train_step(net.apply, loss, tx)))
+    step_fn = make_train_step(net.apply, loss, tx)
+    if scan is None:
+        scan = not (jax.default_backend() == "cpu" and _has_conv(net))
+    if scan:
+        epoch_fn = jax.jit(make_epoch(step_fn))
+    else:
+        jitted_step = jax.jit(step_fn)
+
+        def epoch_fn(state, x, y, idx):
+            batch_losses = []
+            for i in np.asarray(idx):
+                state, metrics = jitted_step(state, (x[i], y[i]))
+                batch_losses.append(metrics["loss"])
+            return state, jnp.stack(batch_losses)
+
     evaluate = jax.jit(make_evaluate(net.apply, loss, metric))
     x, y, xv, yv = map(jnp.asarray, (x, y, xv, yv))
     plateau_state = plateau.init() if plateau is not None else None
@@ -224,6 +242,10 @@ def fit(
     return state, history
 
 
+def _has_conv(net) -> bool:
+    return net.kind == "conv2d" or any(_has_conv(layer) for layer in net.layers)
+
+
 def _current_lr(opt_state, lr0, step) -> float:
     if callable(lr0):
         return float(lr0(step))
@@ -236,3 +258,43 @@ def _progress(iterable, enabled: bool, desc: str):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, desc=desc, leave=False)
+
+
+def lr_sweep(
+    net,
+    params: Params,
+    train: tuple[np.ndarray, np.ndarray],
+    *,
+    rates,
+    epochs: int,
+    batch_size: int,
+    key: Array,
+    loss: LossFn = losses_lib.softmax_cross_entropy,
+    optimizer: Callable[..., optax.GradientTransformation] = optax.sgd,
+) -> dict:
+    """Train the same init at each learning rate in `rates`, with the same data order, as one vmapped
+    program. Returns {"rates": (R,), "loss": (R, epochs) mean training loss per epoch,
+    "initial_loss": float}. Non-finite losses (divergence) are kept as they are (inf or nan).
+    """
+    x, y = train
+    validate_data(x, y)
+    check_batch_size(batch_size, len(x))
+    rates = np.asarray(rates, np.float32)
+    if rates.ndim != 1 or not np.all(rates > 0):
+        raise ValueError(f"rates must be a 1-D sequence of learning rates > 0, got rates={rates.tolist()!r}")
+    tx = optax.inject_hyperparams(optimizer)(learning_rate=float(rates[0]))
+    base = init_state(params, tx)
+
+    def with_lr(lr):
+        hyper = dict(base.opt_state.hyperparams, learning_rate=lr)
+        return base._replace(opt_state=base.opt_state._replace(hyperparams=hyper))
+
+    states = jax.vmap(with_lr)(jnp.asarray(rates))
+    epoch = jax.jit(jax.vmap(make_epoch(make_train_step(net.apply, loss, tx)), in_axes=(0, None, None, None)))
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    initial = float(loss(net.apply(params, x), y))
+    curves = []
+    for e in range(epochs):
+        states, batch_losses = epoch(states, x, y, batch_indices(jax.random.fold_in(key, e), len(x), batch_size))
+        curves.append(np.asarray(jnp.mean(batch_losses, axis=1)))
+    return {"rates": rates, "loss": np.stack(curves, axis=1), "initial_loss": initial}

@@ -1,0 +1,75 @@
+"""Convolution kernels and pooling, shown: the course's four 3x3 kernels applied to Fashion-MNIST
+images (PNG grid), max and average pooling on the course's 4x4 example, and a table of output shapes
+for paddings VALID / SAME / explicit and strides 1 / 2 / 3.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from experiments import common  # noqa: E402
+from funcnn import conv, data, kernels  # noqa: E402
+
+COURSE = np.array([[7, 3, 5, 2], [8, 7, 1, 6], [4, 9, 3, 9], [0, 8, 4, 5]], np.float32)
+NAMES = ["identity", "gaussian_blur", "sharpen", "edge_detection"]
+
+
+def main(argv=None) -> dict:
+    p = common.parser("cnn_kernels", __doc__)
+    p.add_argument("--images", type=common.positive_int, default=4, help="Fashion-MNIST images to show (default 4)")
+    args = p.parse_args(argv)
+    out = common.out_folder(args.out)
+    d = data.load("fashion-mnist")
+    # One image per class, in class order, so the grid shows different shapes.
+    picks = [int(np.flatnonzero(d.y_test == c)[0]) for c in range(args.images % 10 or 10)][: args.images]
+    images = d.x_test[picks, :, :, 0]
+    filtered = {n: np.stack([np.asarray(kernels.apply_kernel(im, kernels.KERNELS[n])) for im in images]) for n in NAMES}
+    plt = common.plt
+    fig, axes = plt.subplots(len(images), 4, figsize=(8, 2 * len(images)), squeeze=False)
+    titles = ["original", "Gaussian blur", "sharpen", "edge detection"]
+    for i in range(len(images)):
+        for j, (name, title) in enumerate(zip(NAMES, titles)):
+            axes[i, j].imshow(filtered[name][i], cmap="gray")
+            axes[i, j].set_axis_off()
+            if i == 0:
+                axes[i, j].set_title(title)
+    grid = common.save_figure(fig, out / "kernels.png")
+
+    x = COURSE[None, :, :, None]
+    max_p = np.asarray(conv.max_pool(x, 2))[0, :, :, 0]
+    avg_p = np.asarray(conv.avg_pool(x, 2))[0, :, :, 0]
+    print("course example 4x4:\n", COURSE.astype(int))
+    print("max pool 2x2 ->\n", max_p)
+    print("average pool 2x2 ->\n", avg_p)
+
+    rows, shapes = [], []
+    for padding in ["VALID", "SAME", 1, ((0, 2), (1, 0))]:
+        for stride in (1, 2, 3):
+            y = conv.conv2d(np.zeros((1, 28, 28, 1), np.float32), np.zeros((3, 3, 1, 1), np.float32), stride=stride, padding=padding)
+            pads = conv.resolve_padding(padding, (28, 28), (3, 3), (stride, stride))
+            formula = tuple(conv.output_size(28, 3, stride, sum(pp)) for pp in pads)
+            rows.append([str(padding), stride, str(tuple(y.shape[1:3])), str(formula)])
+            shapes.append({"padding": str(padding), "stride": stride, "shape": list(y.shape[1:3]), "formula": list(formula)})
+    print("\n3x3 kernel on a 28x28 image: out = floor((n + pad_total - k) / s) + 1")
+    print(common.table(["padding", "stride", "conv2d output", "formula"], rows))
+    # How each kernel treats a flat region, measured on a constant image's interior.
+    flat = np.full((8, 8), 0.5, np.float32)
+    flat_response = {n: float(np.asarray(kernels.apply_kernel(flat, kernels.KERNELS[n], "VALID")).mean()) for n in NAMES}
+    results = {
+        "pooling": {"input": COURSE.tolist(), "max": max_p.tolist(), "average": avg_p.tolist()},
+        "output_shapes": shapes,
+        "flat_region_response": flat_response,
+        "image_indices": picks,
+        "figures": [str(grid)],
+    }
+    common.save_results(out, results)
+    print(f"\nresults: {out / 'results.json'}  figure: {grid}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

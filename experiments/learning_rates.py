@@ -1,0 +1,92 @@
+"""Learning rates: (a) too high diverges or stalls, too low crawls, a good one learns (one PNG of
+loss curves from the same init and data order); (b) constant vs step decay vs exponential decay vs
+plateau-driven decay on the same net and data (validation loss and learning rate per epoch).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from experiments import common  # noqa: E402
+from funcnn import data, fit, models, schedules, train  # noqa: E402
+
+
+def main(argv=None) -> dict:
+    p = common.parser("learning_rates", __doc__)
+    p.add_argument("--epochs", type=common.positive_int, default=40, help="epochs for part (b) (default 40)")
+    p.add_argument("--sweep-epochs", type=common.positive_int, default=15, help="epochs for part (a)")
+    p.add_argument("--batch-size", type=common.positive_int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    out = common.out_folder(args.out)
+    d = data.load("mnist1d")
+    (x, y), (xv, yv) = data.train_val_split(d.x_train, d.y_train, 500, jax.random.key(args.seed))
+    net = models.mlp((100, 100))
+    params = net.init(jax.random.key(args.seed + 1), x.shape[1:])
+    plt = common.plt
+
+    # (a) the same init, the same batches, plain SGD at rates from far too low to far too high.
+    rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
+    sweep = train.lr_sweep(net, params, (x, y), rates=rates, epochs=args.sweep_epochs, batch_size=args.batch_size,
+                           key=jax.random.key(args.seed + 2), optimizer=optax.sgd)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    epochs_a = np.arange(0, args.sweep_epochs + 1)
+    for r, curve in zip(rates, sweep["loss"]):
+        shown = np.where(np.isfinite(curve), curve, np.nan)
+        ax.plot(epochs_a, np.concatenate([[sweep["initial_loss"]], shown]), "o-", ms=3, label=f"lr = {r:g}")
+    ax.set_yscale("log")
+    ax.set_ylim(top=max(20.0, sweep["initial_loss"] * 2))
+    ax.set_xlabel("epoch"), ax.set_ylabel("training loss (cross-entropy)")
+    ax.set_title("SGD on MNIST-1D from one init: too low crawls, too high diverges")
+    ax.legend(fontsize=8)
+    fig_a = common.save_figure(fig, out / "lr_sweep.png")
+    final = sweep["loss"][:, -1]
+    best = int(np.nanargmin(np.where(np.isfinite(final), final, np.nan)))
+
+    # (b) schedules on Adam from the same init and data order.
+    S = len(x) // args.batch_size
+    lr0 = 1e-2
+    policies = {
+        "constant": lr0,
+        "step decay (halve every 5 epochs)": schedules.step_decay(lr0, 0.5, 5, S),
+        "exponential decay (x0.9 per epoch)": schedules.exponential_decay(lr0, 0.9, S),
+        "plateau (x0.1, patience 3)": schedules.Plateau(lr0, factor=0.1, patience=3, cooldown=0, min_lr=1e-5),
+    }
+    histories = {}
+    for name, lr in policies.items():
+        _, h = fit(net, params, (x, y), (xv, yv), optimizer=optax.adam, learning_rate=lr, epochs=args.epochs,
+                   batch_size=args.batch_size, key=jax.random.key(args.seed + 3), progress=False)
+        histories[name] = h.as_dict()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    for name, h in histories.items():
+        ax[0].plot(h["epoch"], h["val_loss"], label=name)
+        ax[1].plot(h["epoch"], h["learning_rate"], label=name)
+    ax[0].set_xlabel("epoch"), ax[0].set_ylabel("validation loss"), ax[0].legend(fontsize=8)
+    ax[1].set_xlabel("epoch"), ax[1].set_ylabel("learning rate in force"), ax[1].set_yscale("log")
+    fig_b = common.save_figure(fig, out / "schedules.png")
+
+    print(common.table(["lr (SGD)", "loss after epoch 1", f"loss after epoch {args.sweep_epochs}"],
+                       [[r, float(c[0]), float(c[-1])] for r, c in zip(rates, sweep["loss"])]))
+    print()
+    print(common.table(["schedule", "best val loss", "final val loss", "final val acc", "final lr"],
+                       [[n, min(h["val_loss"]), h["val_loss"][-1], h["val_accuracy"][-1], h["learning_rate"][-1]]
+                        for n, h in histories.items()]))
+    results = {
+        "sweep": {"rates": rates, "loss": [[float(v) for v in c] for c in sweep["loss"]],
+                  "initial_loss": sweep["initial_loss"], "best_rate": rates[best]},
+        "schedules": histories,
+        "figures": [str(fig_a), str(fig_b)],
+    }
+    common.save_results(out, results)
+    print(f"\nresults: {out / 'results.json'}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

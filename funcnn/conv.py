@@ -1,0 +1,128 @@
+"""Convolution and pooling as plain functions, channels-last (NHWC images, HWIO kernels).
+
+Padding is "VALID", "SAME", an int p (p on every side) or ((top, bottom), (left, right)); strides are
+an int or a pair. Each spatial output size is out = floor((n + pad_total - k) / s) + 1.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Padding = Union[str, int, Sequence[Sequence[int]]]
+Pair = Union[int, Sequence[int]]
+
+
+def output_size(n: int, k: int, s: int = 1, pad_total: int = 0) -> int:
+    """floor((n + pad_total - k) / s) + 1: the output length of a window k sliding with stride s."""
+    return (n + pad_total - k) // s + 1
+
+
+def pair(value: Pair, name: str) -> tuple[int, int]:
+    """An int or a pair of ints as a validated pair of positive ints."""
+    v = (value, value) if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    if len(v) != 2 or not all(isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in v):
+        raise ValueError(f"{name} must be a positive int or a pair of positive ints, got {name}={value!r}")
+    return v  # type: ignore[return-value]
+
+
+def resolve_padding(padding: Padding, in_hw: Sequence[int], k_hw: Sequence[int], strides: Sequence[int]) -> tuple:
+    """Explicit ((top, bottom), (left, right)) for any padding form (SAME as XLA: extra at the end)."""
+    if isinstance(padding, str):
+        if padding.upper() == "VALID":
+            return ((0, 0), (0, 0))
+        if padding.upper() == "SAME":
+            out = []
+            for n, k, s in zip(in_hw, k_hw, strides):
+                total = max((-(-n // s) - 1) * s + k - n, 0)
+                out.append((total // 2, total - total // 2))
+            return tuple(out)
+        raise ValueError(f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)), got padding={padding!r}")
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        if padding < 0:
+            raise ValueError(f"padding must be >= 0, got padding={padding!r}")
+        return ((padding, padding), (padding, padding))
+    try:
+        pads = tuple((int(a), int(b)) for a, b in padding)
+    except (TypeError, ValueError):
+        pads = ()
+    if len(pads) != 2 or any(p < 0 for pr in pads for p in pr):
+        raise ValueError(f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)) of ints >= 0, got padding={padding!r}")
+    return pads
+
+
+def output_hw(in_hw: Sequence[int], k_hw: Sequence[int], strides: Pair = 1, padding: Padding = "VALID") -> tuple[int, int]:
+    """(H_out, W_out) for an input (H, W), a window (kh, kw), strides and padding; raises if empty."""
+    strides = pair(strides, "stride")
+    pads = resolve_padding(padding, in_hw, k_hw, strides)
+    out = []
+    for n, k, s, (lo, hi) in zip(in_hw, k_hw, strides, pads):
+        if k > n + lo + hi:
+            raise ValueError(f"kernel/window size {tuple(k_hw)} is larger than the padded input {tuple(in_hw)} with padding {pads}")
+        out.append(output_size(n, k, s, lo + hi))
+    return tuple(out)
+
+
+def _as_nhwc(x: Array, name: str = "x") -> tuple[Array, tuple]:
+    """Fold any leading batch axes (zero or more) into one: (*batch, H, W, C) -> (N, H, W, C)."""
+    if x.ndim < 3:
+        raise ValueError(f"{name} must be (H, W, C) or (*batch, H, W, C), got shape {tuple(x.shape)} (rank {x.ndim}); "
+                         "add a channel axis with x[..., None] for grayscale images")
+    batch = x.shape[:-3]
+    return x.reshape((-1,) + x.shape[-3:]), batch
+
+
+def conv2d(x: Array, w: Array, b: Array | None = None, stride: Pair = 1, padding: Padding = "VALID") -> Array:
+    """Cross-correlation y[n,i,j,f] = sum_{p,q,c} x_pad[n, i*s+p, j*s+q, c] * w[p,q,c,f] (+ b[f]).
+
+    x: (*batch, H, W, C_in) (no batch axis is fine); w: (kh, kw, C_in, C_out); b: (C_out,) or None.
+    """
+    if w.ndim != 4:
+        raise ValueError(f"kernel w must be (kh, kw, C_in, C_out), got shape {tuple(w.shape)}")
+    x4, batch = _as_nhwc(x)
+    if x4.shape[-1] != w.shape[2]:
+        raise ValueError(f"input has {x4.shape[-1]} channels but the kernel expects C_in={w.shape[2]} "
+                         f"(x {tuple(x.shape)}, w {tuple(w.shape)})")
+    strides = pair(stride, "stride")
+    output_hw(x4.shape[1:3], w.shape[:2], strides, padding)  # validates sizes
+    pads = resolve_padding(padding, x4.shape[1:3], w.shape[:2], strides)
+    y = jax.lax.conv_general_dilated(x4, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    if b is not None:
+        y = y + b.reshape(1, 1, 1, -1)
+    return y.reshape(batch + y.shape[1:])
+
+
+def _pool(x, window, stride, padding, init, op):
+    window = pair(window, "window")
+    strides = window if stride is None else pair(stride, "stride")
+    x4, batch = _as_nhwc(x)
+    output_hw(x4.shape[1:3], window, strides, padding)
+    pads = resolve_padding(padding, x4.shape[1:3], window, strides)
+    # Pool over H and W only: the window and stride are 1 along batch and channels.
+    y = jax.lax.reduce_window(x4, init, op, (1,) + window + (1,), (1,) + strides + (1,), ((0, 0),) + pads + ((0, 0),))
+    return y, x4, batch, window, strides, pads
+
+
+def max_pool(x: Array, window: Pair, stride: Pair | None = None, padding: Padding = "VALID") -> Array:
+    """Max over each window of H and W (channels untouched); stride defaults to the window.
+
+    x: (*batch, H, W, C) -> (*batch, H_out, W_out, C). Padded positions never win (they are -inf).
+    """
+    y, _, batch, *_ = _pool(x, window, stride, padding, -jnp.inf, jax.lax.max)
+    return y.reshape(batch + y.shape[1:])
+
+
+def avg_pool(x: Array, window: Pair, stride: Pair | None = None, padding: Padding = "VALID") -> Array:
+    """Mean over each window of H and W; stride defaults to the window.
+
+    With padding, each window's sum is divided by the number of real (unpadded) inputs it covers,
+    not by the window size, so padding does not pull border averages towards zero.
+    """
+    y, x4, batch, window, strides, pads = _pool(x, window, stride, padding, 0.0, jax.lax.add)
+    ones = jnp.ones((1,) + x4.shape[1:3] + (1,), x4.dtype)
+    counts = jax.lax.reduce_window(ones, 0.0, jax.lax.add, (1,) + window + (1,), (1,) + strides + (1,),
+                                   ((0, 0),) + pads + ((0, 0),))
+    y = y / counts
+    return y.reshape(batch + y.shape[1:])
