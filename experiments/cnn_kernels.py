@@ -1,5 +1,5 @@
 """Convolution kernels and pooling, shown: the course's four 3x3 kernels applied to Fashion-MNIST
-images (PNG grid), max and average pooling on the course's 4x4 example, and a table of output shapes
+images and to a colour photograph (Grace Hopper, shipped inside matplotlib's wheel) as PNG grids, max and average pooling on the course's 4x4 example, and a table of output shapes
 for paddings VALID / SAME / explicit and strides 1 / 2 / 3.
 """
 from __future__ import annotations
@@ -16,6 +16,25 @@ from funcnn import conv, data, kernels  # noqa: E402
 
 COURSE = np.array([[7, 3, 5, 2], [8, 7, 1, 6], [4, 9, 3, 9], [0, 8, 4, 5]], np.float32)
 NAMES = ["identity", "gaussian_blur", "sharpen", "edge_detection"]
+
+
+def photograph_grid(path: Path) -> Path:
+    """The four kernels on a colour photograph, each channel filtered on its own."""
+    import matplotlib
+    from matplotlib import image
+
+    img = image.imread(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").astype(np.float32) / 255
+    plt = common.plt
+    fig, axes = plt.subplots(1, 4, figsize=(12, 3.6))
+    for ax, name in zip(axes, NAMES):
+        out = np.asarray(kernels.apply_kernel(img, kernels.KERNELS[name]))
+        if name == "edge_detection":
+            out = np.abs(out).mean(axis=-1)  # edge strength, summed over channels
+            ax.imshow(np.clip(out / max(np.percentile(out, 99), 1e-6), 0, 1), cmap="gray")
+        else:
+            ax.imshow(np.clip(out, 0, 1))
+        ax.set_title(name.replace("_", " ")), ax.set_axis_off()
+    return common.save_figure(fig, path)
 
 
 def main(argv=None) -> dict:
@@ -38,6 +57,7 @@ def main(argv=None) -> dict:
             if i == 0:
                 axes[i, j].set_title(title)
     grid = common.save_figure(fig, out / "kernels.png")
+    photo = photograph_grid(out / "kernels_photo.png")
 
     x = COURSE[None, :, :, None]
     max_p = np.asarray(conv.max_pool(x, 2))[0, :, :, 0]
@@ -64,7 +84,7 @@ def main(argv=None) -> dict:
         "output_shapes": shapes,
         "flat_region_response": flat_response,
         "image_indices": picks,
-        "figures": [str(grid)],
+        "figures": [str(grid), str(photo)],
     }
     common.save_results(out, results)
     print(f"\nresults: {out / 'results.json'}  figure: {grid}")

@@ -1,0 +1,152 @@
+"""Each experiment runs small and its results.json holds the claims it makes, as numbers."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from experiments import (activations, backprop, cnn_kernels, cnn_mnist, cost_functions, forward_pass,
+                         learning_rates, lottery_ticket, symmetry_breaking)
+from tests.conftest import require_fashion_mnist
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def check_pngs(results: dict, out: Path):
+    assert results["figures"]
+    for f in results["figures"]:
+        path = Path(f)
+        assert path.parent == out and path.stat().st_size > 1000
+        with Image.open(path) as im:
+            im.verify()
+            assert im.format == "PNG"
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["figures"] == results["figures"]
+
+
+@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if p.name not in ("__init__.py", "common.py")))
+def test_help_runs(script):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "--out" in r.stdout
+
+
+@pytest.mark.parametrize("script,args", [
+    ("backprop.py", ["--steps", "0"]),
+    ("learning_rates.py", ["--epochs", "-3"]),
+    ("lottery_ticket.py", ["--preset", "imagenet"]),
+    ("lottery_ticket.py", ["--iterations", "150", "--eval-every", "100"]),
+    ("symmetry_breaking.py", ["--learning-rate", "abc"]),
+])
+def test_bad_command_line_values(script, args, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "error:" in r.stderr
+    flag = next(a for a in args if a.startswith("--"))
+    assert flag.lstrip("-").split("-")[0] in r.stderr
+
+
+def test_unwritable_out_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SystemExit, match="not a writable folder"):
+        forward_pass.main(["--out", str(blocker / "sub")])
+
+
+def test_forward_pass(tmp_path):
+    r = forward_pass.main(["--out", str(tmp_path)])
+    a = r["inputs"]["[1, -1]"]
+    np.testing.assert_allclose(np.round(a["hidden_1"], 2), [0.98, 0.12])
+    np.testing.assert_allclose(np.round(a["hidden_2"], 2), [0.86, 0.11])
+    np.testing.assert_allclose(np.round(a["output"], 2), [0.62, 0.83])
+    assert len(r["inputs"]) == 2
+    check_pngs(r, tmp_path)
+
+
+def test_backprop(tmp_path):
+    r = backprop.main(["--out", str(tmp_path), "--steps", "1500"])
+    assert r["max_weight_difference"] < 1e-4
+    assert r["final_sse"] < r["threshold"] and r["steps_to_threshold"] is not None
+    assert np.all(np.round(r["predictions"]) == [0, 1, 1, 0])
+    check_pngs(r, tmp_path)
+
+
+def test_cost_functions(tmp_path):
+    r = cost_functions.main(["--out", str(tmp_path), "--epochs", "5", "--steps", "15"])
+    assert r["sse_at_w2"] == pytest.approx(r["n_examples"] * r["mse_at_w2"], rel=1e-5)
+    assert r["parabola_convex"]
+    assert r["w_gradient_descent"] == pytest.approx(r["w_closed_form"], rel=1e-3)
+    assert abs(r["surface_argmin"] - r["w_closed_form"]) < 0.03
+    assert r["w_asymmetric"] > r["w_symmetric"]  # the asymmetric fit lies above (x > 0)
+    assert r["fraction_under_predicted_asymmetric"] < r["fraction_under_predicted_symmetric"]
+    assert r["grad_norm_accuracy"] == 0.0 and r["grad_norm_cross_entropy"] > 0
+    check_pngs(r, tmp_path)
+
+
+def test_activations(tmp_path):
+    r = activations.main(["--out", str(tmp_path), "--points", "201"])
+    assert set(r["max_abs_difference"]) == {"sigmoid", "tanh", "arctan", "binary_step", "relu", "prelu", "elu", "softplus"}
+    assert max(r["max_abs_difference"].values()) < 1e-5
+    check_pngs(r, tmp_path)
+
+
+def test_symmetry_breaking(tmp_path):
+    r = symmetry_breaking.main(["--out", str(tmp_path), "--epochs", "8", "--population", "4", "--width", "32"])
+    zeros, ones, rnd = (r["inits"][k] for k in ("zeros", "ones", "random"))
+    assert all(v == 0.0 for v in zeros["hidden_grad_norm_at_init"].values())
+    assert all(v == 0.0 for v in zeros["hidden_weight_change"].values())  # no signal reaches the hidden layers
+    assert all(v < 1e-6 for v in ones["unit_spread_after_training"].values())  # units stay identical
+    assert all(v > 0.1 for v in rnd["unit_spread_after_training"].values())
+    assert rnd["test_accuracy"] > ones["test_accuracy"] + 0.2 and rnd["test_accuracy"] > zeros["test_accuracy"] + 0.2
+    assert len(r["population"]["test_accuracy"]) == 4 and r["population"]["std"] > 0
+    check_pngs(r, tmp_path)
+
+
+def test_learning_rates(tmp_path):
+    r = learning_rates.main(["--out", str(tmp_path), "--epochs", "8", "--sweep-epochs", "4"])
+    loss = {rate: c[-1] for rate, c in zip(r["sweep"]["rates"], r["sweep"]["loss"])}
+    init = r["sweep"]["initial_loss"]
+    assert not np.isfinite(loss[10.0]) or loss[10.0] > loss[1.0]  # far too high
+    assert abs(init - loss[1e-4]) < abs(init - loss[0.1])  # far too low barely moves
+    hist = r["schedules"]
+    assert hist["step decay (halve every 5 epochs)"]["learning_rate"][5] == pytest.approx(0.005)
+    assert all(len(h["val_loss"]) == 8 for h in hist.values())
+    check_pngs(r, tmp_path)
+
+
+def test_cnn_kernels(tmp_path):
+    require_fashion_mnist()
+    r = cnn_kernels.main(["--out", str(tmp_path), "--images", "2"])
+    assert r["pooling"]["max"] == [[8, 6], [9, 9]]
+    assert r["pooling"]["average"] == [[6.25, 3.5], [5.25, 5.25]]
+    for row in r["output_shapes"]:
+        assert row["shape"] == row["formula"]
+    assert {(row["padding"], row["stride"]) for row in r["output_shapes"]} >= {("VALID", 3), ("SAME", 2), ("1", 1)}
+    assert r["flat_region_response"]["edge_detection"] == pytest.approx(0.0, abs=1e-6)
+    assert r["flat_region_response"]["gaussian_blur"] == pytest.approx(0.5, rel=1e-6)
+    check_pngs(r, tmp_path)
+
+
+def test_lottery_ticket_small(tmp_path):
+    r = lottery_ticket.main(["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200",
+                             "--no-progress"])
+    assert [row["arm"] for row in r["summary"]] == ["ticket", "ticket", "reinit", "random"]
+    assert (tmp_path / "metrics.csv").read_text().startswith("round,arm,")
+    check_pngs(r, tmp_path)
+
+
+@pytest.mark.slow
+def test_cnn_on_fashion_mnist_reaches_89_percent(tmp_path):
+    require_fashion_mnist()
+    r = cnn_mnist.main(["--out", str(tmp_path)])
+    assert r["test_accuracy"] >= 0.89
+    check_pngs(r, tmp_path)
+
+
+def test_cnn_mnist_quick(tmp_path):
+    require_fashion_mnist()
+    r = cnn_mnist.main(["--out", str(tmp_path), "--epochs", "1", "--train-subset", "2000", "--model", "lenet5"])
+    assert 0.3 < r["test_accuracy"] <= 1.0
+    check_pngs(r, tmp_path)
