@@ -55,12 +55,13 @@ class Config:
     seeds: int = 4
     arms: tuple = ARMS
     seed: int = 0
+    checkpoints_per_round: int = 10  # mid-round saves: a killed round resumes from the last one
 
     def validate(self) -> "Config":
         def bad(name, expected):
             raise ValueError(f"config {name} must be {expected}, got {name}={getattr(self, name)!r}")
 
-        for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val"):
+        for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val", "checkpoints_per_round"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 bad(name, "a positive int")
@@ -216,35 +217,76 @@ class Study:
 
         return jax.vmap(order)(jnp.arange(c.seeds))
 
-    def train_population(self, params, masks, seed_of_member, start: int, desc: str):
-        """Train members from `start` to `iterations`; returns (trained params, curves (P, C, 5))."""
+    def train_population(self, params, masks, seed_of_member, start: int, desc: str, *,
+                         checkpoint: Optional[Path] = None, skip_nonfinite: bool = False):
+        """Train members from `start` to `iterations`.
+
+        Returns (trained params, curves (P, C, 5), failed member indices). With `checkpoint` (a folder),
+        the population state is saved after every segment and a later call resumes from it.
+        A non-finite loss raises `NonFiniteLoss`, unless `skip_nonfinite`: then the member is
+        reported in `failed` and the others go on (members never interact).
+        """
         c = self.config
         states = jax.vmap(lambda p, m: train.init_state(p, self.tx, m))(params, masks)
         n_chunks = (c.iterations - start) // c.eval_every
         idx = self.idx[seed_of_member][:, start:].reshape(len(seed_of_member), n_chunks, c.eval_every, c.batch_size)
-        return self._run_chunks(states, idx, desc)
+        return self._run_chunks(states, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite)
 
-    def _run_chunks(self, states, idx, desc):
+    def _run_chunks(self, states, idx, desc, *, checkpoint=None, skip_nonfinite=False):
         curves, done, bar = [], 0, None
+        failed: set[int] = set()
+        sizes = _segments(idx.shape[1], self.config.checkpoints_per_round)
+        if checkpoint is not None and io.verify_commit(checkpoint):
+            # Resume mid-round: the same segments, data order and keys as the run that was killed.
+            meta = json.loads((checkpoint / "progress.json").read_text())
+            states = io.load_tree(checkpoint / "state.npz", states)
+            curves = [np.load(checkpoint / "curves.npz", allow_pickle=False)["curves"]]
+            done, failed = meta["done_chunks"], set(meta["failed"])
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=idx.shape[1] * self.config.eval_every, desc=desc, unit="it", leave=False)
-        for size in _segments(idx.shape[1]):
+            bar = tqdm(total=idx.shape[1] * self.config.eval_every, initial=done * self.config.eval_every,
+                       desc=desc, unit="it", leave=False)
+        size = sizes[0]  # all segments are equal, so a resumed round cuts them exactly as before
+        while done < idx.shape[1]:
             states, seg = self.program(states, idx[:, done : done + size], self.data)
             seg = np.asarray(seg)
             bad = ~np.isfinite(seg[..., 0])
-            if bad.any():
-                member, chunk = map(int, np.argwhere(bad)[0])
-                raise NonFiniteLoss(member, (done + chunk + 1) * self.config.eval_every)
+            for member, chunk in np.argwhere(bad):
+                if int(member) in failed:
+                    continue
+                it = (done + int(chunk) + 1) * self.config.eval_every
+                if not skip_nonfinite:
+                    raise NonFiniteLoss(int(member), it)
+                failed.add(int(member))
             curves.append(seg)
             done += size
+            if checkpoint is not None and done < idx.shape[1]:
+                _save_progress(checkpoint, states, np.concatenate(curves, axis=1), done, sorted(failed))
             if bar is not None:
                 bar.update(size * self.config.eval_every)
-                bar.set_postfix(test_acc=f"{seg[:, -1, 4].mean():.3f}")
+                bar.set_postfix(test_acc=f"{np.nanmean(seg[:, -1, 4]):.3f}")
         if bar is not None:
             bar.close()
-        return states.params, np.concatenate(curves, axis=1)
+        return states.params, np.concatenate(curves, axis=1), sorted(failed)
+
+
+def _save_progress(folder: Path, states, curves: np.ndarray, done: int, failed: list) -> None:
+    """Atomically replace the mid-round checkpoint: files first, then the COMMIT marker."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / io.COMMIT).unlink(missing_ok=True)  # from here until the new COMMIT, the old state is void
+    io.save_tree(folder / "state.npz", states)
+    io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=curves))
+    io.atomic_write_json(folder / "progress.json", {"done_chunks": done, "failed": failed})
+    io.commit(folder, ["state.npz", "curves.npz", "progress.json"])
+
+
+def _npz_bytes(**arrays) -> bytes:
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -256,10 +298,11 @@ class NonFiniteLoss(FloatingPointError):
 def _summaries(curves: np.ndarray, eval_every: int, start: int) -> dict:
     """Per-member scalars from curves (P, C, 5)."""
     its = start + eval_every * (1 + np.arange(curves.shape[1]))
-    stop = np.argmin(curves[:, :, 1], axis=1)
+    val = np.where(np.isfinite(curves[:, :, 1]), curves[:, :, 1], np.inf)
+    stop = np.argmin(val, axis=1)
     return {
         "final_test_accuracy": curves[:, -1, 4].tolist(),
-        "best_test_accuracy": curves[:, :, 4].max(axis=1).tolist(),
+        "best_test_accuracy": [float(np.max(c[np.isfinite(c)])) if np.isfinite(c).any() else float("nan") for c in curves[:, :, 4]],
         "early_stop_iteration": its[stop].tolist(),
         "early_stop_test_accuracy": curves[np.arange(len(stop)), stop, 4].tolist(),
         "final_val_loss": curves[:, -1, 1].tolist(),
@@ -270,76 +313,79 @@ def run_dir(config: Config, root: str | Path = "runs/lottery", name: str = "stud
     return Path(root) / f"{name}-{config.digest()}"
 
 
-def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) a study in folder `out`; returns the report (also written as results.json)."""
+def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable[[str], None] = print,
+        skip_nonfinite: bool = False) -> dict:
+    """Run (or resume) a study in folder `out`; returns the report (also written as results.json).
+
+    Every file is written atomically; a round counts as done once its COMMIT marker (SHA-256 of its
+    files) is in place, and a round whose files fail that check is trained again from the last good
+    one. Within a round the population state is checkpointed `checkpoints_per_round` times, so a
+    killed run resumes mid-round with bit-identical results. A non-finite loss raises
+    FloatingPointError naming round, arm, seed and iteration; with `skip_nonfinite` the member is
+    recorded in `failed_members` (its metrics NaN) and the others go on.
+    """
     config = config.validate()
     out = Path(out)
     _prepare_folder(out, config)
     study = Study(config, progress)
-    c = config
-    template = _take(study.theta0, 0)
-    arms = c.arms
-    S = c.seeds
+    c, S = config, config.seeds
     rounds = []
-    masks_prev = None
-    dense_trained = None
-    trained_ticket = None
+    masks_prev = dense_trained = trained_ticket = None
     theta_rewind = study.theta0
     t_start = time.perf_counter()
     for r in range(c.rounds + 1):
         folder = out / f"round_{r:02d}"
-        if io.verify_commit(folder):
-            rec = json.loads((folder / "metrics.json").read_text())
-            masks_prev = io.load_tree(folder / "masks.npz", prune.ones(study.theta0))
-            trained_ticket = io.load_tree(folder / "trained.npz", study.theta0)
+        resumed = _load_round(folder, study, r, log) if folder.exists() else None
+        if resumed is not None:
+            rec, masks_prev, trained_ticket, rewind = resumed
             if r == 0:
                 dense_trained = trained_ticket
-                if c.rewind_step:
-                    theta_rewind = io.load_tree(folder / "rewind.npz", study.theta0)
+                theta_rewind = rewind if rewind is not None else theta_rewind
             rounds.append(rec)
             log(f"round {r}: resumed from {folder}")
             continue
         t0 = time.perf_counter()
-        files = {}
+        partial = out / f"round_{r:02d}.partial"
         if r == 0:
-            masks = jax.vmap(prune.ones)(study.theta0)
-            seeds = jnp.arange(S)
-            if c.rewind_step:
-                states = jax.vmap(lambda p, m: train.init_state(p, study.tx, m))(study.theta0, masks)
-                k_chunks = c.rewind_step // c.eval_every
-                idx = study.idx[:, : c.rewind_step].reshape(S, k_chunks, c.eval_every, c.batch_size)
-                theta_rewind, first = study._run_chunks(states, idx, "round 0 (to rewind step)")
-                trained, rest = study.train_population(theta_rewind, masks, seeds, c.rewind_step, "round 0")
-                # Adam's state restarts at k here; the dense run itself is continuous in the paper.
-                curves = np.concatenate([first, rest], axis=1)
-            else:
-                trained, curves = study.train_population(study.theta0, masks, seeds, 0, "round 0")
-            member_arm = ["ticket"] * S
-            member_masks = masks
-            start = 0
-            trained_ticket, dense_trained = trained, trained
+            masks = member_masks = jax.vmap(prune.ones)(study.theta0)
+            seeds, member_arm, start = jnp.arange(S), ["ticket"] * S, 0
+            try:
+                if c.rewind_step:
+                    theta_rewind, first = _train_to_rewind_step(study, masks, out / "round_00.rewind")
+                    trained, rest, failed = study.train_population(theta_rewind, masks, seeds, c.rewind_step, "round 0",
+                                                                   checkpoint=partial, skip_nonfinite=skip_nonfinite)
+                    # Adam's state restarts at k here; the dense run itself is continuous in the paper.
+                    curves = np.concatenate([first, rest], axis=1)
+                else:
+                    trained, curves, failed = study.train_population(study.theta0, masks, seeds, 0, "round 0",
+                                                                     checkpoint=partial, skip_nonfinite=skip_nonfinite)
+            except NonFiniteLoss as e:
+                raise _coordinates(e, r, member_arm, seeds) from None
+            trained_ticket = dense_trained = trained
         else:
-            ticket_masks = jax.vmap(lambda t, m, d: _prune_masks(c, t, m, d, r))(trained_ticket, masks_prev, dense_trained)
+            masks = jax.vmap(lambda t, m, d: _prune_masks(c, t, m, d, r))(trained_ticket, masks_prev, dense_trained)
             pops_p, pops_m, member_arm = [], [], []
-            for arm in arms:
+            for arm in c.arms:
                 if arm == "ticket":
-                    p, m = theta_rewind, ticket_masks
+                    p, m = theta_rewind, masks
                 elif arm == "reinit":
-                    p, m = study.theta0_reinit, ticket_masks
+                    p, m = study.theta0_reinit, masks
                 else:
                     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(study.k_random, r), s))(jnp.arange(S))
-                    p, m = theta_rewind, jax.vmap(lambda k, m: prune.random_like(k, m, study.spec))(keys, ticket_masks)
+                    p, m = theta_rewind, jax.vmap(lambda k, m: prune.random_like(k, m, study.spec))(keys, masks)
                 pops_p.append(p)
                 pops_m.append(m)
                 member_arm += [arm] * S
             params = jax.tree.map(lambda *xs: jnp.concatenate(xs), *pops_p)
             member_masks = jax.tree.map(lambda *xs: jnp.concatenate(xs), *pops_m)
             params = jax.vmap(prune.rewind)(params, member_masks)
-            seeds = jnp.tile(jnp.arange(S), len(arms))
-            start = c.rewind_step
-            trained, curves = study.train_population(params, member_masks, seeds, start, f"round {r}")
+            seeds, start = jnp.tile(jnp.arange(S), len(c.arms)), c.rewind_step
+            try:
+                trained, curves, failed = study.train_population(params, member_masks, seeds, start, f"round {r}",
+                                                                 checkpoint=partial, skip_nonfinite=skip_nonfinite)
+            except NonFiniteLoss as e:
+                raise _coordinates(e, r, member_arm, seeds) from None
             trained_ticket = _take(trained, slice(0, S))
-            masks = ticket_masks
         t_train = time.perf_counter() - t0
         dens = jax.vmap(lambda m: prune.density(m, study.spec))(member_masks)
         rec = {
@@ -350,18 +396,12 @@ def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable
             "layer_density": {k: np.asarray(v).tolist() for k, v in dens.items() if k != "total"},
             "iterations": (start + c.eval_every * (1 + np.arange(curves.shape[1]))).tolist(),
             "train_seconds": t_train,
+            "failed_members": [{"member": m, "arm": member_arm[m], "seed": int(seeds[m])} for m in failed],
             **_summaries(curves, c.eval_every, start),
         }
-        folder.mkdir(parents=True, exist_ok=True)
-        io.save_tree(folder / "masks.npz", masks)
-        io.save_tree(folder / "trained.npz", trained_ticket)
-        np.savez(folder / "curves.npz", curves=curves)
-        files = ["masks.npz", "trained.npz", "curves.npz", "metrics.json"]
-        if r == 0 and c.rewind_step:
-            io.save_tree(folder / "rewind.npz", theta_rewind)
-            files.append("rewind.npz")
-        io.atomic_write_json(folder / "metrics.json", rec)
-        io.commit(folder, files)
+        _commit_round(folder, rec, masks, trained_ticket, curves, theta_rewind if r == 0 and c.rewind_step else None)
+        _remove_tree(partial)
+        _remove_tree(out / "round_00.rewind")
         masks_prev = masks
         rounds.append(rec)
         log(_round_line(rec))
@@ -371,11 +411,78 @@ def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable
     return report
 
 
+def _coordinates(e: "NonFiniteLoss", r: int, member_arm: list, seeds) -> FloatingPointError:
+    return FloatingPointError(
+        f"non-finite training loss in round {r}, arm '{member_arm[e.member]}', seed {int(seeds[e.member])} "
+        f"(population member {e.member}), by iteration {e.iteration}; completed rounds are kept on disk. "
+        "Lower the learning rate, or pass skip_nonfinite=True to drop that member and go on."
+    )
+
+
+def _train_to_rewind_step(study: Study, masks, folder: Path):
+    """Round 0's first k iterations; θk is committed on its own so a kill after it keeps it."""
+    c = study.config
+    states = jax.vmap(lambda p, m: train.init_state(p, study.tx, m))(study.theta0, masks)
+    if io.verify_commit(folder):
+        try:
+            theta_k = io.load_tree(folder / "rewind.npz", study.theta0)
+            return theta_k, np.load(folder / "curves.npz", allow_pickle=False)["curves"]
+        except (io.CheckpointError, OSError, ValueError):
+            pass
+    k_chunks = c.rewind_step // c.eval_every
+    idx = study.idx[:, : c.rewind_step].reshape(c.seeds, k_chunks, c.eval_every, c.batch_size)
+    theta_k, first, _ = study._run_chunks(states, idx, "round 0 (to rewind step)")
+    folder.mkdir(parents=True, exist_ok=True)
+    io.save_tree(folder / "rewind.npz", theta_k)
+    io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first))
+    io.commit(folder, ["rewind.npz", "curves.npz"])
+    return theta_k, first
+
+
+def _commit_round(folder: Path, rec: dict, masks, trained, curves, theta_rewind) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / io.COMMIT).unlink(missing_ok=True)
+    io.save_tree(folder / "masks.npz", masks)
+    io.save_tree(folder / "trained.npz", trained)
+    io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=curves))
+    files = ["masks.npz", "trained.npz", "curves.npz", "metrics.json"]
+    if theta_rewind is not None:
+        io.save_tree(folder / "rewind.npz", theta_rewind)
+        files.append("rewind.npz")
+    io.atomic_write_json(folder / "metrics.json", rec)
+    io.commit(folder, files)  # the round counts as complete from this rename on
+
+
+def _load_round(folder: Path, study: Study, r: int, log: Callable[[str], None]):
+    """A committed round's (metrics, masks, trained ticket, θk or None), or None if it must be redone."""
+    if not io.verify_commit(folder):
+        if (folder / io.COMMIT).exists():
+            log(f"round {r}: {folder} failed its checksum check (truncated or corrupted files); training it again")
+        return None
+    try:
+        rec = json.loads((folder / "metrics.json").read_text())
+        masks = io.load_tree(folder / "masks.npz", jax.vmap(prune.ones)(study.theta0))
+        trained = io.load_tree(folder / "trained.npz", study.theta0)
+        rewind = io.load_tree(folder / "rewind.npz", study.theta0) if r == 0 and study.config.rewind_step else None
+    except (io.CheckpointError, OSError, ValueError) as e:
+        log(f"round {r}: {e}; training it again")
+        return None
+    return rec, masks, trained, rewind
+
+
+def _remove_tree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def _prepare_folder(out: Path, config: Config) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"output folder {out} cannot be created: {e}") from None
+    for stale in out.rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # a write that a kill interrupted; never valid
     cfg = out / "config.json"
     if cfg.exists():
         try:
@@ -416,7 +523,9 @@ def aggregate(rounds: list[dict]) -> list[dict]:
                    "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100)}
             for k in ("final_test_accuracy", "best_test_accuracy", "early_stop_iteration", "early_stop_test_accuracy"):
                 v = np.array(rec[k], float)[sel]
-                row[k + "_mean"], row[k + "_std"] = float(v.mean()), float(v.std())
+                v = v[np.isfinite(v)]  # members that diverged (skip_nonfinite) are left out
+                row[k + "_mean"] = float(v.mean()) if v.size else float("nan")
+                row[k + "_std"] = float(v.std()) if v.size else float("nan")
             rows.append(row)
     return rows
 

@@ -21,7 +21,15 @@ Masks = Any
 
 def path_name(path) -> str:
     """'dense_1/w' for the key path of params['dense_1']['w']."""
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+    parts = []
+    for k in path:
+        for attr in ("key", "idx", "name"):
+            if hasattr(k, attr):
+                parts.append(str(getattr(k, attr)))
+                break
+        else:
+            parts.append(str(k))
+    return "/".join(parts)
 
 
 def prunable(params: Params, predicate: Optional[Callable[[str, Array], bool]] = None) -> Params:
@@ -191,3 +199,59 @@ def random_like(key: Array, masks: Masks, spec: Optional[Params] = None) -> Mask
         keep = _drop_lowest(scores, jnp.ones(m.size, bool), m.size - n_alive)
         out.append(keep.reshape(m.shape))
     return jax.tree.unflatten(treedef, out)
+
+
+def compact(net, params: Params, masks: Masks):
+    """Remove hidden units of a Dense MLP whose incoming or outgoing weights are all pruned.
+
+    Returns (smaller_net, smaller_params) computing the same function as net.apply(params ⊙ masks):
+    a unit with no surviving outgoing weight contributes nothing; a unit with no surviving incoming
+    weight outputs the constant g(b_j) (g: the elementwise layers after it), which is folded into the
+    next layer's bias. Works on `serial` nets of Dense layers and elementwise activations (and a
+    leading Flatten); raises ValueError for other layers.
+    """
+    from funcnn import nn as nn_lib  # local import: nn does not depend on prune, nor prune on nn at import
+
+    layers = list(net.layers)
+    names = nn_lib.layer_names(layers)
+    dense = [i for i, l in enumerate(layers) if l.kind == "dense"]
+    for i, l in enumerate(layers):
+        if l.kind not in ("dense", "flatten", "sigmoid", "tanh", "arctan", "binary_step", "relu", "softplus", "elu", "prelu"):
+            raise ValueError(f"compact supports Dense MLPs only; layer '{names[i]}' is a {l.kind}")
+    p = apply(params, masks)
+    p = {k: dict(v) for k, v in p.items()}
+    keep_in = None  # rows of the current dense layer's w that survive (from the previous compaction)
+    widths = {}
+    for n_d, i in enumerate(dense):
+        w, b = p[names[i]]["w"], p[names[i]]["b"]
+        if keep_in is not None:
+            w = w[keep_in]
+        if n_d == len(dense) - 1:
+            p[names[i]] = {"w": w, "b": b}
+            widths[i] = w.shape[1]
+            break
+        j = dense[n_d + 1]
+        between = [(names[k], layers[k]) for k in range(i + 1, j)]
+        w_next = p[names[j]]["w"]
+        has_in = np.asarray(jnp.any(w != 0, axis=0))
+        has_out = np.asarray(jnp.any(w_next != 0, axis=1))
+        keep = np.flatnonzero(has_in & has_out)
+        dead_in = np.flatnonzero(~has_in & has_out)
+        if dead_in.size:
+            const = b
+            for name, layer in between:
+                const = layer.apply(p[name], const)
+            # The unit outputs g(b_j) whatever the input: move that into the next layer's bias.
+            p[names[j]]["b"] = p[names[j]]["b"] + const[dead_in] @ w_next[dead_in]
+        p[names[i]] = {"w": w[:, keep], "b": b[keep]}
+        widths[i] = int(keep.size)
+        keep_in = keep
+    new_layers = []
+    for i, l in enumerate(layers):
+        if l.kind == "dense":
+            if widths[i] == 0:
+                raise ValueError(f"layer '{names[i]}' has no surviving units; the network computes a constant")
+            new_layers.append(nn_lib.Dense(widths[i]))
+        else:
+            new_layers.append(l)
+    return nn_lib.serial(*new_layers), p

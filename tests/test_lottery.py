@@ -19,10 +19,11 @@ def test_population_equals_members_trained_alone():
     masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
     params = jax.vmap(prune.rewind)(study.theta0, masks)
     seeds = jnp.arange(4)
-    pop_params, pop_curves = study.train_population(params, masks, seeds, 0, "pop")
+    pop_params, pop_curves, failed = study.train_population(params, masks, seeds, 0, "pop")
+    assert failed == []
     for i in range(4):
         one = lambda t: jax.tree.map(lambda a: a[i : i + 1], t)
-        alone_params, alone_curves = study.train_population(one(params), one(masks), seeds[i : i + 1], 0, "one")
+        alone_params, alone_curves, _ = study.train_population(one(params), one(masks), seeds[i : i + 1], 0, "one")
         np.testing.assert_allclose(pop_curves[i], alone_curves[0], rtol=2e-5, atol=2e-6)
         for a, b in zip(jax.tree.leaves(one(pop_params)), jax.tree.leaves(alone_params)):
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
@@ -95,3 +96,140 @@ def test_ticket_beats_random_pruning_on_mnist1d(tmp_path):
     margin = ticket["final_test_accuracy_mean"] - random_["final_test_accuracy_mean"]
     assert margin > 0.04, margin
     assert ticket["final_test_accuracy_mean"] >= dense["final_test_accuracy_mean"] - 0.02
+
+
+def _metrics(report):
+    drop = {"train_seconds"}
+    return [{k: v for k, v in r.items() if k not in drop} for r in report["rounds"]]
+
+
+MID = dataclasses.replace(SMALL, iterations=400, checkpoints_per_round=4, rounds=1)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    out = tmp_path_factory.mktemp("clean")
+    return lottery.run(MID, out=out, progress=False, log=lambda s: None)
+
+
+@pytest.mark.parametrize("crash_at_call", [1, 2, 4, 5, 7])
+def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrupted, crash_at_call):
+    """A run that dies after its k-th compiled segment resumes from the mid-round checkpoint."""
+    real = lottery.make_round_program
+    calls = {"n": 0}
+
+    def crashing(*a, **k):
+        program = real(*a, **k)
+
+        def wrapped(*args):
+            calls["n"] += 1
+            if calls["n"] == crash_at_call:
+                raise KeyboardInterrupt("simulated kill")
+            return program(*args)
+
+        return wrapped
+
+    monkeypatch.setattr(lottery, "make_round_program", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        lottery.run(MID, out=tmp_path, progress=False, log=lambda s: None)
+    monkeypatch.setattr(lottery, "make_round_program", real)
+    partial = sorted(p.name for p in tmp_path.glob("*.partial"))
+    assert bool(partial) == (crash_at_call not in (1, 5))  # 1 and 5 are the first segments of rounds 0 and 1
+    resumed = lottery.run(MID, out=tmp_path, progress=False, log=lambda s: None)
+    assert _metrics(resumed) == _metrics(uninterrupted)
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
+
+
+@pytest.mark.parametrize("victim", ["round_00/masks.npz", "round_00/trained.npz", "round_00/curves.npz",
+                                    "round_00/metrics.json", "round_00/COMMIT", "round_01/trained.npz"])
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupted_round_files_are_detected_and_redone(tmp_path, uninterrupted, victim, damage):
+    import shutil
+
+    shutil.copytree(uninterrupted["folder"], tmp_path / "run")
+    f = tmp_path / "run" / victim
+    raw = f.read_bytes()
+    if damage == "truncate":
+        raw = raw[: len(raw) // 3]
+    else:
+        i = len(raw) - 40 if len(raw) > 80 else len(raw) // 2
+        raw = raw[:i] + bytes([raw[i] ^ 0x55]) + raw[i + 1 :]
+    f.write_bytes(raw)
+    lines = []
+    again = lottery.run(MID, out=tmp_path / "run", progress=False, log=lines.append)
+    broken_round = int(victim[6:8])
+    assert not lines[broken_round].startswith(f"round {broken_round}: resumed")
+    assert _metrics(again) == _metrics(uninterrupted)
+
+
+def test_stale_temp_files_are_removed(tmp_path, uninterrupted):
+    import shutil
+
+    shutil.copytree(uninterrupted["folder"], tmp_path / "run")
+    (tmp_path / "run" / "round_01" / ".trained.npz.abc123.tmp").write_bytes(b"half a write")
+    lottery.run(MID, out=tmp_path / "run", progress=False, log=lambda s: None)
+    assert not list((tmp_path / "run").rglob("*.tmp"))
+
+
+def test_nonfinite_member_is_reported_or_skipped():
+    study = lottery.Study(dataclasses.replace(SMALL, seeds=3), progress=False)
+    masks = jax.vmap(prune.ones)(study.theta0)
+    poisoned = jax.tree.map(lambda a: a.at[1].set(jnp.nan), study.theta0)
+    seeds = jnp.arange(3)
+    with pytest.raises(lottery.NonFiniteLoss, match="member 1 by iteration 100"):
+        study.train_population(poisoned, masks, seeds, 0, "x")
+    params, curves, failed = study.train_population(poisoned, masks, seeds, 0, "x", skip_nonfinite=True)
+    assert failed == [1]
+    _, clean, _ = study.train_population(study.theta0, masks, seeds, 0, "x")
+    np.testing.assert_array_equal(curves[[0, 2]], clean[[0, 2]])  # the others are untouched
+
+
+def test_divergence_names_round_arm_seed_iteration(tmp_path):
+    cfg = dataclasses.replace(SMALL, learning_rate=1e30, rounds=0)
+    with pytest.raises(FloatingPointError, match=r"round 0, arm 'ticket', seed 0 .*iteration 100"):
+        lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
+    report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None, skip_nonfinite=True)
+    assert [f["seed"] for f in report["rounds"][0]["failed_members"]] == [0, 1]
+
+
+KILL_SCRIPT = """
+import dataclasses, sys
+from funcnn import lottery
+cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-64-64", iterations=600, eval_every=100,
+                          rounds=2, seeds=2, rate=0.5, output_rate=0.25, checkpoints_per_round=6)
+lottery.run(cfg, out=sys.argv[1], progress=False)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume(tmp_path):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "study.py"
+    script.write_text(KILL_SCRIPT)
+    clean = tmp_path / "clean"
+    subprocess.run([sys.executable, str(script), str(clean)], check=True, capture_output=True, timeout=600)
+    run_dir = tmp_path / "killed"
+    rng = random.Random(0)
+    kills = 0
+    for attempt in range(30):
+        proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            proc.wait(timeout=rng.uniform(4.0, 9.0))
+            break  # finished
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            kills += 1
+    else:
+        pytest.fail("the study never finished between kills")
+    assert kills >= 3, kills
+    a = json.loads((clean / "results.json").read_text())
+    b = json.loads((run_dir / "results.json").read_text())
+    assert _metrics(a) == _metrics(b)
+    assert not list(run_dir.rglob("*.tmp")) and not list(run_dir.glob("*.partial"))

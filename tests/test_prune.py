@@ -172,3 +172,26 @@ def test_bad_input(call, match):
     _, p = _params()
     with pytest.raises(ValueError, match=match):
         call(p, prune.ones(p))
+
+
+@pytest.mark.parametrize("act", [nn.Relu, nn.Sigmoid, nn.Tanh])
+def test_compact_computes_the_same_function(act):
+    net = nn.serial(nn.Flatten(), nn.Dense(40), act(), nn.Dense(30), act(), nn.Dense(5))
+    p = net.init(jax.random.key(0), (3, 4))
+    p = jax.tree.map(lambda a: a + 0.1, p)  # non-zero biases, so dead-input units output constants
+    m = prune.magnitude(p, prune.ones(p), 0.8, layer_rates={"dense_5": 0.2})
+    # kill some units outright: all incoming (dense_1 columns) and all outgoing (dense_3 rows)
+    m["dense_1"]["w"] = m["dense_1"]["w"].at[:, :5].set(False)
+    m["dense_3"]["w"] = m["dense_3"]["w"].at[5:9, :].set(False)
+    small_net, small = prune.compact(net, p, m)
+    assert small["dense_1"]["w"].shape[1] < 40 and small["dense_3"]["w"].shape[1] <= 30
+    x = jax.random.normal(jax.random.key(1), (16, 3, 4))
+    np.testing.assert_allclose(small_net.apply(small, x), net.apply(prune.apply(p, m), x), rtol=1e-5, atol=1e-5)
+    assert nn.count_params(small) < nn.count_params(p)
+
+
+def test_compact_rejects_convolutions():
+    net = nn.serial(nn.Conv2D(2, 3), nn.Flatten(), nn.Dense(3))
+    p = net.init(jax.random.key(0), (5, 5, 1))
+    with pytest.raises(ValueError, match="conv2d"):
+        prune.compact(net, p, prune.ones(p))
