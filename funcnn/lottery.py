@@ -227,6 +227,10 @@ class Study:
         reported in `failed` and the others go on (members never interact).
         """
         c = self.config
+        n = train.population_size(params, "params")
+        for name, tree in (("masks", masks), ("seed_of_member", seed_of_member)):
+            if train.population_size(tree, name) != n:
+                raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
         states = jax.vmap(lambda p, m: train.init_state(p, self.tx, m))(params, masks)
         n_chunks = (c.iterations - start) // c.eval_every
         idx = self.idx[seed_of_member][:, start:].reshape(len(seed_of_member), n_chunks, c.eval_every, c.batch_size)

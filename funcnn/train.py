@@ -88,6 +88,19 @@ def make_epoch(step: Callable) -> Callable:
     return epoch
 
 
+def population_size(tree: Any, name: str = "population") -> int:
+    """The common leading-axis size of every leaf of `tree`; ValueError naming `name` if they differ."""
+    sizes = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if jnp.ndim(leaf) == 0:
+            raise ValueError(f"{name}: leaf {jax.tree_util.keystr(path)} has no leading population axis (a scalar)")
+        sizes.setdefault(int(jnp.shape(leaf)[0]), jax.tree_util.keystr(path))
+    if len(sizes) != 1:
+        detail = ", ".join(f"{where} has {n}" for n, where in sizes.items())
+        raise ValueError(f"{name}: population axes differ in size ({detail}); every leaf needs the same leading axis")
+    return next(iter(sizes))
+
+
 def batch_indices(key: Array, n: int, batch_size: int) -> Array:
     """A seeded shuffle of range(n) cut into (n // batch_size, batch_size) batches (the rest dropped)."""
     check_batch_size(batch_size, n)
