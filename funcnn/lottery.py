@@ -56,12 +56,13 @@ class Config:
     arms: tuple = ARMS
     seed: int = 0
     checkpoints_per_round: int = 10  # mid-round saves: a killed round resumes from the last one
+    population_chunk: int = 4  # members vmapped together; chunks run one after another (lax.map)
 
     def validate(self) -> "Config":
         def bad(name, expected):
             raise ValueError(f"config {name} must be {expected}, got {name}={getattr(self, name)!r}")
 
-        for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val", "checkpoints_per_round"):
+        for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val", "checkpoints_per_round", "population_chunk"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 bad(name, "a positive int")
@@ -137,12 +138,15 @@ def _prune_masks(config: Config, trained, masks, dense_trained, r: int):
     return prune.magnitude(trained, masks, rate, scope=config.scope, layer_rates=layer_rates)
 
 
-def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_every: int) -> Callable:
-    """Build `program(states, idx, data) -> (states, curves)`, jitted and vmapped over members.
+def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_every: int, chunk: int = 4) -> Callable:
+    """Build `program(states, idx, data) -> (states, curves)`, one jitted program for all members.
 
     states: TrainState with a leading population axis; idx: (P, C, eval_every, B) batch indices;
     data: (x, y, x_val, y_val, x_test, y_test), shared. curves: (P, C, 5), the METRICS after each
-    of the C chunks of `eval_every` steps.
+    of the C chunks of `eval_every` steps. Members are vmapped `chunk` at a time and the chunks run
+    one after another inside the program (`lax.map(..., batch_size=chunk)`): on CPU, vmapping all
+    members at once ran at 0.75x the sequential speed for LeNet-300-100 (XLA copies the stacked
+    weights), chunks of 2-4 at 1.05-1.1x.
     """
     step = train.make_train_step(apply, losses.softmax_cross_entropy, tx)
     evaluate = train.make_evaluate(apply, losses.softmax_cross_entropy)
@@ -150,7 +154,7 @@ def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_e
     def member(state, idx, data):
         x, y, xv, yv, xt, yt = data
 
-        def chunk(s, idx_chunk):
+        def chunk_fn(s, idx_chunk):
             def body(s, i):
                 s, m = step(s, (x[i], y[i]))
                 return s, m["loss"]
@@ -159,9 +163,12 @@ def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_e
             v, t = evaluate(s.params, xv, yv), evaluate(s.params, xt, yt)
             return s, jnp.stack([jnp.mean(batch_losses), v["loss"], v["accuracy"], t["loss"], t["accuracy"]])
 
-        return jax.lax.scan(chunk, state, idx)
+        return jax.lax.scan(chunk_fn, state, idx)
 
-    return jax.jit(jax.vmap(member, in_axes=(0, 0, None)))
+    def program(states, idx, data):
+        return jax.lax.map(lambda si: member(si[0], si[1], data), (states, idx), batch_size=chunk)
+
+    return jax.jit(program)
 
 
 def _stack(trees):
@@ -196,7 +203,7 @@ class Study:
         self.input_shape = x.shape[1:]
         self.net = models.build(config.model)
         self.tx = optax.adam(config.learning_rate)
-        self.program = make_round_program(self.net.apply, self.tx, config.eval_every)
+        self.program = make_round_program(self.net.apply, self.tx, config.eval_every, config.population_chunk)
         seeds = jnp.arange(config.seeds)
         init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
         self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
