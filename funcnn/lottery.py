@@ -28,7 +28,7 @@ import numpy as np
 import optax
 
 from funcnn import data as data_lib
-from funcnn import io, losses, models, prune, train
+from funcnn import distributed, io, losses, models, prune, train
 
 ARMS = ("ticket", "reinit", "random")
 METRICS = ("train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
@@ -139,7 +139,8 @@ def _prune_masks(config: Config, trained, masks, dense_trained, r: int):
 
 
 def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_every: int, chunk: int = 4) -> Callable:
-    """Build `program(states, idx, data) -> (states, curves)`, one jitted program for all members.
+    """Build `program(states, idx, data) -> (states, curves)`, one program for all members (not jitted:
+    `Study` jits it, or shards it over devices with `distributed.shard_population`).
 
     states: TrainState with a leading population axis; idx: (P, C, eval_every, B) batch indices;
     data: (x, y, x_val, y_val, x_test, y_test), shared. curves: (P, C, 5), the METRICS after each
@@ -168,7 +169,7 @@ def make_round_program(apply: Callable, tx: optax.GradientTransformation, eval_e
     def program(states, idx, data):
         return jax.lax.map(lambda si: member(si[0], si[1], data), (states, idx), batch_size=chunk)
 
-    return jax.jit(program)
+    return program
 
 
 def _stack(trees):
@@ -203,7 +204,14 @@ class Study:
         self.input_shape = x.shape[1:]
         self.net = models.build(config.model)
         self.tx = optax.adam(config.learning_rate)
-        self.program = make_round_program(self.net.apply, self.tx, config.eval_every, config.population_chunk)
+        program = make_round_program(self.net.apply, self.tx, config.eval_every, config.population_chunk)
+        # With several devices (or hosts), each device trains its slice of the population.
+        self.mesh = distributed.population_mesh() if jax.device_count() > 1 else None
+        if self.mesh is None:
+            self.program = jax.jit(program)
+        else:
+            self.program = distributed.shard_population(program, self.mesh)
+            self.data = distributed.replicate(self.data, self.mesh)
         seeds = jnp.arange(config.seeds)
         init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
         self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
@@ -247,12 +255,21 @@ class Study:
         curves, done, bar = [], 0, None
         failed: set[int] = set()
         sizes = _segments(idx.shape[1], self.config.checkpoints_per_round)
+        n = int(idx.shape[0])
         if checkpoint is not None and io.verify_commit(checkpoint):
             # Resume mid-round: the same segments, data order and keys as the run that was killed.
-            meta = json.loads((checkpoint / "progress.json").read_text())
-            states = io.load_tree(checkpoint / "state.npz", states)
-            curves = [np.load(checkpoint / "curves.npz", allow_pickle=False)["curves"]]
-            done, failed = meta["done_chunks"], set(meta["failed"])
+            try:
+                meta = json.loads((checkpoint / "progress.json").read_text())
+                states = io.load_tree(checkpoint / "state.npz", states)
+                curves = [np.load(checkpoint / "curves.npz", allow_pickle=False)["curves"]]
+                done, failed = meta["done_chunks"], set(meta["failed"])
+            except (io.CheckpointError, OSError, ValueError, KeyError):
+                curves, done, failed = [], 0, set()  # unusable: redo the round from its start
+        if self.mesh is not None:
+            # Pad the population to a multiple of the device count; the copies are dropped below.
+            n_pad = distributed.padded_size(n, self.mesh)
+            states = distributed.put_population(distributed.pad_population(states, n_pad), self.mesh)
+            idx = distributed.pad_population(idx, n_pad)
         if self.progress:
             from tqdm.auto import tqdm
 
@@ -260,8 +277,11 @@ class Study:
                        desc=desc, unit="it", leave=False)
         size = sizes[0]  # all segments are equal, so a resumed round cuts them exactly as before
         while done < idx.shape[1]:
-            states, seg = self.program(states, idx[:, done : done + size], self.data)
-            seg = np.asarray(seg)
+            seg_idx = idx[:, done : done + size]
+            if self.mesh is not None:
+                seg_idx = distributed.put_population(seg_idx, self.mesh)
+            states, seg = self.program(states, seg_idx, self.data)
+            seg = distributed.gather(seg)[:n]
             bad = ~np.isfinite(seg[..., 0])
             for member, chunk in np.argwhere(bad):
                 if int(member) in failed:
@@ -273,13 +293,16 @@ class Study:
             curves.append(seg)
             done += size
             if checkpoint is not None and done < idx.shape[1]:
-                _save_progress(checkpoint, states, np.concatenate(curves, axis=1), done, sorted(failed))
+                host_states = jax.tree.map(lambda a: a[:n], distributed.gather(states))
+                if distributed.is_writer():
+                    _save_progress(checkpoint, host_states, np.concatenate(curves, axis=1), done, sorted(failed))
             if bar is not None:
                 bar.update(size * self.config.eval_every)
                 bar.set_postfix(test_acc=f"{np.nanmean(seg[:, -1, 4]):.3f}")
         if bar is not None:
             bar.close()
-        return states.params, np.concatenate(curves, axis=1), sorted(failed)
+        params = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(states.params))
+        return params, np.concatenate(curves, axis=1), sorted(failed)
 
 
 def _save_progress(folder: Path, states, curves: np.ndarray, done: int, failed: list) -> None:
@@ -410,15 +433,17 @@ def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable
             "failed_members": [{"member": m, "arm": member_arm[m], "seed": int(seeds[m])} for m in failed],
             **_summaries(curves, c.eval_every, start),
         }
-        _commit_round(folder, rec, masks, trained_ticket, curves, theta_rewind if r == 0 and c.rewind_step else None)
-        _remove_tree(partial)
-        _remove_tree(out / "round_00.rewind")
+        if distributed.is_writer():
+            _commit_round(folder, rec, masks, trained_ticket, curves, theta_rewind if r == 0 and c.rewind_step else None)
+            _remove_tree(partial)
+            _remove_tree(out / "round_00.rewind")
         masks_prev = masks
         rounds.append(rec)
         log(_round_line(rec))
     report = _report(config, rounds, out, time.perf_counter() - t_start)
-    io.atomic_write_json(out / "results.json", report)
-    _write_csv(out / "metrics.csv", rounds)
+    if distributed.is_writer():
+        io.atomic_write_json(out / "results.json", report)
+        _write_csv(out / "metrics.csv", rounds)
     return report
 
 
@@ -443,10 +468,11 @@ def _train_to_rewind_step(study: Study, masks, folder: Path):
     k_chunks = c.rewind_step // c.eval_every
     idx = study.idx[:, : c.rewind_step].reshape(c.seeds, k_chunks, c.eval_every, c.batch_size)
     theta_k, first, _ = study._run_chunks(states, idx, "round 0 (to rewind step)")
-    folder.mkdir(parents=True, exist_ok=True)
-    io.save_tree(folder / "rewind.npz", theta_k)
-    io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first))
-    io.commit(folder, ["rewind.npz", "curves.npz"])
+    if distributed.is_writer():
+        folder.mkdir(parents=True, exist_ok=True)
+        io.save_tree(folder / "rewind.npz", theta_k)
+        io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first))
+        io.commit(folder, ["rewind.npz", "curves.npz"])
     return theta_k, first
 
 
@@ -488,6 +514,8 @@ def _remove_tree(folder: Path) -> None:
 
 
 def _prepare_folder(out: Path, config: Config) -> None:
+    if not distributed.is_writer():
+        return  # process 0 owns the run folder (which must be on a file system all hosts share)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:

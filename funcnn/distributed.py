@@ -1,0 +1,117 @@
+"""Scale-out on JAX's own machinery: a population axis sharded over devices (and hosts), and
+data-parallel training of one model.
+
+One process, several devices: `population_mesh()` lays all devices on one axis named "pop";
+`shard_population(program, mesh)` runs a population program with each device training its slice
+of the members (`jax.shard_map`, so nothing is gathered during training). Several processes:
+call `initialize()` first (coordinator address, process count and id from arguments or the
+environment); every process then runs the same driver, holds its slice of the population, and the
+results are gathered (`gather`) and written by process 0 only.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+POP = "pop"
+DATA = "data"
+
+
+def initialize(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
+               process_id: Optional[int] = None) -> None:
+    """`jax.distributed.initialize` with values from the arguments or FUNCNN_COORDINATOR,
+    FUNCNN_NUM_PROCESSES and FUNCNN_PROCESS_ID (on SLURM or TPU pods, pass nothing and set none of
+    them: JAX detects the cluster). On CPU, cross-process collectives use gloo."""
+    coordinator_address = coordinator_address or os.environ.get("FUNCNN_COORDINATOR")
+    if num_processes is None and "FUNCNN_NUM_PROCESSES" in os.environ:
+        num_processes = int(os.environ["FUNCNN_NUM_PROCESSES"])
+    if process_id is None and "FUNCNN_PROCESS_ID" in os.environ:
+        process_id = int(os.environ["FUNCNN_PROCESS_ID"])
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"num_processes must be >= 1, got num_processes={num_processes}")
+    if process_id is not None and num_processes is not None and not 0 <= process_id < num_processes:
+        raise ValueError(f"process_id must be in [0, {num_processes}), got process_id={process_id}")
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id)
+
+
+def is_writer() -> bool:
+    """True on the process that writes results (process 0)."""
+    return jax.process_index() == 0
+
+
+def population_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over all (global) devices, axis "pop"."""
+    devices = np.asarray(jax.devices() if devices is None else devices)
+    return Mesh(devices.reshape(-1), (POP,))
+
+
+def padded_size(n: int, mesh: Mesh) -> int:
+    """n rounded up to a multiple of the mesh's device count."""
+    d = mesh.devices.size
+    return -(-n // d) * d
+
+
+def pad_population(tree: Any, n_to: int) -> Any:
+    """Pad every leaf's leading axis to n_to by repeating member 0 (the copies are dropped later)."""
+    def pad(a):
+        extra = n_to - a.shape[0]
+        return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)])
+
+    return jax.tree.map(pad, tree)
+
+
+def put_population(tree: Any, mesh: Mesh) -> Any:
+    """Place a (host-replicated) population tree on the mesh, sharded along its leading axis.
+
+    Works across processes: each process supplies the shards of its own devices from its copy.
+    """
+    sharding = NamedSharding(mesh, P(POP))
+
+    def put(a):
+        a = np.asarray(a)
+        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+    return jax.tree.map(put, tree)
+
+
+def replicate(tree: Any, mesh: Mesh) -> Any:
+    """Place a tree fully replicated on every device of the mesh (works across processes)."""
+    sharding = NamedSharding(mesh, P())
+
+    def put(a):
+        a = np.asarray(a)
+        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
+
+    return jax.tree.map(put, tree)
+
+
+def shard_population(program: Callable, mesh: Mesh) -> Callable:
+    """Run `program(states, idx, data)` with states and idx split along axis 0 over the mesh.
+
+    Each device runs the program on its own members; `data` is replicated. Jitted.
+    """
+    mapped = jax.shard_map(program, mesh=mesh, in_specs=(P(POP), P(POP), P()), out_specs=(P(POP), P(POP)),
+                           check_vma=False)
+    return jax.jit(mapped)
+
+
+def gather(tree: Any) -> Any:
+    """Every leaf as a host numpy array with the full population (an all-gather across processes)."""
+    if jax.process_count() == 1:
+        return jax.tree.map(np.asarray, tree)
+    from jax.experimental import multihost_utils
+
+    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+
+def data_parallel_mesh(devices=None) -> Mesh:
+    """A 1-D mesh over all devices, axis "data", for sharding batches."""
+    devices = np.asarray(jax.devices() if devices is None else devices)
+    return Mesh(devices.reshape(-1), (DATA,))

@@ -1,0 +1,106 @@
+"""Scale-out: the population sharded over (forced) CPU devices, two processes over loopback, and
+data-parallel fit, each checked against the single-device result. Runs in subprocesses because the
+device count is fixed when JAX starts."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+POPULATION = textwrap.dedent("""
+    import dataclasses, json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    from funcnn import distributed, lottery, prune
+    if len(sys.argv) > 2:
+        distributed.initialize()
+    n = int(sys.argv[1])
+    cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-32-32", iterations=200, eval_every=100,
+                              rounds=0, seeds=n, population_chunk=1)
+    study = lottery.Study(cfg, progress=False)
+    masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
+    out = {"devices": jax.device_count(), "processes": jax.process_count()}
+    if study.mesh is not None:
+        placed = distributed.put_population(distributed.pad_population(study.theta0, distributed.padded_size(n, study.mesh)), study.mesh)
+        w = placed["dense_1"]["w"]
+        out["shard_shape"] = list(w.sharding.shard_shape(w.shape))
+        out["local_shards"] = len(w.addressable_shards)
+    params, curves, failed = study.train_population(study.theta0, masks, jnp.arange(n), 0, "x")
+    out["curves"] = np.asarray(curves).tolist()
+    out["w"] = np.asarray(params["dense_1"]["w"]).ravel()[:50].tolist()
+    if jax.process_index() == 0:
+        print("RESULT " + json.dumps(out))
+""")
+
+DATA_PARALLEL = textwrap.dedent("""
+    import json, jax, numpy as np
+    import funcnn as F
+    from funcnn import data, models
+    d = data.load("mnist1d")
+    net = models.mlp((64,))
+    params = net.init(jax.random.key(0), (40,))
+    state, hist = F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), epochs=2, batch_size=100,
+                        key=jax.random.key(1), progress=False, data_parallel=True)
+    print("RESULT " + json.dumps({"devices": jax.device_count(), "loss": hist.train_loss,
+                                  "w": np.asarray(state.params["dense_0"]["w"]).ravel()[:50].tolist()}))
+""")
+
+
+def run(script, args=(), devices=1, env_extra=None, timeout=300):
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+               **(env_extra or {}))
+    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], env=env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def result(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    return json.loads(lines[-1][7:]) if lines else None
+
+
+@pytest.fixture(scope="module")
+def single():
+    return {n: result(run(POPULATION, [n])) for n in (4, 6, 8)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n", [8, 6])
+def test_population_sharded_over_four_devices(single, n):
+    r = result(run(POPULATION, [n], devices=4))
+    assert r["devices"] == 4
+    assert r["shard_shape"][0] == 2 and r["local_shards"] == 4  # 2 members per device (6 is padded to 8)
+    np.testing.assert_allclose(r["curves"], single[n]["curves"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(r["w"], single[n]["w"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_processes_over_loopback(single):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = [run(POPULATION, [4, "dist"], devices=2, env_extra={"FUNCNN_COORDINATOR": f"127.0.0.1:{port}",
+                                                                 "FUNCNN_NUM_PROCESSES": "2", "FUNCNN_PROCESS_ID": str(i)})
+             for i in range(2)]
+    results = [result(p) for p in procs]
+    r = results[0]
+    assert results[1] is None  # only process 0 reports
+    assert r["processes"] == 2 and r["devices"] == 4 and r["local_shards"] == 2  # each host holds 2 of the 4
+    np.testing.assert_allclose(r["curves"], single[4]["curves"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(r["w"], single[4]["w"], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_data_parallel_fit_matches_single_device():
+    one = result(run(DATA_PARALLEL, devices=1))
+    four = result(run(DATA_PARALLEL, devices=4))
+    assert four["devices"] == 4
+    np.testing.assert_allclose(four["loss"], one["loss"], rtol=1e-4)
+    np.testing.assert_allclose(four["w"], one["w"], rtol=1e-3, atol=1e-5)
