@@ -49,6 +49,7 @@ class Config:
     rounds: int = 8
     rate: float = 0.4
     output_rate: float = 0.2
+    conv_rate: Optional[float] = None  # rate for convolution kernels (None: the same as `rate`)
     scope: str = "layer"
     pruning: str = "iterative"  # or "oneshot": round r prunes the dense run straight to its density
     rewind_step: int = 0
@@ -70,7 +71,7 @@ class Config:
             bad("rounds", "an int >= 0")
         if not self.learning_rate > 0:
             bad("learning_rate", "> 0")
-        for name in ("rate", "output_rate"):
+        for name in ("rate", "output_rate") + (("conv_rate",) if self.conv_rate is not None else ()):
             if not 0 <= getattr(self, name) < 1:
                 bad(name, "in [0, 1)")
         if self.scope not in ("layer", "global"):
@@ -105,6 +106,12 @@ PRESETS: dict[str, Config] = {
         dataset="fashion-mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
         iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
     ),
+    # Conv-2 (64-64 convs, pool, 256-256-10): convs pruned 10%, dense 20%, output 10% per round.
+    # On CPU, XLA runs convolutions inside the compiled training loop slowly (jax-ml/jax#12868): use a GPU.
+    "conv2-fashion": Config(
+        dataset="fashion-mnist", model="conv2", n_val=5000, learning_rate=2e-4, batch_size=60,
+        iterations=20_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, conv_rate=0.1, seeds=5,
+    ),
     "lenet-mnist": Config(
         dataset="mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
         iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
@@ -126,9 +133,14 @@ def _layer_rates(config: Config, params, r: int) -> tuple[float, dict]:
     names = [n for n in params if any(jax.tree.leaves(prune.prunable(params[n])))]
     out_layer = sorted(names, key=lambda n: int(n.rsplit("_", 1)[1]))[-1]
     rate, out_rate = config.rate, config.output_rate
+    conv_rate = config.rate if config.conv_rate is None else config.conv_rate
     if config.pruning == "oneshot":
-        rate, out_rate = 1 - (1 - rate) ** r, 1 - (1 - out_rate) ** r
-    return rate, ({out_layer: out_rate} if config.scope == "layer" else {})
+        rate, out_rate, conv_rate = (1 - (1 - x) ** r for x in (rate, out_rate, conv_rate))
+    if config.scope != "layer":
+        return rate, {}
+    overrides = {n: conv_rate for n in names if n.startswith("conv2d_")}
+    overrides[out_layer] = out_rate
+    return rate, overrides
 
 
 def _prune_masks(config: Config, trained, masks, dense_trained, r: int):

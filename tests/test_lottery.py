@@ -233,3 +233,16 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     b = json.loads((run_dir / "results.json").read_text())
     assert _metrics(a) == _metrics(b)
     assert not list(run_dir.rglob("*.tmp")) and not list(run_dir.glob("*.partial"))
+
+
+def test_convolutional_preset_prunes_kernels_at_their_own_rate(tmp_path):
+    assert lottery.PRESETS["conv2-fashion"].validate().model == "conv2"
+    from tests.conftest import require_fashion_mnist
+
+    require_fashion_mnist()
+    cfg = dataclasses.replace(lottery.PRESETS["conv2-fashion"], model="lenet5", iterations=100, eval_every=100,
+                              rounds=1, seeds=1, n_val=500, rate=0.2, conv_rate=0.1, output_rate=0.1)
+    report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
+    layer = report["rounds"][1]["layer_density"]
+    assert layer["conv2d_0/w"][0] == pytest.approx(0.9, abs=0.01) and layer["conv2d_3/w"][0] == pytest.approx(0.9, abs=0.01)
+    assert layer["dense_7/w"][0] == pytest.approx(0.8, abs=0.01) and layer["dense_11/w"][0] == pytest.approx(0.9, abs=0.01)
