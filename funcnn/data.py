@@ -6,7 +6,6 @@ called. Every IDX file is checked against a pinned SHA-256 before it is read.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import struct
@@ -17,6 +16,8 @@ from typing import NamedTuple, Sequence
 
 import jax
 import numpy as np
+
+from funcnn.io import sha256_file as sha256
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_INSTALL = "apt-get install dataset-fashion-mnist"
@@ -77,15 +78,6 @@ class Dataset(NamedTuple):
     x_test: np.ndarray
     y_test: np.ndarray
     n_classes: int
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 digest of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify(path: str | os.PathLike, expected: str | Sequence[str], how_to_get: str = "") -> None:
