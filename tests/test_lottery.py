@@ -5,10 +5,9 @@ import shutil
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from funcnn import lottery, models, prune, train
+from funcnn import lottery, prune
 
 SMALL = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-64-64", iterations=200, eval_every=100,
                             rounds=2, seeds=2, rate=0.5, output_rate=0.25)

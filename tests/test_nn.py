@@ -3,7 +3,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import funcnn as F
 from funcnn import nn
 
 TOY_W = [
