@@ -355,7 +355,7 @@ def _summaries(curves: np.ndarray, eval_every: int, start: int) -> dict:
     }
 
 
-def run_dir(config: Config, root: str | Path = "runs/lottery", name: str = "study") -> Path:
+def run_dir(config: Config, root: str | Path = "runs/lottery_ticket", name: str = "study") -> Path:
     return Path(root) / f"{name}-{config.digest()}"
 
 
