@@ -2,7 +2,7 @@
 
 Round 0 trains the dense nets. Each later round prunes the previous round's trained ticket, rewinds
 the survivors to θ0 (or to θk, the weights k iterations into the dense run), and trains, side by side
-in one vmapped, jitted program, for every seed:
+in one compiled program (members vmapped a few at a time), for every seed:
   ticket  - the magnitude-pruned mask with the rewound weights;
   reinit  - the same mask with a fresh θ0 drawn from the same initializer with another key;
   random  - a random mask with the ticket's per-layer density and the rewound weights.
@@ -56,7 +56,7 @@ class Config:
     seeds: int = 4
     arms: tuple = ARMS
     seed: int = 0
-    checkpoints_per_round: int = 10  # mid-round saves: a killed round resumes from the last one
+    checkpoints_per_round: int = 10  # at most this many segments per round, each ending in a save
     population_chunk: int = 4  # members vmapped together; chunks run one after another (lax.map)
 
     def validate(self) -> "Config":
@@ -192,12 +192,9 @@ def _take(tree, i):
     return jax.tree.map(lambda a: a[i], tree)
 
 
-def _segments(n_chunks: int, target: int = 10) -> list[int]:
-    """Split n_chunks into equal segments (a divisor of n_chunks, about n_chunks/target each)."""
-    size = max(1, n_chunks // target)
-    while n_chunks % size:
-        size -= 1
-    return [size] * (n_chunks // size)
+def _segment_size(n_chunks: int, max_segments: int) -> int:
+    """The smallest divisor of n_chunks that cuts it into at most `max_segments` equal segments."""
+    return next(d for d in range(1, n_chunks + 1) if n_chunks % d == 0 and n_chunks // d <= max_segments)
 
 
 class Study:
@@ -266,7 +263,8 @@ class Study:
     def _run_chunks(self, states, idx, desc, *, checkpoint=None, skip_nonfinite=False):
         curves, done, bar = [], 0, None
         failed: set[int] = set()
-        sizes = _segments(idx.shape[1], self.config.checkpoints_per_round)
+        # Equal segments, so a resumed round is cut exactly as the run that was killed.
+        size = _segment_size(idx.shape[1], self.config.checkpoints_per_round)
         n = int(idx.shape[0])
         if checkpoint is not None and io.verify_commit(checkpoint):
             # Resume mid-round: the same segments, data order and keys as the run that was killed.
@@ -287,7 +285,6 @@ class Study:
 
             bar = tqdm(total=idx.shape[1] * self.config.eval_every, initial=done * self.config.eval_every,
                        desc=desc, unit="it", leave=False)
-        size = sizes[0]  # all segments are equal, so a resumed round cuts them exactly as before
         while done < idx.shape[1]:
             seg_idx = idx[:, done : done + size]
             if self.mesh is not None:

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn import nn as nn_lib
+
 Array = jax.Array
 Params = Any
 Masks = Any
@@ -210,8 +212,6 @@ def compact(net, params: Params, masks: Masks):
     next layer's bias. Works on `serial` nets of Dense layers and elementwise activations (and a
     leading Flatten); raises ValueError for other layers.
     """
-    from funcnn import nn as nn_lib  # local import: nn does not depend on prune, nor prune on nn at import
-
     layers = list(net.layers)
     names = nn_lib.layer_names(layers)
     dense = [i for i, l in enumerate(layers) if l.kind == "dense"]
