@@ -80,6 +80,8 @@ def main(argv=None) -> dict:
     p.add_argument("--scope", choices=["layer", "global"])
     p.add_argument("--seed", type=int, help="base PRNG seed")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    p.add_argument("--report-only", action="store_true",
+                   help="train nothing: table and figures from the rounds completed so far (e.g. while a long run goes on)")
     args = p.parse_args(argv)
     overrides = {k: v for k, v in {
         "seeds": args.seeds, "rounds": args.rounds, "iterations": args.iterations, "eval_every": args.eval_every,
@@ -90,7 +92,19 @@ def main(argv=None) -> dict:
         config = dataclasses.replace(lottery.PRESETS[args.preset], **overrides).validate()
     except ValueError as e:
         p.error(str(e))
-    out = common.out_folder(args.out or lottery.run_dir(config, name=args.preset))
+    out = Path(args.out or lottery.run_dir(config, name=args.preset))
+    if args.report_only:
+        try:
+            report = lottery.load_report(out)
+        except ValueError as e:
+            raise SystemExit(f"error: --report-only: {e}")
+        figures = plot(report, out)
+        print(lottery.summary_table(report))
+        state = "complete" if report["complete"] else f"in progress: {report['rounds_completed']} of {config.rounds + 1} rounds"
+        print(f"{out} ({state}); training time so far {report['train_seconds_total'] / 60:.1f} min; "
+              f"figures: {', '.join(f.name for f in figures)}")
+        return report
+    out = common.out_folder(out)
     print(f"lottery-ticket study '{args.preset}' -> {out}")
     t0 = time.perf_counter()
     report = lottery.run(config, out=out, progress=not args.no_progress)
@@ -98,6 +112,7 @@ def main(argv=None) -> dict:
     report["wall_seconds_with_plots"] = time.perf_counter() - t0
     common.save_results(out, report)
     print(lottery.summary_table(report))
+    print(f"training time, all rounds: {report['train_seconds_total'] / 60:.1f} min")
     print(f"results: {out / 'results.json'}  figures: {', '.join(Path(f).name for f in report['figures'])}")
     return report
 

@@ -449,11 +449,35 @@ def run(config: Config, *, out: str | Path, progress: bool = True, log: Callable
         masks_prev = masks
         rounds.append(rec)
         log(_round_line(rec))
+        if distributed.is_writer() and r < c.rounds:
+            # The report so far, so a long run can be read (and plotted) before it ends.
+            _write_report(out, _report(config, rounds, out, time.perf_counter() - t_start))
     report = _report(config, rounds, out, time.perf_counter() - t_start)
     if distributed.is_writer():
-        io.atomic_write_json(out / "results.json", report)
-        _write_csv(out / "metrics.csv", rounds)
+        _write_report(out, report)
     return report
+
+
+def load_report(out: str | Path) -> dict:
+    """The report of the rounds committed so far in run folder `out`, training nothing: what a long
+    run has to show while it goes on, or after a kill. Stops at the first round that is missing or
+    fails its checksum (a resumed run would train that one again)."""
+    out = Path(out)
+    try:
+        fields = json.loads((out / "config.json").read_text())
+        fields["arms"] = tuple(fields["arms"])
+        config = Config(**fields).validate()
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"out {out} does not hold a lottery run with a readable config.json ({e})") from None
+    rounds = []
+    for r in range(config.rounds + 1):
+        folder = out / f"round_{r:02d}"
+        if not io.verify_commit(folder):
+            break
+        rounds.append(json.loads((folder / "metrics.json").read_text()))
+    if not rounds:
+        raise ValueError(f"out {out}: no round completed yet (round_00 has no valid COMMIT)")
+    return _report(config, rounds, out, None)
 
 
 def _coordinates(e: "NonFiniteLoss", r: int, member_arm: list, seeds) -> FloatingPointError:
@@ -578,9 +602,17 @@ def aggregate(rounds: list[dict]) -> list[dict]:
     return rows
 
 
-def _report(config: Config, rounds: list[dict], out: Path, seconds: float) -> dict:
+def _report(config: Config, rounds: list[dict], out: Path, seconds: Optional[float]) -> dict:
     return {"config": config.to_json(), "summary": aggregate(rounds), "rounds": rounds,
+            "complete": len(rounds) == config.rounds + 1, "rounds_completed": len(rounds),
+            # Summed over rounds, so it counts a resumed run's earlier invocations too.
+            "train_seconds_total": float(sum(r["train_seconds"] for r in rounds)),
             "wall_seconds_this_invocation": seconds, "folder": str(out)}
+
+
+def _write_report(out: Path, report: dict) -> None:
+    io.atomic_write_json(out / "results.json", report)
+    _write_csv(out / "metrics.csv", report["rounds"])
 
 
 def _write_csv(path: Path, rounds: list[dict]) -> None:

@@ -135,6 +135,11 @@ def test_lottery_ticket_small(tmp_path):
     assert [row["arm"] for row in r["summary"]] == ["ticket", "ticket", "reinit", "random"]
     assert (tmp_path / "metrics.csv").read_text().startswith("round,arm,")
     check_pngs(r, tmp_path)
+    again = lottery_ticket.main(["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200",
+                                 "--report-only"])
+    assert again["summary"] == r["summary"] and again["complete"]
+    with pytest.raises(SystemExit, match="config.json"):
+        lottery_ticket.main(["--out", str(tmp_path / "empty"), "--seeds", "3", "--report-only"])
 
 
 @pytest.mark.slow

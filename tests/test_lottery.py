@@ -43,10 +43,22 @@ def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
     np.testing.assert_allclose(np.array(layer["dense_1/w"]).reshape(3, 2), np.array(layer["dense_1/w"])[0], rtol=1e-6)
     for f in ("results.json", "metrics.csv", "config.json", "round_02/COMMIT"):
         assert (tmp_path / "a" / f).is_file()
+    assert report["complete"] and report["rounds_completed"] == 3
+    assert report["train_seconds_total"] == pytest.approx(sum(r["train_seconds"] for r in rounds))
+    loaded = lottery.load_report(tmp_path / "a")  # read back from the round folders, nothing trained
+    assert loaded["summary"] == report["summary"] and loaded["complete"]
     # A run killed after round 1: round 2 never committed. Re-running resumes and ends the same.
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     shutil.rmtree(tmp_path / "b" / "round_02")
     (tmp_path / "b" / "round_01" / "COMMIT").unlink()  # and round 1 had not committed either
+    partial = lottery.load_report(tmp_path / "b")
+    assert not partial["complete"] and partial["rounds_completed"] == 1
+    assert partial["summary"] == lottery.aggregate(report["rounds"][:1])
+    with pytest.raises(ValueError, match="config.json"):
+        lottery.load_report(tmp_path / "nothing-here")
+    lottery._prepare_folder(tmp_path / "c", SMALL)  # started, killed before round 0 committed
+    with pytest.raises(ValueError, match="no round completed"):
+        lottery.load_report(tmp_path / "c")
     lines = []
     resumed = lottery.run(SMALL, out=tmp_path / "b", progress=False, log=lines.append)
     assert lines[0].startswith("round 0: resumed")
@@ -135,6 +147,11 @@ def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrup
     monkeypatch.setattr(lottery.Study, "__init__", real_init)
     partial = sorted(p.name for p in tmp_path.glob("*.partial"))
     assert bool(partial) == (crash_at_call not in (1, 5))  # 1 and 5 are the first segments of rounds 0 and 1
+    if crash_at_call >= 5:  # round 0 was committed: the report so far is on disk
+        so_far = json.loads((tmp_path / "results.json").read_text())
+        assert so_far["rounds_completed"] == 1 and not so_far["complete"]
+    else:
+        assert not (tmp_path / "results.json").exists()
     resumed = lottery.run(MID, out=tmp_path, progress=False, log=lambda s: None)
     assert _metrics(resumed) == _metrics(uninterrupted)
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
