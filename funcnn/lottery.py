@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import time
+from io import StringIO
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -612,14 +613,12 @@ def _report(config: Config, rounds: list[dict], out: Path, seconds: Optional[flo
 
 def _write_report(out: Path, report: dict) -> None:
     io.atomic_write_json(out / "results.json", report)
-    _write_csv(out / "metrics.csv", report["rounds"])
+    _write_csv(out / "metrics.csv", report["summary"])
 
 
-def _write_csv(path: Path, rounds: list[dict]) -> None:
-    rows = aggregate(rounds)
-    import io as _io
-
-    buf = _io.StringIO()
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    """One CSV row per round and arm: the report's summary (mean and std over seeds)."""
+    buf = StringIO()
     w = csv.DictWriter(buf, fieldnames=list(rows[0]))
     w.writeheader()
     w.writerows(rows)
