@@ -19,6 +19,8 @@ export PYTHONUNBUFFERED=1
 # Several processes share one GPU: allocate on demand instead of 75% of the card each.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
 CORES=$(nproc)
+# Pin the protocol to cores 0-1 and the tests to the rest, so their CPU work does not mix (needs 4+ cores).
+if [ "$CORES" -ge 4 ]; then PIN_LT="taskset -c 0-1"; PIN_TESTS="taskset -c 2-$((CORES - 1))"; else PIN_LT=""; PIN_TESTS=""; fi
 
 $PY -c "import jax, optax, chex; print('jax', jax.__version__, 'optax', optax.__version__, 'chex', chex.__version__, jax.devices())"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
@@ -32,15 +34,15 @@ part() {  # name, seconds, command...: run with a limit, report rc and wall time
 
 # The run folder holds many files; keep it out of $OUT (results.json is copied back at the end).
 LT_OUT=${LOTTERY_OUT:-/tmp/accelerator_check_lottery}
-part "lenet-fashion" "${LOTTERY_S:-330}" taskset -c 0-1 $PY experiments/lottery_ticket.py \
+part "lenet-fashion" "${LOTTERY_S:-330}" $PIN_LT $PY experiments/lottery_ticket.py \
   --preset lenet-fashion --out "$LT_OUT" --no-progress > "$OUT/lenet_fashion.log" 2>&1 &
 LT=$!
 
-part "tests (fast)" "${FAST_S:-220}" taskset -c "2-$((CORES - 1))" $PY -m pytest -n "${WORKERS:-12}" -v --tb=short \
+part "tests (fast)" "${FAST_S:-220}" $PIN_TESTS $PY -m pytest -n "${WORKERS:-12}" -v --tb=short \
   -p no:cacheprovider -p no:benchmark -m "not slow" tests > "$OUT/tests_fast.log" 2>&1
 grep -E "^(FAILED|ERROR) " "$OUT/tests_fast.log"; tail -1 "$OUT/tests_fast.log"
 if [ "${SLOW_S:-0}" -gt 0 ]; then
-  part "tests (slow)" "$SLOW_S" taskset -c "2-$((CORES - 1))" $PY -m pytest -n "${WORKERS:-12}" -v --tb=short \
+  part "tests (slow)" "$SLOW_S" $PIN_TESTS $PY -m pytest -n "${WORKERS:-12}" -v --tb=short \
     -p no:cacheprovider -p no:benchmark -m slow tests > "$OUT/tests_slow.log" 2>&1
   grep -E "^(FAILED|ERROR) " "$OUT/tests_slow.log"; tail -1 "$OUT/tests_slow.log"
 fi
