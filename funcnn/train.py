@@ -1,10 +1,13 @@
 """Training: a pure, jitted train step; an epoch as one `lax.scan`; `fit` at the Python level.
 
-    state = init_state(params, optimizer)            # TrainState(params, opt_state, step, masks)
-    step = make_train_step(net.apply, loss, optimizer)
+    state = init_state(params, optimizer)            # TrainState(params, opt_state, step, masks, ...)
+    step = make_train_step(net, loss, optimizer)     # net: a Layer, or a plain apply function
     state, metrics = step(state, (x, y))            # pure: works under jit, vmap and scan
 
 A population is the same state with a leading axis on every leaf: `jax.vmap(step)` trains N nets.
+Model state (BatchNorm's running statistics) rides in `TrainState.model_state`, beside the params
+and never seen by gradients, optimizers or masks; the key for Dropout at step t is
+`fold_in(TrainState.key, t)`, so a run gives the same dropout masks every time.
 """
 from __future__ import annotations
 
@@ -22,10 +25,14 @@ from funcnn import schedules
 Array = jax.Array
 Params = Any
 LossFn = Callable[[Array, Array], Array]
+# (params, model_state, x, *, key, train) -> (y, model_state)
+Forward = Callable[..., tuple]
 
 
 class TrainState(NamedTuple):
-    """params; opt_state; step (int32 scalar, updates taken); masks (bool pytree like params, or None).
+    """params; opt_state; step (int32 scalar, updates taken); masks (bool pytree like params, or None);
+    model_state (running statistics named like params, or None for a stateless net); key (the base
+    PRNG key for Dropout, or None: the key of step t is fold_in(key, t)).
 
     With masks, gradients are masked before the optimizer and the params after it, so pruned weights
     stay exactly zero under any optax optimizer (momentum and Adam included).
@@ -35,13 +42,20 @@ class TrainState(NamedTuple):
     opt_state: Any
     step: Array
     masks: Optional[Params] = None
+    model_state: Optional[Params] = None
+    key: Optional[Array] = None
 
 
-def init_state(params: Params, optimizer: optax.GradientTransformation, masks: Optional[Params] = None) -> TrainState:
-    """A fresh TrainState; with masks, the params are masked first."""
+def init_state(params: Params, optimizer: optax.GradientTransformation, masks: Optional[Params] = None, *,
+               model_state: Optional[Params] = None, key: Optional[Array] = None) -> TrainState:
+    """A fresh TrainState; with masks, the params are masked first.
+
+    model_state: the net's `init_state(input_shape)` (or saved statistics) for a stateful net.
+    key: the base key of the per-step Dropout keys (needed only by nets with Dropout).
+    """
     if masks is not None:
         params = apply_masks(params, masks)
-    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), masks)
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), masks, model_state, key)
 
 
 def apply_masks(tree: Params, masks: Params) -> Params:
@@ -49,24 +63,58 @@ def apply_masks(tree: Params, masks: Params) -> Params:
     return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros_like(x)), tree, masks)
 
 
-def make_train_step(apply: Callable, loss: LossFn, optimizer: optax.GradientTransformation) -> Callable:
+def as_forward(net) -> Forward:
+    """`forward(params, model_state, x, *, key=None, train=False) -> (y, model_state)` for a net.
+
+    net: a funcnn `Layer` (its `apply_with_state`; with model_state None, its plain `apply`, which is
+    an error for a stateful net), or a plain `apply(params, x, *, key=None, train=False)` function
+    (stateless; `key` is passed only when there is one, so apply functions without it still work).
+    """
+    apply_with_state = getattr(net, "apply_with_state", None)
+    apply = getattr(net, "apply", net)
+    if not callable(apply):
+        raise TypeError(f"net must be a funcnn Layer or an apply(params, x, ...) function, got {net!r}")
+
+    def forward(params, model_state, x, *, key=None, train=False):
+        if apply_with_state is not None and model_state is not None:
+            return apply_with_state(params, model_state, x, key=key, train=train)
+        y = apply(params, x, train=train) if key is None else apply(params, x, key=key, train=train)
+        return y, model_state
+
+    return forward
+
+
+def step_key(state: TrainState) -> Optional[Array]:
+    """The key of the step about to be taken: fold_in(state.key, state.step), or None."""
+    return None if state.key is None else jax.random.fold_in(state.key, state.step)
+
+
+def make_train_step(net, loss: LossFn, optimizer: optax.GradientTransformation) -> Callable:
     """Build `step(state, (x, y)) -> (state, {"loss": J})`: one gradient-descent update, pure.
 
-    J = loss(apply(params, x), y); W <- W + optimizer.update(dJ/dW). Not jitted: wrap it in
-    `jax.jit`, `jax.vmap` or `lax.scan` as needed.
+    J = loss(net(params, x; train=True), y); W <- W + optimizer.update(dJ/dW). `net` is a Layer (its
+    model state is threaded through `state.model_state`) or an apply function. Not jitted: wrap it
+    in `jax.jit`, `jax.vmap` or `lax.scan` as needed.
     """
+    forward = as_forward(net)
 
     def step(state: TrainState, batch) -> tuple[TrainState, dict]:
         x, y = batch
-        objective = lambda p: loss(apply(p, x, train=True), y)
-        value, grads = jax.value_and_grad(objective)(state.params)
+        key = step_key(state)
+
+        def objective(p):
+            y_hat, model_state = forward(p, state.model_state, x, key=key, train=True)
+            return loss(y_hat, y), model_state
+
+        (value, model_state), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         if state.masks is not None:
             grads = apply_masks(grads, state.masks)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         if state.masks is not None:
             params = apply_masks(params, state.masks)
-        return TrainState(params, opt_state, state.step + 1, state.masks), {"loss": value}
+        new = TrainState(params, opt_state, state.step + 1, state.masks, model_state, state.key)
+        return new, {"loss": value}
 
     return step
 
@@ -117,20 +165,23 @@ def check_batch_size(batch_size: int, n: int) -> None:
         raise ValueError(f"batch_size must be an int in [1, {n}] (the dataset size), got batch_size={batch_size!r}")
 
 
-def make_evaluate(apply: Callable, loss: LossFn, metric: LossFn = losses_lib.accuracy, chunk: int = 1000) -> Callable:
-    """Build `evaluate(params, x, y) -> {"loss", "accuracy"}` over a whole held-out set.
+def make_evaluate(net, loss: LossFn, metric: LossFn = losses_lib.accuracy, chunk: int = 1000) -> Callable:
+    """Build `evaluate(params, x, y, model_state=None) -> {"loss", "accuracy"}` over a held-out set.
 
-    The set is processed in chunks of `chunk` examples (`lax.map`) to bound memory; the loss and the
-    metric are means over examples (the chunks are weighted by their sizes).
+    Eval mode (train=False): Dropout is the identity, BatchNorm uses the running statistics in
+    `model_state` (required for a stateful net). The set is processed in chunks of `chunk` examples
+    (`lax.map`) to bound memory; the loss and the metric are means over examples (the chunks are
+    weighted by their sizes).
     """
+    forward = as_forward(net)
 
-    def evaluate(params, x, y):
+    def evaluate(params, x, y, model_state=None):
         n = x.shape[0]
         size = min(chunk, n)
         full = (n // size) * size
 
         def one(xy):
-            logits = apply(params, xy[0])
+            logits = forward(params, model_state, xy[0], train=False)[0]
             return loss(logits, xy[1]), metric(logits, xy[1])
 
         xs = x[:full].reshape((-1, size) + x.shape[1:])
@@ -172,6 +223,10 @@ class History(NamedTuple):
 
 
 LearningRate = Union[float, Callable[[Array], Array], "schedules.Plateau"]
+Optimizer = Union[optax.GradientTransformation, Callable[..., optax.GradientTransformation]]
+
+# fit's per-step Dropout keys come from its `key` folded with this (its epochs fold 0, 1, 2, ...).
+_STEP_KEY_FOLD = 1 << 30
 
 
 def fit(
@@ -182,12 +237,13 @@ def fit(
     *,
     loss: LossFn = losses_lib.softmax_cross_entropy,
     metric: LossFn = losses_lib.accuracy,
-    optimizer: Callable[..., optax.GradientTransformation] = optax.adam,
-    learning_rate: LearningRate = 1e-3,
+    optimizer: Optimizer = optax.adam,
+    learning_rate: Optional[LearningRate] = None,
     epochs: int = 1,
     batch_size: int = 32,
     key: Array,
     masks: Optional[Params] = None,
+    model_state: Optional[Params] = None,
     n_classes: Optional[int] = None,
     progress: bool = True,
     scan: Optional[bool] = None,
@@ -195,10 +251,16 @@ def fit(
 ) -> tuple[TrainState, History]:
     """Train `net` for `epochs` epochs; evaluate on `val` after each; return (final state, history).
 
-    optimizer: an optax optimizer *factory* taking `learning_rate` (optax.adam, optax.sgd, ...).
-    learning_rate: a float, an optax schedule of the update count (e.g. `schedules.step_decay`), or a
-    `schedules.Plateau` policy driven by the validation loss. The rate in force during each epoch is
-    logged in `history.learning_rate`. The data order comes from `key` (one fold per epoch).
+    optimizer: an optax optimizer *factory* taking `learning_rate` (optax.adam, optax.sgd, ...), or a
+    ready `optax.GradientTransformation` (any chain, with its own schedules and weight decay; then
+    leave `learning_rate` unset).
+    learning_rate: with a factory, a float (default 1e-3), an optax schedule of the update count
+    (e.g. `schedules.step_decay`), or a `schedules.Plateau` policy driven by the validation loss. The
+    rate in force during each epoch is logged in `history.learning_rate` (NaN where a ready
+    transformation does not expose it through `optax.inject_hyperparams`).
+    model_state: a stateful net's starting statistics (default `net.init_state(input_shape)`); the
+    trained statistics are in the returned `state.model_state`, and validation runs in eval mode
+    with them. The data order comes from `key` (one fold per epoch), and so do Dropout's masks.
     scan: run each epoch as one compiled `lax.scan` (True) or as a Python loop over a jitted step
     (False). None picks scan, except for convolutional nets on CPU, where XLA runs convolutions
     inside loop bodies many times slower (jax-ml/jax#12868; 6x measured here).
@@ -212,15 +274,27 @@ def fit(
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive int, got epochs={epochs!r}")
     plateau = learning_rate if isinstance(learning_rate, schedules.Plateau) else None
-    if plateau is not None:
-        lr0 = plateau.init_lr
+    if isinstance(optimizer, optax.GradientTransformation):
+        if learning_rate is not None:
+            raise ValueError(
+                "learning_rate must be left unset when optimizer is a ready optax.GradientTransformation "
+                f"(its rate is part of it), got learning_rate={learning_rate!r}; or pass a factory such as optax.sgd"
+            )
+        tx, lr0 = optimizer, None
     else:
-        lr0 = learning_rate
-        if not callable(lr0) and not float(lr0) > 0:
-            raise ValueError(f"learning_rate must be > 0, got learning_rate={learning_rate!r}")
-    tx = optax.inject_hyperparams(optimizer)(learning_rate=lr0)
-    state = init_state(params, tx, masks)
-    step_fn = make_train_step(net.apply, loss, tx)
+        if not callable(optimizer):
+            raise ValueError(f"optimizer must be an optax factory (optax.adam) or a GradientTransformation, got {optimizer!r}")
+        if plateau is not None:
+            lr0 = plateau.init_lr
+        else:
+            lr0 = 1e-3 if learning_rate is None else learning_rate
+            if not callable(lr0) and not float(lr0) > 0:
+                raise ValueError(f"learning_rate must be > 0, got learning_rate={learning_rate!r}")
+        tx = optax.inject_hyperparams(optimizer)(learning_rate=lr0)
+    if model_state is None and hasattr(net, "init_state"):
+        model_state = net.init_state(tuple(np.shape(x)[1:]))
+    state = init_state(params, tx, masks, model_state=model_state, key=jax.random.fold_in(key, _STEP_KEY_FOLD))
+    step_fn = make_train_step(net, loss, tx)
     batch_sharding = None
     if data_parallel:
         from jax.sharding import NamedSharding, PartitionSpec
@@ -250,7 +324,7 @@ def fit(
                 batch_losses.append(metrics["loss"])
             return state, jnp.stack(batch_losses)
 
-    evaluate = jax.jit(make_evaluate(net.apply, loss, metric))
+    evaluate = jax.jit(make_evaluate(net, loss, metric))
     x, y, xv, yv = map(jnp.asarray, (x, y, xv, yv))
     plateau_state = plateau.init() if plateau is not None else None
     history = History([], [], [], [], [])
@@ -259,7 +333,7 @@ def fit(
     for e in bar:
         lr_in_force = _current_lr(state.opt_state, lr0, state.step)
         state, batch_losses = epoch_fn(state, x, y, batch_indices(jax.random.fold_in(key, e), len(x), batch_size))
-        scores = evaluate(state.params, xv, yv)
+        scores = evaluate(state.params, xv, yv, state.model_state)
         train_loss, val_loss = float(jnp.mean(batch_losses)), float(scores["loss"])
         history.epoch.append(e + 1)
         history.train_loss.append(train_loss)
@@ -278,12 +352,18 @@ def fit(
 
 
 def _has_conv(net) -> bool:
-    return net.kind == "conv2d" or any(_has_conv(layer) for layer in net.layers)
+    kind = getattr(net, "kind", "")
+    return kind.startswith("conv") or any(_has_conv(layer) for layer in getattr(net, "layers", ()))
 
 
 def _current_lr(opt_state, lr0, step) -> float:
     if callable(lr0):
         return float(lr0(step))
+    if lr0 is None:  # a ready transformation: its rate if inject_hyperparams exposes one
+        try:
+            return float(optax.tree_utils.tree_get(opt_state, "learning_rate"))
+        except (KeyError, TypeError, ValueError):
+            return float("nan")
     return float(opt_state.hyperparams["learning_rate"])
 
 
@@ -318,16 +398,17 @@ def lr_sweep(
     if rates.ndim != 1 or not np.all(rates > 0):
         raise ValueError(f"rates must be a 1-D sequence of learning rates > 0, got rates={rates.tolist()!r}")
     tx = optax.inject_hyperparams(optimizer)(learning_rate=float(rates[0]))
-    base = init_state(params, tx)
+    model_state = net.init_state(tuple(np.shape(x)[1:])) if hasattr(net, "init_state") else None
+    base = init_state(params, tx, model_state=model_state, key=jax.random.fold_in(key, _STEP_KEY_FOLD))
 
     def with_lr(lr):
         hyper = dict(base.opt_state.hyperparams, learning_rate=lr)
         return base._replace(opt_state=base.opt_state._replace(hyperparams=hyper))
 
     states = jax.vmap(with_lr)(jnp.asarray(rates))
-    epoch = jax.jit(jax.vmap(make_epoch(make_train_step(net.apply, loss, tx)), in_axes=(0, None, None, None)))
+    epoch = jax.jit(jax.vmap(make_epoch(make_train_step(net, loss, tx)), in_axes=(0, None, None, None)))
     x, y = jnp.asarray(x), jnp.asarray(y)
-    initial = float(loss(net.apply(params, x), y))
+    initial = float(loss(as_forward(net)(params, model_state, x)[0], y))
     curves = []
     for e in range(epochs):
         states, batch_losses = epoch(states, x, y, batch_indices(jax.random.fold_in(key, e), len(x), batch_size))

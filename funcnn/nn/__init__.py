@@ -1,4 +1,4 @@
-"""Layers as `init`/`apply` pairs of pure functions, and `serial` to compose them."""
+"""Layers as `init`/`apply` pairs of pure functions (plus state for BatchNorm), and combinators."""
 from funcnn.nn.activation_layers import (
     ELU,
     Arctan,
@@ -12,10 +12,22 @@ from funcnn.nn.activation_layers import (
 )
 from funcnn.nn.conv import AvgPool, Conv2D, MaxPool
 from funcnn.nn.dense import Dense
-from funcnn.nn.layer import Layer, ShapeError, count_params, layer_names, serial, summary
+from funcnn.nn.layer import (
+    Layer,
+    LayerError,
+    ShapeError,
+    StateError,
+    count_params,
+    has_state,
+    layer_names,
+    serial,
+    stateful,
+    summary,
+)
 
 __all__ = [
-    "Layer", "ShapeError", "serial", "summary", "count_params", "layer_names",
+    "Layer", "LayerError", "ShapeError", "StateError", "serial", "stateful", "has_state", "summary",
+    "count_params", "layer_names",
     "Dense", "Flatten", "Conv2D", "MaxPool", "AvgPool",
     "Sigmoid", "Tanh", "Arctan", "BinaryStep", "Relu", "PReLU", "ELU", "Softplus",
 ]

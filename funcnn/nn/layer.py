@@ -3,24 +3,65 @@
     params = layer.init(key, input_shape)                # input_shape excludes the batch axes
     y = layer.apply(params, x, key=None, train=False)    # x: (*batch, *input_shape)
     out = layer.output_shape(input_shape)                 # data-free shape arithmetic
+
+A layer may also carry *state* beside its params (BatchNorm's running statistics), named like the
+params and never touched by gradients, optimizers or masks:
+
+    state = layer.init_state(input_shape)                            # {} for a stateless layer
+    y, state = layer.apply_with_state(params, state, x, key=None, train=False)
+
+Every layer has both; a stateless layer's `init_state` returns `{}` and its `apply_with_state`
+calls `apply` and returns the state unchanged. A stateful layer's plain `apply` is an error.
+Where several inputs or outputs flow (`Parallel`, `FanOut`), a shape is a tuple of shapes.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import jax
 import numpy as np
 
 Array = jax.Array
-Shape = tuple[int, ...]
+Shape = tuple  # tuple[int, ...], or a tuple of such shapes where several arrays flow
 Params = Any  # a dict (possibly nested, possibly empty) of arrays
+State = Any  # like Params: a dict of arrays named like the params ({} for stateless layers)
 
 
-class ShapeError(ValueError):
+class LayerError(ValueError):
+    """Bad use of a layer; `serial` and the combinators prefix the layer's path to the message."""
+
+
+class ShapeError(LayerError):
     """An input whose shape does not fit a layer."""
 
 
-class Layer(NamedTuple):
+class StateError(LayerError):
+    """A stateful layer used without its state (or with state that does not fit)."""
+
+
+class _LayerFields(NamedTuple):
+    kind: str
+    init: Callable[..., Params]
+    apply: Callable[..., Array]
+    output_shape: Callable[[Shape], Shape]
+    layers: tuple = ()
+    init_state: Callable[[Shape], State] = None  # type: ignore[assignment]
+    apply_with_state: Callable[..., tuple] = None  # type: ignore[assignment]
+
+
+def _no_state(input_shape: Shape) -> State:
+    del input_shape
+    return {}
+
+
+def _stateless_apply_with_state(apply: Callable) -> Callable:
+    def apply_with_state(params, state, x, *, key=None, train=False):
+        return apply(params, x, key=key, train=train), state
+
+    return apply_with_state
+
+
+class Layer(_LayerFields):
     """A layer or a network.
 
     kind: the lower-case name used for param keys in `serial` (`dense`, `sigmoid`, ...).
@@ -28,17 +69,44 @@ class Layer(NamedTuple):
     apply(params, x, *, key=None, train=False) -> y; x may carry any number of leading batch axes.
     output_shape(input_shape) -> output shape, without touching data.
     layers: the sub-layers of a `serial` network (empty for a single layer).
+    init_state(input_shape) -> state ({} unless the layer keeps running statistics).
+    apply_with_state(params, state, x, *, key=None, train=False) -> (y, new_state).
+
+    `Layer(kind, init, apply, output_shape)` builds a stateless layer: the last two are filled in.
     """
 
-    kind: str
-    init: Callable[..., Params]
-    apply: Callable[..., Array]
-    output_shape: Callable[[Shape], Shape]
-    layers: tuple = ()
+    __slots__ = ()
+
+    def __new__(cls, kind, init, apply, output_shape, layers=(), init_state=None, apply_with_state=None):
+        init_state = _no_state if init_state is None else init_state
+        apply_with_state = _stateless_apply_with_state(apply) if apply_with_state is None else apply_with_state
+        return super().__new__(cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state)
+
+
+def stateful(kind: str, init: Callable, init_state: Callable, apply_with_state: Callable,
+             output_shape: Callable, layers: tuple = ()) -> Layer:
+    """A layer with state: its plain `apply` raises `StateError` saying what to call instead."""
+
+    def apply(params, x, *, key=None, train=False):
+        del params, x, key, train
+        raise StateError(
+            f"{kind} carries state (running statistics) beside its params; call "
+            "net.apply_with_state(params, state, x, train=...) with state = net.init_state(input_shape), "
+            "or pass the network itself (not net.apply) to funcnn's training functions"
+        )
+
+    return Layer(kind, init, apply, output_shape, layers, init_state, apply_with_state)
+
+
+def has_state(layer: Layer, input_shape: Shape) -> bool:
+    """True when `layer.init_state(input_shape)` holds any array (the layer keeps statistics)."""
+    return bool(jax.tree.leaves(layer.init_state(input_shape)))
 
 
 def as_shape(input_shape: Sequence[int], *, name: str = "input_shape") -> Shape:
-    """Validate a shape (a sequence of positive ints) and return it as a tuple."""
+    """Validate a shape (a sequence of positive ints, or a tuple of such shapes) and return it as a tuple."""
+    if isinstance(input_shape, (tuple, list)) and input_shape and all(isinstance(s, (tuple, list)) for s in input_shape):
+        return tuple(as_shape(s, name=name) for s in input_shape)
     try:
         shape = tuple(int(d) for d in input_shape)
     except TypeError:
@@ -78,10 +146,41 @@ def stateless(kind: str, fn: Callable[[Array], Array]) -> Layer:
     return Layer(kind, init, apply, as_shape)
 
 
-def serial(*layers: Layer) -> Layer:
-    """Compose layers left to right; params are `{f"{kind}_{i}": params_i}`.
+def named(name: str, fn: Callable, *args, **kwargs):
+    """fn(*args, **kwargs), with a `LayerError`'s message prefixed by the layer path `name`.
 
-    Shape errors are re-raised naming the layer (`layer 'dense_2' ...`).
+    Nested networks build the whole path: `layer 'residual_3/main/conv2d_0': ...`.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except LayerError as e:
+        msg = str(e)
+        prefix = "layer '"
+        msg = f"{prefix}{name}/{msg[len(prefix):]}" if msg.startswith(prefix) else f"{prefix}{name}': {msg}"
+        raise type(e)(msg) from None
+
+
+def child_keys(key: Optional[Array], n: int) -> list:
+    """n keys for n sub-layers, or n Nones when no key was given."""
+    return [None] * n if key is None else list(jax.random.split(key, n))
+
+
+def check_entries(tree: Any, names: Sequence[str], what: str) -> None:
+    """ValueError unless the dict `tree` has every name (params or state made by another network?)."""
+    if not isinstance(tree, dict) or any(n not in tree for n in names):
+        have = sorted(tree) if isinstance(tree, dict) else type(tree).__name__
+        missing = [n for n in names if not isinstance(tree, dict) or n not in tree]
+        raise ValueError(
+            f"{what} has no entry {missing[0]!r} (has {have}); were these {what} made by this network's "
+            f"{'init' if what == 'params' else 'init_state'}?"
+        )
+
+
+def serial(*layers: Layer) -> Layer:
+    """Compose layers left to right; params (and state) are `{f"{kind}_{i}": params_i}`.
+
+    Shape errors are re-raised naming the layer (`layer 'dense_2' ...`). The key given to `apply` is
+    split into one key per layer.
     """
     if not layers:
         raise ValueError("serial needs at least one layer, got none")
@@ -91,20 +190,12 @@ def serial(*layers: Layer) -> Layer:
                 f"serial: argument {i} must be a Layer (e.g. Dense(10) or Relu()), got {layer!r}; "
                 "did you pass the class instead of calling it?"
             )
-    names = [f"{layer.kind}_{i}" for i, layer in enumerate(layers)]
-
-    def _named(name, fn, *args):
-        try:
-            return fn(*args)
-        except ShapeError as e:
-            if str(e).startswith("layer '"):
-                raise
-            raise ShapeError(f"layer '{name}': {e}") from None
+    names = layer_names(layers)
 
     def output_shape(input_shape):
         shape = as_shape(input_shape)
         for name, layer in zip(names, layers):
-            shape = _named(name, layer.output_shape, shape)
+            shape = named(name, layer.output_shape, shape)
         return shape
 
     def init(key, input_shape):
@@ -112,22 +203,33 @@ def serial(*layers: Layer) -> Layer:
         keys = jax.random.split(key, len(layers))
         params = {}
         for k, name, layer in zip(keys, names, layers):
-            params[name] = _named(name, layer.init, k, shape)
-            shape = _named(name, layer.output_shape, shape)
+            params[name] = named(name, layer.init, k, shape)
+            shape = named(name, layer.output_shape, shape)
         return params
 
+    def init_state(input_shape):
+        shape = as_shape(input_shape)
+        state = {}
+        for name, layer in zip(names, layers):
+            state[name] = named(name, layer.init_state, shape)
+            shape = named(name, layer.output_shape, shape)
+        return state
+
     def apply(params, x, *, key=None, train=False):
-        keys = [None] * len(layers) if key is None else list(jax.random.split(key, len(layers)))
-        for k, name, layer in zip(keys, names, layers):
-            if name not in params:
-                raise ValueError(
-                    f"params has no entry {name!r} (has {sorted(params)}); were these params "
-                    "made by this network's init?"
-                )
-            x = _named(name, lambda p, v: layer.apply(p, v, key=k, train=train), params[name], x)
+        check_entries(params, names, "params")
+        for k, name, layer in zip(child_keys(key, len(layers)), names, layers):
+            x = named(name, layer.apply, params[name], x, key=k, train=train)
         return x
 
-    return Layer("serial", init, apply, output_shape, tuple(layers))
+    def apply_with_state(params, state, x, *, key=None, train=False):
+        check_entries(params, names, "params")
+        check_entries(state, names, "state")
+        new_state = {}
+        for k, name, layer in zip(child_keys(key, len(layers)), names, layers):
+            x, new_state[name] = named(name, layer.apply_with_state, params[name], state[name], x, key=k, train=train)
+        return x, new_state
+
+    return Layer("serial", init, apply, output_shape, tuple(layers), init_state, apply_with_state)
 
 
 def layer_names(net_layers: Sequence[Layer]) -> list[str]:
@@ -143,18 +245,22 @@ def count_params(params: Params) -> int:
 def summary(net: Layer, input_shape: Sequence[int]) -> str:
     """A table of each layer's name, output shape and parameter count, and the total.
 
-    Works on shapes alone (`jax.eval_shape`): no arrays are allocated.
+    Works on shapes alone (`jax.eval_shape`): no arrays are allocated. State (running statistics)
+    is not counted as params; a stateful network gets a last line with its state's size.
     """
     shape = as_shape(input_shape)
     params = jax.eval_shape(lambda k: net.init(k, shape), jax.random.key(0))
     rows = [("input", str(shape), "")]
-    if net.layers:
+    if net.layers and net.kind == "serial":
         for name, layer in zip(layer_names(net.layers), net.layers):
             shape = layer.output_shape(shape)
             rows.append((name, str(shape), f"{count_params(params[name]):,}"))
     else:
         rows.append((net.kind, str(net.output_shape(shape)), f"{count_params(params):,}"))
     rows.append(("total", "", f"{count_params(params):,}"))
+    n_state = count_params(jax.eval_shape(lambda: net.init_state(as_shape(input_shape))))
+    if n_state:
+        rows.append(("state (not params)", "", f"{n_state:,}"))
     header = ("layer", "output shape", "params")
     widths = [max(len(r[c]) for r in rows + [header]) for c in range(3)]
     fmt = lambda r: f"{r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}"
