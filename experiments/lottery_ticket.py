@@ -53,10 +53,10 @@ def plot(report: dict, out: Path) -> list[Path]:
     picks = sorted({0, len(rounds) // 2, len(rounds) - 1, min(3, len(rounds) - 1)})
     for r in picks:
         rec = rounds[r]
-        curves = np.load(Path(report["folder"]) / f"round_{r:02d}" / "curves.npz")["curves"]
+        curves = lottery.load_curves(Path(report["folder"]) / f"round_{r:02d}")
         sel = np.array(rec["arms"]) == "ticket"
         p = np.mean(np.array(rec["density"])[sel]) * 100
-        ax.plot(rec["iterations"], curves[sel, :, 4].mean(axis=0) * 100, label=f"ticket, {p:.1f}% remaining")
+        ax.plot(rec["iterations"], curves["test_accuracy"][sel].mean(axis=0) * 100, label=f"ticket, {p:.1f}% remaining")
     ax.set_xlabel("training iteration")
     ax.set_ylabel("test accuracy %")
     ax.grid(True, alpha=0.3)

@@ -1,7 +1,9 @@
-"""Convolution and pooling as plain functions, channels-last (NHWC images, HWIO kernels).
+"""Convolution and pooling as plain functions, channels-last (NHWC images, HWIO kernels; NWC
+sequences, WIO kernels for `conv1d`).
 
-Padding is "VALID", "SAME", an int p (p on every side) or ((top, bottom), (left, right)); strides are
-an int or a pair. Each spatial output size is out = floor((n + pad_total - k) / s) + 1.
+Padding is "VALID", "SAME", an int p (p on every side) or ((top, bottom), (left, right)) (for 1-D:
+(left, right)); strides are an int or a pair (1-D: an int). Each spatial output size is
+out = floor((n + pad_total - k) / s) + 1.
 """
 from __future__ import annotations
 
@@ -91,6 +93,61 @@ def conv2d(x: Array, w: Array, b: Array | None = None, stride: Pair = 1, padding
     y = jax.lax.conv_general_dilated(x4, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if b is not None:
         y = y + b.reshape(1, 1, 1, -1)
+    return y.reshape(batch + y.shape[1:])
+
+
+def resolve_padding_1d(padding: Padding, n: int, k: int, stride: int) -> tuple[int, int]:
+    """Explicit (left, right) for a 1-D padding: "VALID", "SAME" (as XLA: extra at the end), an int p
+    (p on each side) or a pair (left, right)."""
+    if isinstance(padding, str) or (isinstance(padding, int) and not isinstance(padding, bool)):
+        return resolve_padding(padding, (n, 1), (k, 1), (stride, 1))[0]
+    try:
+        pads = tuple(int(p) for p in padding)
+    except (TypeError, ValueError):
+        pads = ()
+    if len(pads) != 2 or any(p < 0 for p in pads) or any(isinstance(p, bool) for p in padding):
+        raise ValueError(f"padding must be 'VALID', 'SAME', an int or a pair (left, right) of ints >= 0 for a 1-D "
+                         f"convolution, got padding={padding!r}")
+    return pads  # type: ignore[return-value]
+
+
+def positive_int(value: int, name: str) -> int:
+    """A validated positive int (bools rejected)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {name}={value!r}")
+    return value
+
+
+def output_len(n: int, k: int, stride: int = 1, padding: Padding = "VALID") -> int:
+    """L_out for an input length n, a window k, a stride and a 1-D padding; raises if empty."""
+    stride = positive_int(stride, "stride")
+    lo, hi = resolve_padding_1d(padding, n, k, stride)
+    if k > n + lo + hi:
+        raise ValueError(f"kernel size {k} is larger than the padded input length {n} with padding {(lo, hi)}")
+    return output_size(n, k, stride, lo + hi)
+
+
+def conv1d(x: Array, w: Array, b: Array | None = None, stride: int = 1, padding: Padding = "VALID") -> Array:
+    """Cross-correlation y[n,i,f] = sum_{p,c} x_pad[n, i*s+p, c] * w[p,c,f] (+ b[f]).
+
+    x: (*batch, L, C_in) (no batch axis is fine); w: (k, C_in, C_out); b: (C_out,) or None.
+    -> (*batch, L_out, C_out) with L_out = floor((L + pad_total - k) / s) + 1.
+    """
+    if w.ndim != 3:
+        raise ValueError(f"kernel w must be (k, C_in, C_out), got shape {tuple(w.shape)}")
+    if x.ndim < 2:
+        raise ValueError(f"x must be (L, C) or (*batch, L, C), got shape {tuple(x.shape)} (rank {x.ndim}); "
+                         "add a channel axis with x[..., None] for a single-channel sequence")
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(f"input has {x.shape[-1]} channels but the kernel expects C_in={w.shape[1]} "
+                         f"(x {tuple(x.shape)}, w {tuple(w.shape)})")
+    batch = x.shape[:-2]
+    x3 = x.reshape((-1,) + x.shape[-2:])
+    output_len(x3.shape[1], w.shape[0], stride, padding)  # validates stride, padding and sizes
+    pads = resolve_padding_1d(padding, x3.shape[1], w.shape[0], stride)
+    y = jax.lax.conv_general_dilated(x3, w, (stride,), (pads,), dimension_numbers=("NWC", "WIO", "NWC"))
+    if b is not None:
+        y = y + b.reshape(1, 1, -1)
     return y.reshape(batch + y.shape[1:])
 
 

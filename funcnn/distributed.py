@@ -102,13 +102,22 @@ def shard_population(program: Callable, mesh: Mesh) -> Callable:
     return jax.jit(mapped)
 
 
-def gather(tree: Any) -> Any:
-    """Every leaf as a host numpy array with the full population (an all-gather across processes)."""
-    if jax.process_count() == 1:
-        return jax.tree.map(np.asarray, tree)
-    from jax.experimental import multihost_utils
+def _is_key(a) -> bool:
+    return jax.dtypes.issubdtype(getattr(a, "dtype", None), jax.dtypes.prng_key)
 
-    return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
+
+def gather(tree: Any) -> Any:
+    """Every leaf as a host numpy array with the full population (an all-gather across processes);
+    typed PRNG keys (which numpy cannot hold) stay JAX key arrays."""
+    impls = jax.tree.map(lambda a: jax.random.key_impl(a) if _is_key(a) else None, tree)
+    raw = jax.tree.map(lambda a: jax.random.key_data(a) if _is_key(a) else a, tree)
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        raw = multihost_utils.process_allgather(raw, tiled=True)
+    raw = jax.tree.map(np.asarray, raw)
+    return jax.tree.map(lambda a, impl: a if impl is None else jax.random.wrap_key_data(a, impl=impl), raw, impls,
+                        is_leaf=lambda x: x is None)
 
 
 def data_parallel_mesh(devices=None) -> Mesh:

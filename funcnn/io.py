@@ -31,16 +31,21 @@ class CheckpointError(RuntimeError):
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write `payload` to `path` atomically (temp file, fsync, rename, fsync of the folder)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from e
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None:
+            raise OSError(e.errno, e.strerror, str(path)) from e  # name the file that could not be written
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
@@ -53,10 +58,15 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def _is_key(leaf) -> bool:
+    return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
+
+
 def _flat(tree) -> dict[str, np.ndarray]:
     out = {}
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        out[path_name(path) or "_"] = np.asarray(leaf)
+        # A typed PRNG key is stored as its raw key data (uint32) and wrapped again on load.
+        out[path_name(path) or "_"] = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
     return out
 
 
@@ -82,6 +92,13 @@ def load_tree(path: str | os.PathLike, like: Any) -> Any:
             leaves = []
             for name, t in zip(names, templates):
                 a = z[name]
+                if _is_key(t):
+                    data = jax.random.key_data(t)
+                    if a.shape != data.shape or a.dtype != data.dtype:
+                        raise CheckpointError(f"{path}: key '{name}' is {a.dtype}{list(a.shape)}, expected "
+                                              f"{data.dtype}{list(data.shape)}")
+                    leaves.append(jax.random.wrap_key_data(a, impl=jax.random.key_impl(t)))
+                    continue
                 want = np.dtype(getattr(t, "dtype", None) or np.result_type(t))
                 if a.shape != np.shape(t) or a.dtype != want:
                     raise CheckpointError(

@@ -102,8 +102,10 @@ def _rates(masks: Masks, spec: Params, rate, layer_rates: Optional[Mapping[str, 
         if not f:
             out.append(None)
             continue
-        r = layer_rates.get(n, layer_rates.get(n.split("/")[0], rate))
-        out.append(r)
+        # The most specific name wins: 'a/b/w' over 'a/b' over 'a', at any depth.
+        parts = n.split("/")
+        prefixes = ["/".join(parts[:i]) for i in range(len(parts), 0, -1)]
+        out.append(next((layer_rates[p] for p in prefixes if p in layer_rates), rate))
     return out
 
 

@@ -1,4 +1,4 @@
-"""The course's activations as parameterless layers (PReLU has a learnable `alpha`), and Flatten."""
+"""The course's activations as parameterless layers (PReLU has a learnable `alpha`), Flatten and Reshape."""
 from __future__ import annotations
 
 import math
@@ -90,3 +90,45 @@ def Flatten(ndim: int | None = None) -> Layer:
         return x.reshape(x.shape[: x.ndim - n] + (-1,))
 
     return Layer("flatten", init, apply, output_shape)
+
+
+def Reshape(shape, ndim: int | None = None) -> Layer:
+    """Reshape the feature axes: (*batch, *feature_shape) -> (*batch, *shape), prod(shape) = prod(feature_shape).
+
+    ndim: how many trailing axes of the input are features, as in `Flatten`. None (default) means
+    every axis after the first (exactly one batch axis); give `ndim` (e.g. 1 after Dense) to allow any
+    number of leading batch axes.
+    """
+    try:
+        target = tuple(shape)
+    except TypeError:
+        target = None
+    if not target or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in target):
+        raise ValueError(f"Reshape: shape must be a non-empty tuple of positive ints, got shape={shape!r}")
+    if ndim is not None and (not isinstance(ndim, int) or isinstance(ndim, bool) or ndim < 1):
+        raise ValueError(f"Reshape: ndim must be a positive int or None, got ndim={ndim!r}")
+    size = math.prod(target)
+
+    def output_shape(input_shape):
+        in_shape = as_shape(input_shape)
+        if ndim is not None and len(in_shape) != ndim:
+            raise ShapeError(f"Reshape(ndim={ndim}): expected a {ndim}-D input shape, got {in_shape}")
+        if math.prod(in_shape) != size:
+            raise ShapeError(f"Reshape: cannot reshape input shape {in_shape} ({math.prod(in_shape)} values) "
+                             f"to shape {target} ({size} values)")
+        return target
+
+    def init(key, input_shape):
+        del key
+        output_shape(input_shape)
+        return {}
+
+    def apply(params, x, *, key=None, train=False):
+        del params, key, train
+        n = x.ndim - 1 if ndim is None else ndim
+        if n < 1 or x.ndim < n or math.prod(x.shape[x.ndim - n :]) != size:
+            raise ShapeError(f"Reshape: cannot reshape input {tuple(x.shape)} to (*batch, "
+                             f"{', '.join(map(str, target))}) with {'one batch axis' if ndim is None else f'ndim={ndim}'}")
+        return x.reshape(x.shape[: x.ndim - n] + target)
+
+    return Layer("reshape", init, apply, output_shape)

@@ -1,0 +1,42 @@
+"""Iterative magnitude pruning (Frankle & Carbin 2019) with controls, many seeds in one program.
+
+Round 0 trains the dense nets. Each later round prunes the previous round's trained ticket, rewinds
+the survivors to θ0 (or to θk, the weights k iterations into the dense run), and trains, side by side
+in one compiled program (members vmapped a few at a time), for every seed, each arm:
+  ticket  - the magnitude-pruned mask with the rewound weights;
+  reinit  - the same mask with a fresh θ0 drawn from the same initializer with another key;
+  random  - a random mask with the ticket's per-layer density and the rewound weights;
+and any `Arm` of the user's. A study is a `Spec` (objects: a net, an optax optimizer, a loss,
+arrays) or a `Config` (names, for the command line); `run` commits each round to a run folder and
+resumes only the very same study.
+
+    spec.py     Spec, Config, PRESETS, round_rates, prune_round, density_ladder
+    arms.py     Arm and the built-in arms
+    program.py  make_round_program: one compiled program for all members
+    study.py    Study: data, keys, θ0 and the segmented, checkpointed training of a population
+    driver.py   run, load_report: rounds, commits, resume, identity, lock
+    report.py   summaries, aggregate, summary_table, CSV
+"""
+from funcnn.lottery.arms import Arm, random_pruning, reinit, reinit_same_sign, ticket
+from funcnn.lottery.driver import (
+    CheckpointWriteError,
+    RunFolderBusy,
+    _prepare_folder,
+    identity,
+    load_report,
+    run,
+    run_dir,
+)
+from funcnn.lottery.program import make_round_program, metric_names
+from funcnn.lottery.report import aggregate, load_curves, summary_table
+from funcnn.lottery.spec import ARMS, PRESETS, Config, Spec, density_ladder, prune_round, round_rates
+from funcnn.lottery.study import NonFiniteLoss, Study, advance_schedule
+
+METRICS = metric_names()
+
+__all__ = [
+    "Spec", "Config", "PRESETS", "ARMS", "METRICS", "Arm", "ticket", "reinit", "random_pruning", "reinit_same_sign",
+    "run", "load_report", "run_dir", "identity", "RunFolderBusy", "CheckpointWriteError",
+    "make_round_program", "metric_names", "Study", "NonFiniteLoss", "advance_schedule",
+    "aggregate", "summary_table", "load_curves", "density_ladder", "prune_round", "round_rates",
+]

@@ -1,0 +1,460 @@
+"""The driver: rounds of iterative magnitude pruning, committed one by one to a run folder.
+
+The only part of the lottery package that touches files. A run folder holds `identity.json` (what
+the study is: its fields, the param tree, fingerprints of θ0, the data, the net and the optimizer),
+`LOCK` (held while a process runs), one `round_XX/` per committed round and `round_XX.partial/`
+mid-round checkpoints. A re-run resumes only a study with the same identity, and a committed round
+only on top of the very round it was built on.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import socket
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn import distributed, io, prune
+from funcnn.lottery import report as report_lib
+from funcnn.lottery.spec import Config, Spec, prune_round
+from funcnn.lottery.study import NonFiniteLoss, Study, _npz_bytes, advance_schedule
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (a full disk, no permission); what was committed is intact."""
+
+
+def run_dir(config: Config, root: str | Path = "runs/lottery_ticket", name: str = "study") -> Path:
+    """The folder of a config's run: `<root>/<name>-<hash of the config>`."""
+    return Path(root) / f"{name}-{config.digest()}"
+
+
+def _take(tree, i):
+    return jax.tree.map(lambda a: a[i], tree)
+
+
+def _concat(trees):
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
+
+
+def run(study: "Spec | Config", *, out: str | Path, progress: bool = True, log: Callable[[str], None] = print,
+        skip_nonfinite: bool = False) -> dict:
+    """Run (or resume) a study in folder `out`; returns the report (also written as results.json).
+
+    Round 0 trains the dense nets, one continuous run (θk, its model state and optimizer state are
+    saved at the rewind step k on the way). Each later round prunes the last ticket, and trains every
+    arm from the rewind point with a fresh optimizer state whose schedule resumes at k (or the saved
+    one, with `rewind_optimizer`), on iterations k..T of each seed's data order (OpenLTH's rewinding).
+
+    Every file is written atomically; a round counts as done once its COMMIT marker (SHA-256 of its
+    files) is in place, and a round whose files fail that check is trained again, with the rounds
+    after it resumed only if it came out bit-identical. Within a round the population state is
+    checkpointed `checkpoints_per_round` times, so a killed run resumes mid-round with bit-identical
+    results. A re-run whose study differs in any way (fields, net, θ0, data, optimizer) stops with
+    an error naming the difference. A non-finite loss raises FloatingPointError naming round, arm,
+    seed and iteration; with `skip_nonfinite` the member is recorded in `failed_members` (its
+    metrics NaN) and the others go on.
+    """
+    config = study.validate() if isinstance(study, Config) else None
+    out = Path(out)
+    _prepare_folder(out, config)
+    with _lock(out):
+        runtime = Study(study, progress)
+        try:
+            return _run(runtime, config, out, log, skip_nonfinite)
+        except OSError as e:
+            if isinstance(e, CheckpointWriteError):
+                raise
+            raise CheckpointWriteError(
+                e.errno, f"{e.strerror or e}; writing {e.filename or out} failed: the last committed round and "
+                f"mid-round checkpoint in {out} are intact; make room (or fix permissions) and re-run to resume",
+                e.filename) from e
+
+
+def _describe(runtime: Study, config: Optional[Config]) -> dict:
+    return config.to_json() if config is not None else runtime.spec.describe()
+
+
+def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinite: bool) -> dict:
+    spec, S = runtime.spec, runtime.spec.seeds
+    describe = _describe(runtime, config)
+    if distributed.is_writer():
+        _check_identity(out, identity(runtime, describe))
+    rounds = []
+    masks_prev = dense_trained = trained_ticket = None
+    rewind = {"params": runtime.theta0, "model_state": runtime.state0, "opt_state": None}
+    parent = ""
+    t_start = time.perf_counter()
+    for r in range(spec.rounds + 1):
+        folder = out / f"round_{r:02d}"
+        resumed = _load_round(folder, runtime, r, log, parent) if folder.exists() else None
+        if resumed is not None:
+            rec, masks_prev, trained_ticket, saved_rewind = resumed
+            if r == 0:
+                dense_trained = trained_ticket
+                rewind.update({k: v for k, v in saved_rewind.items() if v is not None})
+            parent = lineage(folder)
+            rounds.append(rec)
+            log(f"round {r}: resumed from {folder}")
+            continue
+        t0 = time.perf_counter()
+        partial = out / f"round_{r:02d}.partial"
+        if r == 0:
+            masks = member_masks = jax.vmap(prune.ones)(runtime.theta0)
+            seeds, member_arm, start = jnp.arange(S), ["ticket"] * S, 0
+            try:
+                if spec.rewind_step:
+                    states_k, first = _train_to_rewind_step(runtime, masks, out / "round_00.rewind")
+                    rewind = {"params": states_k.params, "model_state": states_k.model_state,
+                              "opt_state": states_k.opt_state}
+                    # The dense run goes on from θk with its optimizer state: one continuous run.
+                    trained, rest, failed = runtime.train_population(
+                        states_k.params, masks, seeds, spec.rewind_step, "round 0", checkpoint=partial,
+                        skip_nonfinite=skip_nonfinite, states=states_k, return_states=True)
+                    curves = np.concatenate([first, rest], axis=1)
+                else:
+                    trained, curves, failed = runtime.train_population(
+                        runtime.theta0, masks, seeds, 0, "round 0", checkpoint=partial,
+                        skip_nonfinite=skip_nonfinite, return_states=True)
+            except NonFiniteLoss as e:
+                raise _coordinates(e, r, member_arm, seeds) from None
+            trained_ticket = dense_trained = trained.params
+        else:
+            masks = jax.vmap(lambda t, m, d: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
+                trained_ticket, masks_prev, dense_trained)
+            keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(jnp.arange(S))
+            pops_p, pops_m, member_arm = [], [], []
+            for arm in runtime.arms:
+                p, m = jax.vmap(arm.fn)(rewind["params"], runtime.theta0_reinit, masks, keys)
+                pops_p.append(p)
+                pops_m.append(m)
+                member_arm += [arm.name] * S
+            n_arms = len(runtime.arms)
+            params, member_masks = _concat(pops_p), _concat(pops_m)
+            prune.check_masks(_take(params, 0), _take(member_masks, 0))
+            params = jax.vmap(prune.rewind)(params, member_masks)
+            seeds, start = jnp.tile(jnp.arange(S), n_arms), spec.rewind_step
+            # Every arm starts from the rewind point's model state (running statistics of θk).
+            model_state = None if rewind["model_state"] is None else _concat([rewind["model_state"]] * n_arms)
+            opt_state = None
+            if spec.rewind_optimizer and rewind["opt_state"] is not None:
+                opt_state = _concat([rewind["opt_state"]] * n_arms)
+            try:
+                trained, curves, failed = runtime.train_population(
+                    params, member_masks, seeds, start, f"round {r}", checkpoint=partial,
+                    skip_nonfinite=skip_nonfinite, model_state=model_state, opt_state=opt_state, return_states=True)
+            except NonFiniteLoss as e:
+                raise _coordinates(e, r, member_arm, seeds) from None
+            trained_ticket = _take(trained.params, slice(0, S))
+        t_train = time.perf_counter() - t0
+        dens = jax.vmap(lambda m: prune.density(m, runtime.spec_prunable))(member_masks)
+        named = dict(zip(runtime.metric_names, np.moveaxis(curves, -1, 0)))
+        rec = {
+            "round": r,
+            "arms": member_arm,
+            "seeds": [int(s) for s in np.asarray(seeds)],
+            "density": np.asarray(dens["total"]).tolist(),
+            "layer_density": {k: np.asarray(v).tolist() for k, v in dens.items() if k != "total"},
+            "iterations": (start + spec.eval_every * (1 + np.arange(curves.shape[1]))).tolist(),
+            "train_seconds": t_train,
+            "failed_members": [{"member": m, "arm": member_arm[m], "seed": int(seeds[m])} for m in failed],
+            "metric_name": spec.metric_name,
+            "parent": parent,
+            **report_lib.summaries(named, spec.eval_every, start, spec.metric_name),
+        }
+        if distributed.is_writer():
+            saved_rewind = rewind if r == 0 and spec.rewind_step else None
+            _commit_round(folder, rec, masks, trained_ticket, named, saved_rewind)
+            _remove_tree(partial)
+            _remove_tree(out / "round_00.rewind")
+            parent = lineage(folder)
+        masks_prev = masks
+        rounds.append(rec)
+        log(report_lib.round_line(rec))
+        if distributed.is_writer() and r < spec.rounds:
+            # The report so far, so a long run can be read (and plotted) before it ends.
+            report_lib.write_report(out, report_lib.make_report(describe, spec.rounds, rounds, out,
+                                                                time.perf_counter() - t_start))
+    report = report_lib.make_report(describe, spec.rounds, rounds, out, time.perf_counter() - t_start)
+    if distributed.is_writer():
+        report_lib.write_report(out, report)
+    return report
+
+
+def _train_to_rewind_step(runtime: Study, masks, folder: Path):
+    """Round 0's first k iterations, as TrainStates at k (params, model and optimizer state), saved on
+    their own so a kill after them keeps them."""
+    spec = runtime.spec
+    seeds = jnp.arange(spec.seeds)
+    states = runtime.initial_states(runtime.theta0, masks, seeds, 0)
+    if io.verify_commit(folder):
+        try:
+            states_k = io.load_tree(folder / "state.npz", states)
+            return states_k, np.load(folder / "curves.npz", allow_pickle=False)["curves"]
+        except (io.CheckpointError, OSError, ValueError):
+            pass
+    k_chunks = spec.rewind_step // spec.eval_every
+    idx = runtime.idx[:, : spec.rewind_step].reshape(spec.seeds, k_chunks, spec.eval_every, spec.batch_size)
+    states_k, first, _ = runtime._run_chunks(states, idx, "round 0 (to rewind step)")
+    if distributed.is_writer():
+        folder.mkdir(parents=True, exist_ok=True)
+        io.save_tree(folder / "state.npz", states_k)
+        io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first))
+        io.commit(folder, ["state.npz", "curves.npz"])
+    return states_k, first
+
+
+def _coordinates(e: NonFiniteLoss, r: int, member_arm: list, seeds) -> FloatingPointError:
+    return FloatingPointError(
+        f"non-finite training loss in round {r}, arm '{member_arm[e.member]}', seed {int(seeds[e.member])} "
+        f"(population member {e.member}), by iteration {e.iteration}; completed rounds are kept on disk. "
+        "Lower the learning rate, or pass skip_nonfinite=True to drop that member and go on."
+    )
+
+
+# ---- committed rounds and their lineage -----------------------------------------------------------
+
+_LINEAGE_FILES = ("masks.npz", "trained.npz", "rewind.npz", "rewind_state.npz", "rewind_opt.npz")
+
+
+def lineage(folder: Path) -> str:
+    """The digest of what later rounds are built on: the round's masks, trained and rewind weights."""
+    digests = json.loads((Path(folder) / io.COMMIT).read_text())
+    picked = {k: v for k, v in sorted(digests.items()) if k in _LINEAGE_FILES}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
+
+
+def _commit_round(folder: Path, rec: dict, masks, trained, curves: dict, rewind: Optional[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / io.COMMIT).unlink(missing_ok=True)
+    io.save_tree(folder / "masks.npz", masks)
+    io.save_tree(folder / "trained.npz", trained)
+    io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(**curves))
+    files = ["masks.npz", "trained.npz", "curves.npz", "metrics.json"]
+    if rewind is not None:
+        for name, key in (("rewind.npz", "params"), ("rewind_state.npz", "model_state"), ("rewind_opt.npz", "opt_state")):
+            if rewind[key] is not None:
+                io.save_tree(folder / name, rewind[key])
+                files.append(name)
+    io.atomic_write_json(folder / "metrics.json", rec)
+    io.commit(folder, files)  # the round counts as complete from this rename on
+
+
+def _load_round(folder: Path, runtime: Study, r: int, log: Callable[[str], None], parent: str):
+    """A committed round's (metrics, masks, trained ticket, rewind dict), or None if it must be redone."""
+    if not io.verify_commit(folder):
+        if (folder / io.COMMIT).exists():
+            log(f"round {r}: {folder} failed its checksum check (truncated or corrupted files); training it again")
+        return None
+    try:
+        rec = json.loads((folder / "metrics.json").read_text())
+        if r > 0 and rec.get("parent", parent) != parent:
+            log(f"round {r}: it was built on a round {r - 1} that has since been trained again with a different "
+                "result; training it again")
+            return None
+        masks = io.load_tree(folder / "masks.npz", jax.vmap(prune.ones)(runtime.theta0))
+        trained = io.load_tree(folder / "trained.npz", runtime.theta0)
+        rewind = {"params": None, "model_state": None, "opt_state": None}
+        if r == 0 and runtime.spec.rewind_step:
+            rewind["params"] = io.load_tree(folder / "rewind.npz", runtime.theta0)
+            like = runtime.initial_states(runtime.theta0, jax.vmap(prune.ones)(runtime.theta0),
+                                          jnp.arange(runtime.spec.seeds), 0)
+            if (folder / "rewind_state.npz").exists():
+                rewind["model_state"] = io.load_tree(folder / "rewind_state.npz", like.model_state)
+            if (folder / "rewind_opt.npz").exists():
+                rewind["opt_state"] = io.load_tree(folder / "rewind_opt.npz", like.opt_state)
+    except (io.CheckpointError, OSError, ValueError) as e:
+        log(f"round {r}: {e}; training it again")
+        return None
+    return rec, masks, trained, rewind
+
+
+def _remove_tree(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# ---- the run folder: config, identity, lock -------------------------------------------------------
+
+def _prepare_folder(out: Path, config: Optional[Config]) -> None:
+    if not distributed.is_writer():
+        return  # process 0 owns the run folder (which must be on a file system all hosts share)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"output folder {out} cannot be created: {e}") from None
+    for stale in out.rglob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # a write that a kill interrupted; never valid
+    if config is None:
+        return
+    cfg = out / "config.json"
+    if cfg.exists():
+        try:
+            existing = json.loads(cfg.read_text())
+        except ValueError:
+            existing = None
+        if existing != config.to_json():
+            raise ValueError(
+                f"output folder {out} holds a run with a different config ({cfg}); "
+                "choose another --out or delete that folder"
+            )
+    else:
+        try:
+            io.atomic_write_json(cfg, config.to_json())
+        except OSError as e:
+            raise ValueError(f"output folder {out} is not writable: {e}") from None
+
+
+@contextlib.contextmanager
+def _lock(out: Path):
+    """Hold `out/LOCK` (an flock, released by the OS even when the process is killed)."""
+    if not distributed.is_writer():
+        yield
+        return
+    path = out / "LOCK"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+        holder = path.read_text().strip() or "another process"
+        os.close(fd)
+        if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        raise RunFolderBusy(f"run folder {out} is in use by {holder}; wait for it to end (or stop it) "
+                            "before starting another run there") from None
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _sha256_tree(tree) -> str:
+    h = hashlib.sha256()
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        a = np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf)
+        h.update(f"{prune.path_name(path)}:{a.dtype}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def _optimizer_probe(runtime: Study) -> list[float]:
+    """What the optimizer does, as numbers: the first update from a fresh state with its schedule at
+    a few steps, on member 0's θ0 with fixed pseudo-gradients (any hyperparameter change shows)."""
+    params = _take(runtime.theta0, 0)
+    grads = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape).astype(p.dtype), params)
+    out = []
+    T = runtime.spec.iterations
+    for count in sorted({0, 1, runtime.spec.rewind_step, T // 4, T // 2, T - 1}):
+        state = advance_schedule(runtime.tx.init(params), count)
+        updates, _ = runtime.tx.update(grads, state, params)
+        leaves = [np.asarray(u, np.float64) for u in jax.tree.leaves(updates)]
+        out += [float(sum(np.abs(u).sum() for u in leaves)), float(sum(u.sum() for u in leaves))]
+    return out
+
+
+def _net_probe(runtime: Study) -> list[float]:
+    """The net's outputs (eval mode) for member 0's θ0 on the first 4 training examples."""
+    from funcnn import train
+
+    params = _take(runtime.theta0, 0)
+    state = None if runtime.state0 is None else _take(runtime.state0, 0)
+    y = train.as_forward(runtime.net)(params, state, runtime.data[0][:4], train=False)[0]
+    return np.asarray(y, np.float64).ravel()[:64].tolist()
+
+
+def identity(runtime: Study, describe: dict) -> dict:
+    """Everything that changes a study's results, as JSON: its fields, the param tree (names, shapes,
+    dtypes), the prunable leaves, fingerprints of θ0 (and the reinit draw) and of the data, and what
+    the net and the optimizer compute on fixed probes."""
+    member0 = _take(runtime.theta0, 0)
+    return {
+        "study": describe,
+        "params": [f"{prune.path_name(p)}: {leaf.dtype}{list(leaf.shape)}"
+                   for p, leaf in jax.tree_util.tree_leaves_with_path(member0)],
+        "prunable": [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(runtime.spec_prunable) if s],
+        "theta0": _sha256_tree((runtime.theta0, runtime.theta0_reinit)),
+        "data": _sha256_tree(runtime.data),
+        "net": _net_probe(runtime),
+        "optimizer": _optimizer_probe(runtime),
+        "label": runtime.spec.label,
+    }
+
+
+_EXPLAIN = {
+    "study": "the study's fields", "params": "the param tree (names, shapes or dtypes)",
+    "prunable": "which leaves are prunable", "theta0": "θ0 (the initial weights)", "data": "the data",
+    "net": "the network (its outputs on a probe batch)", "optimizer": "the optimizer (its updates on a probe)",
+    "label": "the label",
+}
+
+
+def _check_identity(out: Path, ident: dict) -> None:
+    path = out / "identity.json"
+    if not path.exists():
+        io.atomic_write_json(path, ident)
+        return
+    try:
+        stored = json.loads(path.read_text())
+    except ValueError:
+        raise ValueError(f"run folder {out}: identity.json is unreadable; delete the folder or choose another out") from None
+    ident = json.loads(json.dumps(ident))  # the same JSON round trip as the stored copy
+    diffs = []
+    for k, v in ident.items():
+        old = stored.get(k)
+        if k in ("net", "optimizer"):
+            same = old is not None and len(old) == len(v) and np.allclose(old, v, rtol=1e-4, atol=1e-7)
+        else:
+            same = old == v
+        if not same:
+            detail = ""
+            if k == "study" and isinstance(old, dict):
+                changed = sorted(f for f in set(v) | set(old) if v.get(f) != old.get(f))
+                detail = ": " + ", ".join(f"{f} {old.get(f)!r} -> {v.get(f)!r}" for f in changed)
+            elif k == "params" and isinstance(old, list):
+                detail = ": " + ", ".join(sorted(set(old) ^ set(v)))[:300]
+            diffs.append(f"{_EXPLAIN[k]} differ{detail}")
+    if diffs:
+        raise ValueError(f"run folder {out} holds a different study, so it will not be resumed: "
+                         + "; ".join(diffs) + ". Choose another out folder, or delete this one to start over.")
+
+
+def load_report(out: str | Path) -> dict:
+    """The report of the rounds committed so far in run folder `out`, training nothing: what a long
+    run has to show while it goes on, or after a kill. Stops at the first round that is missing or
+    fails its checksum (a resumed run would train that one again)."""
+    out = Path(out)
+    try:
+        if (out / "config.json").exists():
+            fields = json.loads((out / "config.json").read_text())
+            fields["arms"] = tuple(fields["arms"])
+            describe = Config(**fields).validate().to_json()
+        else:
+            describe = json.loads((out / "identity.json").read_text())["study"]
+        total = int(describe["rounds"])
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"out {out} does not hold a lottery run with a readable config.json or identity.json ({e})") from None
+    rounds = []
+    for r in range(total + 1):
+        folder = out / f"round_{r:02d}"
+        if not io.verify_commit(folder):
+            break
+        rounds.append(json.loads((folder / "metrics.json").read_text()))
+    if not rounds:
+        raise ValueError(f"out {out}: no round completed yet (round_00 has no valid COMMIT)")
+    return report_lib.make_report(describe, total, rounds, out, None)

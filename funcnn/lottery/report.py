@@ -1,0 +1,125 @@
+"""A study's report: per-member summaries of the curves, mean and std over seeds, the table, the CSV.
+
+Everything here reads plain numbers (dicts, lists, numpy arrays) and trains nothing.
+"""
+from __future__ import annotations
+
+import csv
+from io import StringIO
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from funcnn import io
+
+SUMMARY_FIELDS = ("final_test", "best_test", "early_stop_iteration", "early_stop_test")
+
+
+def summaries(curves: dict, eval_every: int, start: int, metric_name: str = "accuracy") -> dict:
+    """Per-member scalars from named curves ({name: (P, C)}).
+
+    final_test_<metric>: after the last iteration; early_stop_iteration: the iteration of minimum
+    validation loss (the first minimum wins, like argmin); early_stop_test_<metric>: the test metric
+    there (Frankle & Carbin's measure); best_test_<metric>: the best test metric along the curve.
+    """
+    test = np.asarray(curves[f"test_{metric_name}"])
+    val_loss = np.asarray(curves["val_loss"])
+    its = start + eval_every * (1 + np.arange(test.shape[1]))
+    val = np.where(np.isfinite(val_loss), val_loss, np.inf)
+    stop = np.argmin(val, axis=1)
+    return {
+        f"final_test_{metric_name}": test[:, -1].tolist(),
+        f"best_test_{metric_name}": [float(np.max(c[np.isfinite(c)])) if np.isfinite(c).any() else float("nan") for c in test],
+        "early_stop_iteration": its[stop].tolist(),
+        f"early_stop_test_{metric_name}": test[np.arange(len(stop)), stop].tolist(),
+        "final_val_loss": val_loss[:, -1].tolist(),
+    }
+
+
+def _summary_keys(rec: dict) -> list[str]:
+    metric = rec.get("metric_name", "accuracy")
+    return [f"final_test_{metric}", f"best_test_{metric}", "early_stop_iteration", f"early_stop_test_{metric}"]
+
+
+def aggregate(rounds: list[dict]) -> list[dict]:
+    """Mean and std over seeds of each round and arm's metrics."""
+    rows = []
+    for rec in rounds:
+        arms = np.array(rec["arms"])
+        for arm in dict.fromkeys(rec["arms"]):
+            sel = arms == arm
+            row = {"round": rec["round"], "arm": arm, "n_seeds": int(sel.sum()),
+                   "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100)}
+            for k in _summary_keys(rec):
+                v = np.array(rec[k], float)[sel]
+                v = v[np.isfinite(v)]  # members that diverged (skip_nonfinite) are left out
+                row[k + "_mean"] = float(v.mean()) if v.size else float("nan")
+                row[k + "_std"] = float(v.std()) if v.size else float("nan")
+            rows.append(row)
+    return rows
+
+
+def make_report(describe: dict, total_rounds: int, rounds: list[dict], out: Path, seconds: Optional[float]) -> dict:
+    """The whole report: the study's fields (`config`), the summary rows and every round's record."""
+    return {"config": describe, "summary": aggregate(rounds), "rounds": rounds,
+            "complete": len(rounds) == total_rounds + 1, "rounds_completed": len(rounds),
+            # Summed over rounds, so it counts a resumed run's earlier invocations too.
+            "train_seconds_total": float(sum(r["train_seconds"] for r in rounds)),
+            "wall_seconds_this_invocation": seconds, "folder": str(out)}
+
+
+def write_report(out: Path, report: dict) -> None:
+    """results.json and metrics.csv (one row per round and arm), each written atomically."""
+    io.atomic_write_json(out / "results.json", report)
+    rows = report["summary"]
+    buf = StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    io.atomic_write_bytes(out / "metrics.csv", buf.getvalue().encode())
+
+
+def round_line(rec: dict) -> str:
+    """One progress line per round: density and each arm's mean final test metric."""
+    metric = rec.get("metric_name", "accuracy")
+    parts = []
+    arms = np.array(rec["arms"])
+    for arm in dict.fromkeys(rec["arms"]):
+        acc = np.array(rec[f"final_test_{metric}"])[arms == arm]
+        parts.append(f"{arm} {acc.mean() * 100:.1f}%")
+    dens = np.array(rec["density"])[arms == "ticket"].mean() * 100
+    return f"round {rec['round']:2d}  P_m {dens:6.2f}%  " + "  ".join(parts) + f"  ({rec['train_seconds']:.1f}s)"
+
+
+def summary_table(report: dict) -> str:
+    """The printed table: one row per round, the test metric mean ± std per arm, early-stop iteration."""
+    rows = report["summary"]
+    metric = report["rounds"][0].get("metric_name", "accuracy") if report.get("rounds") else "accuracy"
+    label = "acc" if metric == "accuracy" else metric
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    head = f"{'round':>5} {'P_m %':>7} " + " ".join(f"{a + ' ' + label + ' %':>16}" for a in arms) + f" {'ticket stop it':>14}"
+    lines = [head, "-" * len(head)]
+    key = f"final_test_{metric}"
+    for rnd in sorted({r["round"] for r in rows}):
+        sel = {r["arm"]: r for r in rows if r["round"] == rnd}
+        t = sel["ticket"]
+        cells = []
+        for a in arms:
+            if a in sel:
+                cells.append(f"{sel[a][key + '_mean'] * 100:8.2f} ± {sel[a][key + '_std'] * 100:4.2f}")
+            else:
+                cells.append(f"{'-':>16}")
+        lines.append(f"{rnd:>5} {t['percent_remaining']:7.2f} " + " ".join(f"{c:>16}" for c in cells)
+                     + f" {t['early_stop_iteration_mean']:14.0f}")
+    return "\n".join(lines)
+
+
+def load_curves(folder: Path) -> dict:
+    """A committed round's curves by name ({name: (P, C)}), from its curves.npz."""
+    with np.load(Path(folder) / "curves.npz", allow_pickle=False) as z:
+        if "curves" in z.files:  # written before curves were named: the five default metrics in order
+            from funcnn.lottery.program import metric_names
+
+            return dict(zip(metric_names(), np.moveaxis(z["curves"], -1, 0)))
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,253 @@
+"""What one run needs at hand: data on the device, the compiled round program, keys, θ0, and
+`train_population`, which trains members in segments with a verified checkpoint after each."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from funcnn import data as data_lib
+from funcnn import distributed, io, prune, train
+from funcnn.lottery import arms as arms_lib
+from funcnn.lottery.program import make_round_program, metric_names
+from funcnn.lottery.spec import Config, Spec
+
+
+class NonFiniteLoss(FloatingPointError):
+    def __init__(self, member: int, iteration: int):
+        self.member, self.iteration = member, iteration
+        super().__init__(f"non-finite training loss for population member {member} by iteration {iteration}")
+
+
+def segment_size(n_chunks: int, max_segments: int) -> int:
+    """The smallest divisor of n_chunks that cuts it into at most `max_segments` equal segments."""
+    return next(d for d in range(1, n_chunks + 1) if n_chunks % d == 0 and n_chunks // d <= max_segments)
+
+
+def advance_schedule(opt_state, count):
+    """opt_state with every schedule counter (optax's `scale_by_schedule` and `inject_hyperparams`
+    states) set to `count`, and nothing else touched: a fresh optimizer whose learning-rate schedule
+    resumes at step `count` (OpenLTH's rewinding). Adam's own step count stays at 0."""
+    import optax
+
+    kinds = (optax.ScaleByScheduleState, optax.InjectHyperparamsState)
+
+    def fix(s):
+        if isinstance(s, kinds):
+            return s._replace(count=jnp.full_like(s.count, count))
+        return s
+
+    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, kinds))
+
+
+def _npz_bytes(**arrays) -> bytes:
+    import io as _io
+
+    buf = _io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+class Study:
+    """A `Spec` (or a `Config`) made ready to train: built once per run by `run`."""
+
+    def __init__(self, spec: "Spec | Config", progress: bool = True):
+        if isinstance(spec, Config):
+            self.config = spec.validate()
+            spec = spec.to_spec()
+        else:
+            self.config = None
+        self.spec = spec.validate()
+        self.progress = progress
+        key = jax.random.key(spec.seed)
+        self.k_data, self.k_init, self.k_reinit, self.k_order, self.k_random = jax.random.split(key, 5)
+        self.k_step = jax.random.fold_in(key, 5)  # per-member bases of the Dropout keys
+        x, y = map(np.asarray, spec.train)
+        if spec.val is None:
+            (x, y), (xv, yv) = data_lib.train_val_split(x, y, spec.n_val, self.k_data)
+        else:
+            xv, yv = map(np.asarray, spec.val)
+        xt, yt = map(np.asarray, spec.test) if spec.test is not None else (xv, yv)
+        train.check_batch_size(spec.batch_size, len(x))
+        self.n_train = len(x)
+        self.data = tuple(map(jnp.asarray, (x, y, xv, yv, xt, yt)))
+        self.input_shape = tuple(spec.input_shape or x.shape[1:])
+        self.net = spec.net
+        self.tx = spec.optimizer
+        self.metric_names = metric_names(spec.metric_name)
+        program = make_round_program(self.net, self.tx, spec.eval_every, spec.population_chunk,
+                                     loss=spec.loss, metric=spec.metric, metric_name=spec.metric_name)
+        # With several devices (or hosts), each device trains its slice of the population.
+        self.mesh = distributed.population_mesh() if jax.device_count() > 1 else None
+        if self.mesh is None:
+            self.program = jax.jit(program)
+        else:
+            self.program = distributed.shard_population(program, self.mesh)
+            self.data = distributed.replicate(self.data, self.mesh)
+        seeds = jnp.arange(spec.seeds)
+        init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
+        self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
+        self.theta0_reinit = init(jax.vmap(lambda s: jax.random.fold_in(self.k_reinit, s))(seeds))
+        bad = [prune.path_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(self.theta0)
+               if not isinstance(leaf, jax.Array)]
+        if bad:
+            raise ValueError(f"spec net: init returned non-array leaves {bad}; partition them off (e.g. "
+                             "eqx.partition(model, eqx.is_array)) so params hold arrays only")
+        # Model state (running statistics) for each seed: the net's initial state, the same for all.
+        state0 = self.net.init_state(self.input_shape) if hasattr(self.net, "init_state") else None
+        self.state0 = None if state0 is None else jax.tree.map(
+            lambda a: jnp.broadcast_to(a, (spec.seeds,) + jnp.shape(a)), state0)
+        self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
+        self.arms = arms_lib.resolve(spec.arms, self.spec_prunable)
+        self.idx = self._batch_order()
+
+    # Kept for callers of the earlier API, which named the prunable spec `spec`.
+    @property
+    def prunable_spec(self):
+        return self.spec_prunable
+
+    def _batch_order(self) -> jax.Array:
+        """(seeds, iterations, batch) indices: each seed's data order, the same in every round and arm."""
+        c = self.spec
+        per_epoch = self.n_train // c.batch_size
+        epochs = math.ceil(c.iterations / per_epoch)
+
+        def order(s):
+            k = jax.random.fold_in(self.k_order, s)
+            e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), self.n_train, c.batch_size))(jnp.arange(epochs))
+            return e.reshape(-1, c.batch_size)[: c.iterations]
+
+        return jax.vmap(order)(jnp.arange(c.seeds))
+
+    def member_state0(self, seed_of_member):
+        """Each member's initial model state (None for a net without one)."""
+        if self.state0 is None:
+            return None
+        return jax.tree.map(lambda a: a[np.asarray(seed_of_member)], self.state0)
+
+    def initial_states(self, params, masks, seed_of_member, start: int, model_state=None, opt_state=None):
+        """TrainStates for members: fresh optimizer state with its schedule at `start` (or `opt_state`),
+        the model state given (default: the initial one), a Dropout key per seed, step = start."""
+        seed_of_member = jnp.asarray(seed_of_member)
+        model_state = self.member_state0(seed_of_member) if model_state is None else model_state
+        keys = jax.vmap(lambda s: jax.random.fold_in(self.k_step, s))(seed_of_member)
+
+        def one(p, m, ms, k):
+            s = train.init_state(p, self.tx, m, model_state=ms, key=k)
+            return s._replace(opt_state=advance_schedule(s.opt_state, start), step=jnp.asarray(start, jnp.int32))
+
+        states = jax.vmap(one)(params, masks, model_state, keys)
+        if opt_state is not None:
+            states = states._replace(opt_state=opt_state)
+        return states
+
+    def train_population(self, params, masks, seed_of_member, start: int, desc: str, *,
+                         checkpoint: Optional[Path] = None, skip_nonfinite: bool = False,
+                         model_state=None, opt_state=None, states=None, stop: Optional[int] = None,
+                         return_states: bool = False):
+        """Train members from iteration `start` to `stop` (default: `iterations`).
+
+        Returns (trained params, curves (P, C, M) in the order of `metric_names`, failed member
+        indices); with `return_states`, the whole trained TrainStates (params, optimizer and model
+        state) instead of the params. `states` continues given TrainStates instead of
+        starting fresh ones. With `checkpoint` (a folder), the population state is saved after every
+        segment and a later call resumes from it. A non-finite loss raises `NonFiniteLoss`, unless
+        `skip_nonfinite`: then the member is reported in `failed` and the others go on.
+        """
+        c = self.spec
+        stop = c.iterations if stop is None else stop
+        n = train.population_size(params, "params")
+        for name, tree in (("masks", masks), ("seed_of_member", seed_of_member)):
+            if train.population_size(tree, name) != n:
+                raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
+        if states is None:
+            states = self.initial_states(params, masks, seed_of_member, start, model_state, opt_state)
+        n_chunks = (stop - start) // c.eval_every
+        idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
+        trained, curves, failed = self._run_chunks(states, idx, desc, checkpoint=checkpoint,
+                                                   skip_nonfinite=skip_nonfinite)
+        return (trained if return_states else trained.params), curves, failed
+
+    def _run_chunks(self, states, idx, desc, *, checkpoint=None, skip_nonfinite=False):
+        curves, done, bar = [], 0, None
+        failed: set[int] = set()
+        # Equal segments, so a resumed round is cut exactly as the run that was killed.
+        size = segment_size(idx.shape[1], self.spec.checkpoints_per_round)
+        n = int(idx.shape[0])
+        if checkpoint is not None:
+            resumed = _load_progress(checkpoint, states)
+            if resumed is not None:
+                states, curves, done, failed = resumed
+        if self.mesh is not None:
+            # Pad the population to a multiple of the device count; the copies are dropped below.
+            n_pad = distributed.padded_size(n, self.mesh)
+            states = distributed.put_population(distributed.pad_population(states, n_pad), self.mesh)
+            idx = distributed.pad_population(idx, n_pad)
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=idx.shape[1] * self.spec.eval_every, initial=done * self.spec.eval_every,
+                       desc=desc, unit="it", leave=False)
+        while done < idx.shape[1]:
+            seg_idx = idx[:, done : done + size]
+            if self.mesh is not None:
+                seg_idx = distributed.put_population(seg_idx, self.mesh)
+            states, seg = self.program(states, seg_idx, self.data)
+            seg = distributed.gather(seg)
+            seg = np.stack([seg[k][:n] for k in self.metric_names], axis=-1)
+            bad = ~np.isfinite(seg[..., 0])
+            for member, chunk in np.argwhere(bad):
+                if int(member) in failed:
+                    continue
+                it = (done + int(chunk) + 1) * self.spec.eval_every
+                if not skip_nonfinite:
+                    raise NonFiniteLoss(int(member), it)
+                failed.add(int(member))
+            curves.append(seg)
+            done += size
+            if checkpoint is not None and done < idx.shape[1]:
+                host_states = jax.tree.map(lambda a: a[:n], distributed.gather(states))
+                if distributed.is_writer():
+                    save_progress(checkpoint, host_states, np.concatenate(curves, axis=1), done, sorted(failed))
+            if bar is not None:
+                bar.update(size * self.spec.eval_every)
+                bar.set_postfix(test=f"{np.nanmean(seg[:, -1, -1]):.3f}")
+        if bar is not None:
+            bar.close()
+        trained = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(states))
+        return trained, np.concatenate(curves, axis=1), sorted(failed)
+
+
+def save_progress(folder: Path, states, curves: np.ndarray, done: int, failed: list) -> None:
+    """A mid-round checkpoint in a folder of its own (`seg_<done>`), committed before the older
+    ones are removed: a write that fails (a full disk) leaves the previous checkpoint loadable."""
+    seg = folder / f"seg_{done:05d}"
+    seg.mkdir(parents=True, exist_ok=True)
+    io.save_tree(seg / "state.npz", states)
+    io.atomic_write_bytes(seg / "curves.npz", _npz_bytes(curves=curves))
+    io.atomic_write_json(seg / "progress.json", {"done_chunks": done, "failed": failed})
+    io.commit(seg, ["state.npz", "curves.npz", "progress.json"])
+    for old in folder.glob("seg_*"):
+        if old != seg:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_progress(folder: Path, like):
+    """The newest committed mid-round checkpoint (states, [curves], done, failed), or None."""
+    for seg in sorted(Path(folder).glob("seg_*"), reverse=True):
+        if not io.verify_commit(seg):
+            continue
+        try:
+            meta = json.loads((seg / "progress.json").read_text())
+            states = io.load_tree(seg / "state.npz", like)
+            curves = [np.load(seg / "curves.npz", allow_pickle=False)["curves"]]
+            return states, curves, meta["done_chunks"], set(meta["failed"])
+        except (io.CheckpointError, OSError, ValueError, KeyError):
+            continue  # unusable: try an older one, or redo the round from its start
+    return None
