@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One prepared pass on a GPU machine, run as a single command because device time is scarce:
-#   1. the full lenet-fashion protocol (16 rounds) on 2 reserved cores + the GPU, in the background;
-#   2. meanwhile the fast test suite on the other cores (everything must jit on the GPU, and the
+#   1. ResNet-20 on Fashion-MNIST (experiments/resnet_fashion.py), on 2 reserved cores + the GPU,
+#      in the background (RESNET_S=0 skips it; RESNET_ARGS passes flags);
+#   2. the full lenet-fashion protocol (16 rounds), the same way, after it (LOTTERY_S=0 skips it);
+#   3. meanwhile the fast test suite on the other cores (everything must jit on the GPU, and the
 #      tolerances must survive its float32 matmuls); names of failures print as they happen (-v);
-#   3. then, alone on the machine, the benchmarks (funcnn vs hand-written JAX, population vs loop).
+#   4. then, alone on the machine, the benchmarks (BENCH_S=0 skips them).
 # Each part has its own time limit so that one slow part cannot starve the others. Measured on one
 # H100 (2026-11-26): fast tests 196 s with 12 workers; a lenet-fashion round 14 s (first two ~17 and
 # 33 s: compilation), so the whole protocol ~4 min; the slow tests are off by default (4 of them
@@ -32,10 +34,19 @@ part() {  # name, seconds, command...: run with a limit, report rc and wall time
   echo "== $name: rc=$? wall=$((SECONDS - t0))s (limit ${limit}s)"
 }
 
-# The run folder holds many files; keep it out of $OUT (results.json is copied back at the end).
+# The run folders hold many files; keep them out of $OUT (results.json is copied back at the end).
 LT_OUT=${LOTTERY_OUT:-/tmp/accelerator_check_lottery}
-part "lenet-fashion" "${LOTTERY_S:-330}" $PIN_LT $PY experiments/lottery_ticket.py \
-  --preset lenet-fashion --out "$LT_OUT" --no-progress > "$OUT/lenet_fashion.log" 2>&1 &
+RN_OUT=${RESNET_OUT:-/tmp/accelerator_check_resnet}
+(
+  if [ "${RESNET_S:-300}" -gt 0 ]; then
+    part "resnet20-fashion" "${RESNET_S:-300}" $PIN_LT $PY experiments/resnet_fashion.py \
+      --out "$RN_OUT" ${RESNET_ARGS:-} > "$OUT/resnet_fashion.log" 2>&1
+  fi
+  if [ "${LOTTERY_S:-330}" -gt 0 ]; then
+    part "lenet-fashion" "${LOTTERY_S:-330}" $PIN_LT $PY experiments/lottery_ticket.py \
+      --preset lenet-fashion --out "$LT_OUT" --no-progress > "$OUT/lenet_fashion.log" 2>&1
+  fi
+) &
 LT=$!
 
 part "tests (fast)" "${FAST_S:-220}" $PIN_TESTS $PY -m pytest -n "${WORKERS:-12}" -v --tb=short \
@@ -48,8 +59,11 @@ if [ "${SLOW_S:-0}" -gt 0 ]; then
 fi
 
 wait $LT
-cat "$OUT/lenet_fashion.log"
+cat "$OUT/resnet_fashion.log" "$OUT/lenet_fashion.log" 2>/dev/null
+cp "$RN_OUT"/results.json "$OUT/resnet_fashion_results.json" 2>/dev/null
 cp "$LT_OUT"/*/results.json "$OUT/lenet_fashion_results.json" 2>/dev/null
 
-part "benchmarks" "${BENCH_S:-200}" $PY -m benchmarks --out "$OUT/bench"
+if [ "${BENCH_S:-200}" -gt 0 ]; then
+  part "benchmarks" "${BENCH_S:-200}" $PY -m benchmarks --out "$OUT/bench"
+fi
 sed -n '/= FAILURES =/,/short test summary/p' "$OUT/tests_fast.log" | head -200

@@ -1,23 +1,32 @@
 """funcnn: neural networks as pure functions over parameter pytrees, in JAX.
 
-The whole public API, by module: nn (layers, serial), activations, losses, conv, kernels, models,
-train (TrainState, steps, fit), schedules, data, prune (masks), lottery (IMP studies), io
-(verified checkpoints), distributed (sharding over devices and hosts).
+The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
+kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), lottery (IMP
+studies: Spec, run), io (verified checkpoints), distributed (sharding over devices and hosts).
 """
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
+
 from funcnn import activations, conv, data, distributed, io, kernels, losses, lottery, models, nn, prune, schedules, train
 from funcnn.nn import (
-    ELU, Arctan, AvgPool, BinaryStep, Conv2D, Dense, Flatten, Layer, MaxPool, PReLU, Relu, Sigmoid, Softplus, Tanh,
-    serial, summary,
+    ELU, Arctan, AvgPool, BatchNorm, BinaryStep, Conv1D, Conv2D, Dense, Dropout, FanInConcat, FanInSum, FanOut,
+    Flatten, GlobalAvgPool, Identity, Layer, LayerNorm, MaxPool, Parallel, PReLU, Relu, Reshape, Residual, Sigmoid,
+    Softplus, Tanh, serial, summary,
 )
 from funcnn.schedules import Plateau, constant, exponential_decay, step_decay
 from funcnn.train import TrainState, fit, init_state, lr_sweep, make_epoch, make_evaluate, make_train_step
 
-__version__ = "0.1.0"
+try:
+    __version__ = _version("funcnn")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "activations", "conv", "data", "distributed", "io", "kernels", "losses", "lottery", "models", "nn", "prune",
     "schedules", "train",
-    "Layer", "serial", "summary", "Dense", "Conv2D", "MaxPool", "AvgPool", "Flatten",
+    "Layer", "serial", "summary", "Dense", "Conv1D", "Conv2D", "MaxPool", "AvgPool", "GlobalAvgPool", "Flatten",
+    "Reshape", "Dropout", "BatchNorm", "LayerNorm",
+    "Identity", "FanOut", "FanInSum", "FanInConcat", "Parallel", "Residual",
     "Sigmoid", "Tanh", "Arctan", "BinaryStep", "Relu", "PReLU", "ELU", "Softplus",
     "Plateau", "constant", "exponential_decay", "step_decay",
     "TrainState", "fit", "init_state", "lr_sweep", "make_epoch", "make_evaluate", "make_train_step",

@@ -69,6 +69,8 @@ def run(study: "Spec | Config", *, out: str | Path, progress: bool = True, log: 
     seed and iteration; with `skip_nonfinite` the member is recorded in `failed_members` (its
     metrics NaN) and the others go on.
     """
+    if not isinstance(study, (Spec, Config)):
+        raise TypeError(f"study must be a lottery.Spec or lottery.Config, got study={type(study).__name__}")
     config = study.validate() if isinstance(study, Config) else None
     out = Path(out)
     _prepare_folder(out, config)

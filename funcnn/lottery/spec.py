@@ -102,6 +102,12 @@ class Spec:
                 bad(name, "a positive int")
         if not isinstance(self.rounds, int) or self.rounds < 0:
             bad("rounds", "an int >= 0")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            bad("seed", "an int")
+        if not isinstance(self.rewind_optimizer, bool):
+            bad("rewind_optimizer", "True or False")
+        if not isinstance(self.label, str):
+            bad("label", "a str")
         if not (isinstance(self.rate, (int, float)) and 0 <= self.rate < 1):
             bad("rate", "in [0, 1)")
         for k, r in dict(self.layer_rates).items():

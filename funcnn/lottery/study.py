@@ -36,11 +36,25 @@ def advance_schedule(opt_state, count):
     resumes at step `count` (OpenLTH's rewinding). Adam's own step count stays at 0."""
     import optax
 
-    kinds = (optax.ScaleByScheduleState, optax.InjectHyperparamsState)
+    # optax >= 0.2 builds inject_hyperparams' state as InjectStatefulHyperparamsState, whose rate
+    # comes from the counters in `hyperparams_states` (one per scheduled hyperparameter).
+    injected = tuple(t for t in (getattr(optax, "InjectHyperparamsState", None),
+                                 getattr(optax, "InjectStatefulHyperparamsState", None)) if t is not None)
+    kinds = (optax.ScaleByScheduleState,) + injected
+
+    def at(c):
+        return jnp.full_like(c, count)
 
     def fix(s):
-        if isinstance(s, kinds):
-            return s._replace(count=jnp.full_like(s.count, count))
+        if isinstance(s, optax.ScaleByScheduleState):
+            return s._replace(count=at(s.count))
+        if isinstance(s, injected):
+            s = s._replace(count=at(s.count), inner_state=advance_schedule(s.inner_state, count))
+            if hasattr(s, "hyperparams_states"):
+                s = s._replace(hyperparams_states={
+                    k: v._replace(count=at(v.count)) if hasattr(v, "_replace") and hasattr(v, "count") else v
+                    for k, v in s.hyperparams_states.items()})
+            return s
         return s
 
     return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, kinds))
@@ -61,8 +75,10 @@ class Study:
         if isinstance(spec, Config):
             self.config = spec.validate()
             spec = spec.to_spec()
-        else:
+        elif isinstance(spec, Spec):
             self.config = None
+        else:
+            raise TypeError(f"study must be a lottery.Spec or lottery.Config, got study={type(spec).__name__}")
         self.spec = spec.validate()
         self.progress = progress
         key = jax.random.key(spec.seed)
@@ -92,10 +108,17 @@ class Study:
             self.data = distributed.replicate(self.data, self.mesh)
         seeds = jnp.arange(spec.seeds)
         init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
-        self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
-        self.theta0_reinit = init(jax.vmap(lambda s: jax.random.fold_in(self.k_reinit, s))(seeds))
-        bad = [prune.path_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(self.theta0)
-               if not isinstance(leaf, jax.Array)]
+        try:
+            self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
+            self.theta0_reinit = init(jax.vmap(lambda s: jax.random.fold_in(self.k_reinit, s))(seeds))
+            bad = [prune.path_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(self.theta0)
+                   if not isinstance(leaf, jax.Array)]
+        except TypeError:  # vmap refuses non-array outputs: find them in one plain init
+            one = self.net.init(self.k_init, self.input_shape)
+            bad = [prune.path_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(one)
+                   if not isinstance(leaf, (jax.Array, np.ndarray))]
+            if not bad:
+                raise
         if bad:
             raise ValueError(f"spec net: init returned non-array leaves {bad}; partition them off (e.g. "
                              "eqx.partition(model, eqx.is_array)) so params hold arrays only")
@@ -104,6 +127,7 @@ class Study:
         self.state0 = None if state0 is None else jax.tree.map(
             lambda a: jnp.broadcast_to(a, (spec.seeds,) + jnp.shape(a)), state0)
         self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
+        _check_prunable(spec, self.spec_prunable)
         self.arms = arms_lib.resolve(spec.arms, self.spec_prunable)
         self.idx = self._batch_order()
 
@@ -222,6 +246,17 @@ class Study:
             bar.close()
         trained = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(states))
         return trained, np.concatenate(curves, axis=1), sorted(failed)
+
+
+def _check_prunable(spec: Spec, spec_prunable) -> None:
+    """Before any training: some leaf is prunable, and every `layer_rates` name is a prunable layer or leaf."""
+    known = [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(spec_prunable) if s]
+    if not known:
+        raise ValueError("spec prunable selects no leaf of the net's params; nothing could be pruned")
+    for name in dict(spec.layer_rates):
+        if not any(n == name or n.startswith(name + "/") for n in known):
+            raise ValueError(f"spec layer_rates names {name!r}, which is no prunable layer or leaf of the net; "
+                             f"prunable: {known}")
 
 
 def save_progress(folder: Path, states, curves: np.ndarray, done: int, failed: list) -> None:
