@@ -34,14 +34,33 @@ def path_name(path) -> str:
     return "/".join(parts)
 
 
+def check_arrays(tree: Params, fn: str = "prune", what: str = "params") -> None:
+    """Raise ValueError naming the first leaf of `tree` that is not an array (nor a shape-dtype struct).
+
+    The usual cause is a whole equinox model, whose activation functions are pytree leaves."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if (hasattr(leaf, "shape") and hasattr(leaf, "dtype")) or isinstance(leaf, (bool, int, float, complex)):
+            continue
+        name = getattr(leaf, "__name__", None)
+        shown = f"{type(leaf).__name__} {name!r}" if name else repr(leaf)
+        raise ValueError(
+            f"{fn}: leaf '{path_name(path)}' of the {what} is a {shown}, not an array; pruning takes a pytree "
+            "of arrays only. For an equinox model, prune its array part: "
+            "`params, static = eqx.partition(model, eqx.is_array)` (and `eqx.combine(params, static)` after), "
+            "or wrap the model with funcnn.interop.from_equinox"
+        )
+
+
 def prunable(params: Params, predicate: Optional[Callable[[str, Array], bool]] = None) -> Params:
     """The static spec: a pytree of Python bools, True where `predicate(name, leaf)` (default ndim > 1)."""
+    check_arrays(params, "prunable")
     predicate = predicate or (lambda name, leaf: np.ndim(leaf) > 1)
     return jax.tree_util.tree_map_with_path(lambda p, leaf: bool(predicate(path_name(p), leaf)), params)
 
 
 def ones(params: Params) -> Masks:
     """All-True masks with the params' structure (the dense network)."""
+    check_arrays(params, "ones")
     return jax.tree.map(lambda x: jnp.ones(jnp.shape(x), bool), params)
 
 
@@ -58,6 +77,8 @@ def rewind(saved_params: Params, masks: Masks) -> Params:
 
 def check_masks(params: Params, masks: Masks) -> None:
     """Raise ValueError unless masks has the params' structure and leaf shapes, with bool leaves."""
+    check_arrays(params, "prune")
+    check_arrays(masks, "prune", "masks")
     ps, ms = jax.tree.structure(params), jax.tree.structure(masks)
     if ps != ms:
         raise ValueError(f"masks must have the params' tree structure;\n params: {ps}\n masks:  {ms}")
@@ -212,14 +233,25 @@ def compact(net, params: Params, masks: Masks):
     a unit with no surviving outgoing weight contributes nothing; a unit with no surviving incoming
     weight outputs the constant g(b_j) (g: the elementwise layers after it), which is folded into the
     next layer's bias. Works on `serial` nets of Dense layers and elementwise activations (and a
-    leading Flatten); raises ValueError for other layers.
+    leading Flatten) and on one network at a time (not a population with a leading member axis,
+    whose members would compact to different widths); raises ValueError otherwise.
     """
-    layers = list(net.layers)
+    layers = list(getattr(net, "layers", ()))
+    if not layers:
+        raise ValueError(f"compact supports `serial` Dense MLPs only; got a net of kind "
+                         f"{getattr(net, 'kind', type(net).__name__)!r} with no sub-layers")
     names = nn_lib.layer_names(layers)
     dense = [i for i, l in enumerate(layers) if l.kind == "dense"]
     for i, l in enumerate(layers):
         if l.kind not in ("dense", "flatten", "sigmoid", "tanh", "arctan", "binary_step", "relu", "softplus", "elu", "prelu"):
             raise ValueError(f"compact supports Dense MLPs only; layer '{names[i]}' is a {l.kind}")
+    for i in dense:
+        w = params[names[i]]["w"]
+        if jnp.ndim(w) != 2:
+            hint = (f"a population ({jnp.shape(w)[0]} members on a leading axis)? compact takes one network: "
+                    "index a member first, `member = jax.tree.map(lambda a: a[i], params)` (and the same for "
+                    "the masks), and compact each member on its own" if jnp.ndim(w) == 3 else "expected (in, out)")
+            raise ValueError(f"compact: layer '{names[i]}' has w of shape {jnp.shape(w)}, {hint}")
     p = apply(params, masks)
     p = {k: dict(v) for k, v in p.items()}
     keep_in = None  # rows of the current dense layer's w that survive (from the previous compaction)

@@ -1,4 +1,5 @@
 import os
+import tempfile
 
 import jax
 import pytest
@@ -7,6 +8,9 @@ import pytest
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Generated data sets (MNIST-1D) are cached on disk; keep the tests' cache out of the user's home.
+os.environ.setdefault("FUNCNN_CACHE", tempfile.mkdtemp(prefix="funcnn-test-cache-"))
 
 
 @pytest.fixture

@@ -14,6 +14,15 @@ from funcnn import data
 from tests.conftest import require_fashion_mnist
 
 
+@pytest.fixture(autouse=True)
+def mnist1d_cache(tmp_path, monkeypatch):
+    """A fresh, empty mnist1d cache (in memory and on disk) for each test; never the user's home."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("FUNCNN_CACHE", str(folder))
+    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    return folder / "mnist1d"
+
+
 def write_idx(path: Path, arr: np.ndarray, magic_type=0x08, compress=True):
     header = bytes([0, 0, magic_type, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
     payload = header + arr.astype(np.uint8).tobytes()
@@ -158,3 +167,111 @@ def test_download_from_local_server_resumes_and_verifies(tmp_path):
             data.download(tmp_path / "out2", mirrors=[url], digests=bad, timeout=5)
     finally:
         server.shutdown()
+
+
+SMALL = dict(num_samples=300)  # 240 train / 60 test examples: generated in a few ms
+
+
+@pytest.fixture
+def generations(monkeypatch):
+    """Counts calls of mnist1d's generator."""
+    import mnist1d.data
+
+    calls = []
+    make = mnist1d.data.make_dataset
+
+    def counting(*args, **kw):
+        calls.append(1)
+        return make(*args, **kw)
+
+    monkeypatch.setattr(mnist1d.data, "make_dataset", counting)
+    return calls
+
+
+def assert_bit_identical(a: data.Dataset, b: data.Dataset):
+    for x, y in zip(a, b):
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
+        else:
+            assert x == y
+
+
+def test_cached_mnist1d_is_bit_identical_to_a_fresh_generation(mnist1d_cache, monkeypatch):
+    fresh = data.mnist1d(cache=False)
+    first = data.load("mnist1d")
+    assert sorted(p.suffix for p in mnist1d_cache.iterdir()) == [".npz", ".sha256"]
+    again = data.load("mnist1d")  # from memory
+    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    import mnist1d.data
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *a, **k: pytest.fail("generated again"))
+    from_disk = data.load("mnist1d")
+    for d in (first, again, from_disk):
+        assert_bit_identical(d, fresh)
+    assert from_disk.x_train.shape == (4000, 40) and from_disk.x_test.shape == (1000, 40)
+
+
+def test_second_load_does_not_generate(mnist1d_cache, monkeypatch, generations):
+    a = data.mnist1d(**SMALL)
+    b = data.mnist1d(**SMALL)
+    assert len(generations) == 1
+    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})  # a new process: the disk cache serves it
+    c = data.mnist1d(**SMALL)
+    assert len(generations) == 1
+    assert_bit_identical(a, b)
+    assert_bit_identical(a, c)
+
+
+def test_callers_get_copies_that_cannot_poison_the_cache(generations):
+    a = data.mnist1d(**SMALL)
+    a.x_train[:] = 0
+    a.y_test[0] = 99
+    b = data.mnist1d(**SMALL)
+    assert len(generations) == 1
+    assert b.x_train.any() and b.y_test[0] != 99 and b.x_train.flags.writeable
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "no_digest", "bad_digest"])
+def test_damaged_cache_is_detected_and_regenerated(mnist1d_cache, monkeypatch, generations, damage):
+    a = data.mnist1d(**SMALL)
+    (npz,) = mnist1d_cache.glob("*.npz")
+    digest_file = npz.with_suffix(".sha256")
+    payload = npz.read_bytes()
+    if damage == "truncate":
+        npz.write_bytes(payload[: len(payload) // 2])
+    elif damage == "flip":  # same size, one byte changed inside an array
+        npz.write_bytes(payload[:200] + bytes([payload[200] ^ 0xFF]) + payload[201:])
+    elif damage == "no_digest":
+        digest_file.unlink()
+    else:
+        digest_file.write_text("0" * 64 + "\n")
+    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    b = data.mnist1d(**SMALL)
+    assert len(generations) == 2
+    assert_bit_identical(a, b)
+    # ... and the cache is whole again.
+    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    assert_bit_identical(a, data.mnist1d(**SMALL))
+    assert len(generations) == 2
+
+
+def test_different_args_do_not_collide(mnist1d_cache, monkeypatch, generations):
+    a = data.mnist1d(**SMALL)
+    b = data.mnist1d(**SMALL, seed=1)
+    c = data.mnist1d(num_samples=400)
+    assert len(generations) == 3 and len(list(mnist1d_cache.glob("*.npz"))) == 3
+    assert not np.array_equal(a.x_train, b.x_train) and len(c.x_train) == 320
+    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    assert_bit_identical(data.mnist1d(**SMALL, seed=1), b)
+    assert_bit_identical(data.mnist1d(**SMALL), a)
+    assert len(generations) == 3
+    with pytest.raises(ValueError, match=r"unknown args \['samples'\]"):
+        data.mnist1d(samples=10)
+
+
+def test_unwritable_cache_warns_and_still_returns_the_data(tmp_path, monkeypatch, generations):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv("FUNCNN_CACHE", str(blocker))
+    with pytest.warns(UserWarning, match="could not cache mnist1d"):
+        d = data.mnist1d(**SMALL)
+    assert_bit_identical(d, data.mnist1d(**SMALL, cache=False))

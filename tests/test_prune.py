@@ -196,3 +196,36 @@ def test_compact_rejects_convolutions():
     p = net.init(jax.random.key(0), (5, 5, 1))
     with pytest.raises(ValueError, match="conv2d"):
         prune.compact(net, p, prune.ones(p))
+
+
+def test_compact_on_a_population_says_to_index_a_member():
+    net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(3))
+    params = net.init(jax.random.key(0), (4,))
+    pop = jax.tree.map(lambda a: jnp.stack([a, a + 1, a - 1]), params)  # 3 members on a leading axis
+    masks = prune.ones(pop)
+    with pytest.raises(ValueError, match=r"population \(3 members.*jax\.tree\.map\(lambda a: a\[i\], params\)"):
+        prune.compact(net, pop, masks)
+    # As the message says: one member at a time.
+    member, member_masks = jax.tree.map(lambda a: a[1], (pop, masks))
+    small_net, small = prune.compact(net, member, member_masks)
+    assert jax.tree.map(jnp.shape, small) == jax.tree.map(jnp.shape, member)  # nothing pruned, nothing removed
+
+
+def test_compact_refuses_a_net_without_layers():
+    dense = nn.Dense(3)
+    p = dense.init(jax.random.key(0), (4,))
+    with pytest.raises(ValueError, match="serial"):
+        prune.compact(dense, p, prune.ones(p))
+
+
+def test_non_array_leaves_name_the_leaf_and_the_fix():
+    params = {"dense_0": {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}, "activation": jax.nn.relu}
+    masks = {"dense_0": {"w": jnp.ones((3, 2), bool), "b": jnp.ones(2, bool)}, "activation": jax.nn.relu}
+    calls = [lambda: prune.ones(params), lambda: prune.prunable(params), lambda: prune.apply(params, masks),
+             lambda: prune.magnitude(params, masks, 0.5), lambda: prune.check_masks(params, masks)]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"leaf 'activation'.*'relu', not an array.*eqx\.partition"):
+            call()
+    # Shape-dtype structs (jax.eval_shape) and Python numbers are fine.
+    spec = prune.prunable(jax.eval_shape(lambda: {"w": jnp.ones((3, 2)), "s": 1.0}))
+    assert spec == {"w": True, "s": False}
