@@ -30,7 +30,85 @@ def no_mnist1d(monkeypatch):
     data.load("mnist1d")
 
 
+# The lottery engine's objects (Spec, Arm, run) and the layers it trains.
+import optax  # noqa: E402
+
+SPEC = dict(net=NET, optimizer=optax.adam(1e-3), train=(XOR.x_train, XOR.y_train), test=(XOR.x_test, XOR.y_test),
+            n_val=16, iterations=100, eval_every=100, batch_size=8, rounds=2, seeds=1)
+RES = nn.serial(nn.Dense(8), nn.Relu(), nn.Residual(nn.serial(nn.Dense(8), nn.Relu())), nn.Dense(2))
+BN = nn.serial(nn.Dense(4), nn.BatchNorm())
+
+
+def spec(**kw):
+    return lottery.Spec(**(SPEC | kw)).validate()
+
+
+def study(**kw):
+    return lottery.Study(lottery.Spec(**(SPEC | kw)), progress=False)
+
+
+class _NoApply:
+    def init(self, key, input_shape):
+        return {}
+
+
+class _StringLeaf:
+    def init(self, key, input_shape):
+        return {"w": jnp.ones((2, 2)), "activation": "relu"}
+
+    def apply(self, params, x, **kw):
+        return x @ params["w"]
+
+
 CASES = [
+    ("spec optimizer factory", lambda: spec(optimizer=optax.adam), ValueError, "optimizer"),
+    ("spec net without apply", lambda: spec(net=_NoApply()), ValueError, "net"),
+    ("spec net is a class", lambda: spec(net=nn.Dense), ValueError, "net"),
+    ("spec train not a pair", lambda: spec(train=XOR.x_train), ValueError, "train"),
+    ("spec val not a pair", lambda: spec(val=(XOR.x_test,)), ValueError, "val"),
+    ("spec integer features", lambda: spec(train=(XOR.x_train.astype(np.int32), XOR.y_train)), ValueError, "train"),
+    ("spec x/y lengths", lambda: spec(test=(XOR.x_test, XOR.y_test[:5])), ValueError, "test"),
+    ("spec rate 1", lambda: spec(rate=1.0), ValueError, "rate"),
+    ("spec layer_rates 1.2", lambda: spec(layer_rates={"dense_0": 1.2}), ValueError, "layer_rates"),
+    ("spec layer_rates global", lambda: spec(layer_rates={"dense_0": 0.1}, scope="global"), ValueError, "layer_rates"),
+    ("spec scope", lambda: spec(scope="net"), ValueError, "scope"),
+    ("spec pruning", lambda: spec(pruning="magnitude"), ValueError, "pruning"),
+    ("spec sparsities length", lambda: spec(sparsities=(0.5,)), ValueError, "sparsities"),
+    ("spec sparsities 1.0", lambda: spec(sparsities=(0.5, 1.0)), ValueError, "sparsities"),
+    ("spec rewind_step", lambda: spec(iterations=200, rewind_step=50), ValueError, "rewind_step"),
+    ("spec rewind_step = iterations", lambda: spec(rewind_step=100), ValueError, "rewind_step"),
+    ("spec iterations", lambda: spec(iterations=150), ValueError, "iterations"),
+    ("spec rounds", lambda: spec(rounds=-1), ValueError, "rounds"),
+    ("spec seeds 0", lambda: spec(seeds=0), ValueError, "seeds"),
+    ("spec seed float", lambda: spec(seed=0.5), ValueError, "seed"),
+    ("spec rewind_optimizer", lambda: spec(rewind_optimizer="yes"), ValueError, "rewind_optimizer"),
+    ("spec population_chunk", lambda: spec(population_chunk=0), ValueError, "population_chunk"),
+    ("spec loss", lambda: spec(loss="mse"), ValueError, "loss"),
+    ("spec arms ticket first", lambda: spec(arms=("reinit", "ticket")), ValueError, "arms"),
+    ("spec arms duplicate", lambda: spec(arms=("ticket", "random", "random")), ValueError, "arms"),
+    ("spec arms unknown", lambda: spec(arms=("ticket", "shuffle")), ValueError, "arms"),
+    ("spec arms empty", lambda: spec(arms=()), ValueError, "arms"),
+    ("spec Arm fn", lambda: spec(arms=("ticket", lottery.Arm("mine", None))), ValueError, "arms"),
+    ("spec prunable", lambda: spec(prunable="weights"), ValueError, "prunable"),
+    ("study prunable selects nothing", lambda: study(prunable=lambda name, leaf: False), ValueError, "prunable"),
+    ("study batch_size > train", lambda: study(batch_size=1000), ValueError, "batch_size"),
+    ("study n_val >= train", lambda: study(n_val=64), ValueError, "n_val"),
+    ("study layer_rates deep typo", lambda: study(net=RES, layer_rates={"residual_2/main/dense_9": 0.1}),
+     ValueError, "layer_rates"),
+    ("study net init non-array leaf", lambda: study(net=_StringLeaf()), ValueError, "activation"),
+    ("study not a Spec", lambda: lottery.Study(SPEC), TypeError, "study"),
+    ("run not a Spec", lambda: lottery.run(SPEC, out="/nonexistent/never-created"), TypeError, "study"),
+    ("Dropout rate 1", lambda: nn.Dropout(1.0), ValueError, "rate"),
+    ("BatchNorm rank 0", lambda: nn.BatchNorm().init(jax.random.key(0), ()), nn.ShapeError, "features axis"),
+    ("Residual branches", lambda: nn.Residual(nn.Dense(3)).init(jax.random.key(0), (2,)), nn.ShapeError, "shortcut"),
+    ("stateful net, plain apply", lambda: BN.apply(BN.init(jax.random.key(0), (2,)), jnp.ones((3, 2))),
+     nn.StateError, "apply_with_state"),
+    ("fit optimizer and learning_rate", lambda: fit(optimizer=optax.adam(1e-3), learning_rate=0.1), ValueError,
+     "learning_rate"),
+    ("FanOut 0", lambda: nn.FanOut(0), ValueError, "n="),
+    ("Parallel empty", lambda: nn.Parallel(), ValueError, "Parallel"),
+    ("Conv1D features", lambda: nn.Conv1D(0, 3), ValueError, "features"),
+    ("Reshape size", lambda: nn.Reshape((3, 3)).init(jax.random.key(0), (10,)), nn.ShapeError, "(3, 3)"),
     ("Dense features", lambda: nn.Dense(0), ValueError, "features"),
     ("Dense input width", lambda: NET.apply(P, jnp.ones((3, 5))), nn.ShapeError, "dense_0"),
     ("Dense on images", lambda: NET.init(jax.random.key(0), (28, 28)), nn.ShapeError, "Flatten"),
