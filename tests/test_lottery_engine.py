@@ -444,3 +444,32 @@ def test_dropout_and_batchnorm_net_through_a_whole_study(tmp_path):
                     key=train.step_key(jax.tree.map(lambda a: a[i], states)), train=True)[0] for i in range(3)]
     np.testing.assert_array_equal(outs[0], outs[1])
     assert not np.allclose(outs[0], outs[2])
+
+
+def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_separate_studies(tmp_path):
+    """Per-member hyperparameters ride in the population: a seeds x learning-rates sweep is one study,
+    and each setting's members equal a study run at that rate alone."""
+    d = data.load("mnist1d")
+    net = nn.serial(nn.Dense(32), nn.Relu(), nn.Dense(10))
+    common = dict(train=(d.x_train, d.y_train), test=(d.x_test, d.y_test), iterations=200, eval_every=100,
+                  rounds=1, seeds=2, rate=0.5)
+    tx = lambda lr: optax.inject_hyperparams(optax.adam)(learning_rate=lr)
+    swept = lottery.run(lottery.Spec(net, tx(1e-3), sweep={"learning_rate": [1e-3, 1e-2]}, **common),
+                        out=tmp_path / "sweep", progress=False, log=lambda s: None)
+    rec = swept["rounds"][1]
+    assert rec["settings"][:4] == ["learning_rate=0.001"] * 2 + ["learning_rate=0.01"] * 2
+    assert len(rec["arms"]) == 3 * 4
+    for i, lr in enumerate((1e-3, 1e-2)):
+        alone = lottery.run(lottery.Spec(net, tx(lr), **common), out=tmp_path / f"lr{i}", progress=False,
+                            log=lambda s: None)
+        for r_s, r_a in zip(swept["rounds"], alone["rounds"]):
+            arms = np.array(r_s["arms"])
+            sel = np.array(r_s["settings"]) == f"learning_rate={lr:g}"
+            for arm in dict.fromkeys(r_a["arms"]):
+                got = np.array(r_s["final_test_accuracy"])[sel & (arms == arm)]
+                want = np.array(r_a["final_test_accuracy"])[np.array(r_a["arms"]) == arm]
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    table = lottery.summary_table(swept)
+    assert "ticket [learning_rate=0.01]" in table
+    with pytest.raises(ValueError, match="sweep names 'lr'"):
+        lottery.Study(lottery.Spec(net, tx(1e-3), sweep={"lr": [1e-3]}, **common), progress=False)

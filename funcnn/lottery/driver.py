@@ -92,7 +92,8 @@ def _describe(runtime: Study, config: Optional[Config]) -> dict:
 
 
 def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinite: bool) -> dict:
-    spec, S = runtime.spec, runtime.spec.seeds
+    spec, R = runtime.spec, runtime.n_replicates
+    rep_seed, rep_setting = jnp.asarray(runtime.rep_seed), jnp.asarray(runtime.rep_setting)
     describe = _describe(runtime, config)
     if distributed.is_writer():
         _check_identity(out, identity(runtime, describe))
@@ -117,7 +118,7 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
         partial = out / f"round_{r:02d}.partial"
         if r == 0:
             masks = member_masks = jax.vmap(prune.ones)(runtime.theta0)
-            seeds, member_arm, start = jnp.arange(S), ["ticket"] * S, 0
+            seeds, settings, member_arm, start = rep_seed, rep_setting, ["ticket"] * R, 0
             try:
                 if spec.rewind_step:
                     states_k, first = _train_to_rewind_step(runtime, masks, out / "round_00.rewind")
@@ -126,30 +127,32 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
                     # The dense run goes on from θk with its optimizer state: one continuous run.
                     trained, rest, failed = runtime.train_population(
                         states_k.params, masks, seeds, spec.rewind_step, "round 0", checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite, states=states_k, return_states=True)
+                        skip_nonfinite=skip_nonfinite, states=states_k, return_states=True, setting_of_member=settings)
                     curves = np.concatenate([first, rest], axis=1)
                 else:
                     trained, curves, failed = runtime.train_population(
                         runtime.theta0, masks, seeds, 0, "round 0", checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite, return_states=True)
+                        skip_nonfinite=skip_nonfinite, return_states=True, setting_of_member=settings)
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
             trained_ticket = dense_trained = trained.params
         else:
             masks = jax.vmap(lambda t, m, d: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
                 trained_ticket, masks_prev, dense_trained)
-            keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(jnp.arange(S))
+            # One key per seed (not per replicate): every sweep setting of a seed draws the same random mask.
+            keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(rep_seed)
             pops_p, pops_m, member_arm = [], [], []
             for arm in runtime.arms:
                 p, m = jax.vmap(arm.fn)(rewind["params"], runtime.theta0_reinit, masks, keys)
                 pops_p.append(p)
                 pops_m.append(m)
-                member_arm += [arm.name] * S
+                member_arm += [arm.name] * R
             n_arms = len(runtime.arms)
             params, member_masks = _concat(pops_p), _concat(pops_m)
             prune.check_masks(_take(params, 0), _take(member_masks, 0))
             params = jax.vmap(prune.rewind)(params, member_masks)
-            seeds, start = jnp.tile(jnp.arange(S), n_arms), spec.rewind_step
+            seeds, start = jnp.tile(rep_seed, n_arms), spec.rewind_step
+            settings = jnp.tile(rep_setting, n_arms)
             # Every arm starts from the rewind point's model state (running statistics of θk).
             model_state = None if rewind["model_state"] is None else _concat([rewind["model_state"]] * n_arms)
             opt_state = None
@@ -158,10 +161,11 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
             try:
                 trained, curves, failed = runtime.train_population(
                     params, member_masks, seeds, start, f"round {r}", checkpoint=partial,
-                    skip_nonfinite=skip_nonfinite, model_state=model_state, opt_state=opt_state, return_states=True)
+                    skip_nonfinite=skip_nonfinite, model_state=model_state, opt_state=opt_state, return_states=True,
+                    setting_of_member=settings)
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = _take(trained.params, slice(0, S))
+            trained_ticket = _take(trained.params, slice(0, R))
         t_train = time.perf_counter() - t0
         dens = jax.vmap(lambda m: prune.density(m, runtime.spec_prunable))(member_masks)
         named = dict(zip(runtime.metric_names, np.moveaxis(curves, -1, 0)))
@@ -169,6 +173,7 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
             "round": r,
             "arms": member_arm,
             "seeds": [int(s) for s in np.asarray(seeds)],
+            **({"settings": [runtime.setting_labels[int(v)] for v in np.asarray(settings)]} if runtime.sweep else {}),
             "density": np.asarray(dens["total"]).tolist(),
             "layer_density": {k: np.asarray(v).tolist() for k, v in dens.items() if k != "total"},
             "iterations": (start + spec.eval_every * (1 + np.arange(curves.shape[1]))).tolist(),
@@ -201,8 +206,8 @@ def _train_to_rewind_step(runtime: Study, masks, folder: Path):
     """Round 0's first k iterations, as TrainStates at k (params, model and optimizer state), saved on
     their own so a kill after them keeps them."""
     spec = runtime.spec
-    seeds = jnp.arange(spec.seeds)
-    states = runtime.initial_states(runtime.theta0, masks, seeds, 0)
+    seeds = jnp.asarray(runtime.rep_seed)
+    states = runtime.initial_states(runtime.theta0, masks, seeds, 0, setting_of_member=runtime.rep_setting)
     if io.verify_commit(folder):
         try:
             states_k = io.load_tree(folder / "state.npz", states)
@@ -210,7 +215,7 @@ def _train_to_rewind_step(runtime: Study, masks, folder: Path):
         except (io.CheckpointError, OSError, ValueError):
             pass
     k_chunks = spec.rewind_step // spec.eval_every
-    idx = runtime.idx[:, : spec.rewind_step].reshape(spec.seeds, k_chunks, spec.eval_every, spec.batch_size)
+    idx = runtime.idx[seeds, : spec.rewind_step].reshape(len(seeds), k_chunks, spec.eval_every, spec.batch_size)
     states_k, first, _ = runtime._run_chunks(states, idx, "round 0 (to rewind step)")
     if distributed.is_writer():
         folder.mkdir(parents=True, exist_ok=True)
@@ -274,7 +279,7 @@ def _load_round(folder: Path, runtime: Study, r: int, log: Callable[[str], None]
         if r == 0 and runtime.spec.rewind_step:
             rewind["params"] = io.load_tree(folder / "rewind.npz", runtime.theta0)
             like = runtime.initial_states(runtime.theta0, jax.vmap(prune.ones)(runtime.theta0),
-                                          jnp.arange(runtime.spec.seeds), 0)
+                                          jnp.asarray(runtime.rep_seed), 0)
             if (folder / "rewind_state.npz").exists():
                 rewind["model_state"] = io.load_tree(folder / "rewind_state.npz", like.model_state)
             if (folder / "rewind_opt.npz").exists():

@@ -42,14 +42,28 @@ def _summary_keys(rec: dict) -> list[str]:
     return [f"final_test_{metric}", f"best_test_{metric}", "early_stop_iteration", f"early_stop_test_{metric}"]
 
 
+def _groups(rec: dict) -> list[tuple[str, str, np.ndarray]]:
+    """(arm, setting, member selection) for each arm (and sweep setting) of a round, in order."""
+    arms = np.array(rec["arms"])
+    settings = np.array(rec.get("settings", [""] * len(arms)))
+    out = []
+    for arm in dict.fromkeys(rec["arms"]):
+        for setting in dict.fromkeys(settings[arms == arm].tolist()):
+            out.append((arm, setting, (arms == arm) & (settings == setting)))
+    return out
+
+
+def _column(arm: str, setting: str) -> str:
+    return arm if not setting else f"{arm} [{setting}]"
+
+
 def aggregate(rounds: list[dict]) -> list[dict]:
-    """Mean and std over seeds of each round and arm's metrics."""
+    """Mean and std over seeds of each round and arm's metrics (and each sweep setting's, if any)."""
     rows = []
     for rec in rounds:
-        arms = np.array(rec["arms"])
-        for arm in dict.fromkeys(rec["arms"]):
-            sel = arms == arm
-            row = {"round": rec["round"], "arm": arm, "n_seeds": int(sel.sum()),
+        for arm, setting, sel in _groups(rec):
+            row = {"round": rec["round"], "arm": arm, **({"setting": setting} if "settings" in rec else {}),
+                   "n_seeds": int(sel.sum()),
                    "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100)}
             for k in _summary_keys(rec):
                 v = np.array(rec[k], float)[sel]
@@ -85,9 +99,9 @@ def round_line(rec: dict) -> str:
     metric = rec.get("metric_name", "accuracy")
     parts = []
     arms = np.array(rec["arms"])
-    for arm in dict.fromkeys(rec["arms"]):
-        acc = np.array(rec[f"final_test_{metric}"])[arms == arm]
-        parts.append(f"{arm} {acc.mean() * 100:.1f}%")
+    for arm, setting, sel in _groups(rec):
+        acc = np.array(rec[f"final_test_{metric}"])[sel]
+        parts.append(f"{_column(arm, setting)} {acc.mean() * 100:.1f}%")
     dens = np.array(rec["density"])[arms == "ticket"].mean() * 100
     return f"round {rec['round']:2d}  P_m {dens:6.2f}%  " + "  ".join(parts) + f"  ({rec['train_seconds']:.1f}s)"
 
@@ -97,13 +111,13 @@ def summary_table(report: dict) -> str:
     rows = report["summary"]
     metric = report["rounds"][0].get("metric_name", "accuracy") if report.get("rounds") else "accuracy"
     label = "acc" if metric == "accuracy" else metric
-    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    arms = list(dict.fromkeys(_column(r["arm"], r.get("setting", "")) for r in rows))
     head = f"{'round':>5} {'P_m %':>7} " + " ".join(f"{a + ' ' + label + ' %':>16}" for a in arms) + f" {'ticket stop it':>14}"
     lines = [head, "-" * len(head)]
     key = f"final_test_{metric}"
     for rnd in sorted({r["round"] for r in rows}):
-        sel = {r["arm"]: r for r in rows if r["round"] == rnd}
-        t = sel["ticket"]
+        sel = {_column(r["arm"], r.get("setting", "")): r for r in rows if r["round"] == rnd}
+        t = next(r for r in rows if r["round"] == rnd and r["arm"] == "ticket")
         cells = []
         for a in arms:
             if a in sel:

@@ -43,6 +43,10 @@ class Spec:
     prunable(path_name, leaf) -> bool picks the prunable leaves (default ndim > 1: weights, not
       biases). rewind_step: k for late rewinding; rewind_optimizer: also restore the optimizer
       state saved at k (default: a fresh one). arms: names or `arms.Arm`s, 'ticket' first.
+    sweep: per-member hyperparameters, {name: values} with lists of one length V (zipped: setting v
+      takes the v-th value of each); every seed trains under every setting, all in one program, and
+      the report groups by setting. The optimizer must expose each name as a constant through
+      `optax.inject_hyperparams` (e.g. `optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)`).
     label: a free text that becomes part of the run's identity.
     """
 
@@ -70,6 +74,7 @@ class Spec:
     rewind_optimizer: bool = False
     arms: tuple = ARMS
     seeds: int = 4
+    sweep: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     checkpoints_per_round: int = 10
     population_chunk: int = 4
@@ -132,6 +137,13 @@ class Spec:
         for name in ("loss", "metric"):
             if not callable(getattr(self, name)):
                 bad(name, "a function (logits, labels) -> scalar")
+        sweep = dict(self.sweep)
+        lengths = {k: len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1 for k, v in sweep.items()}
+        if sweep and (min(lengths.values()) < 1 or len(set(lengths.values())) != 1):
+            bad("sweep", "{name: values} with non-empty lists of one length", lengths)
+        for k, v in sweep.items():
+            if not all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in v):
+                raise ValueError(f"spec sweep[{k!r}] must hold numbers, got {list(v)!r}")
         arms_lib.resolve(self.arms, None)
         return self
 
@@ -151,6 +163,8 @@ class Spec:
                 v = f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}"
             elif f.name == "layer_rates":
                 v = dict(sorted(dict(v).items()))
+            elif f.name == "sweep":
+                v = {k: [float(x) for x in vals] for k, vals in sorted(dict(v).items())}
             elif f.name == "sparsities" and v is not None:
                 v = [float(s) for s in v]
             elif f.name == "input_shape" and v is not None:

@@ -11,6 +11,7 @@ from typing import Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from funcnn import data as data_lib
 from funcnn import distributed, io, prune, train
@@ -106,7 +107,14 @@ class Study:
         else:
             self.program = distributed.shard_population(program, self.mesh)
             self.data = distributed.replicate(self.data, self.mesh)
-        seeds = jnp.arange(spec.seeds)
+        # Replicates: every seed under every sweep setting (setting-major); without a sweep, the seeds.
+        self.sweep = {k: np.asarray(v, np.float64) for k, v in sorted(dict(spec.sweep).items())}
+        n_settings = len(next(iter(self.sweep.values()))) if self.sweep else 1
+        self.rep_seed = np.tile(np.arange(spec.seeds), n_settings)
+        self.rep_setting = np.repeat(np.arange(n_settings), spec.seeds)
+        self.n_replicates = len(self.rep_seed)
+        self.setting_labels = [", ".join(f"{k}={v[i]:g}" for k, v in self.sweep.items()) for i in range(n_settings)]
+        seeds = jnp.asarray(self.rep_seed)
         init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
         try:
             self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
@@ -125,10 +133,18 @@ class Study:
         # Model state (running statistics) for each seed: the net's initial state, the same for all.
         state0 = self.net.init_state(self.input_shape) if hasattr(self.net, "init_state") else None
         self.state0 = None if state0 is None else jax.tree.map(
-            lambda a: jnp.broadcast_to(a, (spec.seeds,) + jnp.shape(a)), state0)
+            lambda a: jnp.broadcast_to(a, (self.n_replicates,) + jnp.shape(a)), state0)
         self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
         _check_prunable(spec, self.spec_prunable)
         self.arms = arms_lib.resolve(spec.arms, self.spec_prunable)
+        if self.sweep:
+            probe = self.tx.init(jax.tree.map(lambda a: a[0], self.theta0))
+            missing = object()
+            for name in self.sweep:
+                if optax.tree_utils.tree_get(probe, name, missing) is missing:
+                    raise ValueError(
+                        f"spec sweep names {name!r}, which the optimizer does not expose; build it with "
+                        f"optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)({name}=...)")
         self.idx = self._batch_order()
 
     # Kept for callers of the earlier API, which named the prunable spec `spec`.
@@ -155,18 +171,25 @@ class Study:
             return None
         return jax.tree.map(lambda a: a[np.asarray(seed_of_member)], self.state0)
 
-    def initial_states(self, params, masks, seed_of_member, start: int, model_state=None, opt_state=None):
+    def initial_states(self, params, masks, seed_of_member, start: int, model_state=None, opt_state=None,
+                       setting_of_member=None):
         """TrainStates for members: fresh optimizer state with its schedule at `start` (or `opt_state`),
-        the model state given (default: the initial one), a Dropout key per seed, step = start."""
+        each member's sweep setting in its hyperparameters, the model state given (default: the
+        initial one), a Dropout key per seed, step = start."""
         seed_of_member = jnp.asarray(seed_of_member)
         model_state = self.member_state0(seed_of_member) if model_state is None else model_state
         keys = jax.vmap(lambda s: jax.random.fold_in(self.k_step, s))(seed_of_member)
+        setting = jnp.zeros_like(seed_of_member) if setting_of_member is None else jnp.asarray(setting_of_member)
 
-        def one(p, m, ms, k):
+        def one(p, m, ms, k, v):
             s = train.init_state(p, self.tx, m, model_state=ms, key=k)
-            return s._replace(opt_state=advance_schedule(s.opt_state, start), step=jnp.asarray(start, jnp.int32))
+            o = advance_schedule(s.opt_state, start)
+            for name, values in self.sweep.items():
+                old = optax.tree_utils.tree_get(o, name)
+                o = optax.tree_utils.tree_set(o, **{name: jnp.asarray(values, old.dtype)[v]})
+            return s._replace(opt_state=o, step=jnp.asarray(start, jnp.int32))
 
-        states = jax.vmap(one)(params, masks, model_state, keys)
+        states = jax.vmap(one)(params, masks, model_state, keys, setting)
         if opt_state is not None:
             states = states._replace(opt_state=opt_state)
         return states
@@ -174,7 +197,7 @@ class Study:
     def train_population(self, params, masks, seed_of_member, start: int, desc: str, *,
                          checkpoint: Optional[Path] = None, skip_nonfinite: bool = False,
                          model_state=None, opt_state=None, states=None, stop: Optional[int] = None,
-                         return_states: bool = False):
+                         return_states: bool = False, setting_of_member=None):
         """Train members from iteration `start` to `stop` (default: `iterations`).
 
         Returns (trained params, curves (P, C, M) in the order of `metric_names`, failed member
@@ -191,7 +214,8 @@ class Study:
             if train.population_size(tree, name) != n:
                 raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
         if states is None:
-            states = self.initial_states(params, masks, seed_of_member, start, model_state, opt_state)
+            states = self.initial_states(params, masks, seed_of_member, start, model_state, opt_state,
+                                         setting_of_member)
         n_chunks = (stop - start) // c.eval_every
         idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
         trained, curves, failed = self._run_chunks(states, idx, desc, checkpoint=checkpoint,
