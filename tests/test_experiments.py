@@ -155,3 +155,60 @@ def test_cnn_mnist_quick(tmp_path):
     r = cnn_mnist.main(["--out", str(tmp_path), "--epochs", "1", "--train-subset", "2000", "--model", "lenet5"])
     assert 0.3 < r["test_accuracy"] <= 1.0
     check_pngs(r, tmp_path)
+
+
+def test_resnet_fashion_ci_sized(tmp_path):
+    require_fashion_mnist()
+    from experiments import resnet_fashion
+
+    r = resnet_fashion.main(["--out", str(tmp_path), "--depth", "8", "--width", "8", "--epochs", "1",
+                             "--train-subset", "2000", "--val-size", "1000", "--batch-size", "32",
+                             "--warmup-epochs", "0.2", "--no-progress"])
+    assert 0.3 < r["test_accuracy"] <= 1.0  # chance is 0.1
+    assert r["epochs"] == 1 and len(r["history"]["val_accuracy"]) == 1 and r["steps_per_epoch"] == 2000 // 32
+    assert r["wall_seconds"] > 0 and r["seconds_per_epoch"] == pytest.approx(r["wall_seconds"])
+    assert r["device"].startswith(r["platform"]) and r["device_kind"]
+    # stem 9*8; stage 1: 2 of 9*8*8; stage 2: 9*8*16 + 9*16*16 + 1x1 8*16; stage 3: 9*16*32 + 9*32*32 + 16*32; fc 32*10
+    assert r["model"] == "resnet-8-8" and r["weights"] == 72 + 2 * 576 + (1152 + 2304 + 128) + (4608 + 9216 + 512) + 320
+    hp = r["hyperparameters"]
+    assert (hp["batch_size"], hp["learning_rate"], hp["weight_decay"], hp["momentum"]) == (32, 0.1, 5e-4, 0.9)
+    assert hp["train_images"] == 2000 and hp["warmup_steps"] == round(0.2 * 62)
+    assert r["validation"].startswith("held-out")
+    assert r["learning_rate_per_epoch"] == [0.0]  # the warmup starts at 0
+    check_pngs(r, tmp_path)
+
+
+def test_mnist1d_cnn_quick(tmp_path):
+    from experiments import mnist1d_cnn
+
+    r = mnist1d_cnn.main(["--out", str(tmp_path), "--epochs", "3", "--no-progress"])
+    assert r["params"] == 5_210 and r["epochs"] == 3 and r["steps"] == 3 * 40
+    assert len(r["history"]["val_accuracy"]) == 3 and r["test_accuracy"] == r["history"]["val_accuracy"][-1]
+    assert 0.3 < r["test_accuracy"] <= 1.0  # 3 epochs: ~0.5-0.6; the full 150 epochs reach 0.925
+    assert r["reaches_target"] == (r["test_accuracy"] >= 0.90) and r["wall_seconds"] > 0
+    check_pngs(r, tmp_path)
+
+
+@pytest.mark.parametrize("script,args,flag", [
+    ("resnet_fashion.py", ["--depth", "21"], "depth"),
+    ("resnet_fashion.py", ["--weight-decay", "-1"], "weight-decay"),
+    ("mnist1d_cnn.py", ["--epochs", "0"], "epochs"),
+])
+def test_new_scripts_reject_bad_values(script, args, flag, tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "error:" in r.stderr and flag in r.stderr
+
+
+def test_resnet_fashion_schedule():
+    from experiments import resnet_fashion
+
+    tx, lr = resnet_fashion.optimizer(0.1, 5e-4, total_steps=1000, warmup_steps=100)
+    got = [float(lr(t)) for t in (0, 50, 100, 499, 500, 749, 750, 999)]
+    np.testing.assert_allclose(got, [0.0, 0.05, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-6)
+    assert float(resnet_fashion.schedule(0.1, 1000, 0)(0)) == pytest.approx(0.1)  # no warmup
+    # weight decay is added to the gradient before momentum: one step from zero momentum, grad 0
+    params = {"w": np.ones(3, np.float32)}
+    tx, _ = resnet_fashion.optimizer(0.1, 0.5, total_steps=10, warmup_steps=0)
+    updates, _ = tx.update({"w": np.zeros(3, np.float32)}, tx.init(params), params)
+    np.testing.assert_allclose(updates["w"], -0.1 * 0.5 * np.ones(3), rtol=1e-6)
