@@ -56,7 +56,10 @@ def plot(report: dict, out: Path) -> list[Path]:
         curves = lottery.load_curves(Path(report["folder"]) / f"round_{r:02d}")
         sel = np.array(rec["arms"]) == "ticket"
         p = np.mean(np.array(rec["density"])[sel]) * 100
-        ax.plot(rec["iterations"], curves["test_accuracy"][sel].mean(axis=0) * 100, label=f"ticket, {p:.1f}% remaining")
+        # The whole test curve with --test-curve; else the test evaluations at the segments' ends.
+        its, acc = ((rec["iterations"], curves["test_accuracy"]) if "test_accuracy" in curves
+                    else (rec["test_iterations"], curves["end_test_accuracy"]))
+        ax.plot(its, acc[sel].mean(axis=0) * 100, "o-", ms=3, label=f"ticket, {p:.1f}% remaining")
     ax.set_xlabel("training iteration")
     ax.set_ylabel("test accuracy %")
     ax.grid(True, alpha=0.3)
@@ -79,6 +82,11 @@ def main(argv=None) -> dict:
     p.add_argument("--pruning", choices=["iterative", "oneshot"])
     p.add_argument("--scope", choices=["layer", "global"])
     p.add_argument("--seed", type=int, help="base PRNG seed")
+    p.add_argument("--test-curve", action="store_true",
+                   help="evaluate the test set every --eval-every iterations (the whole curve), not once per segment")
+    p.add_argument("--population-chunk", type=common.positive_int,
+                   help="members vmapped together (default: 4 on CPU, all on a GPU)")
+    p.add_argument("--unroll", type=common.positive_int, help="lax.scan unroll of the training steps (default 1)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: table and figures from the rounds completed so far (e.g. while a long run goes on)")
@@ -87,6 +95,7 @@ def main(argv=None) -> dict:
         "seeds": args.seeds, "rounds": args.rounds, "iterations": args.iterations, "eval_every": args.eval_every,
         "rewind_step": args.rewind_step, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
         "pruning": args.pruning, "scope": args.scope, "seed": args.seed,
+        "test_curve": args.test_curve or None, "population_chunk": args.population_chunk, "unroll": args.unroll,
     }.items() if v is not None}
     try:
         config = dataclasses.replace(lottery.PRESETS[args.preset], **overrides).validate()

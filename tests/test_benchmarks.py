@@ -24,3 +24,13 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
     table = (tmp_path / "tiny.md").read_text()
     assert "matmul peak" in table and "| funcnn train step (scan) |" in table
     assert res["study"]["wall_s"] > 0
+
+
+def test_population_sweep_reports_each_size(tmp_path):
+    from benchmarks import population
+
+    res = population.main(["--sizes", "1,3", "--steps", "5", "--repeats", "1", "--out", str(tmp_path / "p.json")])
+    on_disk = json.loads((tmp_path / "p.json").read_text())
+    assert [r["members"] for r in on_disk["rows"]] == [1, 3] == [r["members"] for r in res["rows"]]
+    assert all(r["model_steps_per_s"] > 0 and r["fraction_of_peak"] > 0 for r in on_disk["rows"])
+    assert on_disk["rows"][0]["params_per_member"] == 40 * 300 + 300 + 300 * 300 + 300 + 300 * 10 + 10

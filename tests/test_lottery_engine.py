@@ -157,13 +157,13 @@ BN_NET = nn.serial(nn.Dense(32), nn.BatchNorm(), nn.Relu(), nn.Dense(10))
 
 def _capture_round_inputs(monkeypatch):
     seen = {}
-    real = lottery.Study.train_population
+    real = lottery.Study.train_round
 
     def spy(self, params, masks, seed_of_member, start, desc, **kw):
         seen[desc] = dict(kw, start=start, params=params)
         return real(self, params, masks, seed_of_member, start, desc, **kw)
 
-    monkeypatch.setattr(lottery.Study, "train_population", spy)
+    monkeypatch.setattr(lottery.Study, "train_round", spy)
     return seen
 
 
@@ -290,20 +290,22 @@ def test_retrained_round_keeps_its_successors_only_if_identical(tmp_path, monkey
 
     # A retrain that comes out different (as a GPU may): round 1 was built on the old round 0.
     _flip_byte(out / "round_00" / "trained.npz")
-    real = lottery.Study.train_population
+    real = lottery.Study.train_round
 
     def different(self, *a, **kw):
-        trained, curves, failed = real(self, *a, **kw)
+        result = real(self, *a, **kw)
         if a[4] == "round 0":
-            trained = trained._replace(params=jax.tree.map(lambda p: p * (1 + 1e-6), trained.params))
-        return trained, curves, failed
+            state = result.carry.state
+            state = state._replace(params=jax.tree.map(lambda p: p * (1 + 1e-6), state.params))
+            result = result._replace(carry=result.carry._replace(state=state))
+        return result
 
-    monkeypatch.setattr(lottery.Study, "train_population", different)
+    monkeypatch.setattr(lottery.Study, "train_round", different)
     lines = []
     lottery.run(spec, out=out, progress=False, log=lines.append)
     assert not any("resumed" in s for s in lines)
     assert any(s.startswith("round 1:") and "trained again with a different result" in s for s in lines), lines
-    monkeypatch.setattr(lottery.Study, "train_population", real)
+    monkeypatch.setattr(lottery.Study, "train_round", real)
     # And now everything resumes, the new round 1 built on the new round 0.
     lines = []
     lottery.run(spec, out=out, progress=False, log=lines.append)
@@ -374,7 +376,7 @@ def test_disk_full_mid_round_keeps_what_was_committed_and_resumes(tmp_path, monk
 
     def spy(folder, like):
         got = real_load(folder, like)
-        loaded.append(None if got is None else got[2])
+        loaded.append(None if got is None else got[3])  # (carry, curves, ends, done, failed)
         return got
 
     monkeypatch.setattr(study_lib, "_load_progress", spy)

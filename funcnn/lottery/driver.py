@@ -27,7 +27,8 @@ import numpy as np
 from funcnn import distributed, io, prune
 from funcnn.lottery import report as report_lib
 from funcnn.lottery.spec import Config, Spec, prune_round
-from funcnn.lottery.study import NonFiniteLoss, Study, _npz_bytes, advance_schedule
+from funcnn.lottery.program import start_carry
+from funcnn.lottery.study import NonFiniteLoss, RoundResult, Study, _npz_bytes, advance_schedule, segment_size
 
 
 class RunFolderBusy(RuntimeError):
@@ -121,21 +122,24 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
             seeds, settings, member_arm, start = rep_seed, rep_setting, ["ticket"] * R, 0
             try:
                 if spec.rewind_step:
-                    states_k, first = _train_to_rewind_step(runtime, masks, out / "round_00.rewind")
-                    rewind = {"params": states_k.params, "model_state": states_k.model_state,
-                              "opt_state": states_k.opt_state}
-                    # The dense run goes on from θk with its optimizer state: one continuous run.
-                    trained, rest, failed = runtime.train_population(
-                        states_k.params, masks, seeds, spec.rewind_step, "round 0", checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite, states=states_k, return_states=True, setting_of_member=settings)
-                    curves = np.concatenate([first, rest], axis=1)
+                    first = _train_to_rewind_step(runtime, masks, out / "round_00.rewind")
+                    k_state = first.carry.state
+                    rewind = {"params": k_state.params, "model_state": k_state.model_state,
+                              "opt_state": k_state.opt_state}
+                    # The dense run goes on from θk with its optimizer state (and its best validation
+                    # params so far): one continuous run.
+                    rest = runtime.train_round(
+                        k_state.params, masks, seeds, spec.rewind_step, "round 0", checkpoint=partial,
+                        skip_nonfinite=skip_nonfinite, carry=first.carry, setting_of_member=settings)
+                    result = rest._replace(curves=np.concatenate([first.curves, rest.curves], axis=1),
+                                           ends=np.concatenate([first.ends, rest.ends], axis=1))
                 else:
-                    trained, curves, failed = runtime.train_population(
+                    result = runtime.train_round(
                         runtime.theta0, masks, seeds, 0, "round 0", checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite, return_states=True, setting_of_member=settings)
+                        skip_nonfinite=skip_nonfinite, setting_of_member=settings)
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = dense_trained = trained.params
+            trained_ticket = dense_trained = result.carry.state.params
         else:
             masks = jax.vmap(lambda t, m, d: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
                 trained_ticket, masks_prev, dense_trained)
@@ -159,16 +163,20 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
             if spec.rewind_optimizer and rewind["opt_state"] is not None:
                 opt_state = _concat([rewind["opt_state"]] * n_arms)
             try:
-                trained, curves, failed = runtime.train_population(
+                result = runtime.train_round(
                     params, member_masks, seeds, start, f"round {r}", checkpoint=partial,
-                    skip_nonfinite=skip_nonfinite, model_state=model_state, opt_state=opt_state, return_states=True,
+                    skip_nonfinite=skip_nonfinite, model_state=model_state, opt_state=opt_state,
                     setting_of_member=settings)
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = _take(trained.params, slice(0, R))
+            trained_ticket = _take(result.carry.state.params, slice(0, R))
         t_train = time.perf_counter() - t0
+        curves, failed = result.curves, result.failed
         dens = jax.vmap(lambda m: prune.density(m, runtime.spec_prunable))(member_masks)
         named = dict(zip(runtime.metric_names, np.moveaxis(curves, -1, 0)))
+        ends = dict(zip(runtime.end_names, np.moveaxis(result.ends, -1, 0)))
+        its = start + spec.eval_every * (1 + np.arange(curves.shape[1]))
+        seg_its = _segment_ends(spec, r, its)  # where the test set was evaluated
         rec = {
             "round": r,
             "arms": member_arm,
@@ -176,16 +184,18 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
             **({"settings": [runtime.setting_labels[int(v)] for v in np.asarray(settings)]} if runtime.sweep else {}),
             "density": np.asarray(dens["total"]).tolist(),
             "layer_density": {k: np.asarray(v).tolist() for k, v in dens.items() if k != "total"},
-            "iterations": (start + spec.eval_every * (1 + np.arange(curves.shape[1]))).tolist(),
+            "iterations": its.tolist(),
+            "test_iterations": seg_its,
             "train_seconds": t_train,
             "failed_members": [{"member": m, "arm": member_arm[m], "seed": int(seeds[m])} for m in failed],
             "metric_name": spec.metric_name,
             "parent": parent,
-            **report_lib.summaries(named, spec.eval_every, start, spec.metric_name),
+            **report_lib.summaries(named, spec.eval_every, start, spec.metric_name, ends=ends),
         }
         if distributed.is_writer():
             saved_rewind = rewind if r == 0 and spec.rewind_step else None
-            _commit_round(folder, rec, masks, trained_ticket, named, saved_rewind)
+            _commit_round(folder, rec, masks, trained_ticket, {**named, **{f"end_{k}": v for k, v in ends.items()}},
+                          saved_rewind)
             _remove_tree(partial)
             _remove_tree(out / "round_00.rewind")
             parent = lineage(folder)
@@ -203,26 +213,40 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
 
 
 def _train_to_rewind_step(runtime: Study, masks, folder: Path):
-    """Round 0's first k iterations, as TrainStates at k (params, model and optimizer state), saved on
-    their own so a kill after them keeps them."""
+    """Round 0's first k iterations, as a `RoundResult` whose carry holds the TrainStates at k (params,
+    model and optimizer state) and the best validation params so far; saved on their own so a kill
+    after them keeps them."""
     spec = runtime.spec
     seeds = jnp.asarray(runtime.rep_seed)
-    states = runtime.initial_states(runtime.theta0, masks, seeds, 0, setting_of_member=runtime.rep_setting)
+    carry = start_carry(runtime.initial_states(runtime.theta0, masks, seeds, 0, setting_of_member=runtime.rep_setting))
     if io.verify_commit(folder):
         try:
-            states_k = io.load_tree(folder / "state.npz", states)
-            return states_k, np.load(folder / "curves.npz", allow_pickle=False)["curves"]
-        except (io.CheckpointError, OSError, ValueError):
+            carry_k = io.load_tree(folder / "state.npz", carry)
+            with np.load(folder / "curves.npz", allow_pickle=False) as z:
+                return RoundResult(carry_k, z["curves"], z["ends"], [])
+        except (io.CheckpointError, OSError, ValueError, KeyError):
             pass
     k_chunks = spec.rewind_step // spec.eval_every
     idx = runtime.idx[seeds, : spec.rewind_step].reshape(len(seeds), k_chunks, spec.eval_every, spec.batch_size)
-    states_k, first, _ = runtime._run_chunks(states, idx, "round 0 (to rewind step)")
+    first = runtime._run_chunks(carry, idx, "round 0 (to rewind step)")
     if distributed.is_writer():
         folder.mkdir(parents=True, exist_ok=True)
-        io.save_tree(folder / "state.npz", states_k)
-        io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first))
+        io.save_tree(folder / "state.npz", first.carry)
+        io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first.curves, ends=first.ends))
         io.commit(folder, ["state.npz", "curves.npz"])
-    return states_k, first
+    return first
+
+
+def _segment_ends(spec, r: int, its: np.ndarray) -> list:
+    """The iterations at which a round's segments end (where the test set was evaluated)."""
+    def cut(chunk_its):
+        size = segment_size(len(chunk_its), spec.checkpoints_per_round)
+        return [int(i) for i in chunk_its[size - 1 :: size]]
+
+    if r == 0 and spec.rewind_step:
+        k = spec.rewind_step // spec.eval_every
+        return cut(its[:k]) + cut(its[k:])
+    return cut(its)
 
 
 def _coordinates(e: NonFiniteLoss, r: int, member_arm: list, seeds) -> FloatingPointError:

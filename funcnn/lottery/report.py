@@ -16,23 +16,34 @@ from funcnn import io
 SUMMARY_FIELDS = ("final_test", "best_test", "early_stop_iteration", "early_stop_test")
 
 
-def summaries(curves: dict, eval_every: int, start: int, metric_name: str = "accuracy") -> dict:
-    """Per-member scalars from named curves ({name: (P, C)}).
+def summaries(curves: dict, eval_every: int, start: int, metric_name: str = "accuracy",
+              ends: Optional[dict] = None) -> dict:
+    """Per-member scalars from named curves ({name: (P, C)}) and the segments' end evaluations
+    ({name: (P, S)}, `program.end_names`).
 
-    final_test_<metric>: after the last iteration; early_stop_iteration: the iteration of minimum
-    validation loss (the first minimum wins, like argmin); early_stop_test_<metric>: the test metric
-    there (Frankle & Carbin's measure); best_test_<metric>: the best test metric along the curve.
+    early_stop_iteration: the iteration of minimum validation loss (the first minimum wins, like
+    argmin); early_stop_test_<metric>: the test metric of the params there (Frankle & Carbin's
+    measure); final_test_<metric>: after the last iteration. best_test_<metric>: the best test
+    metric seen: over every evaluation with a full test curve, else over the segments' ends and the
+    early-stop params (the test set is not evaluated in between).
     """
-    test = np.asarray(curves[f"test_{metric_name}"])
+    m = metric_name
     val_loss = np.asarray(curves["val_loss"])
-    its = start + eval_every * (1 + np.arange(test.shape[1]))
+    its = start + eval_every * (1 + np.arange(val_loss.shape[1]))
     val = np.where(np.isfinite(val_loss), val_loss, np.inf)
     stop = np.argmin(val, axis=1)
+    if f"test_{m}" in curves:
+        test = np.asarray(curves[f"test_{m}"])
+        final, at_stop, seen = test[:, -1], test[np.arange(len(stop)), stop], test
+    else:
+        test = np.asarray(ends[f"test_{m}"])
+        final, at_stop = test[:, -1], np.asarray(ends[f"best_test_{m}"])[:, -1]
+        seen = np.concatenate([test, at_stop[:, None]], axis=1)
     return {
-        f"final_test_{metric_name}": test[:, -1].tolist(),
-        f"best_test_{metric_name}": [float(np.max(c[np.isfinite(c)])) if np.isfinite(c).any() else float("nan") for c in test],
+        f"final_test_{m}": final.tolist(),
+        f"best_test_{m}": [float(np.max(c[np.isfinite(c)])) if np.isfinite(c).any() else float("nan") for c in seen],
         "early_stop_iteration": its[stop].tolist(),
-        f"early_stop_test_{metric_name}": test[np.arange(len(stop)), stop].tolist(),
+        f"early_stop_test_{m}": at_stop.tolist(),
         "final_val_loss": val_loss[:, -1].tolist(),
     }
 
@@ -130,7 +141,9 @@ def summary_table(report: dict) -> str:
 
 
 def load_curves(folder: Path) -> dict:
-    """A committed round's curves by name ({name: (P, C)}), from its curves.npz."""
+    """A committed round's curves by name, from its curves.npz: {name: (P, C)} after every
+    `eval_every` steps (at the record's `iterations`), and `end_<name>`: (P, S) at the segments'
+    ends (at its `test_iterations`), where the test set is evaluated without `test_curve`."""
     with np.load(Path(folder) / "curves.npz", allow_pickle=False) as z:
         if "curves" in z.files:  # written before curves were named: the five default metrics in order
             from funcnn.lottery.program import metric_names

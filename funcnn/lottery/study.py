@@ -6,7 +6,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -16,7 +16,7 @@ import optax
 from funcnn import data as data_lib
 from funcnn import distributed, io, prune, train
 from funcnn.lottery import arms as arms_lib
-from funcnn.lottery.program import make_round_program, metric_names
+from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
 from funcnn.lottery.spec import Config, Spec
 
 
@@ -97,9 +97,14 @@ class Study:
         self.input_shape = tuple(spec.input_shape or x.shape[1:])
         self.net = spec.net
         self.tx = spec.optimizer
-        self.metric_names = metric_names(spec.metric_name)
-        program = make_round_program(self.net, self.tx, spec.eval_every, spec.population_chunk,
-                                     loss=spec.loss, metric=spec.metric, metric_name=spec.metric_name)
+        self.metric_names = metric_names(spec.metric_name, spec.test_curve)
+        self.end_names = end_names(spec.metric_name)
+        # On a GPU all members in one vmapped chunk; on CPU a few at a time (see make_round_program).
+        chunk = spec.population_chunk
+        if chunk is None:
+            chunk = 4 if jax.default_backend() == "cpu" else None
+        program = make_round_program(self.net, self.tx, spec.eval_every, chunk, loss=spec.loss, metric=spec.metric,
+                                     metric_name=spec.metric_name, test_curve=spec.test_curve, unroll=spec.unroll)
         # With several devices (or hosts), each device trains its slice of the population.
         self.mesh = distributed.population_mesh() if jax.device_count() > 1 else None
         if self.mesh is None:
@@ -194,16 +199,14 @@ class Study:
             states = states._replace(opt_state=opt_state)
         return states
 
-    def train_population(self, params, masks, seed_of_member, start: int, desc: str, *,
-                         checkpoint: Optional[Path] = None, skip_nonfinite: bool = False,
-                         model_state=None, opt_state=None, states=None, stop: Optional[int] = None,
-                         return_states: bool = False, setting_of_member=None):
-        """Train members from iteration `start` to `stop` (default: `iterations`).
+    def train_round(self, params, masks, seed_of_member, start: int, desc: str, *,
+                    checkpoint: Optional[Path] = None, skip_nonfinite: bool = False, model_state=None,
+                    opt_state=None, carry: Optional[Carry] = None, stop: Optional[int] = None,
+                    setting_of_member=None) -> "RoundResult":
+        """Train members from iteration `start` to `stop` (default: `iterations`) in segments.
 
-        Returns (trained params, curves (P, C, M) in the order of `metric_names`, failed member
-        indices); with `return_states`, the whole trained TrainStates (params, optimizer and model
-        state) instead of the params. `states` continues given TrainStates instead of
-        starting fresh ones. With `checkpoint` (a folder), the population state is saved after every
+        A fresh TrainState per member (`initial_states`), or `carry` to go on with a round (its best
+        validation params and all). With `checkpoint` (a folder), the carry is saved after every
         segment and a later call resumes from it. A non-finite loss raises `NonFiniteLoss`, unless
         `skip_nonfinite`: then the member is reported in `failed` and the others go on.
         """
@@ -213,29 +216,32 @@ class Study:
         for name, tree in (("masks", masks), ("seed_of_member", seed_of_member)):
             if train.population_size(tree, name) != n:
                 raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
-        if states is None:
-            states = self.initial_states(params, masks, seed_of_member, start, model_state, opt_state,
-                                         setting_of_member)
+        if carry is None:
+            carry = start_carry(self.initial_states(params, masks, seed_of_member, start, model_state, opt_state,
+                                                    setting_of_member))
         n_chunks = (stop - start) // c.eval_every
         idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
-        trained, curves, failed = self._run_chunks(states, idx, desc, checkpoint=checkpoint,
-                                                   skip_nonfinite=skip_nonfinite)
-        return (trained if return_states else trained.params), curves, failed
+        return self._run_chunks(carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite)
 
-    def _run_chunks(self, states, idx, desc, *, checkpoint=None, skip_nonfinite=False):
-        curves, done, bar = [], 0, None
+    def train_population(self, params, masks, seed_of_member, start: int, desc: str, **kwargs):
+        """`train_round`'s (trained params, curves (P, C, M) in the order of `metric_names`, failed)."""
+        result = self.train_round(params, masks, seed_of_member, start, desc, **kwargs)
+        return result.carry.state.params, result.curves, result.failed
+
+    def _run_chunks(self, carry: Carry, idx, desc, *, checkpoint=None, skip_nonfinite=False) -> "RoundResult":
+        curves, ends, done, bar = [], [], 0, None
         failed: set[int] = set()
         # Equal segments, so a resumed round is cut exactly as the run that was killed.
         size = segment_size(idx.shape[1], self.spec.checkpoints_per_round)
         n = int(idx.shape[0])
         if checkpoint is not None:
-            resumed = _load_progress(checkpoint, states)
+            resumed = _load_progress(checkpoint, carry)
             if resumed is not None:
-                states, curves, done, failed = resumed
+                carry, curves, ends, done, failed = resumed
         if self.mesh is not None:
             # Pad the population to a multiple of the device count; the copies are dropped below.
             n_pad = distributed.padded_size(n, self.mesh)
-            states = distributed.put_population(distributed.pad_population(states, n_pad), self.mesh)
+            carry = distributed.put_population(distributed.pad_population(carry, n_pad), self.mesh)
             idx = distributed.pad_population(idx, n_pad)
         if self.progress:
             from tqdm.auto import tqdm
@@ -246,9 +252,10 @@ class Study:
             seg_idx = idx[:, done : done + size]
             if self.mesh is not None:
                 seg_idx = distributed.put_population(seg_idx, self.mesh)
-            states, seg = self.program(states, seg_idx, self.data)
-            seg = distributed.gather(seg)
+            carry, (seg, seg_ends) = self.program(carry, seg_idx, self.data)
+            seg, seg_ends = distributed.gather((seg, seg_ends))
             seg = np.stack([seg[k][:n] for k in self.metric_names], axis=-1)
+            seg_ends = np.stack([seg_ends[k][:n] for k in self.end_names], axis=-1)[:, None, :]
             bad = ~np.isfinite(seg[..., 0])
             for member, chunk in np.argwhere(bad):
                 if int(member) in failed:
@@ -258,18 +265,31 @@ class Study:
                     raise NonFiniteLoss(int(member), it)
                 failed.add(int(member))
             curves.append(seg)
+            ends.append(seg_ends)
             done += size
             if checkpoint is not None and done < idx.shape[1]:
-                host_states = jax.tree.map(lambda a: a[:n], distributed.gather(states))
+                host = jax.tree.map(lambda a: a[:n], distributed.gather(carry))
                 if distributed.is_writer():
-                    save_progress(checkpoint, host_states, np.concatenate(curves, axis=1), done, sorted(failed))
+                    save_progress(checkpoint, host, np.concatenate(curves, axis=1), done, sorted(failed),
+                                  np.concatenate(ends, axis=1))
             if bar is not None:
                 bar.update(size * self.spec.eval_every)
-                bar.set_postfix(test=f"{np.nanmean(seg[:, -1, -1]):.3f}")
+                bar.set_postfix(test=f"{np.nanmean(seg_ends[:, -1, 1]):.3f}")
         if bar is not None:
             bar.close()
-        trained = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(states))
-        return trained, np.concatenate(curves, axis=1), sorted(failed)
+        carry = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(carry))
+        return RoundResult(carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed))
+
+
+class RoundResult(NamedTuple):
+    """A trained population: its carry (`carry.state` is the TrainState at the end), curves (P, C, M)
+    after every `eval_every` steps in the order of `Study.metric_names`, ends (P, S, 4) after each of
+    the S segments in the order of `Study.end_names`, and the members whose loss went non-finite."""
+
+    carry: Carry
+    curves: np.ndarray
+    ends: np.ndarray
+    failed: list
 
 
 def _check_prunable(spec: Spec, spec_prunable) -> None:
@@ -283,13 +303,13 @@ def _check_prunable(spec: Spec, spec_prunable) -> None:
                              f"prunable: {known}")
 
 
-def save_progress(folder: Path, states, curves: np.ndarray, done: int, failed: list) -> None:
+def save_progress(folder: Path, carry, curves: np.ndarray, done: int, failed: list, ends: np.ndarray) -> None:
     """A mid-round checkpoint in a folder of its own (`seg_<done>`), committed before the older
     ones are removed: a write that fails (a full disk) leaves the previous checkpoint loadable."""
     seg = folder / f"seg_{done:05d}"
     seg.mkdir(parents=True, exist_ok=True)
-    io.save_tree(seg / "state.npz", states)
-    io.atomic_write_bytes(seg / "curves.npz", _npz_bytes(curves=curves))
+    io.save_tree(seg / "state.npz", carry)
+    io.atomic_write_bytes(seg / "curves.npz", _npz_bytes(curves=curves, ends=ends))
     io.atomic_write_json(seg / "progress.json", {"done_chunks": done, "failed": failed})
     io.commit(seg, ["state.npz", "curves.npz", "progress.json"])
     for old in folder.glob("seg_*"):
@@ -298,15 +318,16 @@ def save_progress(folder: Path, states, curves: np.ndarray, done: int, failed: l
 
 
 def _load_progress(folder: Path, like):
-    """The newest committed mid-round checkpoint (states, [curves], done, failed), or None."""
+    """The newest committed mid-round checkpoint (carry, [curves], [ends], done, failed), or None."""
     for seg in sorted(Path(folder).glob("seg_*"), reverse=True):
         if not io.verify_commit(seg):
             continue
         try:
             meta = json.loads((seg / "progress.json").read_text())
-            states = io.load_tree(seg / "state.npz", like)
-            curves = [np.load(seg / "curves.npz", allow_pickle=False)["curves"]]
-            return states, curves, meta["done_chunks"], set(meta["failed"])
+            carry = io.load_tree(seg / "state.npz", like)
+            with np.load(seg / "curves.npz", allow_pickle=False) as z:
+                curves, ends = [z["curves"]], [z["ends"]]
+            return carry, curves, ends, meta["done_chunks"], set(meta["failed"])
         except (io.CheckpointError, OSError, ValueError, KeyError):
             continue  # unusable: try an older one, or redo the round from its start
     return None
