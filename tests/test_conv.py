@@ -151,3 +151,176 @@ def test_classic_kernels():
     out = kernels.apply_kernel(color, kernels.sharpen)
     assert out.shape == (6, 6, 3)
     np.testing.assert_allclose(out[..., 1], kernels.apply_kernel(color[..., 1], kernels.sharpen), rtol=1e-6)
+
+
+# --- im2col vs lax.conv, pooling as blocks, scan vs loop -------------------------------------------
+
+BATCHES = [(), (2,), (2, 3)]
+IM2COL_CASES = [(s, k, p) for s in [1, 2, 3] for k in [1, 3, 5] for p in ["VALID", "SAME", ((2, 0), (1, 3))]] + [
+    ((2, 1), (3, 5), "SAME"), ((1, 3), (5, 2), "VALID"), ((3, 2), (1, 3), ((1, 2), (0, 1)))]  # non-square
+
+
+def _conv_pair(f, x, w, g):
+    """(y, dL/dx, dL/dw) with L = sum(f(x, w) * g), for impl "xla" and for "im2col" (one jitted program)."""
+
+    def both(x, w, g):
+        out = []
+        for impl in ["xla", "im2col"]:
+            fn = lambda x, w: f(x, w, impl=impl)  # noqa: E731
+            out.append((fn(x, w),) + jax.grad(lambda x, w: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
+        return out
+
+    return jax.jit(both)(x, w, g)
+
+
+@pytest.mark.parametrize("i,case", list(enumerate(IM2COL_CASES)))
+def test_im2col_conv2d_equals_lax_conv_with_gradients(i, case):
+    s, k, padding = case
+    c_in, batch = [1, 3][i % 2], BATCHES[i % 3]  # every (C_in, batch) pair appears across the cases
+    rng = np.random.default_rng(i)
+    x = jnp.asarray(rng.normal(size=batch + (7, 8, c_in)), jnp.float32)
+    k_hw = conv.pair(k, "kernel")
+    w = jnp.asarray(rng.normal(size=k_hw + (c_in, 4)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+    out_hw = conv.output_hw((7, 8), k_hw, s, padding)
+    g = jnp.asarray(rng.normal(size=batch + out_hw + (4,)), jnp.float32)
+    with jax.default_matmul_precision("highest"):
+        (y0, dx0, dw0), (y1, dx1, dw1) = _conv_pair(lambda x, w, **kw: conv.conv2d(x, w, b, s, padding, **kw), x, w, g)
+    assert y1.shape == y0.shape == batch + out_hw + (4,)
+    for got, want in [(y1, y0), (dx1, dx0), (dw1, dw0)]:
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_im2col_under_vmap_over_a_population_of_weights():
+    rng = np.random.default_rng(5)
+    x = jnp.asarray(rng.normal(size=(2, 9, 9, 3)), jnp.float32)
+    xs = jnp.asarray(rng.normal(size=(4, 2, 9, 9, 3)), jnp.float32)
+    ws = jnp.asarray(rng.normal(size=(4, 3, 3, 3, 5)), jnp.float32)
+    g = jnp.asarray(rng.normal(size=(4, 2, 5, 5, 5)), jnp.float32)
+
+    def run(impl):
+        f = lambda x, w: conv.conv2d(x, w, stride=2, padding="SAME", impl=impl)  # noqa: E731
+        shared = jax.vmap(f, in_axes=(None, 0))(x, ws)  # one input, a population of kernels
+        own = jax.vmap(f)(xs, ws)  # each member its own input (as after the first layer)
+        grads = jax.vmap(jax.grad(lambda x, w, g: jnp.sum(f(x, w) * g), argnums=(0, 1)))(xs, ws, g)
+        return (shared, own) + grads
+
+    with jax.default_matmul_precision("highest"):
+        want, got = jax.jit(run, static_argnums=0)("xla"), jax.jit(run, static_argnums=0)("im2col")
+    assert got[0].shape == (4, 2, 5, 5, 5)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[0][1], conv.conv2d(x, ws[1], stride=2, padding="SAME"), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_is_im2col_on_cpu_and_impl_is_validated():
+    assert conv.resolve_impl("auto") == ("im2col" if jax.default_backend() == "cpu" else "xla")
+    assert conv.resolve_impl("xla") == "xla" and conv.resolve_impl("im2col") == "im2col"
+    x, w = jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1))
+    for bad in ["eigen", "XLA", None, 1]:
+        with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', got impl="):
+            conv.conv2d(x, w, impl=bad)
+    with pytest.raises(ValueError, match=r"Conv2D: impl must be one of .*got impl='fast'"):
+        nn.Conv2D(4, 3, impl="fast")
+    layer = nn.Conv2D(2, 3, padding="SAME", impl="xla")
+    p = layer.init(jax.random.key(0), (6, 6, 1))
+    assert jax.tree.map(jnp.shape, p) == {"w": (3, 3, 1, 2), "b": (2,)}
+    xi = jax.random.normal(jax.random.key(1), (2, 6, 6, 1))
+    with jax.default_matmul_precision("highest"):
+        np.testing.assert_allclose(layer.apply(p, xi), nn.Conv2D(2, 3, padding="SAME", impl="im2col").apply(p, xi),
+                                   rtol=1e-5, atol=1e-6)
+
+
+def _rw_pool(kind, x, window, stride=None, padding="VALID"):
+    """The reduce_window path, whatever the shapes (the reference for the reshape path)."""
+    x4, batch, window, strides, pads = conv._pool_args(x, window, stride, padding)
+    if kind == "max":
+        y = conv._reduce_window(x4, -jnp.inf, jax.lax.max, window, strides, pads)
+    else:
+        y = conv._reduce_window(x4, 0.0, jax.lax.add, window, strides, pads) / (window[0] * window[1])
+    return y.reshape(batch + y.shape[1:])
+
+
+@pytest.mark.parametrize("window,hw,padding", [(2, (6, 8), "VALID"), (2, (7, 9), "VALID"), ((2, 3), (6, 9), "SAME"),
+                                               (3, (9, 7), "VALID")])
+def test_block_pooling_equals_reduce_window_with_gradients_and_ties(window, hw, padding):
+    rng = np.random.default_rng(7)
+    # ReLU-like input: many exact zeros, plus repeated values, so windows have tied maxima.
+    x = np.maximum(rng.integers(-3, 3, size=(2, 3) + hw + (2,)), 0).astype(np.float32)
+    x = jnp.asarray(x)
+    wh = conv.pair(window, "window")
+    assert conv._use_blocks(wh, wh, conv.resolve_padding(padding, hw, wh, wh)) == (jax.default_backend() == "cpu")
+    out_shape = x.shape[:2] + conv.output_hw(hw, wh, wh, padding) + (2,)
+    g = jnp.asarray(rng.normal(size=out_shape), jnp.float32)
+    t = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
+
+    def results(pool):
+        """Values, gradient, forward-mode tangent, and per-example gradients under vmap."""
+        return (pool(x), jax.grad(lambda x: jnp.sum(pool(x) * g))(x), jax.jvp(pool, (x,), (t,))[1],
+                jax.vmap(jax.grad(lambda x: jnp.sum(pool(x) ** 2)))(x))
+
+    for kind, fn in [("max", conv.max_pool), ("avg", conv.avg_pool)]:
+        got = jax.jit(lambda: results(lambda x: fn(x, window, padding=padding)))()
+        want = jax.jit(lambda: results(lambda x: _rw_pool(kind, x, window, padding=padding)))()
+        assert got[0].shape == out_shape
+        for a, b in zip(got, want):
+            if kind == "max":  # the same values; each window's gradient to its first maximum, as reduce_window
+                np.testing.assert_array_equal(a, b)
+            else:  # sums in another order
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _small_cnn(impl="auto"):
+    return nn.serial(nn.Conv2D(4, 3, padding="SAME", impl=impl), nn.Relu(), nn.MaxPool(2),
+                     nn.Conv2D(6, 3, stride=2, impl=impl), nn.Relu(), nn.Flatten(ndim=3), nn.Dense(5))
+
+
+def test_scanned_training_steps_equal_the_python_loop():
+    import optax
+
+    from funcnn import losses, train
+
+    rng = np.random.default_rng(8)
+    xs = jnp.asarray(rng.normal(size=(3, 6, 10, 10, 1)), jnp.float32)
+    ys = jnp.asarray(rng.integers(0, 5, size=(3, 6)))
+    tx = optax.adam(1e-2)
+    params = _small_cnn().init(jax.random.key(0), (10, 10, 1))
+
+    def run(impl, scan):
+        step = train.make_train_step(_small_cnn(impl), losses.softmax_cross_entropy, tx)
+        state = train.init_state(params, tx)
+        if scan:
+            return jax.jit(lambda s: jax.lax.scan(step, s, (xs, ys)))(state)
+        jitted, losses_ = jax.jit(step), []
+        for i in range(3):
+            state, m = jitted(state, (xs[i], ys[i]))
+            losses_.append(m["loss"])
+        return state, {"loss": jnp.stack(losses_)}
+
+    scanned, loop = run("auto", True), run("auto", False)
+    assert int(scanned[0].step) == 3
+    assert not np.allclose(scanned[0].params["conv2d_0"]["w"], params["conv2d_0"]["w"])  # it trained
+    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(loop)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with jax.default_matmul_precision("highest"):
+        xla_loop, im2col_scan = run("xla", False), run("im2col", True)
+    for a, b in zip(jax.tree.leaves(im2col_scan), jax.tree.leaves(xla_loop)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("scan,expect_scan", [(None, True), (False, False)])
+def test_fit_scans_conv_nets_by_default(monkeypatch, scan, expect_scan):
+    from funcnn import train
+
+    calls = []
+    make_epoch = train.make_epoch
+    monkeypatch.setattr(train, "make_epoch", lambda *a, **k: calls.append(1) or make_epoch(*a, **k))
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(12, 10, 10, 1)).astype(np.float32)
+    y = rng.integers(0, 5, size=12)
+    net = _small_cnn()
+    params = net.init(jax.random.key(0), (10, 10, 1))
+    state, history = train.fit(net, params, (x, y), (x, y), batch_size=6, key=jax.random.key(1), progress=False,
+                               scan=scan)
+    assert bool(calls) == expect_scan
+    assert int(state.step) == 2 and np.isfinite(history.train_loss[0])

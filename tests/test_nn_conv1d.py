@@ -153,3 +153,61 @@ def test_output_shape_equals_apply(make, shape, batch, train):
     x = jax.random.normal(jax.random.key(2), batch + shape)
     y, _ = layer.apply_with_state(params, state, x, key=jax.random.key(3), train=train)
     assert y.shape == batch + layer.output_shape(shape)
+
+
+# --- im2col vs lax.conv (1-D) ----------------------------------------------------------------------
+
+BATCHES = [(), (2,), (2, 3)]
+IM2COL_CASES = [(s, k, p) for s in [1, 2, 3] for k in [1, 3, 5] for p in ["VALID", "SAME", (2, 1)]]
+
+
+@pytest.mark.parametrize("i,case", list(enumerate(IM2COL_CASES)))
+def test_im2col_conv1d_equals_lax_conv_with_gradients(i, case):
+    s, k, padding = case
+    c_in, batch = [1, 3][i % 2], BATCHES[i % 3]  # every (C_in, batch) pair appears across the cases
+    rng = np.random.default_rng(i)
+    x = jnp.asarray(rng.normal(size=batch + (11, c_in)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(k, c_in, 4)), jnp.float32)
+    b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
+    n_out = conv.output_len(11, k, s, padding)
+    g = jnp.asarray(rng.normal(size=batch + (n_out, 4)), jnp.float32)
+
+    def both(x, w, g):
+        out = []
+        for impl in ["xla", "im2col"]:
+            fn = lambda x, w: conv.conv1d(x, w, b, s, padding, impl=impl)  # noqa: E731
+            out.append((fn(x, w),) + jax.grad(lambda x, w: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
+        return out
+
+    with jax.default_matmul_precision("highest"):
+        want, got = jax.jit(both)(x, w, g)
+    assert got[0].shape == batch + (n_out, 4)
+    for a, b_ in zip(got, want):
+        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
+
+
+def test_conv1d_im2col_under_vmap_and_layer_impl():
+    rng = np.random.default_rng(3)
+    xs = jnp.asarray(rng.normal(size=(4, 2, 12, 3)), jnp.float32)
+    ws = jnp.asarray(rng.normal(size=(4, 3, 3, 5)), jnp.float32)
+
+    def run(impl):
+        f = lambda x, w: conv.conv1d(x, w, stride=2, padding=1, impl=impl)  # noqa: E731
+        return (jax.vmap(f, in_axes=(None, 0))(xs[0], ws), jax.vmap(f)(xs, ws),
+                jax.vmap(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1)))(xs, ws))
+
+    with jax.default_matmul_precision("highest"):
+        want, got = jax.jit(run, static_argnums=0)("xla"), jax.jit(run, static_argnums=0)("im2col")
+    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"Conv1D: impl must be one of 'auto', 'xla', 'im2col', got impl='eigen'"):
+        nn.Conv1D(4, 3, impl="eigen")
+    with pytest.raises(ValueError, match=r"impl must be one of"):
+        conv.conv1d(xs[0], ws[0], impl="im2row")
+    layer = nn.Conv1D(5, 3, stride=2, padding=1, impl="xla")
+    params = layer.init(jax.random.key(0), (12, 3))
+    assert jax.tree.map(jnp.shape, params) == {"w": (3, 3, 5), "b": (5,)}
+    with jax.default_matmul_precision("highest"):
+        np.testing.assert_allclose(layer.apply(params, xs[0]),
+                                   nn.Conv1D(5, 3, stride=2, padding=1, impl="im2col").apply(params, xs[0]), rtol=1e-5,
+                                   atol=1e-5)

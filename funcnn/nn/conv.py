@@ -25,6 +25,13 @@ def _checked(kind, fn):
         raise ShapeError(f"{kind}: {e}") from None
 
 
+def _checked_impl(kind: str, impl) -> None:
+    try:
+        conv.check_impl(impl)
+    except ValueError as e:
+        raise ValueError(f"{kind}: {e}") from None
+
+
 def _sequence_shape(kind: str, input_shape) -> tuple[int, int]:
     shape = as_shape(input_shape)
     if len(shape) != 2:
@@ -41,9 +48,14 @@ def Conv2D(
     w_init=jax.nn.initializers.glorot_normal(),
     b_init=jax.nn.initializers.zeros,
     use_bias: bool = True,
+    impl: str = "auto",
 ) -> Layer:
     """2-D convolution, params {"w": (kh, kw, C_in, features), "b": (features,)} ("w" only when
     use_bias=False).
+
+    impl: "auto" (default: im2col + one matmul on the CPU backend, `lax.conv_general_dilated`
+    elsewhere), "xla" or "im2col"; equal up to float rounding (see `funcnn.conv`: on CPU, XLA's
+    convolutions inside `lax.scan` are many times slower than im2col).
 
     x: (*batch, H, W, C_in) -> (*batch, H_out, W_out, features), with
     H_out = floor((H + pad_total - kh) / s) + 1 (see `funcnn.conv.output_size`).
@@ -57,6 +69,7 @@ def Conv2D(
         raise ValueError(f"Conv2D: features must be a positive int, got features={features!r}")
     if not isinstance(use_bias, bool):
         raise ValueError(f"Conv2D: use_bias must be True or False, got use_bias={use_bias!r}")
+    _checked_impl("Conv2D", impl)
     k_hw = conv.pair(kernel_size, "kernel_size")
     strides = conv.pair(stride, "stride")
     conv.resolve_padding(padding, (1, 1), (1, 1), (1, 1))  # reject unknown paddings now
@@ -77,7 +90,7 @@ def Conv2D(
     def apply(params, x, *, key=None, train=False):
         del key, train
         b = params["b"] if use_bias else None
-        return _checked("Conv2D", lambda: conv.conv2d(x, params["w"], b, strides, padding))
+        return _checked("Conv2D", lambda: conv.conv2d(x, params["w"], b, strides, padding, impl=impl))
 
     return Layer("conv2d", init, apply, output_shape)
 
@@ -90,18 +103,20 @@ def Conv1D(
     w_init=jax.nn.initializers.glorot_normal(),
     b_init=jax.nn.initializers.zeros,
     use_bias: bool = True,
+    impl: str = "auto",
 ) -> Layer:
     """1-D convolution, params {"w": (k, C_in, features), "b": (features,)} ("w" only when
     use_bias=False).
 
     x: (*batch, L, C_in) -> (*batch, L_out, features), with L_out = floor((L + pad_total - k) / s) + 1;
     padding is "VALID", "SAME", an int or a pair (left, right) (see `funcnn.conv.conv1d`).
-    Initializers as in `Conv2D` (fan_in = k * C_in; He init: see there).
+    Initializers as in `Conv2D` (fan_in = k * C_in; He init: see there); impl as in `Conv2D`.
     """
     if not isinstance(features, int) or isinstance(features, bool) or features <= 0:
         raise ValueError(f"Conv1D: features must be a positive int, got features={features!r}")
     if not isinstance(use_bias, bool):
         raise ValueError(f"Conv1D: use_bias must be True or False, got use_bias={use_bias!r}")
+    _checked_impl("Conv1D", impl)
     conv.positive_int(kernel_size, "kernel_size")
     conv.positive_int(stride, "stride")
     conv.resolve_padding_1d(padding, 1, 1, 1)  # reject unknown paddings now
@@ -122,7 +137,7 @@ def Conv1D(
     def apply(params, x, *, key=None, train=False):
         del key, train
         b = params["b"] if use_bias else None
-        return _checked("Conv1D", lambda: conv.conv1d(x, params["w"], b, stride, padding))
+        return _checked("Conv1D", lambda: conv.conv1d(x, params["w"], b, stride, padding, impl=impl))
 
     return Layer("conv1d", init, apply, output_shape)
 
