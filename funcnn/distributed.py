@@ -72,9 +72,14 @@ def put_population(tree: Any, mesh: Mesh) -> Any:
 
     Works across processes: each process supplies the shards of its own devices from its copy.
     """
-    sharding = NamedSharding(mesh, P(POP))
+    return _put(tree, NamedSharding(mesh, P(POP)))
 
+
+def _put(tree: Any, sharding) -> Any:
+    """Each leaf placed with `sharding` from its host copy; typed PRNG keys go as their key data."""
     def put(a):
+        if _is_key(a):
+            return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
         a = np.asarray(a)
         return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
 
@@ -83,13 +88,7 @@ def put_population(tree: Any, mesh: Mesh) -> Any:
 
 def replicate(tree: Any, mesh: Mesh) -> Any:
     """Place a tree fully replicated on every device of the mesh (works across processes)."""
-    sharding = NamedSharding(mesh, P())
-
-    def put(a):
-        a = np.asarray(a)
-        return jax.make_array_from_callback(a.shape, sharding, lambda index: a[index])
-
-    return jax.tree.map(put, tree)
+    return _put(tree, NamedSharding(mesh, P()))
 
 
 def shard_population(program: Callable, mesh: Mesh) -> Callable:

@@ -6,7 +6,7 @@ import math
 import jax.numpy as jnp
 
 from funcnn import activations as act
-from funcnn.nn.layer import Layer, ShapeError, as_shape, stateless
+from funcnn.nn.layer import Layer, ShapeError, as_shape, no_params, stateless
 
 
 def Sigmoid() -> Layer:
@@ -77,10 +77,7 @@ def Flatten(ndim: int | None = None) -> Layer:
             raise ShapeError(f"Flatten(ndim={ndim}): expected a {ndim}-D input shape, got {shape}")
         return (math.prod(shape),)
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train
@@ -118,10 +115,7 @@ def Reshape(shape, ndim: int | None = None) -> Layer:
                              f"to shape {target} ({size} values)")
         return target
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train

@@ -27,6 +27,7 @@ from funcnn.nn.layer import (
     child_keys,
     layer_names,
     named,
+    no_params,
     stateless,
 )
 
@@ -78,10 +79,7 @@ def FanOut(n: int) -> Layer:
     def output_shape(input_shape):
         return (as_shape(input_shape),) * n
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train
@@ -102,10 +100,7 @@ def FanInSum() -> Layer:
             raise ShapeError(f"FanInSum: all inputs must have the same shape, got {', '.join(map(str, shapes))}")
         return shapes[0]
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train
@@ -152,10 +147,7 @@ def FanInConcat(axis: int = -1) -> Layer:
         out[axis] = sum(s[axis] for s in shapes)
         return tuple(out)
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train

@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 
 from funcnn import conv
-from funcnn.nn.layer import Layer, ShapeError, as_shape
+from funcnn.nn.layer import Layer, ShapeError, as_shape, no_params
 
 
 def _image_shape(kind: str, input_shape) -> tuple[int, int, int]:
@@ -151,10 +151,7 @@ def _pool_layer(kind: str, fn, window, stride, padding) -> Layer:
         h, w, c = _image_shape(kind, input_shape)
         return _checked(kind, lambda: conv.output_hw((h, w), window, stride, padding)) + (c,)
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train
@@ -192,10 +189,7 @@ def GlobalAvgPool(spatial_dims: int = 2) -> Layer:
                                                if len(shape) == 2 else ""))
         return shape[-1:]
 
-    def init(key, input_shape):
-        del key
-        output_shape(input_shape)
-        return {}
+    init = no_params(output_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train

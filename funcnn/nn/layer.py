@@ -131,13 +131,21 @@ def add_bias(y: Array, b: Array) -> Array:
     return y + b.reshape((1,) * (y.ndim - b.ndim) + b.shape)
 
 
-def stateless(kind: str, fn: Callable[[Array], Array]) -> Layer:
-    """A parameterless elementwise layer applying `fn`."""
+def no_params(output_shape: Callable[[Shape], Shape]) -> Callable[..., Params]:
+    """The `init` of a layer without params: it checks the input shape (through `output_shape`,
+    which raises ShapeError for one that does not fit) and returns {}."""
 
     def init(key, input_shape):
         del key
-        as_shape(input_shape)
+        output_shape(input_shape)
         return {}
+
+    return init
+
+
+def stateless(kind: str, fn: Callable[[Array], Array]) -> Layer:
+    """A parameterless elementwise layer applying `fn`."""
+    init = no_params(as_shape)
 
     def apply(params, x, *, key=None, train=False):
         del params, key, train
