@@ -212,3 +212,19 @@ def test_resnet_fashion_schedule():
     tx, _ = resnet_fashion.optimizer(0.1, 0.5, total_steps=10, warmup_steps=0)
     updates, _ = tx.update({"w": np.zeros(3, np.float32)}, tx.init(params), params)
     np.testing.assert_allclose(updates["w"], -0.1 * 0.5 * np.ones(3), rtol=1e-6)
+
+
+def test_byo_network_small(tmp_path):
+    """The open engine's example: own residual MLP, SGD with warmup + step decay, late rewinding, a
+    custom arm; the report has every arm and the deep layer_rates name took effect."""
+    from experiments import byo_network
+
+    r = byo_network.main(["--out", str(tmp_path), "--iterations", "300", "--rounds", "1", "--seeds", "2",
+                          "--rewind-step", "100", "--no-progress"])
+    check_pngs(r, tmp_path)
+    rec = r["rounds"][1]
+    assert set(rec["arms"]) == {"ticket", "reinit", "random", "same_sign"}
+    assert rec["iterations"][0] == 200  # rounds after the first train k..T
+    assert np.allclose(rec["layer_density"]["residual_2/main/dense_0/w"], 0.7)  # its own rate, 0.3
+    assert np.allclose(rec["layer_density"]["dense_0/w"], 0.5) and np.allclose(rec["layer_density"]["dense_3/w"], 0.75)
+    assert all(0.1 < a <= 1 for a in rec["final_test_accuracy"])
