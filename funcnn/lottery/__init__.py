@@ -14,7 +14,8 @@ resumes only the very same study.
     arms.py     Arm and the built-in arms
     program.py  make_round_program: one compiled program for all members
     study.py    Study: data, keys, θ0 and the segmented, checkpointed training of a population
-    driver.py   run, load_report: rounds, commits, resume, identity, lock
+    driver.py   run, load_report: rounds, commits, resume, lock
+    identity.py identity, check_identity: what a run folder's study is
     report.py   summaries, aggregate, summary_table, CSV
 """
 from funcnn.lottery.arms import Arm, random_pruning, reinit, reinit_same_sign, ticket
@@ -22,11 +23,11 @@ from funcnn.lottery.driver import (
     CheckpointWriteError,
     RunFolderBusy,
     _prepare_folder,
-    identity,
     load_report,
     run,
     run_dir,
 )
+from funcnn.lottery.identity import identity
 from funcnn.lottery.program import make_round_program, metric_names
 from funcnn.lottery.report import aggregate, load_curves, summary_table
 from funcnn.lottery.spec import ARMS, PRESETS, Config, Spec, density_ladder, prune_round, round_rates

@@ -27,8 +27,9 @@ import numpy as np
 from funcnn import distributed, io, prune
 from funcnn.lottery import report as report_lib
 from funcnn.lottery.spec import Config, Spec, prune_round
+from funcnn.lottery.identity import check_identity, identity
 from funcnn.lottery.program import start_carry
-from funcnn.lottery.study import NonFiniteLoss, RoundResult, Study, _npz_bytes, advance_schedule, segment_size
+from funcnn.lottery.study import NonFiniteLoss, RoundResult, Study, _npz_bytes, segment_size
 
 
 class RunFolderBusy(RuntimeError):
@@ -97,7 +98,7 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
     rep_seed, rep_setting = jnp.asarray(runtime.rep_seed), jnp.asarray(runtime.rep_setting)
     describe = _describe(runtime, config)
     if distributed.is_writer():
-        _check_identity(out, identity(runtime, describe))
+        check_identity(out, identity(runtime, describe))
     rounds = []
     masks_prev = dense_trained = trained_ticket = None
     rewind = {"params": runtime.theta0, "model_state": runtime.state0, "opt_state": None}
@@ -373,96 +374,6 @@ def _lock(out: Path):
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
-
-
-def _sha256_tree(tree) -> str:
-    h = hashlib.sha256()
-    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        a = np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf)
-        h.update(f"{prune.path_name(path)}:{a.dtype}{a.shape}".encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()
-
-
-def _optimizer_probe(runtime: Study) -> list[float]:
-    """What the optimizer does, as numbers: the first update from a fresh state with its schedule at
-    a few steps, on member 0's θ0 with fixed pseudo-gradients (any hyperparameter change shows)."""
-    params = _take(runtime.theta0, 0)
-    grads = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape).astype(p.dtype), params)
-    out = []
-    T = runtime.spec.iterations
-    for count in sorted({0, 1, runtime.spec.rewind_step, T // 4, T // 2, T - 1}):
-        state = advance_schedule(runtime.tx.init(params), count)
-        updates, _ = runtime.tx.update(grads, state, params)
-        leaves = [np.asarray(u, np.float64) for u in jax.tree.leaves(updates)]
-        out += [float(sum(np.abs(u).sum() for u in leaves)), float(sum(u.sum() for u in leaves))]
-    return out
-
-
-def _net_probe(runtime: Study) -> list[float]:
-    """The net's outputs (eval mode) for member 0's θ0 on the first 4 training examples."""
-    from funcnn import train
-
-    params = _take(runtime.theta0, 0)
-    state = None if runtime.state0 is None else _take(runtime.state0, 0)
-    y = train.as_forward(runtime.net)(params, state, runtime.data[0][:4], train=False)[0]
-    return np.asarray(y, np.float64).ravel()[:64].tolist()
-
-
-def identity(runtime: Study, describe: dict) -> dict:
-    """Everything that changes a study's results, as JSON: its fields, the param tree (names, shapes,
-    dtypes), the prunable leaves, fingerprints of θ0 (and the reinit draw) and of the data, and what
-    the net and the optimizer compute on fixed probes."""
-    member0 = _take(runtime.theta0, 0)
-    return {
-        "study": describe,
-        "params": [f"{prune.path_name(p)}: {leaf.dtype}{list(leaf.shape)}"
-                   for p, leaf in jax.tree_util.tree_leaves_with_path(member0)],
-        "prunable": [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(runtime.spec_prunable) if s],
-        "theta0": _sha256_tree((runtime.theta0, runtime.theta0_reinit)),
-        "data": _sha256_tree(runtime.data),
-        "net": _net_probe(runtime),
-        "optimizer": _optimizer_probe(runtime),
-        "label": runtime.spec.label,
-    }
-
-
-_EXPLAIN = {
-    "study": "the study's fields", "params": "the param tree (names, shapes or dtypes)",
-    "prunable": "which leaves are prunable", "theta0": "θ0 (the initial weights)", "data": "the data",
-    "net": "the network (its outputs on a probe batch)", "optimizer": "the optimizer (its updates on a probe)",
-    "label": "the label",
-}
-
-
-def _check_identity(out: Path, ident: dict) -> None:
-    path = out / "identity.json"
-    if not path.exists():
-        io.atomic_write_json(path, ident)
-        return
-    try:
-        stored = json.loads(path.read_text())
-    except ValueError:
-        raise ValueError(f"run folder {out}: identity.json is unreadable; delete the folder or choose another out") from None
-    ident = json.loads(json.dumps(ident))  # the same JSON round trip as the stored copy
-    diffs = []
-    for k, v in ident.items():
-        old = stored.get(k)
-        if k in ("net", "optimizer"):
-            same = old is not None and len(old) == len(v) and np.allclose(old, v, rtol=1e-4, atol=1e-7)
-        else:
-            same = old == v
-        if not same:
-            detail = ""
-            if k == "study" and isinstance(old, dict):
-                changed = sorted(f for f in set(v) | set(old) if v.get(f) != old.get(f))
-                detail = ": " + ", ".join(f"{f} {old.get(f)!r} -> {v.get(f)!r}" for f in changed)
-            elif k == "params" and isinstance(old, list):
-                detail = ": " + ", ".join(sorted(set(old) ^ set(v)))[:300]
-            diffs.append(f"{_EXPLAIN[k]} differ{detail}")
-    if diffs:
-        raise ValueError(f"run folder {out} holds a different study, so it will not be resumed: "
-                         + "; ".join(diffs) + ". Choose another out folder, or delete this one to start over.")
 
 
 def load_report(out: str | Path) -> dict:
