@@ -40,6 +40,15 @@ def _sequence_shape(kind: str, input_shape) -> tuple[int, int]:
     return shape
 
 
+def _kernel_params(key, w_shape: tuple, w_init, b_init, use_bias: bool) -> dict:
+    """{"w": w_init(w_shape), "b": b_init((features,))} (no "b" without bias); features = w_shape[-1]."""
+    kw_, kb = jax.random.split(key)
+    params = {"w": w_init(kw_, w_shape, jnp.float32)}
+    if use_bias:
+        params["b"] = b_init(kb, (w_shape[-1],), jnp.float32)
+    return params
+
+
 def Conv2D(
     features: int,
     kernel_size,
@@ -80,12 +89,7 @@ def Conv2D(
 
     def init(key, input_shape):
         output_shape(input_shape)
-        c_in = input_shape[-1]
-        kw_, kb = jax.random.split(key)
-        params = {"w": w_init(kw_, k_hw + (c_in, features), jnp.float32)}
-        if use_bias:
-            params["b"] = b_init(kb, (features,), jnp.float32)
-        return params
+        return _kernel_params(key, k_hw + (input_shape[-1], features), w_init, b_init, use_bias)
 
     def apply(params, x, *, key=None, train=False):
         del key, train
@@ -127,12 +131,7 @@ def Conv1D(
 
     def init(key, input_shape):
         output_shape(input_shape)
-        c_in = input_shape[-1]
-        kw_, kb = jax.random.split(key)
-        params = {"w": w_init(kw_, (kernel_size, c_in, features), jnp.float32)}
-        if use_bias:
-            params["b"] = b_init(kb, (features,), jnp.float32)
-        return params
+        return _kernel_params(key, (kernel_size, input_shape[-1], features), w_init, b_init, use_bias)
 
     def apply(params, x, *, key=None, train=False):
         del key, train
