@@ -25,6 +25,12 @@ def _per_feature(v: jax.Array, ndim: int) -> jax.Array:
     return v.reshape((1,) * (ndim - 1) + v.shape)
 
 
+def _scale_offset(key, c: int, scale_init, offset_init) -> dict:
+    """The learnable affine part of a normalization: {"scale": (C,), "offset": (C,)}."""
+    ks, ko = jax.random.split(key)
+    return {"scale": scale_init(ks, (c,), jnp.float32), "offset": offset_init(ko, (c,), jnp.float32)}
+
+
 def BatchNorm(
     momentum: float = 0.1,
     eps: float = 1e-5,
@@ -53,9 +59,7 @@ def BatchNorm(
         return as_shape(input_shape)
 
     def init(key, input_shape):
-        c = _features("BatchNorm", input_shape)
-        ks, ko = jax.random.split(key)
-        return {"scale": scale_init(ks, (c,), jnp.float32), "offset": offset_init(ko, (c,), jnp.float32)}
+        return _scale_offset(key, _features("BatchNorm", input_shape), scale_init, offset_init)
 
     def init_state(input_shape):
         c = _features("BatchNorm", input_shape)
@@ -111,9 +115,7 @@ def LayerNorm(
         return as_shape(input_shape)
 
     def init(key, input_shape):
-        c = _features("LayerNorm", input_shape)
-        ks, ko = jax.random.split(key)
-        return {"scale": scale_init(ks, (c,), jnp.float32), "offset": offset_init(ko, (c,), jnp.float32)}
+        return _scale_offset(key, _features("LayerNorm", input_shape), scale_init, offset_init)
 
     def apply(params, x, *, key=None, train=False):
         del key, train
