@@ -20,7 +20,6 @@ CI-sized run: `--depth 8 --width 8 --epochs 1 --train-subset 2000 --val-size 100
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -34,26 +33,6 @@ import optax  # noqa: E402
 from experiments import common  # noqa: E402
 from funcnn import data, fit, losses, models, nn  # noqa: E402
 from funcnn import train as train_lib  # noqa: E402
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
 
 
 def schedule(learning_rate: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
@@ -80,12 +59,12 @@ def main(argv=None) -> dict:
     p.add_argument("--epochs", type=common.positive_int, default=30)
     p.add_argument("--batch-size", type=common.positive_int, default=128)
     p.add_argument("--learning-rate", type=common.positive_float, default=0.1, help="peak rate (default 0.1)")
-    p.add_argument("--weight-decay", type=non_negative_float, default=5e-4, help="default 5e-4 (see above)")
-    p.add_argument("--warmup-epochs", type=non_negative_float, default=1.0, help="linear warmup length (default 1)")
+    p.add_argument("--weight-decay", type=common.non_negative_float, default=5e-4, help="default 5e-4 (see above)")
+    p.add_argument("--warmup-epochs", type=common.non_negative_float, default=1.0, help="linear warmup length (default 1)")
     p.add_argument("--depth", type=common.positive_int, default=20, help="6n + 2 (default 20)")
     p.add_argument("--width", type=common.positive_int, default=16, help="first stage's channels (default 16)")
     p.add_argument("--train-subset", type=common.positive_int, help="train on the first N training images only")
-    p.add_argument("--val-size", type=non_negative_int, default=5000,
+    p.add_argument("--val-size", type=common.non_negative_int, default=5000,
                    help="training images held out for validation (default 5000; 0: validate on the test set)")
     p.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST IDX files (default: the installed set)")
     p.add_argument("--seed", type=int, default=0)
