@@ -3,7 +3,8 @@ random-pruning controls, all seeds and arms of a round trained as one vmapped pr
 
 Writes results.json, metrics.csv and PNGs (accuracy and early-stop iteration against percent of
 weights remaining; learning curves) into the run folder; re-running resumes after the last
-completed round.
+completed round. On CPU it runs with one XLA device per core (`funcnn.cpu.fast_flags()`), unless
+XLA_FLAGS already sets the device count or Eigen's threading.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 
 from experiments import common  # noqa: E402
-from funcnn import lottery  # noqa: E402
+from funcnn import cpu, lottery  # noqa: E402
 
 COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}
 
@@ -127,4 +128,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    # One CPU device per core, so each core trains its share of the population (bit-identical
+    # results, ~1.35x on 2 cores). Before JAX starts; an XLA_FLAGS of the user's own wins.
+    cpu.use_fast_flags()
     main()

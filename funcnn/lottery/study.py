@@ -106,12 +106,18 @@ class Study:
         program = make_round_program(self.net, self.tx, spec.eval_every, chunk, loss=spec.loss, metric=spec.metric,
                                      metric_name=spec.metric_name, test_curve=spec.test_curve, unroll=spec.unroll)
         # With several devices (or hosts), each device trains its slice of the population.
-        self.mesh = distributed.population_mesh() if jax.device_count() > 1 else None
-        if self.mesh is None:
+        self.layout = distributed.population_layout()
+        self.mesh = distributed.population_mesh() if self.layout == "shard" else None
+        if self.layout == "one":
             self.program = jax.jit(program)
+            self.program_data = self.data
+        elif self.layout == "split":
+            devices = jax.local_devices()
+            self.program = distributed.split_population(program, devices)
+            self.program_data = [jax.device_put(self.data, d) for d in devices]
         else:
             self.program = distributed.shard_population(program, self.mesh)
-            self.data = distributed.replicate(self.data, self.mesh)
+            self.program_data = distributed.replicate(self.data, self.mesh)
         # Replicates: every seed under every sweep setting (setting-major); without a sweep, the seeds.
         self.sweep = {k: np.asarray(v, np.float64) for k, v in sorted(dict(spec.sweep).items())}
         n_settings = len(next(iter(self.sweep.values()))) if self.sweep else 1
@@ -252,7 +258,7 @@ class Study:
             seg_idx = idx[:, done : done + size]
             if self.mesh is not None:
                 seg_idx = distributed.put_population(seg_idx, self.mesh)
-            carry, (seg, seg_ends) = self.program(carry, seg_idx, self.data)
+            carry, (seg, seg_ends) = self.program(carry, seg_idx, self.program_data)
             seg, seg_ends = distributed.gather((seg, seg_ends))
             seg = np.stack([seg[k][:n] for k in self.metric_names], axis=-1)
             seg_ends = np.stack([seg_ends[k][:n] for k in self.end_names], axis=-1)[:, None, :]
