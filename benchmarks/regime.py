@@ -7,9 +7,9 @@ members, as a lottery round runs it) is compiled once per process and timed chun
 XLA_FLAGS are read when JAX starts; configurations alternate run by run so that other load on the
 machine hits them alike. Reports the median and the worst chunk of every run, in model-steps/s.
 
-Configurations: "default" (XLA's defaults) and "fast" (`funcnn.cpu.FAST_XLA_FLAGS`, which
-experiments and benchmarks set unless XLA_FLAGS already says otherwise), plus "pinned" (fast
-flags, one core) for scale.
+Configurations: "default" (XLA's defaults: one CPU device, Eigen's threads), "fast"
+(`funcnn.cpu.fast_flags()`, as the lottery experiments run: one device per core, single-threaded
+Eigen, each device training its share of the members), and "pinned" (one core) for scale.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import json, os, sys, time
 if sys.argv[4] == "1":
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 import jax, jax.numpy as jnp, numpy as np, optax
-from funcnn import losses, models, train
+from funcnn import distributed, losses, models, train
 members, steps, chunks = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 x = jnp.asarray(rng.uniform(size=(6000, 28, 28, 1)).astype(np.float32))
@@ -36,13 +36,21 @@ epoch = train.make_epoch(train.make_train_step(net, losses.softmax_cross_entropy
 keys = jax.random.split(jax.random.key(0), members)
 states = jax.vmap(lambda k: train.init_state(net.init(k, (28, 28, 1)), tx))(keys)
 idx = jax.random.randint(jax.random.key(1), (members, steps, 60), 0, 6000)
-# as a lottery round runs its population: lax.map over chunks of 4 vmapped members
-pop = jax.jit(lambda s, i: jax.lax.map(lambda a: epoch(a[0], x, y, a[1]), (s, i), batch_size=4))
-jax.block_until_ready(pop(states, idx))
+# as a lottery round runs its population: lax.map over chunks of 4 vmapped members; with several
+# CPU devices (the fast flags), each device runs that program on its share (distributed.split_population)
+program = lambda s, i, d: jax.lax.map(lambda a: epoch(a[0], d[0], d[1], a[1]), (s, i), batch_size=4)
+devices = jax.local_devices()
+if len(devices) > 1:
+    run = distributed.split_population(program, devices)
+    data = [jax.device_put((x, y), dev) for dev in devices]
+else:
+    run, data = jax.jit(program), (x, y)
+pop = lambda: jax.block_until_ready(run(states, idx, data))
+pop()
 rates = []
 for _ in range(chunks):
     t = time.perf_counter()
-    jax.block_until_ready(pop(states, idx))
+    pop()
     rates.append(members * steps / (time.perf_counter() - t))
 print("RESULT " + json.dumps(rates))
 """
@@ -63,9 +71,9 @@ def run_child(flags: str | None, members: int, steps: int, chunks: int, pinned: 
 
 def measure(runs: int = 3, chunks: int = 9, steps: int = 250, members: int = 8) -> list[dict]:
     """Rows {config, run, median, worst, chunks} in model-steps/s, configurations alternating."""
-    from funcnn.cpu import FAST_XLA_FLAGS
+    from funcnn.cpu import fast_flags
 
-    configs = [("default", None, False), ("fast", FAST_XLA_FLAGS, False), ("pinned (fast, 1 core)", FAST_XLA_FLAGS, True)]
+    configs = [("default", None, False), ("fast", fast_flags(), False), ("pinned (1 core)", fast_flags(1), True)]
     rows = []
     for run in range(runs):
         for name, flags, pinned in configs:

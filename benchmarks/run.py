@@ -1,7 +1,15 @@
 """Benchmarks, all figures taken in one run and reported against the machine's own matmul peak.
 
-    python -m benchmarks            # full run (a few minutes on 2 cores)
+    python -m benchmarks            # full run (~10 minutes on 2 cores)
     python -m benchmarks --tiny     # seconds: checks that every part still runs
+
+Four parts, each in a process of its own (XLA reads its flags and the thread pinning is set when
+JAX starts): "pinned" (one core: ratios that hold still on a noisy machine: funcnn vs hand-written
+JAX, the evaluation's share of a round, convolution steps, a ResNet-20 step), "two_core" (both
+cores, default XLA flags: the same step, populations, pruning), "fast_cpu" (both cores with
+`funcnn.cpu.fast_flags()`, as the lottery experiments run: whole studies, their training FLOP/s)
+and "regime" (2-core stability, default vs fast flags: `benchmarks/regime.py`). Every timing is
+the median of at least 7 chunks (3 for the populations' sequential loops); the worst chunk is kept.
 
 Writes benchmarks/results/latest.json and latest.md (or --out) and prints the table.
 """
@@ -9,8 +17,11 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,15 +34,20 @@ import optax
 from funcnn import data, io, losses, lottery, models, nn, prune, train
 
 
-def timeit(fn: Callable[[], object], repeats: int) -> float:
-    """Median wall seconds of fn() over `repeats` runs, after one warm-up call (excluded)."""
+def chunk_times(fn: Callable[[], object], chunks: int) -> list[float]:
+    """Wall seconds of fn() in each of `chunks` runs, after one warm-up call (excluded)."""
     jax.block_until_ready(fn())
     times = []
-    for _ in range(repeats):
+    for _ in range(chunks):
         t = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - t)
-    return float(np.median(times))
+    return times
+
+
+def timeit(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall seconds of fn() over `repeats` runs, after one warm-up call (excluded)."""
+    return float(np.median(chunk_times(fn, repeats)))
 
 
 def step_indices(key, n: int, batch: int, steps: int) -> jax.Array:
@@ -85,7 +101,7 @@ def reference_lenet(key, tx):
     return params, tx.init(params), step
 
 
-def one_model(x, y, batch: int, steps: int, repeats: int, peak: float) -> list[dict]:
+def one_model(x, y, batch: int, steps: int, repeats: int, peak: float, torch: bool = True) -> list[dict]:
     tx = optax.adam(1.2e-3)
     n_params = 266_610
     flops_per_step = 6 * n_params * batch
@@ -122,13 +138,13 @@ def one_model(x, y, batch: int, steps: int, repeats: int, peak: float) -> list[d
 
     rows.append(("hand-written JAX (jit per step)", timeit(loop, repeats), None))
 
-    torch_row = torch_lenet(np.asarray(xb), np.asarray(yb), steps, repeats)
+    torch_row = torch_lenet(np.asarray(xb), np.asarray(yb), steps, repeats) if torch else None
     out = []
     for name, seconds, compile_s in rows + ([torch_row] if torch_row else []):
         sps = steps / seconds
         out.append({"batch": batch, "impl": name, "steps_per_s": sps, "gflops": sps * flops_per_step / 1e9,
                     "fraction_of_peak": sps * flops_per_step / 1e9 / peak, "compile_s": compile_s})
-    if torch_row is None:
+    if torch_row is None and torch:
         out.append({"batch": batch, "impl": "PyTorch eager", "skipped": "torch is not importable (not a dependency)"})
     ref = next(r for r in out if r["impl"] == "hand-written JAX (lax.scan)")["steps_per_s"]
     for r in out:
@@ -253,41 +269,115 @@ def whole_study(iterations: int, rounds: int, seeds: int, peak: float, out: Path
             "note": "train_s includes evaluation every eval_every steps and compilation (first rounds)"}
 
 
-def markdown(res: dict) -> str:
-    m = res["machine"]
-    lines = [f"Benchmarks, {res['date']} on {m['platform']} ({m['cpu_count']} cores, JAX {m['jax']}, {m['device']}).", "",
-             f"float32 matmul peak: **{res['peak_gflops']:.1f} GFLOP/s**", "",
-             "| batch | implementation | steps/s | GFLOP/s | of peak | vs hand-written scan | compile s |",
-             "|---:|---|---:|---:|---:|---:|---:|"]
-    for r in res["one_model"]:
-        if "skipped" in r:
-            lines.append(f"| {r['batch']} | {r['impl']} | skipped: {r['skipped']} | | | | |")
-        else:
-            c = f"{r['compile_s']:.2f}" if r["compile_s"] is not None else ""
-            lines.append(f"| {r['batch']} | {r['impl']} | {r['steps_per_s']:.0f} | {r['gflops']:.1f} | {r['fraction_of_peak']:.0%} | {r['ratio_vs_reference']:.2f}x | {c} |")
-    lines += ["", "| model | N | sequential model-steps/s | all-vmapped | / sequential | funcnn (vmap 4 at a time, lax.map) | / sequential |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in res["populations"]:
-        lines.append(f"| {r['model']} | {r['N']} | {r['sequential_model_steps_per_s']:.0f} | {r['vmapped_model_steps_per_s']:.0f} | {r['ratio']:.2f}x "
-                     f"| {r['chunked_model_steps_per_s']:.0f} | {r['chunked_ratio']:.2f}x |")
-    lines += ["", "| P_m % | hidden widths after compact | masked dense img/s | compacted img/s | BCOO img/s | fastest |", "|---:|---|---:|---:|---:|---|"]
-    for r in res["pruning"]:
-        lines.append(f"| {r['P_m_percent']:.1f} | {r['hidden_widths']} | {r['masked dense images/s']:.0f} | {r['compacted dense images/s']:.0f} | {r['BCOO sparse images/s']:.0f} | {r['fastest']} |")
-    s = res["study"]
-    lines += ["", f"Whole MNIST-1D study ({s['config']['rounds']} rounds, {s['config']['seeds']} seeds x 3 arms, {s['config']['iterations']} it/round): "
-              f"{s['wall_s']:.1f} s wall, {s['model_steps_per_s']:.0f} model-steps/s, {s['outside_training_fraction']:.1%} of wall time outside "
-              f"compiled training, training at {s['training_gflops']:.1f} GFLOP/s = {s['training_fraction_of_peak']:.0%} of peak."]
-    return "\n".join(lines) + "\n"
+def eval_share(x, y, steps: int, chunks: int) -> dict:
+    """LeNet-300-100, `steps` Adam steps at batch 60 alone, then with the validation set (5,000)
+    evaluated after them, then with validation and test (5,000 + 10,000): a round's interval."""
+    net, tx = models.lenet_300_100(), optax.adam(1.2e-3)
+    epoch = train.make_epoch(train.make_train_step(net, losses.softmax_cross_entropy, tx))
+    evaluate = train.make_evaluate(net, losses.softmax_cross_entropy)
+    state = train.init_state(net.init(jax.random.key(0), (28, 28, 1)), tx)
+    idx = step_indices(jax.random.key(1), len(x), 60, steps)
+    xv, yv = x[:5000], y[:5000]
+    xt, yt = jnp.concatenate([x, x])[:10000], jnp.concatenate([y, y])[:10000]
+    programs = {
+        "train": jax.jit(lambda s: epoch(s, x, y, idx)[0].params),
+        "train + val": jax.jit(lambda s: evaluate(epoch(s, x, y, idx)[0].params, xv, yv)),
+        "train + val + test": jax.jit(lambda s: (lambda p: (evaluate(p, xv, yv), evaluate(p, xt, yt)))(epoch(s, x, y, idx)[0].params)),
+    }
+    t = {k: chunk_times(lambda f=f: f(state), chunks) for k, f in programs.items()}
+    med = {k: float(np.median(v)) for k, v in t.items()}
+    return {"steps": steps, "ms": med, "worst_ms": {k: float(max(v)) for k, v in t.items()},
+            "val_share": 1 - med["train"] / med["train + val"],
+            "old_eval_share": 1 - med["train"] / med["train + val + test"],
+            "round_speedup_from_eval": med["train + val + test"] / med["train + val"]}
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tiny", action="store_true", help="seconds-long run that only checks every part works")
-    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    args = p.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
-    tiny = args.tiny
-    repeats = 1 if tiny else 5
+def conv_steps(chunks: int, tiny: bool) -> list[dict]:
+    """funcnn.models' Conv-2 and small CNN, batch 60: XLA conv vs im2col, lax.scan vs a Python loop."""
+    from benchmarks.conv_step import LABELS, NAMES, Config
+
+    plan = [("cnn", "xla", "scan"), ("cnn", "xla", "loop"), ("cnn", "im2col", "scan"),
+            ("conv2", "xla", "loop"), ("conv2", "im2col", "scan"), ("conv2", "im2col", "loop")]
+    configs = [Config(LABELS[impl, mode], model, impl, mode, (1 if tiny else 2) if model == "conv2" else (2 if tiny else 10))
+               for model, impl, mode in plan]
+    for c in configs:
+        c.build()
+        jax.block_until_ready(c.run())
+    for _ in range(chunks):  # interleaved, so that load from other processes hits all alike
+        for c in configs:
+            c.time_chunk()
+    rows = []
+    for c in configs:
+        base = next(b for b in configs if b.model == c.model and b.label.startswith("(b)"))
+        rows.append({"model": NAMES[c.model], "variant": c.label, "steps_per_s": c.steps_per_s,
+                     "worst_steps_per_s": c.steps / max(c.times), "vs_xla_loop": c.steps_per_s / base.steps_per_s})
+    return rows
+
+
+def resnet_step(chunks: int, tiny: bool) -> list[dict]:
+    """One ResNet-20 SGD step (momentum 0.9) at batch 128 on 28x28x1: funcnn's scanned step
+    (im2col convolutions on CPU) vs XLA's convolutions in a Python loop over a jitted step."""
+    from benchmarks.conv_step import forced_impl
+
+    batch, depth, width = (16, 8, 4) if tiny else (128, 20, 16)
+    net = models.resnet(depth, width)
+    tx = optax.sgd(0.1, momentum=0.9)
+    params = net.init(jax.random.key(0), (28, 28, 1))
+    state = train.init_state(params, tx, model_state=net.init_state((28, 28, 1)))
+    xs = jax.random.normal(jax.random.key(1), (1, batch, 28, 28, 1))
+    ys = jax.random.randint(jax.random.key(2), (1, batch), 0, 10)
+    step = train.make_train_step(net, losses.softmax_cross_entropy, tx)
+    scan = jax.jit(lambda s: jax.lax.scan(step, s, (xs, ys))[0].params)
+    with forced_impl("xla"):
+        loop = jax.jit(lambda s: step(s, (xs[0], ys[0]))[0].params)
+        jax.block_until_ready(loop(state))
+    rows = []
+    for name, f in (("funcnn step in lax.scan (im2col)", scan), ("xla conv, jitted step in a Python loop", loop)):
+        t = chunk_times(lambda f=f: f(state), chunks)
+        rows.append({"model": f"ResNet-{depth} (width {width}), batch {batch}", "impl": name,
+                     "s_per_step": float(np.median(t)), "worst_s_per_step": float(max(t)),
+                     "params": nn.count_params(params)})
+    return rows
+
+
+def lenet_round(seeds: int, iterations: int, chunks: int, peak: float) -> dict:
+    """A lenet-fashion round sample as the experiment runs it (`Study.train_round`): `seeds` members,
+    validation every 100 iterations vs once at the end; model-steps/s and FLOP/s (training plus
+    validation forward passes) against the machine's peak."""
+    import dataclasses
+
+    rows = {}
+    for every in (100, iterations):
+        cfg = dataclasses.replace(lottery.PRESETS["lenet-fashion"], iterations=iterations, eval_every=every, rounds=0,
+                                  seeds=seeds, checkpoints_per_round=1)
+        if not data.FASHION_MNIST_DIR.is_dir():
+            cfg = dataclasses.replace(cfg, dataset="mnist1d", model="lenet_300_100", n_val=1000)
+        study = lottery.Study(cfg, progress=False)
+        masks = jax.vmap(prune.ones)(study.theta0)
+        members = jnp.arange(seeds)
+        t = chunk_times(lambda: study.train_round(study.theta0, masks, members, 0, "x").carry.state.params, chunks)
+        rows[every] = float(np.median(t))
+        if every == 100:
+            n_params = nn.count_params(jax.tree.map(lambda a: a[0], study.theta0))
+            n_val = int(study.data[2].shape[0])
+            worst = float(max(t))
+    steps = seeds * iterations
+    flops = seeds * (6 * n_params * 60 * iterations + 2 * n_params * n_val * (iterations // 100))
+    return {"dataset": cfg.dataset, "members": seeds, "iterations": iterations, "devices": jax.device_count(),
+            "seconds": rows[100], "worst_seconds": worst, "seconds_val_once": rows[iterations],
+            "model_steps_per_s": steps / rows[100], "gflops": flops / rows[100] / 1e9,
+            "fraction_of_peak": flops / rows[100] / 1e9 / peak, "val_share": 1 - rows[iterations] / rows[100],
+            "protocol_minutes_at_this_rate": 11_500_000 / (steps / rows[100]) / 60}
+
+
+def machine() -> dict:
+    from benchmarks.conv_step import cpu_model
+
+    return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
+            "device": str(jax.devices()[0].device_kind), "python": platform.python_version()}
+
+
+def load_data(tiny: bool):
     rng = np.random.default_rng(0)
     if tiny:
         x = jnp.asarray(rng.uniform(size=(600, 28, 28, 1)).astype(np.float32))
@@ -296,26 +386,152 @@ def main(argv=None) -> dict:
         d = data.load("fashion-mnist") if data.FASHION_MNIST_DIR.is_dir() else None
         x = jnp.asarray(d.x_train[:12000] if d else rng.uniform(size=(12000, 28, 28, 1)).astype(np.float32))
         y = jnp.asarray(d.y_train[:12000] if d else rng.integers(0, 10, 12000).astype(np.int32))
+    return x, y
+
+
+def part_pinned(tiny: bool) -> dict:
+    from benchmarks.conv_step import pin_one_core, threads_pinned
+
+    core = pin_one_core()  # before the first computation starts XLA's threads (they inherit it)
+    chunks = 1 if tiny else 7
+    x, y = load_data(tiny)
+    res = {"core": core, "peak_gflops": matmul_peak(256 if tiny else 2048, 2 if tiny else 5)}
+    res["one_model"] = one_model(x, y, 60, 5 if tiny else 200, chunks, res["peak_gflops"], torch=False)
+    res["eval_share"] = eval_share(x, y, 5 if tiny else 100, 1 if tiny else 15)
+    res["conv"] = conv_steps(chunks, tiny)
+    res["resnet"] = resnet_step(chunks, tiny)
+    res["threads_pinned"] = threads_pinned(core)
+    return res
+
+
+def part_two_core(tiny: bool) -> dict:
+    chunks = 1 if tiny else 7
+    x, y = load_data(tiny)
     m1 = data.load("mnist1d")
     x1, y1 = jnp.asarray(m1.x_train), jnp.asarray(m1.y_train)
-    res = {"date": datetime.date.today().isoformat(),
-           "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-                       "device": str(jax.devices()[0].device_kind)},
-           "tiny": tiny}
-    print("peak ...", flush=True)
-    res["peak_gflops"] = matmul_peak(256 if tiny else 2048, 2 if tiny else 5)
-    print("one model ...", flush=True)
+    res = {"peak_gflops": matmul_peak(256 if tiny else 2048, 2 if tiny else 5)}
     steps = 5 if tiny else 200
-    res["one_model"] = one_model(x, y, 60, steps, repeats, res["peak_gflops"]) + one_model(x, y, 512 if not tiny else 100, steps, repeats, res["peak_gflops"])
-    print("populations ...", flush=True)
-    sizes = [1, 2] if tiny else [1, 4, 16, 64]
-    pop_repeats = 1 if tiny else 3
-    res["populations"] = populations("LeNet-300-100", models.lenet_300_100(), (28, 28, 1), x, y, sizes, 5 if tiny else 200, 60, pop_repeats) + \
-        populations("MNIST-1D MLP 40-300-300-10", models.build("mlp-300-300"), (40,), x1, y1, sizes, 5 if tiny else 200, 100, pop_repeats)
-    print("pruning ...", flush=True)
-    res["pruning"] = pruning_speed(x, [1.0, 0.211, 0.036, 0.01], 100 if tiny else 1000, repeats)
-    print("study ...", flush=True)
-    res["study"] = whole_study(100 if tiny else 1500, 1 if tiny else 8, 1 if tiny else 4, res["peak_gflops"], args.out / "scratch")
+    res["one_model"] = one_model(x, y, 60, steps, chunks, res["peak_gflops"]) + \
+        one_model(x, y, 100 if tiny else 512, steps, chunks, res["peak_gflops"])
+    sizes = [1, 2] if tiny else [1, 4, 16]
+    pop_chunks = 1 if tiny else 3
+    res["populations"] = populations("LeNet-300-100", models.lenet_300_100(), (28, 28, 1), x, y, sizes, steps, 60, pop_chunks) + \
+        populations("MNIST-1D MLP 40-300-300-10", models.build("mlp-300-300"), (40,), x1, y1, sizes, steps, 100, pop_chunks)
+    res["pruning"] = pruning_speed(x, [1.0, 0.211, 0.036, 0.01], 100 if tiny else 1000, chunks)
+    return res
+
+
+def part_fast_cpu(tiny: bool, peak: float, out: Path) -> dict:
+    res = {"devices": jax.device_count(), "xla_flags": os.environ.get("XLA_FLAGS", "")}
+    res["lenet_round"] = lenet_round(2 if tiny else 4, 200 if tiny else 1000, 1 if tiny else 3, peak)
+    res["study"] = whole_study(100 if tiny else 1500, 1 if tiny else 8, 1 if tiny else 4, peak, out / "scratch")
+    return res
+
+
+def run_part(name: str, tiny: bool, out: Path, env: dict, extra: list[str] = ()) -> dict:
+    """Run one part in a fresh process (its own XLA flags and thread pinning); its JSON result."""
+    path = out / f"part-{name}.json"
+    cmd = [sys.executable, "-m", "benchmarks.run", "--part", name, "--out", str(out)] + (["--tiny"] if tiny else []) + list(extra)
+    r = subprocess.run(cmd, env=env, cwd=Path(__file__).resolve().parent.parent, text=True, capture_output=True)
+    if r.returncode:
+        raise RuntimeError(f"benchmark part {name!r} failed:\n{r.stderr[-3000:]}")
+    res = json.loads(path.read_text())
+    path.unlink()
+    return res
+
+
+def markdown(res: dict) -> str:
+    m, pin, two, fast = res["machine"], res["pinned"], res["two_core"], res["fast_cpu"]
+    lines = [f"Benchmarks of {res['date']}: {m['cpu_count']} cores ({m['cpu']}), {m['platform']}, Python {m['python']}, "
+             f"JAX {m['jax']}; `make bench` took {res['wall_s'] / 60:.1f} min. Medians of 7 chunks (worst chunk in "
+             "brackets where it matters); \"pinned\" rows ran on one core, the others on both.", "",
+             f"float32 matmul peak: **{pin['peak_gflops']:.1f} GFLOP/s** on one core, **{two['peak_gflops']:.1f}** on two.", "",
+             "| cores | batch | implementation | steps/s | GFLOP/s | of peak | vs hand-written scan | compile s |",
+             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    for cores, rows in (("1 (pinned)", pin["one_model"]), ("2", two["one_model"])):
+        for r in rows:
+            if "skipped" in r:
+                lines.append(f"| {cores} | {r['batch']} | {r['impl']} | skipped: {r['skipped']} | | | | |")
+            else:
+                c = f"{r['compile_s']:.2f}" if r["compile_s"] is not None else ""
+                lines.append(f"| {cores} | {r['batch']} | {r['impl']} | {r['steps_per_s']:.0f} | {r['gflops']:.1f} | "
+                             f"{r['fraction_of_peak']:.0%} | {r['ratio_vs_reference']:.2f}x | {c} |")
+    e = pin["eval_share"]
+    lines += ["", f"Evaluation's share of a lottery round (pinned; LeNet-300-100, {e['steps']} steps at batch 60 then "
+              "the evaluation, as one interval of `eval_every`):", "",
+              "| interval | ms (worst) | share of the interval |", "|---|---:|---:|",
+              f"| {e['steps']} steps | {e['ms']['train'] * 1e3:.0f} ({e['worst_ms']['train'] * 1e3:.0f}) | |",
+              f"| + validation (5,000): funcnn's rounds | {e['ms']['train + val'] * 1e3:.0f} ({e['worst_ms']['train + val'] * 1e3:.0f}) | {e['val_share']:.0%} |",
+              f"| + validation and test (15,000): the old rounds | {e['ms']['train + val + test'] * 1e3:.0f} "
+              f"({e['worst_ms']['train + val + test'] * 1e3:.0f}) | {e['old_eval_share']:.0%} |", "",
+              f"Evaluating test once at the end instead of every interval: {e['round_speedup_from_eval']:.2f}x per interval.", "",
+              "Convolution training steps (pinned, batch 60, Adam; im2col = `funcnn.conv`'s CPU path, used "
+              "inside compiled loops):", "",
+              "| model | variant | steps/s (worst) | vs xla conv in a Python loop |", "|---|---|---:|---:|"]
+    for r in pin["conv"]:
+        lines.append(f"| {r['model']} | {r['variant']} | {r['steps_per_s']:.3g} ({r['worst_steps_per_s']:.3g}) | {r['vs_xla_loop']:.2f}x |")
+    lines += ["", "| ResNet step (pinned, SGD momentum) | implementation | s/step (worst) |", "|---|---|---:|"]
+    for r in pin["resnet"]:
+        lines.append(f"| {r['model']}, {r['params']:,} params | {r['impl']} | {r['s_per_step']:.2f} ({r['worst_s_per_step']:.2f}) |")
+    lines += ["", "| model | N | sequential model-steps/s | all-vmapped | / sequential | vmap 4 at a time (lax.map) | / sequential |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in two["populations"]:
+        lines.append(f"| {r['model']} | {r['N']} | {r['sequential_model_steps_per_s']:.0f} | {r['vmapped_model_steps_per_s']:.0f} | {r['ratio']:.2f}x "
+                     f"| {r['chunked_model_steps_per_s']:.0f} | {r['chunked_ratio']:.2f}x |")
+    lines += ["", "Two-core regime stability (`benchmarks/regime.py`: 8 LeNet-300-100s, `lax.map` over chunks of 4, "
+              "a fresh process per run, configurations alternating):", "",
+              "| configuration | run | median model-steps/s | worst chunk |", "|---|---:|---:|---:|"]
+    lines += [f"| {r['config']} | {r['run']} | {r['median']:.0f} | {r['worst']:.0f} |" for r in res["regime"]]
+    lr, s = fast["lenet_round"], fast["study"]
+    lines += ["", f"Lottery programs as the experiments run them (`funcnn.cpu.fast_flags()`: {fast['devices']} CPU devices, "
+              "each training its share of the members):", "",
+              f"- {lr['dataset']} LeNet-300-100 round sample ({lr['members']} members x {lr['iterations']} iterations, "
+              f"validation every 100): {lr['model_steps_per_s']:.0f} model-steps/s (worst chunk "
+              f"{lr['members'] * lr['iterations'] / lr['worst_seconds']:.0f}), {lr['gflops']:.1f} GFLOP/s = "
+              f"{lr['fraction_of_peak']:.0%} of the 2-core peak; validation is {lr['val_share']:.0%} of the time. "
+              f"The full protocol (11.5M model-steps) at this rate: {lr['protocol_minutes_at_this_rate']:.0f} min.",
+              f"- Whole MNIST-1D study ({s['config']['rounds']} rounds, {s['config']['seeds']} seeds x 3 arms, "
+              f"{s['config']['iterations']} it/round): {s['wall_s']:.1f} s wall, {s['model_steps_per_s']:.0f} model-steps/s, "
+              f"{s['outside_training_fraction']:.1%} of wall time outside compiled training, training at "
+              f"{s['training_gflops']:.1f} GFLOP/s = {s['training_fraction_of_peak']:.0%} of the 2-core peak."]
+    lines += ["", "| P_m % | hidden widths after compact | masked dense img/s | compacted img/s | BCOO img/s | fastest |",
+              "|---:|---|---:|---:|---:|---|"]
+    for r in two["pruning"]:
+        lines.append(f"| {r['P_m_percent']:.1f} | {r['hidden_widths']} | {r['masked dense images/s']:.0f} | "
+                     f"{r['compacted dense images/s']:.0f} | {r['BCOO sparse images/s']:.0f} | {r['fastest']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tiny", action="store_true", help="seconds-long run that only checks every part works")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    p.add_argument("--part", choices=["pinned", "two_core", "fast_cpu"], help=argparse.SUPPRESS)  # internal
+    p.add_argument("--peak", type=float, default=0.0, help=argparse.SUPPRESS)  # internal
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    tiny = args.tiny
+    if args.part:
+        res = {"pinned": lambda: part_pinned(tiny), "two_core": lambda: part_two_core(tiny),
+               "fast_cpu": lambda: part_fast_cpu(tiny, args.peak, args.out)}[args.part]()
+        io.atomic_write_json(args.out / f"part-{args.part}.json", res)
+        return res
+    from benchmarks import regime
+    from funcnn.cpu import fast_flags
+
+    t0 = time.perf_counter()
+    plain = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    res = {"date": datetime.date.today().isoformat(), "machine": machine(), "tiny": tiny}
+    print("pinned (one core) ...", flush=True)
+    res["pinned"] = run_part("pinned", tiny, args.out, plain)
+    print("two cores ...", flush=True)
+    res["two_core"] = run_part("two_core", tiny, args.out, plain)
+    print("fast CPU flags ...", flush=True)
+    res["fast_cpu"] = run_part("fast_cpu", tiny, args.out, {**plain, "XLA_FLAGS": fast_flags()},
+                               ["--peak", str(res["two_core"]["peak_gflops"])])
+    print("regime ...", flush=True)
+    res["regime"] = regime.measure(runs=1 if tiny else 3, chunks=2 if tiny else 7, steps=5 if tiny else 150)
+    res["wall_s"] = time.perf_counter() - t0
     md = markdown(res)
     io.atomic_write_json(args.out / ("tiny.json" if tiny else "latest.json"), res)
     io.atomic_write_bytes(args.out / ("tiny.md" if tiny else "latest.md"), md.encode())

@@ -53,24 +53,26 @@ def lenet_300_100(n_classes: int = 10) -> nn.Layer:
     return mlp((300, 100), n_classes, flatten=True)
 
 
-def lenet5(n_classes: int = 10) -> nn.Layer:
+def lenet5(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """LeNet-5 with ReLU and max-pooling: conv 6@5x5 (SAME) -> pool -> conv 16@5x5 -> pool ->
-    120 -> 84 -> n_classes. Any (H, W, C) input large enough (28x28x1: 61,706 params)."""
+    120 -> 84 -> n_classes. Any (H, W, C) input large enough (28x28x1: 61,706 params).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU)."""
     return nn.serial(
-        nn.Conv2D(6, 5, padding="SAME"), nn.Relu(), nn.MaxPool(2),
-        nn.Conv2D(16, 5), nn.Relu(), nn.MaxPool(2),
+        nn.Conv2D(6, 5, padding="SAME", impl=impl), nn.Relu(), nn.MaxPool(2),
+        nn.Conv2D(16, 5, impl=impl), nn.Relu(), nn.MaxPool(2),
         nn.Flatten(ndim=3), nn.Dense(120), nn.Relu(), nn.Dense(84), nn.Relu(), nn.Dense(n_classes),
     )
 
 
-def cnn(widths: Sequence[int] = (16, 32), dense: int = 128, n_classes: int = 10) -> nn.Layer:
+def cnn(widths: Sequence[int] = (16, 32), dense: int = 128, n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """A small CNN: for each width, conv w@3x3 (SAME) -> ReLU -> 2x2 max-pool; then dense -> n_classes.
 
     On (28, 28, 1) with the defaults: 206,922 params; ~90% on Fashion-MNIST in 3-4 epochs.
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
     """
     layers = []
     for w in widths:
-        layers += [nn.Conv2D(w, 3, padding="SAME"), nn.Relu(), nn.MaxPool(2)]
+        layers += [nn.Conv2D(w, 3, padding="SAME", impl=impl), nn.Relu(), nn.MaxPool(2)]
     layers += [nn.Flatten(ndim=3), nn.Dense(dense), nn.Relu(), nn.Dense(n_classes)]
     return nn.serial(*layers)
 
@@ -82,56 +84,57 @@ def _check_dropout(dropout, name: str) -> float:
     return float(dropout)
 
 
-def _conv_n(widths: Sequence[int], n_classes: int, dropout: float, name: str) -> nn.Layer:
+def _conv_n(widths: Sequence[int], n_classes: int, dropout: float, name: str, impl: str) -> nn.Layer:
     dropout = _check_dropout(dropout, name)
     # dropout=0 adds no layer, so the param names stay those of the nets without dropout.
     drop = [nn.Dropout(dropout)] if dropout > 0 else []
     layers = []
     for w in widths:
-        layers += [nn.Conv2D(w, 3, padding="SAME"), nn.Relu(), nn.Conv2D(w, 3, padding="SAME"), nn.Relu(),
+        layers += [nn.Conv2D(w, 3, padding="SAME", impl=impl), nn.Relu(), nn.Conv2D(w, 3, padding="SAME", impl=impl), nn.Relu(),
                    nn.MaxPool(2)]
     layers += [nn.Flatten(ndim=3), nn.Dense(256), nn.Relu(), *drop, nn.Dense(256), nn.Relu(), *drop,
                nn.Dense(n_classes)]
     return nn.serial(*layers)
 
 
-def conv2(n_classes: int = 10, dropout: float = 0.0) -> nn.Layer:
+def conv2(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> nn.Layer:
     """Frankle & Carbin's Conv-2: 64-64 3x3 convs, 2x2 max-pool, then dense 256-256-n_classes.
 
     dropout: Dropout(dropout) after each hidden dense ReLU (their dropout experiments use 0.5); 0
-    (default) adds no layer. On (28, 28, 1): 3,317,450 params.
+    (default) adds no layer. On (28, 28, 1): 3,317,450 params. impl: the convolutions'
+    implementation (`nn.Conv2D`'s; "auto" is im2col on CPU, fast inside compiled loops).
     """
-    return _conv_n((64,), n_classes, dropout, "conv2")
+    return _conv_n((64,), n_classes, dropout, "conv2", impl)
 
 
-def conv4(n_classes: int = 10, dropout: float = 0.0) -> nn.Layer:
-    """Conv-4: 64-64, pool, 128-128, pool, dense 256-256-n_classes; dropout as in `conv2`."""
-    return _conv_n((64, 128), n_classes, dropout, "conv4")
+def conv4(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> nn.Layer:
+    """Conv-4: 64-64, pool, 128-128, pool, dense 256-256-n_classes; dropout and impl as in `conv2`."""
+    return _conv_n((64, 128), n_classes, dropout, "conv4", impl)
 
 
-def conv6(n_classes: int = 10, dropout: float = 0.0) -> nn.Layer:
-    """Conv-6: 64-64, pool, 128-128, pool, 256-256, pool, dense 256-256-n_classes; dropout as in `conv2`."""
-    return _conv_n((64, 128, 256), n_classes, dropout, "conv6")
+def conv6(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> nn.Layer:
+    """Conv-6: 64-64, pool, 128-128, pool, 256-256, pool, dense 256-256-n_classes; dropout and impl as in `conv2`."""
+    return _conv_n((64, 128, 256), n_classes, dropout, "conv6", impl)
 
 
 def _bn() -> nn.Layer:
     return nn.BatchNorm(momentum=0.1, eps=1e-5, scale_init=BN_SCALE_INIT)
 
 
-def _conv3x3(width: int, stride: int = 1, use_bias: bool = False) -> nn.Layer:
+def _conv3x3(width: int, stride: int = 1, use_bias: bool = False, impl: str = "auto") -> nn.Layer:
     # padding 1 on each side, as PyTorch's conv3x3: with stride 2 it keeps the 3x3 window centred on
     # the pixels the 1x1 projection shortcut samples (XLA's "SAME" would pad (0, 1) instead).
-    return nn.Conv2D(width, 3, stride=stride, padding=1, w_init=KAIMING_NORMAL, use_bias=use_bias)
+    return nn.Conv2D(width, 3, stride=stride, padding=1, w_init=KAIMING_NORMAL, use_bias=use_bias, impl=impl)
 
 
-def _resnet_block(width: int, stride: int, project: bool) -> list[nn.Layer]:
-    main = nn.serial(_conv3x3(width, stride), _bn(), nn.Relu(), _conv3x3(width), _bn())
-    shortcut = (nn.serial(nn.Conv2D(width, 1, stride=stride, w_init=KAIMING_NORMAL, use_bias=False), _bn())
+def _resnet_block(width: int, stride: int, project: bool, impl: str) -> list[nn.Layer]:
+    main = nn.serial(_conv3x3(width, stride, impl=impl), _bn(), nn.Relu(), _conv3x3(width, impl=impl), _bn())
+    shortcut = (nn.serial(nn.Conv2D(width, 1, stride=stride, w_init=KAIMING_NORMAL, use_bias=False, impl=impl), _bn())
                 if project else None)
     return [nn.Residual(main, shortcut), nn.Relu()]
 
 
-def resnet(depth: int = 20, width: int = 16, n_classes: int = 10) -> nn.Layer:
+def resnet(depth: int = 20, width: int = 16, n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """OpenLTH's CIFAR ResNet-`depth` (He et al. 2016, section 4.2), with BatchNorm state.
 
     depth = 6n + 2: a stem conv3x3(width) -> BN -> ReLU; three stages of n residual blocks of widths
@@ -152,6 +155,7 @@ def resnet(depth: int = 20, width: int = 16, n_classes: int = 10) -> nn.Layer:
     ResNet-20 (depth 20, width 16, 10 classes): 270,896 conv/dense weights on 32x32x3 (OpenLTH's
     ~271K), 270,608 on 28x28x1; 272,186 params in all on 28x28x1 (with 1,568 BN params over 784
     channels and 10 dense biases); 1,568 state entries (BN running mean and var).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
         raise ValueError(f"resnet: depth must be 6n + 2 for an integer n >= 1 (8, 14, 20, 32, 44, 56, 110), "
@@ -160,25 +164,25 @@ def resnet(depth: int = 20, width: int = 16, n_classes: int = 10) -> nn.Layer:
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"resnet: {name} must be a positive int, got {name}={v!r}")
     n = (depth - 2) // 6
-    layers = [nn.Conv2D(width, 3, padding=1, w_init=KAIMING_NORMAL, use_bias=False), _bn(), nn.Relu()]
+    layers = [nn.Conv2D(width, 3, padding=1, w_init=KAIMING_NORMAL, use_bias=False, impl=impl), _bn(), nn.Relu()]
     for stage, w in enumerate((width, 2 * width, 4 * width)):
         for b in range(n):
             down = stage > 0 and b == 0
-            layers += _resnet_block(w, 2 if down else 1, project=down)
+            layers += _resnet_block(w, 2 if down else 1, project=down, impl=impl)
     layers += [nn.GlobalAvgPool(), nn.Dense(n_classes, w_init=KAIMING_NORMAL)]
     return nn.serial(*layers)
 
 
-def resnet20(n_classes: int = 10) -> nn.Layer:
+def resnet20(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """ResNet-20: `resnet(20, 16, n_classes)` (270,608 conv/dense weights on 28x28x1)."""
-    return resnet(20, 16, n_classes)
+    return resnet(20, 16, n_classes, impl=impl)
 
 
 VGG11_PLAN = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512)
 VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
-def vgg(plan: Sequence[Union[int, str]], n_classes: int = 10) -> nn.Layer:
+def vgg(plan: Sequence[Union[int, str]], n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """OpenLTH's CIFAR VGG with BatchNorm: for each entry of `plan`, an int w is conv3x3(w, padding 1,
     with bias) -> BN -> ReLU and 'M' is a 2x2 max-pool; then global average pool -> Dense(n_classes).
 
@@ -186,6 +190,7 @@ def vgg(plan: Sequence[Union[int, str]], n_classes: int = 10) -> nn.Layer:
     28 -> 14 -> 7 -> 3 -> 1 through VGG-16's four pools (32x32: 32 -> 16 -> 8 -> 4 -> 2).
     Init as in `resnet`: Kaiming normal weights, BN scale ~ U[0, 1) and offset 0. Conv and dense
     biases start at 0 (PyTorch's default draws them small and uniform; a bias before BN cancels anyway).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
     """
     plan = list(plan)
     if not plan or plan[0] == "M" or any(not (p == "M" or (isinstance(p, int) and not isinstance(p, bool) and p > 0))
@@ -194,26 +199,26 @@ def vgg(plan: Sequence[Union[int, str]], n_classes: int = 10) -> nn.Layer:
                          f"with a width, got plan={plan!r}")
     layers = []
     for p in plan:
-        layers += [nn.MaxPool(2)] if p == "M" else [_conv3x3(p, use_bias=True), _bn(), nn.Relu()]
+        layers += [nn.MaxPool(2)] if p == "M" else [_conv3x3(p, use_bias=True, impl=impl), _bn(), nn.Relu()]
     layers += [nn.GlobalAvgPool(), nn.Dense(n_classes, w_init=KAIMING_NORMAL)]
     return nn.serial(*layers)
 
 
-def vgg11(n_classes: int = 10) -> nn.Layer:
+def vgg11(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """VGG-11 with BN, OpenLTH's plan [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512].
 
     28x28x1: 9,229,962 params (9,221,696 conv/dense weights); 5,504 state entries.
     """
-    return vgg(VGG11_PLAN, n_classes)
+    return vgg(VGG11_PLAN, n_classes, impl=impl)
 
 
-def vgg16(n_classes: int = 10) -> nn.Layer:
+def vgg16(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """VGG-16 with BN, OpenLTH's plan [64, 64, M, 128, 128, M, 256 x3, M, 512 x3, M, 512 x3].
 
     32x32x3: 14,728,266 params (14,715,584 conv/dense weights, of which the 5,120 of the final dense
     layer OpenLTH never prunes); 28x28x1: 14,727,114 params; 8,448 state entries.
     """
-    return vgg(VGG16_PLAN, n_classes)
+    return vgg(VGG16_PLAN, n_classes, impl=impl)
 
 
 def _torch_dense(features: int) -> nn.Layer:
@@ -246,7 +251,7 @@ def resmlp(n_classes: int = 10, width: int = 500, torch_init: bool = True) -> nn
     return nn.serial(dense(width), nn.Relu(), nn.Residual(nn.serial(dense(width), nn.Relu())), dense(n_classes))
 
 
-def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40) -> nn.Layer:
+def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40, *, impl: str = "auto") -> nn.Layer:
     """The MNIST-1D paper's CNN (greydanus/mnist1d ConvBase): three Conv1D(channels) with ReLU, then Dense.
 
     x: (*batch, length) -> Reshape (length, 1) -> Conv1D(channels, 5, stride 2, padding 1) -> ReLU ->
@@ -254,14 +259,15 @@ def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40) -> nn
     -> Flatten -> Dense(n_classes). Lengths 40 -> 19 -> 10 -> 5. PyTorch's default init (w and b ~
     U(-1/sqrt(fan_in), 1/sqrt(fan_in))), as the paper's. Defaults on (40,): 5,210 params
     (150 + 1,900 + 1,900 + 1,260); about 94% test accuracy on MNIST-1D (the paper's figure; see
-    experiments/mnist1d_cnn.py).
+    experiments/mnist1d_cnn.py). impl: the convolutions' implementation (`nn.Conv1D`'s).
     """
     for name, v in (("n_classes", n_classes), ("channels", channels), ("length", length)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"mnist1d_cnn: {name} must be a positive int, got {name}={v!r}")
 
     def conv(k, c_in):
-        return nn.Conv1D(channels, k, stride=2, padding=1, w_init=TORCH_W_INIT, b_init=torch_bias_init(k * c_in))
+        return nn.Conv1D(channels, k, stride=2, padding=1, w_init=TORCH_W_INIT, b_init=torch_bias_init(k * c_in),
+                         impl=impl)
 
     n1 = (length + 2 - 5) // 2 + 1
     n3 = ((n1 + 2 - 3) // 2 + 1 + 2 - 3) // 2 + 1

@@ -4,26 +4,41 @@ import json
 import pytest
 
 from benchmarks import run
+from funcnn import cpu
 
 
 @pytest.mark.slow
 def test_tiny_benchmark_writes_json_and_table(tmp_path):
     res = run.main(["--tiny", "--out", str(tmp_path)])
     on_disk = json.loads((tmp_path / "tiny.json").read_text())
-    assert on_disk["peak_gflops"] > 0
-    impls = {r["impl"] for r in on_disk["one_model"]}
-    assert {"funcnn train step (scan)", "hand-written JAX (lax.scan)", "hand-written JAX (jit per step)"} <= impls
-    assert any("PyTorch" in i for i in impls)  # measured, or reported as skipped
-    for r in on_disk["one_model"]:
-        assert ("skipped" in r) or (r["steps_per_s"] > 0 and "ratio_vs_reference" in r and "fraction_of_peak" in r)
-    assert {r["model"] for r in on_disk["populations"]} == {"LeNet-300-100", "MNIST-1D MLP 40-300-300-10"}
-    assert all(r["ratio"] > 0 and r["chunked_ratio"] > 0 for r in on_disk["populations"])
-    assert [round(r["P_m_percent"]) for r in on_disk["pruning"]] == [100, 21, 4, 1]
-    assert all(r["fastest"] in ("masked dense", "compacted dense", "BCOO sparse") for r in on_disk["pruning"])
-    assert 0 <= on_disk["study"]["outside_training_fraction"] < 1
+    pinned, two, fast = on_disk["pinned"], on_disk["two_core"], on_disk["fast_cpu"]
+    assert pinned["peak_gflops"] > 0 and two["peak_gflops"] > 0
+    assert pinned["threads_pinned"][0] == pinned["threads_pinned"][1] > 0  # every thread on the one core
+    for rows in (pinned["one_model"], two["one_model"]):
+        impls = {r["impl"] for r in rows}
+        assert {"funcnn train step (scan)", "hand-written JAX (lax.scan)", "hand-written JAX (jit per step)"} <= impls
+        for r in rows:
+            assert ("skipped" in r) or (r["steps_per_s"] > 0 and "ratio_vs_reference" in r and "fraction_of_peak" in r)
+    assert any("PyTorch" in r["impl"] for r in two["one_model"])  # measured, or reported as skipped
+    e = pinned["eval_share"]
+    assert 0 < e["ms"]["train"] and 0 <= e["val_share"] < 1 and 0 <= e["old_eval_share"] < 1
+    assert [(r["model"][:5], r["variant"][:3]) for r in pinned["conv"]] == [
+        ("small", "(a)"), ("small", "(b)"), ("small", "(c)"), ("Conv-", "(b)"), ("Conv-", "(c)"), ("Conv-", "(d)")]
+    assert all(r["steps_per_s"] > 0 for r in pinned["conv"])
+    assert len(pinned["resnet"]) == 2 and all(r["s_per_step"] > 0 for r in pinned["resnet"])
+    assert {r["model"] for r in two["populations"]} == {"LeNet-300-100", "MNIST-1D MLP 40-300-300-10"}
+    assert all(r["ratio"] > 0 and r["chunked_ratio"] > 0 for r in two["populations"])
+    assert [round(r["P_m_percent"]) for r in two["pruning"]] == [100, 21, 4, 1]
+    assert all(r["fastest"] in ("masked dense", "compacted dense", "BCOO sparse") for r in two["pruning"])
+    assert fast["devices"] == cpu.cores() and "xla_cpu_multi_thread_eigen=false" in fast["xla_flags"]
+    assert fast["lenet_round"]["model_steps_per_s"] > 0 and 0 < fast["lenet_round"]["fraction_of_peak"]
+    assert 0 <= fast["study"]["outside_training_fraction"] < 1
+    assert [r["config"] for r in on_disk["regime"]] == ["default", "fast", "pinned (1 core)"]
+    assert all(0 < r["worst"] <= r["median"] for r in on_disk["regime"])
     table = (tmp_path / "tiny.md").read_text()
-    assert "matmul peak" in table and "| funcnn train step (scan) |" in table
-    assert res["study"]["wall_s"] > 0
+    assert "matmul peak" in table and "| funcnn train step (scan) |" in table and "Two-core regime" in table
+    assert res["fast_cpu"]["study"]["wall_s"] > 0
+    assert not list(tmp_path.glob("part-*.json"))  # the parts' files are folded into tiny.json
 
 
 def test_population_sweep_reports_each_size(tmp_path):

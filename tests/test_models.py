@@ -1,6 +1,7 @@
 """Named networks: ResNet-20 / VGG (OpenLTH's), conv2-6 with dropout, the MNIST-1D residual MLP and CNN."""
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -364,3 +365,27 @@ def test_small_resnet_learns_fashion_mnist():
     acc = float(evaluate(state.params, d.x_test[:2000], d.y_test[:2000], state.model_state)["accuracy"])
     assert acc == pytest.approx(hist.val_accuracy[-1], abs=1e-6)
     assert acc > 0.65  # measured 0.743; an untrained or broken net stays near 0.10
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda impl: models.lenet5(impl=impl), (28, 28, 1)),
+    (lambda impl: models.cnn((4, 8), 16, impl=impl), (12, 12, 1)),
+    (lambda impl: models.conv2(impl=impl), (8, 8, 1)),
+    (lambda impl: models.conv4(impl=impl), (8, 8, 1)),
+    (lambda impl: models.resnet(8, 4, impl=impl), (8, 8, 3)),
+    (lambda impl: models.vgg([4, "M", 8], impl=impl), (8, 8, 3)),
+    (lambda impl: models.mnist1d_cnn(channels=4, impl=impl), (40,)),
+])
+def test_conv_models_take_the_convolution_impl(build, shape):
+    # The same params (init does not depend on impl), the same function: XLA's convolution and im2col.
+    x = jax.random.normal(jax.random.key(1), (2,) + shape)
+    outs = {}
+    for impl in ("xla", "im2col"):
+        net = build(impl)
+        params = net.init(jax.random.key(0), shape)
+        state = net.init_state(shape)
+        outs[impl] = (params, net.apply_with_state(params, state, x, train=False)[0])
+    chex.assert_trees_all_equal(outs["xla"][0], outs["im2col"][0])
+    np.testing.assert_allclose(outs["xla"][1], outs["im2col"][1], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', got impl='eigen'"):
+        build("eigen")

@@ -323,7 +323,8 @@ PRESETS: dict[str, Config] = {
         iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
     ),
     # Conv-2 (64-64 convs, pool, 256-256-10): convs pruned 10%, dense 20%, output 10% per round.
-    # On CPU, XLA runs convolutions inside the compiled training loop slowly (jax-ml/jax#12868): use a GPU.
+    # On CPU the convolutions run as im2col + one matmul inside the compiled round (XLA's own are slow
+    # inside loops there, jax-ml/jax#12868); ~0.24 s a member-step on one core, so the full run is GPU work.
     "conv2-fashion": Config(
         dataset="fashion-mnist", model="conv2", n_val=5000, learning_rate=2e-4, batch_size=60,
         iterations=20_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, conv_rate=0.1, seeds=5,

@@ -1,0 +1,121 @@
+"""A conv2-fashion lottery round on CPU: funcnn's round program against a per-step Python loop.
+
+    python -m benchmarks.conv_round [--members 2] [--iterations 300]
+
+(loop) what a round cost before funcnn trained conv nets inside `scan` on CPU: each member trained
+       in a Python loop over a jitted step with XLA's convolution (its fastest form on CPU), the
+       validation and test sets evaluated every `eval_every` iterations (the old evaluation);
+       default XLA flags, so each dot and convolution has both cores.
+(round) `lottery.Study.train_population`: every member inside one compiled program (im2col
+       convolutions in `lax.scan`), validation every `eval_every`, test once at the end on the
+       final and the best-validation params; `funcnn.cpu.fast_flags()` (one device per core).
+
+Both start from the same θ0, masks of ones and batches, each in its own process (XLA_FLAGS are
+read at start). Prints the wall time of each (after compilation) and the largest difference of
+the validation curves and final weights, which differ by float rounding only (im2col vs XLA's
+convolution sum in different orders).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+CHILD = r"""
+import dataclasses, json, sys, time
+import jax, jax.numpy as jnp, numpy as np
+from funcnn import losses, lottery, prune, train
+mode, members, iterations, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+cfg = dataclasses.replace(lottery.PRESETS["conv2-fashion"], iterations=iterations, rounds=0, seeds=members,
+                          checkpoints_per_round=1)
+study = lottery.Study(cfg, progress=False)
+E = cfg.eval_every
+if mode == "round":
+    masks = jax.vmap(prune.ones)(study.theta0)
+    seeds = jnp.arange(members)
+    t0 = time.perf_counter()
+    study.train_round(study.theta0, masks, seeds, 0, "compile")  # the same call: compiles the program
+    compile_s = time.perf_counter() - t0  # compilation and one round
+    t0 = time.perf_counter()
+    res = study.train_round(study.theta0, masks, seeds, 0, "timed")
+    seconds = time.perf_counter() - t0
+    val = res.curves[..., study.metric_names.index("val_loss")]
+    w = np.asarray(jax.tree.leaves(res.carry.state.params)[0])
+else:
+    from benchmarks.conv_step import forced_impl
+    x, y, xv, yv, xt, yt = study.data
+    with forced_impl("xla"):
+        step = jax.jit(train.make_train_step(study.net, losses.softmax_cross_entropy, study.tx))
+        evaluate = jax.jit(train.make_evaluate(study.net, losses.softmax_cross_entropy))
+        states = [train.init_state(jax.tree.map(lambda a: a[m], study.theta0), study.tx) for m in range(members)]
+        idx = np.asarray(study.idx)
+        t0 = time.perf_counter()
+        s = step(states[0], (x[idx[0, 0]], y[idx[0, 0]]))[0]
+        jax.block_until_ready((s, evaluate(s.params, xv, yv, s.model_state), evaluate(s.params, xt, yt, s.model_state)))
+        compile_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        val, ws = [], []
+        for m in range(members):
+            s, curve = states[m], []
+            for t in range(iterations):
+                s = step(s, (x[idx[m, t]], y[idx[m, t]]))[0]
+                if (t + 1) % E == 0:
+                    v = evaluate(s.params, xv, yv, s.model_state)
+                    evaluate(s.params, xt, yt, s.model_state)  # the old evaluation: test every time too
+                    curve.append(float(v["loss"]))
+            val.append(curve)
+            ws.append(np.asarray(jax.tree.leaves(s.params)[0]))
+        seconds = time.perf_counter() - t0
+    val, w = np.asarray(val), np.stack(ws)
+np.savez(out, val=np.asarray(val), w=w)
+print("RESULT " + json.dumps({"mode": mode, "seconds": seconds, "compile_s": compile_s, "devices": jax.device_count()}))
+"""
+
+
+def run_child(mode: str, members: int, iterations: int, out: str) -> dict:
+    from funcnn.cpu import fast_flags
+
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env["JAX_PLATFORMS"] = "cpu"
+    if mode == "round":
+        env["XLA_FLAGS"] = fast_flags()
+    r = subprocess.run([sys.executable, "-c", CHILD, mode, str(members), str(iterations), out], env=env,
+                       capture_output=True, text=True, timeout=3600, cwd=Path(__file__).resolve().parent.parent)
+    if r.returncode:
+        raise RuntimeError(r.stderr[-3000:])
+    return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
+
+
+def measure(members: int = 2, iterations: int = 300) -> dict:
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        loop = run_child("loop", members, iterations, f"{tmp}/loop.npz")
+        rnd = run_child("round", members, iterations, f"{tmp}/round.npz")
+        a, b = np.load(f"{tmp}/loop.npz"), np.load(f"{tmp}/round.npz")
+        val_diff = float(np.max(np.abs(a["val"] - b["val"]) / np.abs(a["val"])))
+        w_diff = float(np.max(np.abs(a["w"] - b["w"])))
+        w_scale = float(np.max(np.abs(a["w"])))
+    return {"members": members, "iterations": iterations, "loop_s": loop["seconds"], "round_s": rnd["seconds"],
+            "speedup": loop["seconds"] / rnd["seconds"], "round_devices": rnd["devices"],
+            "compile_s": {"loop": loop["compile_s"], "round": rnd["compile_s"]},
+            "val_loss_max_rel_diff": val_diff, "first_kernel_max_abs_diff": w_diff, "first_kernel_max_abs": w_scale}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.conv_round", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--members", type=int, default=2)
+    p.add_argument("--iterations", type=int, default=300, help="a multiple of 100 (the preset's eval_every)")
+    args = p.parse_args(argv)
+    r = measure(args.members, args.iterations)
+    print(json.dumps(r, indent=2))
+    return r
+
+
+if __name__ == "__main__":
+    main()
