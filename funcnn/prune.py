@@ -139,34 +139,66 @@ def _drop_lowest(scores: Array, mask: Array, k: Array) -> Array:
     return rank >= n_dead + k
 
 
-def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec) -> Masks:
-    if scope not in ("layer", "global"):
-        raise ValueError(f"scope must be 'layer' or 'global', got scope={scope!r}")
+SCOPES = ("layer", "global", "layer_joint")
+ROUNDINGS = ("nearest", "floor")
+
+
+def layer_of(name: str) -> str:
+    """The layer a leaf belongs to: its path without the last part ('residual_2/main/dense_0/w' ->
+    'residual_2/main/dense_0'); a top-level leaf is its own layer."""
+    return name.rsplit("/", 1)[0] if "/" in name else name
+
+
+def _count(rate, alive: Array, rounding: str) -> Array:
+    x = rate * alive
+    return (jnp.floor(x) if rounding == "floor" else jnp.round(x)).astype(jnp.int32)
+
+
+def _groups(masks: Masks, spec: Params, scope: str) -> list[list[int]]:
+    """Indices of the prunable leaves pruned together: one leaf each ('layer'), each layer's leaves
+    ('layer_joint'), or all of them ('global')."""
+    names = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(masks)]
+    idx = [i for i, f in enumerate(jax.tree.leaves(spec)) if f]
+    if scope == "global":
+        return [idx] if idx else []
+    if scope == "layer":
+        return [[i] for i in idx]
+    groups: dict[str, list[int]] = {}
+    for i in idx:
+        groups.setdefault(layer_of(names[i]), []).append(i)
+    return list(groups.values())
+
+
+def _check_scope(scope: str, rounding: str) -> None:
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, got scope={scope!r}")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {ROUNDINGS}, got rounding={rounding!r}")
+
+
+def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec, rounding: str = "nearest") -> Masks:
+    _check_scope(scope, rounding)
     spec = prunable(masks) if spec is None else spec
+    if layer_rates and scope == "global":
+        raise ValueError("layer_rates apply to scope='layer' or 'layer_joint' only; global pruning uses one threshold")
     rates = _rates(masks, spec, rate, layer_rates)
     m_leaves, treedef = jax.tree.flatten(masks)
     s_leaves = jax.tree.leaves(scores)
-    if scope == "layer":
-        new = []
-        for s, m, r in zip(s_leaves, m_leaves, rates):
-            if r is None:
-                new.append(m)
-                continue
-            k = jnp.round(r * jnp.sum(m)).astype(jnp.int32)
-            new.append(_drop_lowest(s.reshape(-1), m.reshape(-1), k).reshape(m.shape))
-        return jax.tree.unflatten(treedef, new)
-    if layer_rates:
-        raise ValueError("layer_rates apply to scope='layer' only; global pruning uses one threshold")
-    idx = [i for i, r in enumerate(rates) if r is not None]
-    flat_s = jnp.concatenate([s_leaves[i].reshape(-1) for i in idx])
-    flat_m = jnp.concatenate([m_leaves[i].reshape(-1) for i in idx])
-    k = jnp.round(rate * jnp.sum(flat_m)).astype(jnp.int32)
-    flat_new = _drop_lowest(flat_s, flat_m, k)
-    new, start = list(m_leaves), 0
-    for i in idx:
-        size = m_leaves[i].size
-        new[i] = flat_new[start : start + size].reshape(m_leaves[i].shape)
-        start += size
+    new = list(m_leaves)
+    names = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(masks)]
+    for group in _groups(masks, spec, scope):
+        group_rates = {rates[i] for i in group}
+        if len(group_rates) > 1:
+            raise ValueError(f"scope='layer_joint' prunes each layer's leaves together, so they need one rate; "
+                             f"layer_rates gives {sorted((names[i], rates[i]) for i in group)}")
+        flat_s = jnp.concatenate([s_leaves[i].reshape(-1) for i in group])
+        flat_m = jnp.concatenate([m_leaves[i].reshape(-1) for i in group])
+        flat_new = _drop_lowest(flat_s, flat_m, _count(rates[group[0]], jnp.sum(flat_m), rounding))
+        start = 0
+        for i in group:
+            size = m_leaves[i].size
+            new[i] = flat_new[start : start + size].reshape(m_leaves[i].shape)
+            start += size
     return jax.tree.unflatten(treedef, new)
 
 
@@ -178,17 +210,21 @@ def magnitude(
     scope: str = "layer",
     layer_rates: Optional[Mapping[str, float]] = None,
     spec: Optional[Params] = None,
+    rounding: str = "nearest",
 ) -> Masks:
     """Prune `rate` of the surviving prunable weights with the smallest |w|.
 
     scope='layer': round(rate * survivors) removed from each prunable leaf; `layer_rates` maps a layer
     ('dense_5') or leaf ('dense_5/w') name to its own rate (the paper prunes the output layer at half
-    the rate). scope='global': one threshold over all prunable leaves together. Ties go by position
-    (lower index pruned first). Masks only ever lose entries.
+    the rate). scope='layer_joint': each layer's prunable leaves pooled (w and b together, as the
+    MNIST-1D lottery notebook prunes the flattened [W, b]). scope='global': one threshold over all
+    prunable leaves together. rounding='floor' removes floor(rate * survivors) instead of the nearest
+    integer (the notebook's int(p * n)). Ties go by position (lower index pruned first). Masks only
+    ever lose entries.
     """
     check_masks(params, masks)
     scores = jax.tree.map(lambda p: jnp.abs(p).astype(jnp.float32), params)
-    return _prune(scores, masks, rate, scope, layer_rates, spec)
+    return _prune(scores, masks, rate, scope, layer_rates, spec, rounding)
 
 
 def random(
@@ -200,29 +236,32 @@ def random(
     scope: str = "layer",
     layer_rates: Optional[Mapping[str, float]] = None,
     spec: Optional[Params] = None,
+    rounding: str = "nearest",
 ) -> Masks:
     """The random-pruning control: remove the same counts as `magnitude`, chosen uniformly at random."""
     check_masks(params, masks)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     scores = jax.tree.unflatten(treedef, [jax.random.uniform(k, jnp.shape(p)) for k, p in zip(keys, leaves)])
-    return _prune(scores, masks, rate, scope, layer_rates, spec)
+    return _prune(scores, masks, rate, scope, layer_rates, spec, rounding)
 
 
-def random_like(key: Array, masks: Masks, spec: Optional[Params] = None) -> Masks:
-    """A uniformly random mask with the same number of survivors in each prunable leaf as `masks`."""
+def random_like(key: Array, masks: Masks, spec: Optional[Params] = None, *, scope: str = "layer") -> Masks:
+    """A uniformly random mask with as many survivors as `masks` in each prunable leaf (scope
+    'layer' or 'global'), or in each layer's pooled leaves (scope 'layer_joint')."""
+    _check_scope(scope, "nearest")
     spec = prunable(masks) if spec is None else spec
     leaves, treedef = jax.tree.flatten(masks)
     keys = jax.random.split(key, len(leaves))
-    out = []
-    for k, m, s in zip(keys, leaves, jax.tree.leaves(spec)):
-        if not s:
-            out.append(m)
-            continue
-        n_alive = jnp.sum(m)
-        scores = jax.random.uniform(k, (m.size,))
-        keep = _drop_lowest(scores, jnp.ones(m.size, bool), m.size - n_alive)
-        out.append(keep.reshape(m.shape))
+    out = list(leaves)
+    for group in _groups(masks, spec, "layer_joint" if scope == "layer_joint" else "layer"):
+        flat = jnp.concatenate([leaves[i].reshape(-1) for i in group])
+        scores = jax.random.uniform(keys[group[0]], (flat.size,))
+        keep = _drop_lowest(scores, jnp.ones(flat.size, bool), flat.size - jnp.sum(flat))
+        start = 0
+        for i in group:
+            out[i] = keep[start : start + leaves[i].size].reshape(leaves[i].shape)
+            start += leaves[i].size
     return jax.tree.unflatten(treedef, out)
 
 

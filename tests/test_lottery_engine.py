@@ -16,7 +16,7 @@ import optax
 import pytest
 
 import funcnn
-from funcnn import data, io, lottery, models, nn, train
+from funcnn import data, io, lottery, models, nn, prune, train
 from funcnn.lottery import driver as driver_lib
 from funcnn.lottery import study as study_lib
 
@@ -476,3 +476,25 @@ def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_s
     assert "ticket [learning_rate=0.01]" in table
     with pytest.raises(ValueError, match="sweep names 'lr'"):
         lottery.Study(lottery.Spec(net, tx(1e-3), sweep={"lr": [1e-3]}, **common), progress=False)
+
+
+def test_layer_joint_floor_pruning_of_weights_and_biases(tmp_path):
+    # The MNIST-1D notebook's pruning: each layer's w and b pooled, int(p * n) of them dropped at the
+    # absolute sparsity p of each round; the random arm keeps each layer's count (a fresh mask).
+    net = models.resmlp(width=16)
+    spec = small_spec(net=net, rounds=2, sparsities=(0.37, 0.61), scope="layer_joint", rounding="floor",
+                      prunable=lambda name, leaf: True, arms=("ticket", "random"))
+    assert spec.describe()["rounding"] == "floor" and "rounding" not in small_spec().describe()
+    lottery.run(spec, out=tmp_path, **QUIET)
+    sizes = {prune.path_name(p): int(np.size(v))
+             for p, v in jax.tree_util.tree_leaves_with_path(net.init(jax.random.key(0), (40,)))}
+    for r, p in ((1, 0.37), (2, 0.61)):
+        rec = json.loads((tmp_path / f"round_{r:02d}" / "metrics.json").read_text())
+        assert rec["arms"] == ["ticket", "ticket", "random", "random"]
+        for layer in ("dense_0", "residual_2/main/dense_0", "dense_3"):
+            n = sizes[layer + "/w"] + sizes[layer + "/b"]
+            kept = [round(rec["layer_density"][layer + "/w"][m] * sizes[layer + "/w"]
+                          + rec["layer_density"][layer + "/b"][m] * sizes[layer + "/b"]) for m in range(4)]
+            assert kept == [n - int(np.floor(p * n))] * 4, (r, layer, kept)
+        ticket = np.load(tmp_path / f"round_{r:02d}" / "masks.npz")
+        assert len(ticket.files) == 6  # w and b of three layers, all prunable

@@ -229,3 +229,65 @@ def test_non_array_leaves_name_the_leaf_and_the_fix():
     # Shape-dtype structs (jax.eval_shape) and Python numbers are fine.
     spec = prune.prunable(jax.eval_shape(lambda: {"w": jnp.ones((3, 2)), "s": 1.0}))
     assert spec == {"w": True, "s": False}
+
+
+def _joint_params():
+    ks = jax.random.split(jax.random.key(3), 4)
+    return {"dense_0": {"w": jax.random.normal(ks[0], (6, 5)), "b": jax.random.normal(ks[1], (5,))},
+            "res/main/dense_0": {"w": jax.random.normal(ks[2], (5, 5)), "b": jax.random.normal(ks[3], (5,))}}
+
+
+@pytest.mark.parametrize("rounding", ["nearest", "floor"])
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.55, 0.97])
+def test_layer_joint_pools_each_layers_weights_and_biases(rate, rounding):
+    # Brute force: per layer, the flattened [w, b] by |value|, the lowest floor/round(rate * n) dropped
+    # (ties by position), as the MNIST-1D lottery notebook prunes.
+    params = _joint_params()
+    spec = prune.prunable(params, lambda name, leaf: True)
+    masks = prune.magnitude(params, prune.ones(params), rate, scope="layer_joint", spec=spec, rounding=rounding)
+    for layer, leaves in params.items():
+        flat = np.concatenate([np.abs(np.asarray(leaves["w"])).ravel(), np.abs(np.asarray(leaves["b"]))])
+        n = flat.size
+        k = int(np.floor(rate * n)) if rounding == "floor" else int(np.round(rate * n))
+        keep = np.ones(n, bool)
+        keep[np.argsort(flat, kind="stable")[:k]] = False
+        got = np.concatenate([np.asarray(masks[layer]["w"]).ravel(), np.asarray(masks[layer]["b"])])
+        np.testing.assert_array_equal(got, keep)
+
+
+def test_floor_rounding_differs_from_nearest_only_at_half_counts():
+    params = {"d": {"w": jnp.arange(1.0, 11.0).reshape(2, 5)}}  # 10 weights
+    near = prune.magnitude(params, prune.ones(params), 0.26)  # round(2.6) = 3 pruned
+    floor = prune.magnitude(params, prune.ones(params), 0.26, rounding="floor")  # int(2.6) = 2
+    assert int(jnp.sum(~near["d"]["w"])) == 3 and int(jnp.sum(~floor["d"]["w"])) == 2
+    with pytest.raises(ValueError, match=r"rounding must be one of \('nearest', 'floor'\), got rounding='up'"):
+        prune.magnitude(params, prune.ones(params), 0.2, rounding="up")
+    with pytest.raises(ValueError, match=r"scope must be one of \('layer', 'global', 'layer_joint'\), got scope='unit'"):
+        prune.magnitude(params, prune.ones(params), 0.2, scope="unit")
+
+
+def test_layer_joint_needs_one_rate_per_layer():
+    params = _joint_params()
+    spec = prune.prunable(params, lambda name, leaf: True)
+    masks = prune.magnitude(params, prune.ones(params), 0.5, scope="layer_joint", spec=spec,
+                            layer_rates={"dense_0": 0.2})  # a layer's rate: fine
+    assert int(sum(jnp.sum(m) for m in jax.tree.leaves(masks["dense_0"]))) == 35 - 7
+    with pytest.raises(ValueError, match=r"scope='layer_joint' prunes each layer's leaves together"):
+        prune.magnitude(params, prune.ones(params), 0.5, scope="layer_joint", spec=spec, layer_rates={"dense_0/b": 0.2})
+
+
+def test_random_like_layer_joint_keeps_each_layers_count_not_each_leafs():
+    params = _joint_params()
+    spec = prune.prunable(params, lambda name, leaf: True)
+    masks = prune.magnitude(params, prune.ones(params), 0.6, scope="layer_joint", spec=spec)
+    per_leaf_differs = False
+    for i in range(20):
+        r = prune.random_like(jax.random.key(i), masks, spec, scope="layer_joint")
+        for layer in params:
+            assert int(sum(jnp.sum(m) for m in jax.tree.leaves(r[layer]))) == \
+                int(sum(jnp.sum(m) for m in jax.tree.leaves(masks[layer])))
+        per_leaf_differs |= int(jnp.sum(r["dense_0"]["b"])) != int(jnp.sum(masks["dense_0"]["b"]))
+    assert per_leaf_differs  # the split between w and b is random, as the notebook's random control
+    same = prune.random_like(jax.random.key(0), masks, spec)  # default: each leaf's count
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(masks)):
+        assert int(jnp.sum(a)) == int(jnp.sum(b))

@@ -38,13 +38,14 @@ def reinit(theta_rewind, theta_reinit, mask, key):
     return theta_reinit, mask
 
 
-def random_pruning(spec: Any) -> Callable:
+def random_pruning(spec: Any, scope: str = "layer") -> Callable:
     """Random pruning: a uniformly random mask with the ticket's count in each prunable leaf (`spec`),
-    on the rewound weights."""
+    or in each layer's pooled leaves with scope 'layer_joint', on the rewound weights. A fresh mask
+    every round (the key is the round's), not nested in the last one."""
 
     def fn(theta_rewind, theta_reinit, mask, key):
         del theta_reinit
-        return theta_rewind, prune.random_like(key, mask, spec)
+        return theta_rewind, prune.random_like(key, mask, spec, scope=scope)
 
     return fn
 
@@ -59,9 +60,10 @@ def reinit_same_sign(theta_rewind, theta_reinit, mask, key):
 BUILT_IN = ("ticket", "reinit", "random")
 
 
-def resolve(arms, spec: Any) -> tuple[Arm, ...]:
+def resolve(arms, spec: Any, scope: str = "layer") -> tuple[Arm, ...]:
     """Arms from names ('ticket', 'reinit', 'random') or `Arm`s; 'ticket' must come first (later
-    rounds prune the ticket's trained weights)."""
+    rounds prune the ticket's trained weights). spec, scope: the prunable leaves and the pruning
+    scope, which the random arm follows."""
     out = []
     for a in arms:
         if isinstance(a, Arm):
@@ -73,7 +75,7 @@ def resolve(arms, spec: Any) -> tuple[Arm, ...]:
         elif a == "reinit":
             out.append(Arm("reinit", reinit))
         elif a == "random":
-            out.append(Arm("random", random_pruning(spec)))
+            out.append(Arm("random", random_pruning(spec, scope)))
         else:
             raise ValueError(f"arms must be names in {BUILT_IN} or Arm(name, fn) objects, got {a!r}")
     names = [a.name for a in out]

@@ -24,6 +24,11 @@ from funcnn.lottery import arms as arms_lib
 ARMS = arms_lib.BUILT_IN
 
 
+# Fields added after run folders were first written: describe() leaves them out at these values,
+# so a folder written before they existed still resumes (identity.json holds the old field set).
+NEW_FIELD_DEFAULTS = {"rounding": "nearest"}
+
+
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """One lottery-ticket study, made of objects.
@@ -37,7 +42,9 @@ class Spec:
     loss(logits, labels) -> scalar; metric(logits, labels) -> scalar, recorded as `metric_name`.
     rate: fraction of the surviving prunable weights pruned per round; `layer_rates` maps a layer
       or leaf path at any depth ('residual_2/main/dense_0', 'dense_5/w') to its own rate;
-      `scope` 'layer' or 'global'; `pruning` 'iterative' (prune the last ticket) or 'oneshot'
+      `scope` 'layer' (each leaf), 'layer_joint' (each layer's prunable leaves pooled, e.g. w and b
+      with a `prunable` that takes biases) or 'global'; `rounding` 'nearest' or 'floor' (the count
+      pruned: round or floor of rate x survivors); `pruning` 'iterative' (prune the last ticket) or 'oneshot'
       (prune the dense run straight to round r's density); `sparsities`: absolute target
       sparsities per round (len == rounds) instead of `rate`, each leaf pruned to that fraction.
     prunable(path_name, leaf) -> bool picks the prunable leaves (default ndim > 1: weights, not
@@ -72,6 +79,7 @@ class Spec:
     rate: float = 0.2
     layer_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
     scope: str = "layer"
+    rounding: str = "nearest"
     pruning: str = "iterative"
     sparsities: Optional[tuple] = None
     prunable: Optional[Callable[[str, Any], bool]] = None
@@ -125,8 +133,10 @@ class Spec:
         for k, r in dict(self.layer_rates).items():
             if not (isinstance(r, (int, float)) and 0 <= r < 1):
                 raise ValueError(f"spec layer_rates[{k!r}] must be in [0, 1), got {r!r}")
-        if self.scope not in ("layer", "global"):
-            bad("scope", "'layer' or 'global'")
+        if self.scope not in prune.SCOPES:
+            bad("scope", "'layer', 'layer_joint' or 'global'")
+        if self.rounding not in prune.ROUNDINGS:
+            bad("rounding", "'nearest' or 'floor'")
         if self.scope == "global" and self.layer_rates:
             bad("layer_rates", "empty with scope='global' (one threshold for all layers)")
         if self.pruning not in ("iterative", "oneshot"):
@@ -164,6 +174,8 @@ class Spec:
             v = getattr(self, f.name)
             if f.name in ("train", "val", "test", "net", "optimizer", "prunable"):
                 continue  # identified by fingerprints of what they do (see driver.identity)
+            if f.name in NEW_FIELD_DEFAULTS and v == NEW_FIELD_DEFAULTS[f.name]:
+                continue  # at its default, a field added later leaves older run folders resumable
             if f.name == "arms":
                 v = self.arm_names()
             elif f.name in ("loss", "metric"):
@@ -196,12 +208,13 @@ def prune_round(spec: Spec, trained, masks, dense_trained, r: int, prunable_spec
         # magnitudes of the last trained (masked) weights; pruned weights are 0, so masks nest.
         scores = prune.apply(trained, masks)
         return prune.magnitude(scores, prune.ones(trained), float(spec.sparsities[r - 1]), scope=spec.scope,
-                               spec=prunable_spec)
+                               spec=prunable_spec, rounding=spec.rounding)
     rate, layer_rates = round_rates(spec, r)
     if spec.pruning == "oneshot":
         return prune.magnitude(dense_trained, prune.ones(dense_trained), rate, scope=spec.scope,
-                               layer_rates=layer_rates, spec=prunable_spec)
-    return prune.magnitude(trained, masks, rate, scope=spec.scope, layer_rates=layer_rates, spec=prunable_spec)
+                               layer_rates=layer_rates, spec=prunable_spec, rounding=spec.rounding)
+    return prune.magnitude(trained, masks, rate, scope=spec.scope, layer_rates=layer_rates, spec=prunable_spec,
+                           rounding=spec.rounding)
 
 
 def density_ladder(spec: "Spec | Config", params_template=None) -> list[float]:
@@ -265,8 +278,8 @@ class Config:
         for name in ("rate", "output_rate") + (("conv_rate",) if self.conv_rate is not None else ()):
             if not 0 <= getattr(self, name) < 1:
                 bad(name, "in [0, 1)")
-        if self.scope not in ("layer", "global"):
-            bad("scope", "'layer' or 'global'")
+        if self.scope not in prune.SCOPES:
+            bad("scope", "'layer', 'layer_joint' or 'global'")
         if self.pruning not in ("iterative", "oneshot"):
             bad("pruning", "'iterative' or 'oneshot'")
         if self.iterations % self.eval_every:

@@ -147,7 +147,7 @@ class Study:
             lambda a: jnp.broadcast_to(a, (self.n_replicates,) + jnp.shape(a)), state0)
         self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
         _check_prunable(spec, self.spec_prunable)
-        self.arms = arms_lib.resolve(spec.arms, self.spec_prunable)
+        self.arms = arms_lib.resolve(spec.arms, self.spec_prunable, spec.scope)
         if self.sweep:
             probe = self.tx.init(jax.tree.map(lambda a: a[0], self.theta0))
             missing = object()
