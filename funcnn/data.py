@@ -70,7 +70,7 @@ MNIST_MIRRORS = (
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 
-DATASETS = ("mnist1d", "fashion-mnist", "mnist", "xor", "spirals")
+DATASETS = ("mnist1d", "fashion-mnist", "mnist", "cifar10", "xor", "spirals")
 
 
 class DataError(RuntimeError):
@@ -277,10 +277,11 @@ def load(
     key: jax.Array | None = None,
     n: int = 400,
 ) -> Dataset:
-    """Load a data set by name: 'mnist1d' (default), 'fashion-mnist', 'mnist', 'xor' or 'spirals'.
+    """Load a data set by name: 'mnist1d' (default), 'fashion-mnist', 'mnist', 'cifar10', 'xor' or 'spirals'.
 
     MNIST-1D: x (4000, 40) / (1000, 40), generated once and cached (see `mnist1d`). (Fashion-)MNIST: x (60000, 28, 28, 1) / (10000, 28, 28, 1)
-    in [0, 1]. 'mnist' is read from `data_dir` or $FUNCNN_DATA. The synthetic sets draw n points
+    in [0, 1]. 'mnist' and 'cifar10' (x (50000, 32, 32, 3) / (10000, 32, 32, 3), from its binary
+    release: `funcnn.cifar10`) are read from `data_dir` or $FUNCNN_DATA. The synthetic sets draw n points
     for each split from `key` (default key 0).
     """
     if name == "mnist1d":
@@ -297,6 +298,10 @@ def load(
             )
         how = f"python -c \"import funcnn.data as d; d.download('{folder}')\""
         return _load_idx_set(Path(folder), SHA256["mnist"], how)
+    if name == "cifar10":
+        from funcnn import cifar10
+
+        return cifar10.load(data_dir)
     if name in ("xor", "spirals"):
         return _synthetic(name, jax.random.key(0) if key is None else key, n)
     raise ValueError(f"unknown dataset name={name!r}; expected one of {DATASETS}")
