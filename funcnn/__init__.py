@@ -2,12 +2,14 @@
 
 The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
 kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), lottery (IMP
-studies: Spec, run), io (verified checkpoints), distributed (sharding over devices and hosts).
+studies: Spec, run), stability (linear mode connectivity), io (verified checkpoints), distributed
+(sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
 """
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
 
-from funcnn import activations, conv, data, distributed, io, kernels, losses, lottery, models, nn, prune, schedules, train
+from funcnn import (activations, cifar10, conv, cpu, data, distributed, io, kernels, losses, lottery, models, nn, prune,
+                    schedules, stability, train)
 from funcnn.nn import (
     ELU, Arctan, AvgPool, BatchNorm, BinaryStep, Conv1D, Conv2D, Dense, Dropout, FanInConcat, FanInSum, FanOut,
     Flatten, GlobalAvgPool, Identity, Layer, LayerNorm, MaxPool, Parallel, PReLU, Relu, Reshape, Residual, Sigmoid,
@@ -22,8 +24,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "activations", "conv", "data", "distributed", "io", "kernels", "losses", "lottery", "models", "nn", "prune",
-    "schedules", "train",
+    "activations", "cifar10", "conv", "cpu", "data", "distributed", "io", "kernels", "losses", "lottery", "models",
+    "nn", "prune", "schedules", "stability", "train",
     "Layer", "serial", "summary", "Dense", "Conv1D", "Conv2D", "MaxPool", "AvgPool", "GlobalAvgPool", "Flatten",
     "Reshape", "Dropout", "BatchNorm", "LayerNorm",
     "Identity", "FanOut", "FanInSum", "FanInConcat", "Parallel", "Residual",

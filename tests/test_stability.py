@@ -1,0 +1,224 @@
+"""funcnn.stability: interpolation, copies under different data orders, the error barrier, BatchNorm
+statistics; each checked against an independent reference (numpy loops, copies trained one by one)."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from funcnn import losses, models, nn, stability, train
+
+LOSS = losses.softmax_cross_entropy
+N, BATCH = 96, 16  # 6 batches per epoch
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(10, 3))
+    x = rng.normal(size=(N + 64, 10)).astype(np.float32)
+    y = np.argmax(x @ teacher + 0.5 * rng.normal(size=(N + 64, 3)), axis=1).astype(np.int32)
+    return (x[:N], y[:N]), (x[N:], y[N:])
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    net = models.mlp((16,), n_classes=3)
+    return net, net.init(jax.random.key(1), (10,))
+
+
+def bn_mlp():
+    return nn.serial(nn.Dense(8), nn.BatchNorm(momentum=0.3), nn.Relu(), nn.Dense(6), nn.BatchNorm(), nn.Relu(),
+                     nn.Dense(3))
+
+
+def test_interpolate_matches_numpy_loop(mlp):
+    net, a = mlp
+    b = net.init(jax.random.key(2), (10,))
+    alphas = [0.0, 0.25, 0.5, 0.7, 1.0]
+    out = stability.interpolate(a, b, alphas)
+    for leaf, la, lb in zip(jax.tree.leaves(out), jax.tree.leaves(a), jax.tree.leaves(b)):
+        la, lb = np.asarray(la), np.asarray(lb)
+        assert leaf.shape == (len(alphas),) + la.shape
+        for j, al in enumerate(alphas):
+            ref = la.astype(np.float64) + al * (lb.astype(np.float64) - la)
+            np.testing.assert_allclose(np.asarray(leaf[j]), ref, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(np.asarray(leaf[0]), la)  # bit-exact ends
+        np.testing.assert_array_equal(np.asarray(leaf[-1]), lb)
+    same = stability.interpolate(a, a, alphas)
+    for leaf, la in zip(jax.tree.leaves(same), jax.tree.leaves(a)):
+        np.testing.assert_array_equal(np.asarray(leaf), np.broadcast_to(la, leaf.shape))
+
+
+def test_copies_with_the_same_seed_have_zero_barrier(mlp, data):
+    net, params = mlp
+    s = stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], steps=12, batch_size=BATCH,
+                            key=jax.random.key(3), order_seeds=[5, 5])
+    for leaf in jax.tree.leaves(s.copies.params):
+        np.testing.assert_array_equal(np.asarray(leaf[0]), np.asarray(leaf[1]))
+    b = s.barrier
+    assert b.train_error.shape == b.test_error.shape == (1, 11) and not b.recomputed_statistics
+    assert np.all(np.asarray(b.train_barrier) == 0) and np.all(np.asarray(b.test_barrier) == 0)
+    assert np.all(np.asarray(b.test_error) == np.asarray(b.test_error[:, :1]))
+
+
+def _count(error, n):
+    """The number of misclassified examples behind an error rate over n examples."""
+    return int(np.rint(float(error) * n))
+
+
+def test_endpoints_match_make_evaluate(mlp, data):
+    net, params = mlp
+    s = stability.stability(net, params, optax.sgd(0.2), LOSS, data[0], data[1], steps=12, batch_size=BATCH,
+                            key=jax.random.key(4), copies=3)
+    b = s.barrier
+    np.testing.assert_array_equal(b.pairs, [[0, 1], [0, 2], [1, 2]])
+    evaluate = jax.jit(train.make_evaluate(net, LOSS))
+    for m, (i, j) in enumerate(b.pairs):
+        for col, c in ((0, i), (-1, j)):
+            p = jax.tree.map(lambda a: a[c], s.copies.params)
+            tr, te = evaluate(p, *data[0]), evaluate(p, *data[1])
+            # the same examples misclassified (the float32 means may differ in the last bit)
+            assert _count(b.train_error[m, col], N) == _count(1 - tr["accuracy"], N)
+            assert _count(b.test_error[m, col], 64) == _count(1 - te["accuracy"], 64)
+            np.testing.assert_allclose(float(b.test_loss[m, col]), float(te["loss"]), rtol=1e-5)
+    e = np.asarray(b.test_error)
+    np.testing.assert_allclose(np.asarray(b.test_barrier), e.max(1) - (e[:, 0] + e[:, -1]) / 2, rtol=0, atol=1e-7)
+    assert np.all(np.asarray(b.train_barrier) >= 0)
+
+
+def test_population_equals_copies_trained_alone(mlp, data):
+    net, params = mlp
+    (x, y), key, seeds, steps = data[0], jax.random.key(5), [3, 8], 9  # 9 steps: crosses an epoch boundary
+    tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.1, momentum=0.9))
+    pop = stability.train_copies(net, params, tx, LOSS, (x, y), steps=steps, batch_size=BATCH, order_seeds=seeds,
+                                 key=key)
+    step = jax.jit(train.make_train_step(net, LOSS, tx))
+    for c, seed in enumerate(seeds):
+        k = jax.random.fold_in(key, seed)
+        order = np.concatenate([np.asarray(train.batch_indices(jax.random.fold_in(k, e), N, BATCH)) for e in (0, 1)])
+        state = train.init_state(params, tx)
+        for i in order[:steps]:
+            state, _ = step(state, (x[i], y[i]))
+        for alone, together in zip(jax.tree.leaves(state.params), jax.tree.leaves(pop.params)):
+            np.testing.assert_allclose(np.asarray(together[c]), np.asarray(alone), rtol=1e-5, atol=1e-6)
+        assert int(pop.step[c]) == steps
+
+
+def test_copy_on_the_parent_seed_continues_the_parent_run(mlp, data):
+    net, params = mlp
+    tx, key = optax.adam(1e-2), jax.random.key(6)
+    run = lambda theta, **kw: stability.train_copies(net, theta, tx, LOSS, data[0], batch_size=BATCH,
+                                                     order_seeds=[0], key=key, **kw)
+    whole = run(params, steps=10)
+    first = jax.tree.map(lambda a: a[0], run(params, steps=4))
+    rest = run(first.params, steps=6, start=4, opt_state=first.opt_state)
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(rest.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def _numpy_statistics(params, x, idx):
+    """Per batch, the train-mode forward pass of bn_mlp in float64; the batch means and unbiased
+    variances at both BatchNorms, averaged over batches."""
+    p = jax.tree.map(lambda a: np.asarray(a, np.float64), params)
+    sums = {name: [0.0, 0.0] for name in ("batchnorm_1", "batchnorm_4")}
+    for i in idx:
+        h = x[i].astype(np.float64)
+        for name, dense in (("batchnorm_1", "dense_0"), ("batchnorm_4", "dense_3")):
+            h = h @ p[dense]["w"] + p[dense]["b"]
+            mean, var = h.mean(0), h.var(0)
+            sums[name][0] += mean
+            sums[name][1] += var * len(h) / (len(h) - 1)
+            h = np.maximum((h - mean) / np.sqrt(var + 1e-5) * p[name]["scale"] + p[name]["offset"], 0)
+    return {name: {"mean": m / len(idx), "var": v / len(idx)} for name, (m, v) in sums.items()}
+
+
+def test_recompute_statistics_matches_numpy(data):
+    net = bn_mlp()
+    params, state = net.init(jax.random.key(7), (10,)), net.init_state((10,))
+    x = data[0][0] * 3 + 2  # statistics far from the reset values
+    idx = stability.statistics_batches(jax.random.key(8), N, BATCH, 4)
+    got = jax.jit(lambda p, s, i: stability.recompute_statistics(net, p, s, x, i))(params, state, idx)
+    want = _numpy_statistics(params, x, np.asarray(idx))
+    for name in want:
+        for stat in ("mean", "var"):
+            np.testing.assert_allclose(np.asarray(got[name][stat]), want[name][stat], rtol=1e-5, atol=1e-6)
+    assert jax.tree.structure(got) == jax.tree.structure(state)
+
+
+def test_recompute_statistics_leaves_stateless_state(mlp, data):
+    net, params = mlp
+    idx = jnp.zeros((2, BATCH), jnp.int32)
+    assert stability.recompute_statistics(net, params, None, data[0][0], idx) is None
+    empty = net.init_state((10,))
+    assert stability.recompute_statistics(net, params, empty, data[0][0], idx) is empty
+
+
+def test_barrier_with_batchnorm_recomputes_statistics(data):
+    net = bn_mlp()
+    params = net.init(jax.random.key(9), (10,))
+    key = jax.random.key(10)
+    s = stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], steps=8, batch_size=BATCH,
+                            key=key, stat_batches=3, alphas=[0.0, 0.5, 1.0])
+    b = s.barrier
+    assert b.recomputed_statistics and b.test_error.shape == (1, 3)
+    assert np.all(np.isfinite(np.asarray(b.test_loss)))
+    idx = stability.statistics_batches(key, N, BATCH, 3)
+    evaluate = jax.jit(train.make_evaluate(net, LOSS))
+    p = jax.tree.map(lambda a: a[1], s.copies.params)
+    fresh = stability.recompute_statistics(net, p, net.init_state((10,)), jnp.asarray(data[0][0]), idx)
+    assert _count(b.test_error[0, -1], 64) == _count(1 - evaluate(p, *data[1], fresh)["accuracy"], 64)
+    stale = stability.barrier(net, s.copies.params, data[0], data[1], model_state=s.copies.model_state,
+                              alphas=[0.0, 1.0])
+    assert not stale.recomputed_statistics
+
+
+def test_sweep_rewind_steps(mlp, data):
+    net, params = mlp
+    tx, key, steps = optax.sgd(0.1, momentum=0.9), jax.random.key(11), 12
+    sweep = stability.sweep_rewind_steps(net, params, tx, LOSS, data[0], data[1], steps=steps, rewind_steps=[0, 6, 12],
+                                         batch_size=BATCH, key=key, copies=2)
+    assert sweep.train_barrier.shape == sweep.test_barrier.shape == (3, 1) and len(sweep.barriers) == 3
+    assert float(sweep.test_barrier[2, 0]) == 0  # k = steps: both copies are θ_T itself
+    direct = stability.stability(net, params, tx, LOSS, data[0], data[1], steps=steps, batch_size=BATCH, key=key)
+    np.testing.assert_array_equal(np.asarray(sweep.barriers[0].test_error), np.asarray(direct.barrier.test_error))
+    # k = 6 by hand: the parent (seed 0) to step 6, then copies continuing its optimizer state
+    parent = jax.tree.map(lambda a: a[0], stability.train_copies(net, params, tx, LOSS, data[0], steps=6,
+                                                                 batch_size=BATCH, order_seeds=[0], key=key))
+    by_hand = stability.stability(net, parent.params, tx, LOSS, data[0], data[1], steps=steps - 6, start=6,
+                                  opt_state=parent.opt_state, batch_size=BATCH, key=key)
+    np.testing.assert_array_equal(np.asarray(sweep.barriers[1].test_error), np.asarray(by_hand.barrier.test_error))
+
+
+@pytest.mark.parametrize("case, match", [
+    ("tree", "params_b must have params_a's tree structure"),
+    ("shape", r"params_b\['dense_0'\]\['b'\] has shape \(8,\), expected \(16,\)"),
+    ("alpha_range", "alphas must be a 1-D sequence in"),
+    ("alpha_2d", "alphas must be a 1-D sequence in"),
+    ("alpha_ends", "increasing from 0 to 1"),
+    ("copies", "copies must be an int >= 2"),
+    ("pairs", "pairs must be"),
+    ("seeds", "order_seeds must be"),
+    ("rewind", "rewind_steps must be"),
+    ("stat_batches", "stat_batches must be"),
+])
+def test_bad_input(mlp, data, case, match):
+    net, params = mlp
+    other = models.mlp((8,), n_classes=3).init(jax.random.key(0), (10,))
+    pop = jax.tree.map(lambda a: jnp.stack([a, a]), params)
+    kw = dict(steps=2, batch_size=BATCH, key=jax.random.key(0))
+    calls = {
+        "tree": lambda: stability.interpolate(params, {"dense_0": params["dense_0"]}, [0.5]),
+        "shape": lambda: stability.interpolate(params, other, [0.5]),
+        "alpha_range": lambda: stability.interpolate(params, params, [0.0, 1.5]),
+        "alpha_2d": lambda: stability.interpolate(params, params, [[0.0, 1.0]]),
+        "alpha_ends": lambda: stability.barrier(net, pop, data[0], data[1], alphas=[0.2, 1.0]),
+        "copies": lambda: stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], copies=1, **kw),
+        "pairs": lambda: stability.barrier(net, pop, data[0], data[1], pairs=[[0, 0]]),
+        "seeds": lambda: stability.train_copies(net, params, optax.sgd(0.1), LOSS, data[0], order_seeds=[], **kw),
+        "rewind": lambda: stability.sweep_rewind_steps(net, params, optax.sgd(0.1), LOSS, data[0], data[1],
+                                                       rewind_steps=[2, 1], **kw),
+        "stat_batches": lambda: stability.statistics_batches(jax.random.key(0), N, BATCH, 7),
+    }
+    with pytest.raises(ValueError, match=match):
+        calls[case]()
