@@ -192,14 +192,14 @@ def train_copies(net, theta_k: Params, optimizer: optax.GradientTransformation, 
 
 
 @partial(jax.jit, static_argnames=("net", "loss", "metric", "chunk"))
-def _barrier_program(pa, pb, sa, sb, alphas, stat_idx, x, y, xt, yt, *, net, loss, metric, chunk):
+def _barrier_program(pa, pb, sa, sb, alphas, stat_idx, x, xe, ye, xt, yt, *, net, loss, metric, chunk):
     evaluate = train.make_evaluate(net, loss, metric)
 
     def point(p_a, p_b, s_a, s_b, alpha):
         p, s = _mix(p_a, p_b, alpha), _mix(s_a, s_b, alpha)
         if stat_idx is not None:
             s = recompute_statistics(net, p, s, x, stat_idx)
-        tr, te = evaluate(p, x, y, s), evaluate(p, xt, yt, s)
+        tr, te = evaluate(p, xe, ye, s), evaluate(p, xt, yt, s)
         return 1 - tr["accuracy"], 1 - te["accuracy"], tr["loss"], te["loss"]
 
     pair = lambda args: jax.vmap(point, in_axes=(None, None, None, None, 0))(*args, alphas)
@@ -209,7 +209,7 @@ def _barrier_program(pa, pb, sa, sb, alphas, stat_idx, x, y, xt, yt, *, net, los
 def barrier(net, params: Params, train_data, test_data, *, pairs=None, alphas=DEFAULT_ALPHAS,
             model_state: Optional[Params] = None, stat_idx: Optional[Array] = None,
             loss: Callable = losses.softmax_cross_entropy, metric: Callable = losses.accuracy,
-            chunk: Optional[int] = None) -> Barrier:
+            chunk: Optional[int] = None, train_eval: Optional[int] = None) -> Barrier:
     """The error barrier between trained copies: every pair x every α in one jitted program.
 
     params, model_state: N copies (leading axis N; model_state None for a stateless net). pairs: (M, 2)
@@ -217,6 +217,8 @@ def barrier(net, params: Params, train_data, test_data, *, pairs=None, alphas=DE
     whole train and test sets, in eval mode. With stat_idx (B, batch) and running statistics, each
     interpolated net's statistics are recomputed from those training batches first (endpoints
     included, so every point is treated alike); without, they are interpolated like the params.
+    train_eval: measure the train error on the first `train_eval` training examples only (a cheaper
+    estimate for big nets; the statistics still come from stat_idx over the whole set).
     """
     n = train.population_size(params, "params")
     pairs = np.array(list(itertools.combinations(range(n), 2)) if pairs is None else pairs, dtype=np.int64)
@@ -230,9 +232,12 @@ def barrier(net, params: Params, train_data, test_data, *, pairs=None, alphas=DE
     recompute = model_state is not None and stat_idx is not None
     take = lambda tree, i: jax.tree.map(lambda leaf: leaf[i], tree)
     (x, y), (xt, yt) = (tuple(map(jnp.asarray, d)) for d in (train_data, test_data))
+    if train_eval is not None and not (isinstance(train_eval, (int, np.integer)) and 0 < train_eval <= len(x)):
+        raise ValueError(f"train_eval must be an int in [1, {len(x)}] (training examples), got train_eval={train_eval!r}")
+    xe, ye = (x, y) if train_eval is None else (x[:train_eval], y[:train_eval])
     tr_e, te_e, tr_l, te_l = _barrier_program(
         take(params, pairs[:, 0]), take(params, pairs[:, 1]), take(model_state, pairs[:, 0]),
-        take(model_state, pairs[:, 1]), alphas, jnp.asarray(stat_idx) if recompute else None, x, y, xt, yt,
+        take(model_state, pairs[:, 1]), alphas, jnp.asarray(stat_idx) if recompute else None, x, xe, ye, xt, yt,
         net=net, loss=loss, metric=metric, chunk=chunk)
     height = lambda e: jnp.max(e, axis=1) - (e[:, 0] + e[:, -1]) / 2
     return Barrier(alphas, pairs, tr_e, te_e, tr_l, te_l, height(tr_e), height(te_e), recompute)
@@ -243,11 +248,12 @@ def stability(net, theta_k: Params, optimizer: optax.GradientTransformation, los
               order_seeds: Optional[Sequence[int]] = None, start: int = 0, alphas=DEFAULT_ALPHAS,
               model_state: Optional[Params] = None, opt_state: Any = None, masks: Optional[Params] = None,
               stat_batches: int = 20, dropout_key: Optional[Array] = None, metric: Callable = losses.accuracy,
-              chunk: Optional[int] = None) -> Stability:
+              chunk: Optional[int] = None, train_eval: Optional[int] = None) -> Stability:
     """Train `copies` copies of θk (seeds order_seeds, default 1 .. copies) and measure every pair's barrier.
 
     With running statistics, `stat_batches` training batches (`statistics_batches(key, ...)`, the same
-    for every point) recompute them at each α; stat_batches=0 interpolates them instead.
+    for every point) recompute them at each α; stat_batches=0 interpolates them instead. train_eval:
+    as in `barrier`.
     """
     ok = isinstance(copies, (int, np.integer)) and not isinstance(copies, bool) and copies >= 2
     seeds = (list(range(1, copies + 1)) if ok else []) if order_seeds is None else list(order_seeds)
@@ -261,7 +267,7 @@ def stability(net, theta_k: Params, optimizer: optax.GradientTransformation, los
     stat_idx = (statistics_batches(key, len(train_data[0]), batch_size, stat_batches)
                 if stateful and stat_batches else None)
     b = barrier(net, pop.params, train_data, test_data, alphas=alphas, model_state=pop.model_state,
-                stat_idx=stat_idx, loss=loss, metric=metric, chunk=chunk)
+                stat_idx=stat_idx, loss=loss, metric=metric, chunk=chunk, train_eval=train_eval)
     return Stability(pop, b)
 
 
@@ -272,7 +278,7 @@ def sweep_rewind_steps(net, params0: Params, optimizer: optax.GradientTransforma
     """Instability as a function of k: one parent run from params0 on seed `parent_seed`'s order, its
     state (params, optimizer and model state) kept at each k in rewind_steps, then `stability` of
     copies trained from each θk to step `steps` (steps - k steps; kwargs: copies, order_seeds,
-    alphas, stat_batches, metric, chunk). One compiled training program per distinct length.
+    alphas, stat_batches, metric, chunk, train_eval). One compiled training program per distinct length.
     """
     ks = np.asarray(rewind_steps)
     if ks.ndim != 1 or not len(ks) or not np.issubdtype(ks.dtype, np.integer) or ks.min() < 0 \

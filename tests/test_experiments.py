@@ -228,3 +228,34 @@ def test_byo_network_small(tmp_path):
     assert np.allclose(rec["layer_density"]["residual_2/main/dense_0/w"], 0.7)  # its own rate, 0.3
     assert np.allclose(rec["layer_density"]["dense_0/w"], 0.5) and np.allclose(rec["layer_density"]["dense_3/w"], 0.75)
     assert all(0.1 < a <= 1 for a in rec["final_test_accuracy"])
+
+
+@pytest.mark.parametrize("model,extra", [
+    ("lenet", []),
+    pytest.param("resnet", ["--depth", "8", "--width", "4", "--batch-size", "32"], marks=pytest.mark.slow),
+])
+def test_stability_ci_sized(tmp_path, model, extra):
+    """The mechanics of the stability sweep (not the science): one row per k, a barrier per pair,
+    endpoints in the error curves, BatchNorm statistics recomputed for the ResNet only."""
+    require_fashion_mnist()
+    from experiments import stability
+
+    r = stability.main(["--out", str(tmp_path), "--model", model, "--steps", "40", "--rewind-steps", "0", "20",
+                        "--copies", "3", "--alphas", "3", "--train-size", "600", "--train-eval", "300",
+                        "--stat-batches", "2", *extra])
+    assert [row["k"] for row in r["rows"]] == [0, 20] and r["alphas"] == [0.0, 0.5, 1.0]
+    for row in r["rows"]:
+        assert np.shape(row["test_error"]) == (3, 3) and np.shape(row["train_error"]) == (3, 3)  # 3 pairs x 3 alphas
+        te = np.asarray(row["test_error"])
+        barrier = te.max(axis=1) - (te[:, 0] + te[:, -1]) / 2
+        assert row["test_barrier_mean"] == pytest.approx(barrier.mean(), abs=1e-6) and (barrier >= 0).all()
+        assert row["stable"] == (row["test_barrier_mean"] < 0.02)
+        assert row["recomputed_statistics"] == (model == "resnet")
+    assert r["smallest_stable_k"] in (None, 0, 20)
+    check_pngs(r, tmp_path)
+
+
+def test_stability_rejects_bad_values(tmp_path):
+    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "stability.py"), "--out", str(tmp_path),
+                        "--steps", "100", "--rewind-steps", "0", "100"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--rewind-steps must be below --steps=100" in r.stderr

@@ -222,3 +222,20 @@ def test_bad_input(mlp, data, case, match):
     }
     with pytest.raises(ValueError, match=match):
         calls[case]()
+
+
+def test_train_eval_measures_the_train_error_on_a_prefix(mlp, data):
+    net, params = mlp
+    pop = jax.tree.map(lambda a, b: jnp.stack([a, b]), params, net.init(jax.random.key(7), (10,)))
+    full = stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0])
+    assert np.array_equal(stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0],
+                                            train_eval=N).train_error, full.train_error)
+    part = stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0], train_eval=40)
+    evaluate = train.make_evaluate(net, LOSS)
+    for j, copy in ((0, 0), (2, 1)):
+        p = jax.tree.map(lambda a: a[copy], pop)
+        ref = 1 - evaluate(p, data[0][0][:40], data[0][1][:40])["accuracy"]
+        assert round(float(part.train_error[0, j]) * 40) == round(float(ref) * 40)
+    np.testing.assert_array_equal(part.test_error, full.test_error)
+    with pytest.raises(ValueError, match=r"train_eval must be an int in \[1, 96\] \(training examples\), got train_eval=0"):
+        stability.barrier(net, pop, data[0], data[1], train_eval=0)
