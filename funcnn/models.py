@@ -297,8 +297,9 @@ MODELS = {
 
 
 def build(name: str) -> nn.Layer:
-    """A network by name: a key of MODELS, 'mlp-H1-H2-...' for an MLP with those hidden widths, or
-    'resnet-D-W' for `resnet(depth=D, width=W)` (e.g. 'resnet-56-16')."""
+    """A network by name: a key of MODELS, 'mlp-H1-H2-...' for an MLP with those hidden widths,
+    'resnet-D-W' for `resnet(depth=D, width=W)` (e.g. 'resnet-56-16'), or 'vgg16-W' / 'vgg11-W' for
+    that plan with its widths scaled so that the first is W (e.g. 'vgg16-16': 16 ... 128)."""
     if name in MODELS:
         return MODELS[name]()
     if name.startswith("mlp-"):
@@ -312,5 +313,9 @@ def build(name: str) -> nn.Layer:
         parts = name.split("-")[1:]
         if len(parts) == 2 and all(p.isdigit() for p in parts):
             return resnet(int(parts[0]), int(parts[1]))  # its ValueError names a bad depth
-    raise ValueError(f"unknown model name={name!r}; expected one of {sorted(MODELS)}, 'mlp-H1-H2-...' or 'resnet-D-W' "
-                     "(depth D = 6n + 2, width W)")
+    for plan_name, plan in (("vgg16-", VGG16_PLAN), ("vgg11-", VGG11_PLAN)):
+        w = name[len(plan_name):]
+        if name.startswith(plan_name) and w.isdigit() and int(w) > 0:
+            return vgg([p if p == "M" else max(1, p * int(w) // 64) for p in plan])
+    raise ValueError(f"unknown model name={name!r}; expected one of {sorted(MODELS)}, 'mlp-H1-H2-...', 'resnet-D-W' "
+                     "(depth D = 6n + 2, width W) or 'vgg16-W' / 'vgg11-W' (first width W)")

@@ -268,3 +268,79 @@ def test_convolutional_preset_prunes_kernels_at_their_own_rate(tmp_path):
     layer = report["rounds"][1]["layer_density"]
     assert layer["conv2d_0/w"][0] == pytest.approx(0.9, abs=0.01) and layer["conv2d_3/w"][0] == pytest.approx(0.9, abs=0.01)
     assert layer["dense_7/w"][0] == pytest.approx(0.8, abs=0.01) and layer["dense_11/w"][0] == pytest.approx(0.9, abs=0.01)
+
+
+def test_old_presets_keep_their_digests_and_configs():
+    # Config fields added later are left out of to_json at their defaults: run folders (named by the
+    # digest, holding config.json) written before them still resume.
+    assert lottery.PRESETS["mnist1d"].digest() == "73d2935e6a"
+    assert lottery.PRESETS["lenet-fashion"].digest() == "5f635ec04a"
+    assert "optimizer" not in lottery.PRESETS["mnist1d"].to_json()
+    assert lottery.PRESETS["resnet20-fashion"].to_json()["lr_drops"] == [0.5, 0.75]
+
+
+def test_config_optimizer_default_is_plain_adam_and_sgd_follows_openlth():
+    import optax
+
+    params = {"w": jnp.array([1.0, -2.0, 3.0])}
+    grads = {"w": jnp.array([0.5, 0.25, -1.0])}
+    default = lottery.PRESETS["mnist1d"].make_optimizer()
+    u, _ = default.update(grads, default.init(params), params)
+    ref, _ = optax.adam(2e-3).update(grads, optax.adam(2e-3).init(params), params)
+    np.testing.assert_array_equal(u["w"], ref["w"])
+    # SGD's learning rate, read off the update of a zero gradient (momentum 0): -lr(t) * wd * w.
+    def lrs(cfg, at):
+        tx, p = cfg.make_optimizer(), {"w": jnp.ones(1)}
+        state, out = tx.init(p), []
+        for t in range(max(at) + 1):
+            u, state = tx.update({"w": jnp.zeros(1)}, state, p)
+            if t in at:
+                out.append(-float(u["w"][0]) / cfg.weight_decay)
+        return out
+
+    cfg = dataclasses.replace(lottery.PRESETS["resnet20-fashion"], iterations=1000, momentum=0.0)
+    np.testing.assert_allclose(lrs(cfg, [0, 499, 500, 749, 750, 999]), [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-5)
+    warm = dataclasses.replace(cfg, warmup=100)  # linear from 0 over 100 steps, drops still at 500 and 750
+    np.testing.assert_allclose(lrs(warm, [0, 50, 100, 499, 500, 750]), [0.0, 0.05, 0.1, 0.1, 0.01, 0.001], rtol=1e-5,
+                               atol=1e-9)
+    for bad, match in [({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd'"),
+                       ({"lr_drops": (0.75, 0.5)}, "lr_drops must be increasing fractions"),
+                       ({"warmup": 1000}, r"warmup must be an int in \[0, iterations\)"),
+                       ({"momentum": 1.0}, r"momentum must be in \[0, 1\)")]:
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(cfg, **bad).validate()
+
+
+def test_global_scope_with_output_rate_zero_leaves_the_output_layer_unpruned():
+    cfg = dataclasses.replace(lottery.PRESETS["vgg16-fashion-cpu"], model="vgg11-8")
+    spec = cfg.to_spec()
+    params = spec.net.init(jax.random.key(0), (28, 28, 1))
+    pspec = prune.prunable(params, spec.prunable)
+    flags = {prune.path_name(p): f for p, f in jax.tree_util.tree_leaves_with_path(pspec)}
+    out = max((n.split("/")[0] for n in flags if n.startswith("dense")), key=lambda n: int(n.rsplit("_", 1)[1]))
+    assert flags[out + "/w"] is False and flags[out + "/b"] is False
+    convs = [n for n in flags if n.endswith("/w") and n.startswith("conv2d")]
+    assert convs and all(flags[n] for n in convs)
+    assert not any(f for n, f in flags.items() if n.startswith("batchnorm"))  # BatchNorm never pruned
+    assert spec.scope == "global" and dict(spec.layer_rates) == {}
+    ladder = lottery.density_ladder(spec, params)
+    assert ladder[1] == pytest.approx(80.0, abs=0.01)  # 20% of the prunable weights, one threshold
+
+
+@pytest.mark.parametrize("name", ["resnet20-fashion", "resnet8-fashion", "vgg16-fashion", "vgg16-fashion-cpu"])
+def test_new_presets_validate(name):
+    cfg = lottery.PRESETS[name].validate()
+    assert cfg.optimizer == "sgd" and cfg.scope == "global" and cfg.weight_decay == 1e-4
+
+
+@pytest.mark.slow
+def test_sgd_global_resnet_study_runs_with_late_rewinding(tmp_path):
+    # The mechanics of the ResNet presets on a tiny ResNet: SGD + schedule + weight decay, global
+    # pruning, BatchNorm state, late rewinding; the schedule of rewound rounds resumes at k.
+    cfg = dataclasses.replace(lottery.PRESETS["resnet8-fashion"], model="resnet-8-4", iterations=200, rounds=1,
+                              seeds=1, n_val=500, batch_size=32, rewind_step=100, checkpoints_per_round=1)
+    report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
+    r1 = report["rounds"][1]
+    assert r1["iterations"][0] == 200 and len(r1["arms"]) == 3
+    assert np.allclose(r1["density"], 0.8, atol=1e-3)
+    assert all(0.05 < a <= 1 for a in r1["final_test_accuracy"])

@@ -389,3 +389,15 @@ def test_conv_models_take_the_convolution_impl(build, shape):
     np.testing.assert_allclose(outs["xla"][1], outs["im2col"][1], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', got impl='eigen'"):
         build("eigen")
+
+
+def test_build_scaled_vgg_by_name():
+    net = models.build("vgg16-8")  # VGG-16's plan at 1/8 of its widths: 8 ... 64
+    params = net.init(jax.random.key(0), (32, 32, 3))
+    widths = [p["w"].shape[-1] for n, p in params.items() if n.startswith("conv2d")]
+    assert widths == [8, 8, 16, 16, 32, 32, 32, 64, 64, 64, 64, 64, 64]
+    assert len([n for n in params if n.startswith("conv2d")]) == 13
+    assert [p["w"].shape[-1] for n, p in models.build("vgg11-16").init(jax.random.key(0), (32, 32, 3)).items()
+            if n.startswith("conv2d")] == [16, 32, 64, 64, 128, 128, 128, 128]
+    with pytest.raises(ValueError, match=r"unknown model name='vgg16-0'.*'vgg16-W' / 'vgg11-W'"):
+        models.build("vgg16-0")

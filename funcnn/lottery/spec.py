@@ -238,7 +238,12 @@ class Config:
     """One lottery-ticket study by names (the command line's view; `to_spec()` builds the `Spec`).
 
     `rate`: fraction of surviving weights pruned per round in each hidden layer; `output_rate`: the
-    same for the output layer (the paper: 0.2 and 0.1); `conv_rate`: for convolution kernels."""
+    same for the output layer (the paper: 0.2 and 0.1); `conv_rate`: for convolution kernels. With
+    scope 'global', one threshold over all prunable weights, and output_rate=0 leaves the output
+    layer out of pruning (OpenLTH's VGG); other output_rate values are then not used.
+    `optimizer`: 'adam' (Adam at `learning_rate`) or 'sgd' (SGD with `momentum`); `weight_decay` is
+    added to the gradient (PyTorch's SGD weight_decay, OpenLTH's); `lr_drops`: fractions of
+    `iterations` where the learning rate is multiplied by 0.1; `warmup`: steps of linear warmup from 0."""
 
     dataset: str = "mnist1d"
     model: str = "mlp-300-300"
@@ -261,6 +266,11 @@ class Config:
     population_chunk: Optional[int] = None  # members vmapped together (None: 4 on CPU, all on GPU)
     test_curve: bool = False  # evaluate the test set every eval_every steps, not once per segment
     unroll: int = 1  # lax.scan unroll of the training steps (execution only)
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_drops: tuple = ()
+    warmup: int = 0
 
     def validate(self) -> "Config":
         def bad(name, expected):
@@ -290,13 +300,39 @@ class Config:
             bad("arms", f"'ticket' first, then any of {ARMS[1:]}")
         if self.dataset not in data_lib.DATASETS:
             bad("dataset", f"one of {data_lib.DATASETS}")
+        if self.optimizer not in ("adam", "sgd"):
+            bad("optimizer", "'adam' or 'sgd'")
+        if not 0 <= self.momentum < 1:
+            bad("momentum", "in [0, 1)")
+        if not self.weight_decay >= 0:
+            bad("weight_decay", ">= 0")
+        if not all(isinstance(f, (int, float)) and 0 < f < 1 for f in self.lr_drops) or list(self.lr_drops) != sorted(
+                set(self.lr_drops)):
+            bad("lr_drops", "increasing fractions of iterations in (0, 1)")
+        if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or not 0 <= self.warmup < self.iterations:
+            bad("warmup", "an int in [0, iterations)")
         models.build(self.model)
         return self
 
     def to_json(self) -> dict:
         d = dataclasses.asdict(self)
         d["arms"] = list(self.arms)
+        d["lr_drops"] = list(self.lr_drops)
+        for name, default in NEW_CONFIG_DEFAULTS.items():  # older run folders' config.json lack them
+            if d[name] == default:
+                del d[name]
         return d
+
+    def make_optimizer(self) -> optax.GradientTransformation:
+        """The optimizer these fields name (plain `optax.adam(learning_rate)` for the defaults)."""
+        lr = self.learning_rate
+        if self.lr_drops or self.warmup:
+            drops = {int(round(f * self.iterations)) - self.warmup: 0.1 for f in self.lr_drops}
+            lr = optax.piecewise_constant_schedule(self.learning_rate, {k: v for k, v in drops.items() if k > 0})
+            if self.warmup:
+                lr = optax.join_schedules([optax.linear_schedule(0.0, self.learning_rate, self.warmup), lr], [self.warmup])
+        tx = optax.adam(lr) if self.optimizer == "adam" else optax.sgd(lr, momentum=self.momentum or None)
+        return optax.chain(optax.add_decayed_weights(self.weight_decay), tx) if self.weight_decay else tx
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
@@ -308,16 +344,20 @@ class Config:
         d = data_lib.load(c.dataset)
         net = models.build(c.model)
         input_shape = tuple(d.x_train.shape[1:])
-        layer_rates = {}
+        layer_rates, prunable = {}, None
+        if c.scope == "global" and c.output_rate == 0:
+            params = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
+            output = _output_layer(params)
+            prunable = lambda name, leaf: np.ndim(leaf) > 1 and not name.startswith(output + "/")  # noqa: E731
         if c.scope == "layer":
             params = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
             pspec = prune.prunable(params)
             names = [n for n in params if any(jax.tree.leaves(pspec[n]))]
             conv_rate = c.rate if c.conv_rate is None else c.conv_rate
             layer_rates = {n: conv_rate for n in names if n.startswith("conv")}
-            layer_rates[max(names, key=lambda n: int(n.rsplit("_", 1)[1]))] = c.output_rate
+            layer_rates[_output_layer(params)] = c.output_rate
         return Spec(
-            net=net, optimizer=optax.adam(c.learning_rate), train=(d.x_train, d.y_train), test=(d.x_test, d.y_test),
+            net=net, optimizer=c.make_optimizer(), train=(d.x_train, d.y_train), test=(d.x_test, d.y_test), prunable=prunable,
             n_val=c.n_val, input_shape=input_shape, iterations=c.iterations, batch_size=c.batch_size,
             eval_every=c.eval_every, rounds=c.rounds, rate=c.rate, layer_rates=layer_rates, scope=c.scope,
             pruning=c.pruning, rewind_step=c.rewind_step, arms=tuple(c.arms), seeds=c.seeds, seed=c.seed,
@@ -325,6 +365,16 @@ class Config:
             unroll=c.unroll,
             label=f"config:{c.dataset}/{c.model}",
         )
+
+
+NEW_CONFIG_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "lr_drops": [], "warmup": 0}
+
+
+def _output_layer(params) -> str:
+    """The top-level layer with prunable weights and the highest index: the output layer."""
+    pspec = prune.prunable(params)
+    names = [n for n in params if any(jax.tree.leaves(pspec[n]))]
+    return max(names, key=lambda n: int(n.rsplit("_", 1)[1]))
 
 
 PRESETS: dict[str, Config] = {
@@ -341,6 +391,33 @@ PRESETS: dict[str, Config] = {
     "conv2-fashion": Config(
         dataset="fashion-mnist", model="conv2", n_val=5000, learning_rate=2e-4, batch_size=60,
         iterations=20_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, conv_rate=0.1, seeds=5,
+    ),
+    # OpenLTH's CIFAR ResNet-20 recipe on Fashion-MNIST (SGD 0.1, momentum 0.9, weight decay 1e-4,
+    # batch 128, x0.1 at 50% and 75%; 30 epochs), global pruning of 20% of the conv and dense weights
+    # per round (BatchNorm never). Tickets at θ0 are expected to fail at this learning rate; late
+    # rewinding (--rewind-step k, k from experiments/stability.py) to rescue them. GPU work.
+    "resnet20-fashion": Config(
+        dataset="fashion-mnist", model="resnet20", n_val=5000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=12_800, eval_every=100, rounds=10,
+        rate=0.2, scope="global", seeds=2,
+    ),
+    # CPU-sized: ResNet-8 of width 8, 2,000 iterations, 5 rounds (minutes a round on 2 cores).
+    "resnet8-fashion": Config(
+        dataset="fashion-mnist", model="resnet-8-8", n_val=2000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=2000, eval_every=100, rounds=5,
+        rate=0.2, scope="global", seeds=2,
+    ),
+    # OpenLTH's VGG-16 (BatchNorm) recipe, its output layer never pruned. GPU work.
+    "vgg16-fashion": Config(
+        dataset="fashion-mnist", model="vgg16", n_val=5000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=12_800, eval_every=100, rounds=10,
+        rate=0.2, scope="global", output_rate=0.0, seeds=2,
+    ),
+    # CPU-sized: VGG-16's plan at 1/8 of its widths (8 ... 64), 2,000 iterations, 5 rounds.
+    "vgg16-fashion-cpu": Config(
+        dataset="fashion-mnist", model="vgg16-8", n_val=2000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
+        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=2000, eval_every=100, rounds=5,
+        rate=0.2, scope="global", output_rate=0.0, seeds=2,
     ),
     "lenet-mnist": Config(
         dataset="mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
