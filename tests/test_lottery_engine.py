@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -498,3 +499,60 @@ def test_layer_joint_floor_pruning_of_weights_and_biases(tmp_path):
             assert kept == [n - int(np.floor(p * n))] * 4, (r, layer, kept)
         ticket = np.load(tmp_path / f"round_{r:02d}" / "masks.npz")
         assert len(ticket.files) == 6  # w and b of three layers, all prunable
+
+
+def test_sequential_batch_order_is_the_notebooks():
+    study = study_lib.Study(small_spec(batch_order="sequential", batch_size=100, iterations=1500, seeds=2,
+                                       val=TEST), progress=False)
+    t = np.arange(1500)
+    expected = (t[:, None] * 100) % 1000 + np.arange(100)[None]  # bix = (step * 100) % n, n = 1000
+    for s in range(2):
+        np.testing.assert_array_equal(np.asarray(study.idx[s]), expected)
+    with pytest.raises(ValueError, match=r"batch_order='sequential' needs the training set size \(1000\) to be a "
+                                         r"multiple of batch_size, got batch_size=300"):
+        study_lib.Study(small_spec(batch_order="sequential", batch_size=300, val=TEST), progress=False)
+    with pytest.raises(ValueError, match=r"spec batch_order must be 'shuffled' or 'sequential', got batch_order='x'"):
+        small_spec(batch_order="x").validate()
+
+
+def test_score_step_prunes_the_weights_at_that_iteration(tmp_path):
+    # The MNIST-1D notebook scores its step-1000 checkpoint, not the final weights: round 0's
+    # trained.npz (what round 1 prunes) must equal the weights of a run stopped at score_step.
+    spec = small_spec(iterations=400, score_step=100, checkpoints_per_round=2)
+    assert spec.describe()["score_step"] == 100 and "score_step" not in small_spec().describe()
+    lottery.run(spec, out=tmp_path / "scored", **QUIET)
+    lottery.run(small_spec(iterations=100, rounds=0), out=tmp_path / "short", **QUIET)
+    like = jax.vmap(lambda k: mlp().init(k, (40,)))(jax.random.split(jax.random.key(0), 2))
+    scored = io.load_tree(tmp_path / "scored" / "round_00" / "trained.npz", like)
+    short = io.load_tree(tmp_path / "short" / "round_00" / "trained.npz", like)
+    chex.assert_trees_all_close(scored, short, rtol=1e-6, atol=1e-7)
+    masks = io.load_tree(tmp_path / "scored" / "round_01" / "masks.npz", jax.tree.map(lambda a: a.astype(bool), like))
+    expected = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(short)
+    chex.assert_trees_all_equal(masks, expected)
+    with pytest.raises(ValueError, match=r"spec score_step must be None or a multiple of eval_every=100 in "
+                                         r"\(rewind_step, iterations\], got score_step=150"):
+        small_spec(iterations=400, score_step=150).validate()
+
+
+def test_score_step_snapshot_survives_a_kill_mid_round(tmp_path, monkeypatch):
+    spec = small_spec(iterations=400, score_step=100, checkpoints_per_round=2, rounds=0)
+    study = study_lib.Study(spec, progress=False)
+    masks = jax.vmap(prune.ones)(study.theta0)
+    clean = study.train_round(study.theta0, masks, jnp.arange(2), 0, "clean")
+    calls = {"n": 0}
+    program = study.program
+
+    def dying(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:  # segments [0, 1) (the snapshot), [1, 3), then killed in [3, 4)
+            raise KeyboardInterrupt
+        return program(*args)
+
+    monkeypatch.setattr(study, "program", dying)
+    with pytest.raises(KeyboardInterrupt):
+        study.train_round(study.theta0, masks, jnp.arange(2), 0, "killed", checkpoint=tmp_path)
+    monkeypatch.setattr(study, "program", program)
+    resumed = study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=tmp_path)
+    chex.assert_trees_all_equal(resumed.snapshot, clean.snapshot)
+    chex.assert_trees_all_equal(resumed.carry.state.params, clean.carry.state.params)
+    assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), clean.snapshot, clean.carry.state.params))

@@ -26,7 +26,7 @@ ARMS = arms_lib.BUILT_IN
 
 # Fields added after run folders were first written: describe() leaves them out at these values,
 # so a folder written before they existed still resumes (identity.json holds the old field set).
-NEW_FIELD_DEFAULTS = {"rounding": "nearest"}
+NEW_FIELD_DEFAULTS = {"rounding": "nearest", "batch_order": "shuffled", "score_step": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +48,10 @@ class Spec:
       (prune the dense run straight to round r's density); `sparsities`: absolute target
       sparsities per round (len == rounds) instead of `rate`, each leaf pruned to that fraction.
     prunable(path_name, leaf) -> bool picks the prunable leaves (default ndim > 1: weights, not
-      biases). rewind_step: k for late rewinding; rewind_optimizer: also restore the optimizer
+      biases). score_step: score the next round's mask on the ticket's weights at this iteration
+      (the MNIST-1D notebook's step-1000 checkpoint) instead of its final ones. batch_order
+      'shuffled' (a seeded shuffle per seed and epoch) or 'sequential' (step t takes examples
+      t*B mod n onwards, the same for every seed). rewind_step: k for late rewinding; rewind_optimizer: also restore the optimizer
       state saved at k (default: a fresh one). arms: names or `arms.Arm`s, 'ticket' first.
     sweep: per-member hyperparameters, {name: values} with lists of one length V (zipped: setting v
       takes the v-th value of each); every seed trains under every setting, all in one program, and
@@ -80,6 +83,8 @@ class Spec:
     layer_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
     scope: str = "layer"
     rounding: str = "nearest"
+    score_step: Optional[int] = None
+    batch_order: str = "shuffled"
     pruning: str = "iterative"
     sparsities: Optional[tuple] = None
     prunable: Optional[Callable[[str, Any], bool]] = None
@@ -137,6 +142,12 @@ class Spec:
             bad("scope", "'layer', 'layer_joint' or 'global'")
         if self.rounding not in prune.ROUNDINGS:
             bad("rounding", "'nearest' or 'floor'")
+        if self.batch_order not in ("shuffled", "sequential"):
+            bad("batch_order", "'shuffled' or 'sequential'")
+        if self.score_step is not None and (
+                not isinstance(self.score_step, (int, np.integer)) or isinstance(self.score_step, bool)
+                or not self.rewind_step < self.score_step <= self.iterations or self.score_step % self.eval_every):
+            bad("score_step", f"None or a multiple of eval_every={self.eval_every} in (rewind_step, iterations]")
         if self.scope == "global" and self.layer_rates:
             bad("layer_rates", "empty with scope='global' (one threshold for all layers)")
         if self.pruning not in ("iterative", "oneshot"):

@@ -6,7 +6,7 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -164,8 +164,17 @@ class Study:
         return self.spec_prunable
 
     def _batch_order(self) -> jax.Array:
-        """(seeds, iterations, batch) indices: each seed's data order, the same in every round and arm."""
+        """(seeds, iterations, batch) indices: each seed's data order, the same in every round and arm.
+        batch_order 'sequential': step t takes examples (t * B) mod n ... + B - 1, for every seed (the
+        MNIST-1D notebook's `bix = (step * 100) % 4000`)."""
         c = self.spec
+        if c.batch_order == "sequential":
+            if self.n_train % c.batch_size:
+                raise ValueError(f"spec batch_order='sequential' needs the training set size ({self.n_train}) to be "
+                                 f"a multiple of batch_size, got batch_size={c.batch_size}")
+            t = (jnp.arange(c.iterations) * c.batch_size) % self.n_train
+            one = t[:, None] + jnp.arange(c.batch_size)[None]
+            return jnp.broadcast_to(one, (c.seeds,) + one.shape)
         per_epoch = self.n_train // c.batch_size
         epochs = math.ceil(c.iterations / per_epoch)
 
@@ -227,23 +236,29 @@ class Study:
                                                     setting_of_member))
         n_chunks = (stop - start) // c.eval_every
         idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
-        return self._run_chunks(carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite)
+        snap = None
+        if c.score_step is not None and start < c.score_step <= stop:
+            snap = (c.score_step - start) // c.eval_every  # after this many chunks of this call
+        return self._run_chunks(carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite,
+                                snapshot_chunk=snap)
 
     def train_population(self, params, masks, seed_of_member, start: int, desc: str, **kwargs):
         """`train_round`'s (trained params, curves (P, C, M) in the order of `metric_names`, failed)."""
         result = self.train_round(params, masks, seed_of_member, start, desc, **kwargs)
         return result.carry.state.params, result.curves, result.failed
 
-    def _run_chunks(self, carry: Carry, idx, desc, *, checkpoint=None, skip_nonfinite=False) -> "RoundResult":
-        curves, ends, done, bar = [], [], 0, None
+    def _run_chunks(self, carry: Carry, idx, desc, *, checkpoint=None, skip_nonfinite=False,
+                    snapshot_chunk=None) -> "RoundResult":
+        curves, ends, done, bar, snapshot = [], [], 0, None, None
         failed: set[int] = set()
-        # Equal segments, so a resumed round is cut exactly as the run that was killed.
+        # Equal segments (one also ends at the snapshot), so a resumed round is cut exactly as the run
+        # that was killed.
         size = segment_size(idx.shape[1], self.spec.checkpoints_per_round)
         n = int(idx.shape[0])
         if checkpoint is not None:
             resumed = _load_progress(checkpoint, carry)
             if resumed is not None:
-                carry, curves, ends, done, failed = resumed
+                carry, curves, ends, done, failed, snapshot = resumed
         if self.mesh is not None:
             # Pad the population to a multiple of the device count; the copies are dropped below.
             n_pad = distributed.padded_size(n, self.mesh)
@@ -255,7 +270,10 @@ class Study:
             bar = tqdm(total=idx.shape[1] * self.spec.eval_every, initial=done * self.spec.eval_every,
                        desc=desc, unit="it", leave=False)
         while done < idx.shape[1]:
-            seg_idx = idx[:, done : done + size]
+            end = min(done + size, idx.shape[1])
+            if snapshot_chunk is not None and done < snapshot_chunk < end:
+                end = snapshot_chunk
+            seg_idx = idx[:, done:end]
             if self.mesh is not None:
                 seg_idx = distributed.put_population(seg_idx, self.mesh)
             carry, (seg, seg_ends) = self.program(carry, seg_idx, self.program_data)
@@ -272,30 +290,37 @@ class Study:
                 failed.add(int(member))
             curves.append(seg)
             ends.append(seg_ends)
-            done += size
+            step, done = end - done, end
+            if done == snapshot_chunk:  # the params to score for the next round's mask (spec.score_step)
+                snapshot = jax.tree.map(lambda a: np.asarray(a)[:n], distributed.gather(carry.state.params))
             if checkpoint is not None and done < idx.shape[1]:
                 host = jax.tree.map(lambda a: a[:n], distributed.gather(carry))
                 if distributed.is_writer():
                     save_progress(checkpoint, host, np.concatenate(curves, axis=1), done, sorted(failed),
-                                  np.concatenate(ends, axis=1))
+                                  np.concatenate(ends, axis=1), snapshot)
             if bar is not None:
-                bar.update(size * self.spec.eval_every)
+                bar.update(step * self.spec.eval_every)
                 bar.set_postfix(test=f"{np.nanmean(seg_ends[:, -1, 1]):.3f}")
         if bar is not None:
             bar.close()
         carry = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(carry))
-        return RoundResult(carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed))
+        if snapshot is not None:
+            snapshot = jax.tree.map(jnp.asarray, snapshot)
+        return RoundResult(carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed),
+                           snapshot)
 
 
 class RoundResult(NamedTuple):
     """A trained population: its carry (`carry.state` is the TrainState at the end), curves (P, C, M)
     after every `eval_every` steps in the order of `Study.metric_names`, ends (P, S, 4) after each of
-    the S segments in the order of `Study.end_names`, and the members whose loss went non-finite."""
+    the S segments in the order of `Study.end_names`, the members whose loss went non-finite, and
+    with `spec.score_step` in this call's range, the params at that iteration (else None)."""
 
     carry: Carry
     curves: np.ndarray
     ends: np.ndarray
     failed: list
+    snapshot: Any = None
 
 
 def _check_prunable(spec: Spec, spec_prunable) -> None:
@@ -309,7 +334,8 @@ def _check_prunable(spec: Spec, spec_prunable) -> None:
                              f"prunable: {known}")
 
 
-def save_progress(folder: Path, carry, curves: np.ndarray, done: int, failed: list, ends: np.ndarray) -> None:
+def save_progress(folder: Path, carry, curves: np.ndarray, done: int, failed: list, ends: np.ndarray,
+                  snapshot=None) -> None:
     """A mid-round checkpoint in a folder of its own (`seg_<done>`), committed before the older
     ones are removed: a write that fails (a full disk) leaves the previous checkpoint loadable."""
     seg = folder / f"seg_{done:05d}"
@@ -317,7 +343,11 @@ def save_progress(folder: Path, carry, curves: np.ndarray, done: int, failed: li
     io.save_tree(seg / "state.npz", carry)
     io.atomic_write_bytes(seg / "curves.npz", _npz_bytes(curves=curves, ends=ends))
     io.atomic_write_json(seg / "progress.json", {"done_chunks": done, "failed": failed})
-    io.commit(seg, ["state.npz", "curves.npz", "progress.json"])
+    files = ["state.npz", "curves.npz", "progress.json"]
+    if snapshot is not None:
+        io.save_tree(seg / "snapshot.npz", snapshot)
+        files.append("snapshot.npz")
+    io.commit(seg, files)
     for old in folder.glob("seg_*"):
         if old != seg:
             shutil.rmtree(old, ignore_errors=True)
@@ -333,7 +363,8 @@ def _load_progress(folder: Path, like):
             carry = io.load_tree(seg / "state.npz", like)
             with np.load(seg / "curves.npz", allow_pickle=False) as z:
                 curves, ends = [z["curves"]], [z["ends"]]
-            return carry, curves, ends, meta["done_chunks"], set(meta["failed"])
+            snapshot = io.load_tree(seg / "snapshot.npz", like.state.params) if (seg / "snapshot.npz").exists() else None
+            return carry, curves, ends, meta["done_chunks"], set(meta["failed"]), snapshot
         except (io.CheckpointError, OSError, ValueError, KeyError):
             continue  # unusable: try an older one, or redo the round from its start
     return None
