@@ -69,10 +69,61 @@ def plot(report: dict, out: Path) -> list[Path]:
     return paths
 
 
+NOTEBOOK = "mnist1d-notebook"
+NOTEBOOK_SPARSITIES = (0, 51, 81, 91, 96, 98)  # the README's table: percent of weights and biases pruned
+
+
+def notebook_table(report: dict) -> str:
+    """Test accuracy (mean ± std over trials) of the ticket and the random control at the levels
+    nearest to NOTEBOOK_SPARSITIES."""
+    rows = report["summary"]
+    levels = sorted({r["round"]: 100 - r["percent_remaining"] for r in rows}.items())
+    out = []
+    for target in NOTEBOOK_SPARSITIES:
+        r, sparsity = min(levels, key=lambda lv: abs(lv[1] - target))
+        cells = [f"{sparsity:.1f}"]
+        for arm in ("ticket", "random"):
+            hit = [x for x in rows if x["round"] == r and (x["arm"] == arm or r == 0)]
+            cells.append(f"{100 * hit[0]['final_test_accuracy_mean']:.2f} ± {100 * hit[0]['final_test_accuracy_std']:.2f}"
+                         if hit else "-")
+        out.append(cells)
+    return common.table(["sparsity %", "ticket test acc %", "random test acc %"], out)
+
+
+def notebook(p, args) -> dict:
+    """--preset mnist1d-notebook: `lottery.mnist1d_notebook` with --seeds trials and --rounds + 2 levels."""
+    unsupported = [f"--{k.replace('_', '-')}" for k in ("iterations", "eval_every", "rewind_step", "learning_rate",
+                                                        "batch_size", "pruning", "scope", "seed", "population_chunk",
+                                                        "unroll") if getattr(args, k) is not None]
+    if unsupported or args.test_curve:
+        p.error(f"{', '.join(unsupported or ['--test-curve'])}: not supported by --preset {NOTEBOOK} (its protocol is fixed)")
+    trials = args.seeds or 2
+    levels = 100 if args.rounds is None else args.rounds + 2
+    if levels < 2:
+        p.error(f"--rounds must be >= 0, got {args.rounds}")
+    spec = lottery.mnist1d_notebook(trials, levels, args.score)
+    out = Path(args.out or Path("runs/lottery_ticket") / f"{NOTEBOOK}-t{trials}-l{levels}-{args.score}")
+    if args.report_only:
+        report = lottery.load_report(out)
+    else:
+        out = common.out_folder(out)
+        print(f"lottery-ticket study '{NOTEBOOK}' ({trials} trials, {levels} levels, scores at {args.score}) -> {out}")
+        report = lottery.run(spec, out=out, progress=not args.no_progress)
+    report["figures"] = [str(x) for x in plot(report, out)]
+    if not args.report_only:
+        common.save_results(out, report)
+    print(notebook_table(report))
+    print(f"training time, all levels so far: {report['train_seconds_total'] / 60:.1f} min")
+    return report
+
+
 def main(argv=None) -> dict:
     p = common.parser("lottery_ticket", __doc__)
     p.set_defaults(out=None)
-    p.add_argument("--preset", default="mnist1d", choices=sorted(lottery.PRESETS), help="protocol (default mnist1d)")
+    p.add_argument("--preset", default="mnist1d", choices=sorted(lottery.PRESETS) + [NOTEBOOK],
+                   help="protocol (default mnist1d); mnist1d-notebook: the MNIST-1D lottery notebook's (lottery.mnist1d_notebook)")
+    p.add_argument("--score", choices=["step1000", "final"], default="step1000",
+                   help="mnist1d-notebook only: score the next level on the weights at step 1000 (the notebook's) or at the end")
     p.add_argument("--seeds", type=common.positive_int, help="number of seeds (overrides the preset)")
     p.add_argument("--rounds", type=int, help="pruning rounds after the dense round")
     p.add_argument("--iterations", type=common.positive_int, help="training iterations per round")
@@ -92,6 +143,8 @@ def main(argv=None) -> dict:
     p.add_argument("--report-only", action="store_true",
                    help="train nothing: table and figures from the rounds completed so far (e.g. while a long run goes on)")
     args = p.parse_args(argv)
+    if args.preset == NOTEBOOK:
+        return notebook(p, args)
     overrides = {k: v for k, v in {
         "seeds": args.seeds, "rounds": args.rounds, "iterations": args.iterations, "eval_every": args.eval_every,
         "rewind_step": args.rewind_step, "learning_rate": args.learning_rate, "batch_size": args.batch_size,

@@ -259,3 +259,24 @@ def test_stability_rejects_bad_values(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "experiments" / "stability.py"), "--out", str(tmp_path),
                         "--steps", "100", "--rewind-steps", "0", "100"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "--rewind-steps must be below --steps=100" in r.stderr
+
+
+def test_mnist1d_notebook_preset_small(tmp_path):
+    """The notebook's protocol through the command line, at 4 levels (0, 33, 67% pruned) and 1 trial:
+    weights and biases pooled per layer, the random control, the table at the README's sparsities."""
+    r = lottery_ticket.main(["--preset", "mnist1d-notebook", "--rounds", "2", "--seeds", "1", "--out", str(tmp_path),
+                             "--no-progress"])
+    assert [rec["arms"] for rec in r["rounds"]] == [["ticket"], ["ticket", "random"], ["ticket", "random"]]
+    rec = r["rounds"][2]
+    n = {"dense_0": 40 * 500 + 500, "residual_2/main/dense_0": 500 * 500 + 500, "dense_3": 500 * 10 + 10}
+    sizes = {"dense_0/w": 20000, "dense_0/b": 500, "residual_2/main/dense_0/w": 250000,
+             "residual_2/main/dense_0/b": 500, "dense_3/w": 5000, "dense_3/b": 10}
+    for layer, total in n.items():
+        for m in range(2):
+            kept = sum(rec["layer_density"][f"{layer}/{leaf}"][m] * sizes[f"{layer}/{leaf}"] for leaf in ("w", "b"))
+            assert round(kept) == total - int(2 / 3 * total)  # int(p * n) dropped, p = linspace(0, 1, 4)[2]
+    assert rec["iterations"][-1] == 1500 and all(0.1 < a <= 1 for a in rec["final_test_accuracy"])
+    check_pngs(r, tmp_path)
+    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "lottery_ticket.py"), "--preset", "mnist1d-notebook",
+                          "--iterations", "100", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--iterations: not supported by --preset mnist1d-notebook" in bad.stderr

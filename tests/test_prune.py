@@ -291,3 +291,16 @@ def test_random_like_layer_joint_keeps_each_layers_count_not_each_leafs():
     same = prune.random_like(jax.random.key(0), masks, spec)  # default: each leaf's count
     for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(masks)):
         assert int(jnp.sum(a)) == int(jnp.sum(b))
+
+
+def test_floor_count_is_pythons_int_of_the_float64_product():
+    # The notebook drops int(p * n): 0.7 * 43870 = 30708.999999999996 in float64, so 30,708; float32
+    # rounds the product to 30709.0 and would drop one more.
+    assert int(0.7 * 43870) == 30708 and int(jnp.floor(jnp.float32(0.7) * jnp.float32(43870))) == 30709
+    params = {"d": {"w": jax.random.normal(jax.random.key(0), (10, 4387))}}
+    for fn in (lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"),
+               jax.jit(lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"))):
+        assert int(jnp.sum(~fn(params)["d"]["w"])) == 30708
+    pop = jax.tree.map(lambda a: jnp.stack([a, a, a]), params)
+    masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"))(pop)
+    np.testing.assert_array_equal(jnp.sum(~masks["d"]["w"], axis=(1, 2)), [30708] * 3)

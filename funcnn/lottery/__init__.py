@@ -17,6 +17,7 @@ resumes only the very same study.
     driver.py   run, load_report: rounds, commits, resume, lock
     identity.py identity, check_identity: what a run folder's study is
     report.py   summaries, aggregate, summary_table, CSV
+    notebook.py mnist1d_notebook: the MNIST-1D lottery notebook's protocol as a Spec
 """
 from funcnn.lottery.arms import Arm, random_pruning, reinit, reinit_same_sign, ticket
 from funcnn.lottery.driver import (
@@ -28,6 +29,7 @@ from funcnn.lottery.driver import (
     run_dir,
 )
 from funcnn.lottery.identity import identity
+from funcnn.lottery.notebook import mnist1d_notebook
 from funcnn.lottery.program import make_round_program, metric_names
 from funcnn.lottery.report import aggregate, load_curves, summary_table
 from funcnn.lottery.spec import ARMS, PRESETS, Config, Spec, density_ladder, prune_round, round_rates
@@ -39,5 +41,5 @@ __all__ = [
     "Spec", "Config", "PRESETS", "ARMS", "METRICS", "Arm", "ticket", "reinit", "random_pruning", "reinit_same_sign",
     "run", "load_report", "run_dir", "identity", "RunFolderBusy", "CheckpointWriteError",
     "make_round_program", "metric_names", "Study", "NonFiniteLoss", "advance_schedule",
-    "aggregate", "summary_table", "load_curves", "density_ladder", "prune_round", "round_rates",
+    "aggregate", "summary_table", "load_curves", "density_ladder", "prune_round", "round_rates", "mnist1d_notebook",
 ]
