@@ -90,6 +90,26 @@ def notebook_table(report: dict) -> str:
     return common.table(["sparsity %", "ticket test acc %", "random test acc %"], out)
 
 
+def notebook_figure(report: dict, out: Path) -> Path:
+    """The notebook's figure: test accuracy against sparsity (linear), ticket vs random, mean ± std."""
+    plt = common.plt
+    rows = report["summary"]
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for arm, color in (("ticket", "tab:blue"), ("random", "tab:green")):
+        sel = sorted((r for r in rows if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")),
+                     key=lambda r: r["round"])
+        x = np.array([100 - r["percent_remaining"] for r in sel])
+        m = np.array([r["final_test_accuracy_mean"] for r in sel]) * 100
+        sd = np.array([r["final_test_accuracy_std"] for r in sel]) * 100
+        ax.plot(x, m, color=color, label="lottery ticket (rewound to θ0)" if arm == "ticket" else "random mask")
+        ax.fill_between(x, m - sd, m + sd, color=color, alpha=0.2)
+    ax.set(xlabel="sparsity (% of weights and biases pruned)", ylabel="test accuracy %",
+           title=f"MNIST-1D lottery notebook protocol ({report['config']['seeds']} trials)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return common.save_figure(fig, out / "notebook_accuracy_vs_sparsity.png")
+
+
 def notebook(p, args) -> dict:
     """--preset mnist1d-notebook: `lottery.mnist1d_notebook` with --seeds trials and --rounds + 2 levels."""
     unsupported = [f"--{k.replace('_', '-')}" for k in ("iterations", "eval_every", "rewind_step", "learning_rate",
@@ -109,7 +129,7 @@ def notebook(p, args) -> dict:
         out = common.out_folder(out)
         print(f"lottery-ticket study '{NOTEBOOK}' ({trials} trials, {levels} levels, scores at {args.score}) -> {out}")
         report = lottery.run(spec, out=out, progress=not args.no_progress)
-    report["figures"] = [str(x) for x in plot(report, out)]
+    report["figures"] = [str(x) for x in plot(report, out)] + [str(notebook_figure(report, out))]
     if not args.report_only:
         common.save_results(out, report)
     print(notebook_table(report))
