@@ -131,7 +131,7 @@ CASES = [
     ("mask dtype", lambda: prune.apply(P, jax.tree.map(lambda m: m.astype(jnp.float32), M)), ValueError, "boolean"),
     ("layer_rates name", lambda: prune.magnitude(P, M, 0.2, layer_rates={"dense_7": 0.1}), ValueError, "layer_rates"),
     ("population axes", lambda: train.population_size({"a": jnp.ones((4, 2)), "b": jnp.ones((3,))}, "params"), ValueError, "params"),
-    ("dataset name", lambda: data.load("cifar10"), ValueError, "name"),
+    ("dataset name", lambda: data.load("imagenet"), ValueError, "name"),
     ("model name", lambda: lottery.Config(model="resnet50").validate(), ValueError, "model"),
     ("config rate", lambda: lottery.Config(rate=1.5).validate(), ValueError, "rate"),
     ("rewind step", lambda: lottery.Config(rewind_step=33).validate(), ValueError, "rewind_step"),
