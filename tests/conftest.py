@@ -1,5 +1,7 @@
+import http.server
 import os
 import tempfile
+from pathlib import Path
 
 import jax
 import pytest
@@ -33,3 +35,31 @@ def require_fashion_mnist():
         if IN_CI:
             pytest.fail(f"Fashion-MNIST must be installed under CI: {data.FASHION_MNIST_INSTALL}")
         pytest.skip(f"Fashion-MNIST not installed: {data.FASHION_MNIST_INSTALL}")
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """A local HTTP server's handler with Range support (for the resumable downloads); records the
+    start of every range request in `ranges`."""
+
+    ranges: list[int] = []
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        path = Path(self.translate_path(self.path))
+        if not path.is_file():
+            self.send_error(404)
+            return
+        body = path.read_bytes()
+        rng = self.headers.get("Range")
+        if rng:
+            start = int(rng.split("=")[1].split("-")[0])
+            RangeHandler.ranges.append(start)
+            self.send_response(206)
+            body = body[start:]
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from funcnn import cifar10, data
+from tests.conftest import RangeHandler
 
 N = 3  # records per synthetic batch file
 NAMES = cifar10.TRAIN_FILES + cifar10.TEST_FILES
@@ -174,46 +175,21 @@ def test_digest_mismatch_is_refused(tmp_path, files):
         cifar10.read(short, digests=digests_of(archive=archive))
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    ranges: list[int] = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.split("=")[1].split("-")[0])
-            _RangeHandler.ranges.append(start)
-            self.send_response(206)
-            body = body[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 def test_download_resumes_and_verifies(tmp_path, files):
     served = tmp_path / "served"
     served.mkdir()
     archive = write_tar(served / cifar10.ARCHIVE, archive_members(files))
     digests = digests_of(archive=archive)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_RangeHandler, directory=str(served)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(served)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/{cifar10.ARCHIVE}"
         out = tmp_path / "out"
         out.mkdir()
         (out / (cifar10.ARCHIVE + ".part")).write_bytes(archive.read_bytes()[:100])
-        _RangeHandler.ranges.clear()
+        RangeHandler.ranges.clear()
         assert cifar10.download(out, url=url, digests=digests, timeout=5) == out
-        assert _RangeHandler.ranges == [100]
+        assert RangeHandler.ranges == [100]
         assert (out / cifar10.ARCHIVE).read_bytes() == archive.read_bytes()
         assert not (out / (cifar10.ARCHIVE + ".part")).exists()
         check_dataset(cifar10.load(out, digests=digests), files)

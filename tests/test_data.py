@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from funcnn import data
-from tests.conftest import require_fashion_mnist
+from tests.conftest import RangeHandler, require_fashion_mnist
 
 
 @pytest.fixture(autouse=True)
@@ -110,33 +110,6 @@ def test_unknown_dataset_and_missing_mnist(monkeypatch):
         data.load("mnist")
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with HTTP Range support; counts range requests."""
-
-    ranges = []
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):
-        path = Path(self.translate_path(self.path))
-        if not path.is_file():
-            self.send_error(404)
-            return
-        body = path.read_bytes()
-        rng = self.headers.get("Range")
-        if rng:
-            start = int(rng.split("=")[1].split("-")[0])
-            _RangeHandler.ranges.append(start)
-            self.send_response(206)
-            body = body[start:]
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 def test_download_from_local_server_resumes_and_verifies(tmp_path):
     served = tmp_path / "served"
     served.mkdir()
@@ -146,7 +119,7 @@ def test_download_from_local_server_resumes_and_verifies(tmp_path):
         arr = rng.integers(0, 255, size=(10, 4, 4) if "images" in name else (10,))
         write_idx(served / name, arr)
         digests[name] = {data.sha256(served / name)}
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_RangeHandler, directory=str(served)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(RangeHandler, directory=str(served)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
@@ -155,9 +128,9 @@ def test_download_from_local_server_resumes_and_verifies(tmp_path):
         # A half-downloaded file is resumed with a Range request.
         first = "train-images-idx3-ubyte.gz"
         (out / (first + ".part")).write_bytes((served / first).read_bytes()[:50])
-        _RangeHandler.ranges.clear()
+        RangeHandler.ranges.clear()
         data.download(out, mirrors=["http://127.0.0.1:1/", url], digests=digests, timeout=5)
-        assert _RangeHandler.ranges == [50]
+        assert RangeHandler.ranges == [50]
         for name in data.IDX_FILES.values():
             assert (out / name).read_bytes() == (served / name).read_bytes()
         assert data.read_idx(out / first).shape == (10, 4, 4)
