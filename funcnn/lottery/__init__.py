@@ -10,7 +10,8 @@ and any `Arm` of the user's. A study is a `Spec` (objects: a net, an optax optim
 arrays) or a `Config` (names, for the command line); `run` commits each round to a run folder and
 resumes only the very same study.
 
-    spec.py     Spec, Config, PRESETS, round_rates, prune_round, density_ladder
+    spec.py     Spec (a study of objects), round_rates, prune_round, density_ladder
+    config.py   Config (a study by names, for the command line), PRESETS
     arms.py     Arm and the built-in arms
     program.py  make_round_program: one compiled program for all members
     study.py    Study: data, keys, θ0 and the segmented, checkpointed training of a population
@@ -20,6 +21,7 @@ resumes only the very same study.
     notebook.py mnist1d_notebook: the MNIST-1D lottery notebook's protocol as a Spec
 """
 from funcnn.lottery.arms import Arm, random_pruning, reinit, reinit_same_sign, ticket
+from funcnn.lottery.config import PRESETS, Config
 from funcnn.lottery.driver import (
     CheckpointWriteError,
     RunFolderBusy,
@@ -32,7 +34,7 @@ from funcnn.lottery.identity import identity
 from funcnn.lottery.notebook import mnist1d_notebook
 from funcnn.lottery.program import make_round_program, metric_names
 from funcnn.lottery.report import aggregate, load_curves, summary_table
-from funcnn.lottery.spec import ARMS, PRESETS, Config, Spec, density_ladder, prune_round, round_rates
+from funcnn.lottery.spec import ARMS, Spec, density_ladder, prune_round, round_rates
 from funcnn.lottery.study import NonFiniteLoss, Study, advance_schedule
 
 METRICS = metric_names()

@@ -26,9 +26,10 @@ import numpy as np
 
 from funcnn import distributed, io, prune
 from funcnn.lottery import report as report_lib
-from funcnn.lottery.spec import Config, Spec, prune_round
+from funcnn.lottery.config import Config
 from funcnn.lottery.identity import check_identity, identity
 from funcnn.lottery.program import start_carry
+from funcnn.lottery.spec import Spec, prune_round
 from funcnn.lottery.study import NonFiniteLoss, RoundResult, Study, _npz_bytes, segment_size
 
 

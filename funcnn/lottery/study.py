@@ -16,8 +16,9 @@ import optax
 from funcnn import data as data_lib
 from funcnn import distributed, io, prune, train
 from funcnn.lottery import arms as arms_lib
+from funcnn.lottery.config import Config
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
-from funcnn.lottery.spec import Config, Spec
+from funcnn.lottery.spec import Spec
 
 
 class NonFiniteLoss(FloatingPointError):
