@@ -20,44 +20,31 @@ def parser(name: str, doc: str) -> argparse.ArgumentParser:
     return p
 
 
-def positive_int(text: str) -> int:
+def _number(text: str, cast, ok, expected: str):
+    """`cast(text)` if it parses and `ok` holds (NaN fails every check), else argparse's error."""
     try:
-        v = int(text)
+        v = cast(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+        v = None
+    if v is None or not ok(v):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return v
+
+
+def positive_int(text: str) -> int:
+    return _number(text, int, lambda v: v > 0, "a positive integer")
 
 
 def positive_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return v
+    return _number(text, float, lambda v: v > 0, "a positive number")
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = -1
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return v
+    return _number(text, int, lambda v: v >= 0, "an integer >= 0")
 
 
 def non_negative_float(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        v = -1.0
-    if not v >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return v
+    return _number(text, float, lambda v: v >= 0, "a number >= 0")
 
 
 def out_folder(path: Path) -> Path:
