@@ -141,7 +141,7 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
                         skip_nonfinite=skip_nonfinite, setting_of_member=settings)
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = dense_trained = _scored(spec, result)
+            trained_ticket = dense_trained = result.scored(spec.score_step)
         else:
             masks = jax.vmap(lambda t, m, d: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
                 trained_ticket, masks_prev, dense_trained)
@@ -171,7 +171,7 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
                     setting_of_member=settings)
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = _take(_scored(spec, result), slice(0, R))
+            trained_ticket = _take(result.scored(spec.score_step), slice(0, R))
         t_train = time.perf_counter() - t0
         curves, failed = result.curves, result.failed
         dens = jax.vmap(lambda m: prune.density(m, runtime.spec_prunable))(member_masks)
@@ -212,12 +212,6 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
     if distributed.is_writer():
         report_lib.write_report(out, report)
     return report
-
-
-def _scored(spec, result):
-    """The weights the next round's mask is scored on (saved as the round's trained.npz): the final
-    ones, or with `spec.score_step` the ones at that iteration."""
-    return result.carry.state.params if spec.score_step is None else result.snapshot
 
 
 def _train_to_rewind_step(runtime: Study, masks, folder: Path):

@@ -323,6 +323,11 @@ class RoundResult(NamedTuple):
     failed: list
     snapshot: Any = None
 
+    def scored(self, score_step: Optional[int]):
+        """The params the next round's mask is scored on (saved as the round's trained.npz): the
+        final ones, or with a score_step the snapshot taken there."""
+        return self.carry.state.params if score_step is None else self.snapshot
+
 
 def _check_prunable(spec: Spec, spec_prunable) -> None:
     """Before any training: some leaf is prunable, and every `layer_rates` name is a prunable layer or leaf."""
