@@ -15,6 +15,7 @@ read at start). Prints the wall time of each (after compilation) and the largest
 the validation curves and final weights, which differ by float rounding only (im2col vs XLA's
 convolution sum in different orders).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -83,8 +84,14 @@ def run_child(mode: str, members: int, iterations: int, out: str) -> dict:
     env["JAX_PLATFORMS"] = "cpu"
     if mode == "round":
         env["XLA_FLAGS"] = fast_flags()
-    r = subprocess.run([sys.executable, "-c", CHILD, mode, str(members), str(iterations), out], env=env,
-                       capture_output=True, text=True, timeout=3600, cwd=Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, mode, str(members), str(iterations), out],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if r.returncode:
         raise RuntimeError(r.stderr[-3000:])
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
@@ -100,15 +107,26 @@ def measure(members: int = 2, iterations: int = 300) -> dict:
         val_diff = float(np.max(np.abs(a["val"] - b["val"]) / np.abs(a["val"])))
         w_diff = float(np.max(np.abs(a["w"] - b["w"])))
         w_scale = float(np.max(np.abs(a["w"])))
-    return {"members": members, "iterations": iterations, "loop_s": loop["seconds"], "round_s": rnd["seconds"],
-            "speedup": loop["seconds"] / rnd["seconds"], "round_devices": rnd["devices"],
-            "compile_s": {"loop": loop["compile_s"], "round": rnd["compile_s"]},
-            "val_loss_max_rel_diff": val_diff, "first_kernel_max_abs_diff": w_diff, "first_kernel_max_abs": w_scale}
+    return {
+        "members": members,
+        "iterations": iterations,
+        "loop_s": loop["seconds"],
+        "round_s": rnd["seconds"],
+        "speedup": loop["seconds"] / rnd["seconds"],
+        "round_devices": rnd["devices"],
+        "compile_s": {"loop": loop["compile_s"], "round": rnd["compile_s"]},
+        "val_loss_max_rel_diff": val_diff,
+        "first_kernel_max_abs_diff": w_diff,
+        "first_kernel_max_abs": w_scale,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.conv_round", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.conv_round",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--members", type=int, default=2)
     p.add_argument("--iterations", type=int, default=300, help="a multiple of 100 (the preset's eval_every)")
     args = p.parse_args(argv)

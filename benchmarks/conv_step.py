@@ -21,6 +21,7 @@ is forced by wrapping `funcnn.conv.conv2d` while each program is traced (the com
 keep it). Writes the table to benchmarks/results/conv-step-cpu-2026-11-27.md (or --out), keeping
 a "## Notes" section already in that file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,7 +34,6 @@ from pathlib import Path
 from unittest import mock
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -95,7 +95,14 @@ class Config:
     """One timed configuration: `run()` takes `steps` training steps from a fixed initial state."""
 
     def __init__(self, label: str, model: str, impl: str, mode: str, steps: int, members: int = 0):
-        self.label, self.model, self.impl, self.mode, self.steps, self.members = label, model, impl, mode, steps, members
+        self.label, self.model, self.impl, self.mode, self.steps, self.members = (
+            label,
+            model,
+            impl,
+            mode,
+            steps,
+            members,
+        )
         self.times: list[float] = []
 
     def build(self, seed: int = 0) -> None:
@@ -155,28 +162,39 @@ def measure(configs: list[Config], chunks: int, warmup: bool, log) -> None:
         for c in configs:
             c.time_chunk()
     for c in configs:
-        log(f"  {c.model} {c.label}: {c.steps_per_s:.3f} steps/s (chunks: "
-            + ", ".join(f"{t:.3f}" for t in c.times) + " s)")
+        log(
+            f"  {c.model} {c.label}: {c.steps_per_s:.3f} steps/s (chunks: "
+            + ", ".join(f"{t:.3f}" for t in c.times)
+            + " s)"
+        )
 
 
 NAMES = {"conv2": "Conv-2 (64-64 3x3, 28x28)", "cnn": "small CNN (16-32 3x3)", "lenet5": "LeNet-5"}
-LABELS = {("xla", "scan"): "(a) xla conv, lax.scan", ("xla", "loop"): "(b) xla conv, Python loop",
-          ("im2col", "scan"): "(c) im2col, lax.scan", ("im2col", "loop"): "(d) im2col, Python loop"}
+LABELS = {
+    ("xla", "scan"): "(a) xla conv, lax.scan",
+    ("xla", "loop"): "(b) xla conv, Python loop",
+    ("im2col", "scan"): "(c) im2col, lax.scan",
+    ("im2col", "loop"): "(d) im2col, Python loop",
+}
 
 
 def main(argv=None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed chunks per fast configuration (median)")
     parser.add_argument("--slow-chunks", type=int, default=3, help="one-step chunks for Conv-2 xla in lax.scan")
-    parser.add_argument("--pop-slow-chunks", type=int, default=1,
-                        help="one-step chunks for the 4-member population, xla in lax.scan (~80 s each)")
+    parser.add_argument(
+        "--pop-slow-chunks",
+        type=int,
+        default=1,
+        help="one-step chunks for the 4-member population, xla in lax.scan (~80 s each)",
+    )
     parser.add_argument("--skip-slow", action="store_true", help="leave out the Conv-2 xla-in-scan rows")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     core = pin_one_core()
     start = time.perf_counter()
     load0 = os.getloadavg()
-    log = lambda msg: print(msg, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, flush=True)
     log(f"pinned to core {core}; jax {jax.__version__} on {jax.default_backend()}")
 
     steps = {"conv2": 3, "cnn": 10, "lenet5": 10}
@@ -228,8 +246,10 @@ def main(argv=None) -> str:
     for model, rows in table.items():
         base = next(c for c in rows if c.label.startswith("(b)")).steps_per_s
         for c in rows:
-            lines.append(f"| {NAMES[model]} | {c.label} | {len(c.times)} x {c.steps} steps | "
-                         f"{c.steps_per_s:.3g} | {c.steps_per_s / base:.2f}x | {c.best_steps_per_s:.3g} |")
+            lines.append(
+                f"| {NAMES[model]} | {c.label} | {len(c.times)} x {c.steps} steps | "
+                f"{c.steps_per_s:.3g} | {c.steps_per_s / base:.2f}x | {c.best_steps_per_s:.3g} |"
+            )
     base = next(c for c in table["conv2"] if c.label.startswith("(b)")).steps_per_s
     lines += [
         "",
@@ -244,11 +264,19 @@ def main(argv=None) -> str:
     for c in [pop_xla, pop_im2col]:
         if c is None:
             continue
-        lines.append(f"| {MEMBERS} x Conv-2 | {c.label} | {len(c.times)} x {c.steps} steps | {c.steps_per_s:.3g} | "
-                     f"{MEMBERS * c.steps_per_s:.3g} | {MEMBERS * c.steps_per_s / base:.2f}x |")
+        lines.append(
+            f"| {MEMBERS} x Conv-2 | {c.label} | {len(c.times)} x {c.steps} steps | {c.steps_per_s:.3g} | "
+            f"{MEMBERS * c.steps_per_s:.3g} | {MEMBERS * c.steps_per_s / base:.2f}x |"
+        )
     if pop_xla is not None:
-        lines += ["", f"im2col / xla for the population in lax.scan: {pop_im2col.steps_per_s / pop_xla.steps_per_s:.0f}x."]
-    lines += ["", f"Total run time {time.perf_counter() - start:.0f} s; load average at the end {os.getloadavg()[0]:.2f}."]
+        lines += [
+            "",
+            f"im2col / xla for the population in lax.scan: {pop_im2col.steps_per_s / pop_xla.steps_per_s:.0f}x.",
+        ]
+    lines += [
+        "",
+        f"Total run time {time.perf_counter() - start:.0f} s; load average at the end {os.getloadavg()[0]:.2f}.",
+    ]
     text = "\n".join(lines) + "\n"
     print()
     print(text)
@@ -256,7 +284,7 @@ def main(argv=None) -> str:
     notes = ""
     if args.out.exists():  # keep the hand-written "## Notes" section of an earlier run's file
         old = args.out.read_text()
-        notes = old[old.index(NOTES):] if NOTES in old else ""
+        notes = old[old.index(NOTES) :] if NOTES in old else ""
     args.out.write_text(text + ("\n" + notes if notes else ""))
     log(f"wrote {args.out}")
     return text

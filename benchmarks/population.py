@@ -7,6 +7,7 @@ fraction of the device's measured float32 matmul peak (a square matmul at the de
 TF32 on recent NVIDIA GPUs). FLOPs count 6 x params x batch per model-step. Compilation is
 excluded (one warm-up call of the same shapes); the median of `--repeats` timed calls is reported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,13 +55,21 @@ def population_rate(n: int, steps: int, repeats: int, batch: int = 100) -> dict:
     seconds = float(np.median(times))
     n_params = nn.count_params(jax.tree.map(lambda a: a[0], params))
     rate = n * steps / seconds
-    return {"members": n, "model_steps_per_s": rate, "flops_per_s": rate * 6 * n_params * batch,
-            "seconds": seconds, "params_per_member": n_params}
+    return {
+        "members": n,
+        "model_steps_per_s": rate,
+        "flops_per_s": rate * 6 * n_params * batch,
+        "seconds": seconds,
+        "params_per_member": n_params,
+    }
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.population", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.population",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--sizes", default="1,16,256,1024,4096", help="comma-separated population sizes")
     p.add_argument("--steps", type=int, default=200, help="training steps per timed call")
     p.add_argument("--repeats", type=int, default=5)
@@ -75,16 +84,26 @@ def main(argv=None) -> dict:
     dev = jax.devices()[0]
     peak = matmul_peak()
     rows = []
-    print(f"device: {dev.platform} ({dev.device_kind}); jax {jax.__version__}; float32 matmul peak {peak / 1e12:.2f} TFLOP/s")
+    print(
+        f"device: {dev.platform} ({dev.device_kind}); jax {jax.__version__}; float32 matmul peak {peak / 1e12:.2f} TFLOP/s"
+    )
     print(f"{'N':>6} {'model-steps/s':>14} {'TFLOP/s':>8} {'of peak':>8} {'s/call':>8}")
     for n in sizes:
         r = population_rate(n, args.steps, args.repeats)
         r["fraction_of_peak"] = r["flops_per_s"] / peak
         rows.append(r)
-        print(f"{n:>6} {r['model_steps_per_s']:>14,.0f} {r['flops_per_s'] / 1e12:>8.2f} {r['fraction_of_peak']:>8.1%} "
-              f"{r['seconds']:>8.3f}", flush=True)
-    result = {"device": f"{dev.platform} ({dev.device_kind})", "jax": jax.__version__, "matmul_peak_flops": peak,
-              "steps": args.steps, "rows": rows}
+        print(
+            f"{n:>6} {r['model_steps_per_s']:>14,.0f} {r['flops_per_s'] / 1e12:>8.2f} {r['fraction_of_peak']:>8.1%} "
+            f"{r['seconds']:>8.3f}",
+            flush=True,
+        )
+    result = {
+        "device": f"{dev.platform} ({dev.device_kind})",
+        "jax": jax.__version__,
+        "matmul_peak_flops": peak,
+        "steps": args.steps,
+        "rows": rows,
+    }
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=2)

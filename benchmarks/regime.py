@@ -11,6 +11,7 @@ Configurations: "default" (XLA's defaults: one CPU device, Eigen's threads), "fa
 (`funcnn.cpu.fast_flags()`, as the lottery experiments run: one device per core, single-threaded
 Eigen, each device training its share of the members), and "pinned" (one core) for scale.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,8 +63,14 @@ def run_child(flags: str | None, members: int, steps: int, chunks: int, pinned: 
     if flags:
         env["XLA_FLAGS"] = flags
     env["JAX_PLATFORMS"] = "cpu"
-    r = subprocess.run([sys.executable, "-c", CHILD, str(members), str(steps), str(chunks), "1" if pinned else "0"],
-                       env=env, capture_output=True, text=True, timeout=1800, cwd=Path(__file__).resolve().parent.parent)
+    r = subprocess.run(
+        [sys.executable, "-c", CHILD, str(members), str(steps), str(chunks), "1" if pinned else "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
@@ -78,9 +85,20 @@ def measure(runs: int = 3, chunks: int = 9, steps: int = 250, members: int = 8) 
     for run in range(runs):
         for name, flags, pinned in configs:
             rates = run_child(flags, members, steps, chunks, pinned)
-            rows.append({"config": name, "flags": flags or "", "run": run, "median": float(sorted(rates)[len(rates) // 2]),
-                         "worst": float(min(rates)), "chunks": rates})
-            print(f"  {name:22s} run {run}: median {rows[-1]['median']:.0f}, worst {rows[-1]['worst']:.0f} model-steps/s", flush=True)
+            rows.append(
+                {
+                    "config": name,
+                    "flags": flags or "",
+                    "run": run,
+                    "median": float(sorted(rates)[len(rates) // 2]),
+                    "worst": float(min(rates)),
+                    "chunks": rates,
+                }
+            )
+            print(
+                f"  {name:22s} run {run}: median {rows[-1]['median']:.0f}, worst {rows[-1]['worst']:.0f} model-steps/s",
+                flush=True,
+            )
     return rows
 
 
@@ -91,8 +109,9 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.regime", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.regime", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--chunks", type=int, default=9)
     p.add_argument("--steps", type=int, default=250)

@@ -13,6 +13,7 @@ the median of at least 7 chunks (3 for the populations' sequential loops); the w
 
 Writes benchmarks/results/latest.json and latest.md (or --out) and prints the table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,8 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -142,8 +143,16 @@ def one_model(x, y, batch: int, steps: int, repeats: int, peak: float, torch: bo
     out = []
     for name, seconds, compile_s in rows + ([torch_row] if torch_row else []):
         sps = steps / seconds
-        out.append({"batch": batch, "impl": name, "steps_per_s": sps, "gflops": sps * flops_per_step / 1e9,
-                    "fraction_of_peak": sps * flops_per_step / 1e9 / peak, "compile_s": compile_s})
+        out.append(
+            {
+                "batch": batch,
+                "impl": name,
+                "steps_per_s": sps,
+                "gflops": sps * flops_per_step / 1e9,
+                "fraction_of_peak": sps * flops_per_step / 1e9 / peak,
+                "compile_s": compile_s,
+            }
+        )
     if torch_row is None and torch:
         out.append({"batch": batch, "impl": "PyTorch eager", "skipped": "torch is not importable (not a dependency)"})
     ref = next(r for r in out if r["impl"] == "hand-written JAX (lax.scan)")["steps_per_s"]
@@ -159,8 +168,14 @@ def torch_lenet(xb, yb, steps, repeats):
     except ImportError:
         return None
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 300), torch.nn.ReLU(), torch.nn.Linear(300, 100),
-                                torch.nn.ReLU(), torch.nn.Linear(100, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 300),
+        torch.nn.ReLU(),
+        torch.nn.Linear(300, 100),
+        torch.nn.ReLU(),
+        torch.nn.Linear(100, 10),
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1.2e-3)
     xt, yt = torch.from_numpy(xb), torch.from_numpy(yb.astype(np.int64))
     lossf = torch.nn.CrossEntropyLoss()
@@ -202,9 +217,17 @@ def populations(name: str, net, input_shape, x, y, sizes, steps: int, batch: int
         t_seq = timeit(sequential, repeats)
         t_pop = timeit(lambda: pop(states, x, y, idx), repeats)
         t_chunk = timeit(lambda: chunked(states, idx), repeats)
-        rows.append({"model": name, "N": n, "sequential_model_steps_per_s": n * steps / t_seq,
-                     "vmapped_model_steps_per_s": n * steps / t_pop, "ratio": t_seq / t_pop,
-                     "chunked_model_steps_per_s": n * steps / t_chunk, "chunked_ratio": t_seq / t_chunk})
+        rows.append(
+            {
+                "model": name,
+                "N": n,
+                "sequential_model_steps_per_s": n * steps / t_seq,
+                "vmapped_model_steps_per_s": n * steps / t_pop,
+                "ratio": t_seq / t_pop,
+                "chunked_model_steps_per_s": n * steps / t_chunk,
+                "chunked_ratio": t_seq / t_chunk,
+            }
+        )
     return rows
 
 
@@ -239,13 +262,20 @@ def pruning_speed(x, densities, batch: int, repeats: int) -> list[dict]:
         ref = dense_f(masked, xb)
         np.testing.assert_allclose(small_f(small, xb), ref, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(bcoo_f(sp, masked, xb), ref, rtol=1e-4, atol=1e-4)
-        t = {"masked dense": timeit(lambda: dense_f(masked, xb), repeats),
-             "compacted dense": timeit(lambda: small_f(small, xb), repeats),
-             "BCOO sparse": timeit(lambda: bcoo_f(sp, masked, xb), repeats)}
+        t = {
+            "masked dense": timeit(lambda: dense_f(masked, xb), repeats),
+            "compacted dense": timeit(lambda: small_f(small, xb), repeats),
+            "BCOO sparse": timeit(lambda: bcoo_f(sp, masked, xb), repeats),
+        }
         best = min(t, key=t.get)
-        rows.append({"P_m_percent": float(prune.density(masks)["total"]) * 100,
-                     "hidden_widths": [int(small["dense_1"]["w"].shape[1]), int(small["dense_3"]["w"].shape[1])],
-                     **{f"{k} images/s": batch / v for k, v in t.items()}, "fastest": best})
+        rows.append(
+            {
+                "P_m_percent": float(prune.density(masks)["total"]) * 100,
+                "hidden_widths": [int(small["dense_1"]["w"].shape[1]), int(small["dense_3"]["w"].shape[1])],
+                **{f"{k} images/s": batch / v for k, v in t.items()},
+                "fastest": best,
+            }
+        )
     return rows
 
 
@@ -260,13 +290,21 @@ def whole_study(iterations: int, rounds: int, seeds: int, peak: float, out: Path
     report = lottery.run(cfg, out=folder, progress=False, log=lambda s: None)
     wall = time.perf_counter() - t0
     train_s = sum(r["train_seconds"] for r in report["rounds"])
-    model_steps = sum(len(r["arms"]) * (cfg.iterations - (cfg.rewind_step if r["round"] else 0)) for r in report["rounds"])
+    model_steps = sum(
+        len(r["arms"]) * (cfg.iterations - (cfg.rewind_step if r["round"] else 0)) for r in report["rounds"]
+    )
     n_params = nn.count_params(models.build(cfg.model).init(jax.random.key(0), (40,)))
     flops = 6 * n_params * cfg.batch_size * model_steps
-    return {"config": cfg.to_json(), "wall_s": wall, "train_s": train_s, "outside_training_fraction": 1 - train_s / wall,
-            "model_steps_per_s": model_steps / wall, "training_gflops": flops / train_s / 1e9,
-            "training_fraction_of_peak": flops / train_s / 1e9 / peak,
-            "note": "train_s includes evaluation every eval_every steps and compilation (first rounds)"}
+    return {
+        "config": cfg.to_json(),
+        "wall_s": wall,
+        "train_s": train_s,
+        "outside_training_fraction": 1 - train_s / wall,
+        "model_steps_per_s": model_steps / wall,
+        "training_gflops": flops / train_s / 1e9,
+        "training_fraction_of_peak": flops / train_s / 1e9 / peak,
+        "note": "train_s includes evaluation every eval_every steps and compilation (first rounds)",
+    }
 
 
 def eval_share(x, y, steps: int, chunks: int) -> dict:
@@ -282,24 +320,38 @@ def eval_share(x, y, steps: int, chunks: int) -> dict:
     programs = {
         "train": jax.jit(lambda s: epoch(s, x, y, idx)[0].params),
         "train + val": jax.jit(lambda s: evaluate(epoch(s, x, y, idx)[0].params, xv, yv)),
-        "train + val + test": jax.jit(lambda s: (lambda p: (evaluate(p, xv, yv), evaluate(p, xt, yt)))(epoch(s, x, y, idx)[0].params)),
+        "train + val + test": jax.jit(
+            lambda s: (lambda p: (evaluate(p, xv, yv), evaluate(p, xt, yt)))(epoch(s, x, y, idx)[0].params)
+        ),
     }
     t = {k: chunk_times(lambda f=f: f(state), chunks) for k, f in programs.items()}
     med = {k: float(np.median(v)) for k, v in t.items()}
-    return {"steps": steps, "ms": med, "worst_ms": {k: float(max(v)) for k, v in t.items()},
-            "val_share": 1 - med["train"] / med["train + val"],
-            "old_eval_share": 1 - med["train"] / med["train + val + test"],
-            "round_speedup_from_eval": med["train + val + test"] / med["train + val"]}
+    return {
+        "steps": steps,
+        "ms": med,
+        "worst_ms": {k: float(max(v)) for k, v in t.items()},
+        "val_share": 1 - med["train"] / med["train + val"],
+        "old_eval_share": 1 - med["train"] / med["train + val + test"],
+        "round_speedup_from_eval": med["train + val + test"] / med["train + val"],
+    }
 
 
 def conv_steps(chunks: int, tiny: bool) -> list[dict]:
     """funcnn.models' Conv-2 and small CNN, batch 60: XLA conv vs im2col, lax.scan vs a Python loop."""
     from benchmarks.conv_step import LABELS, NAMES, Config
 
-    plan = [("cnn", "xla", "scan"), ("cnn", "xla", "loop"), ("cnn", "im2col", "scan"),
-            ("conv2", "xla", "loop"), ("conv2", "im2col", "scan"), ("conv2", "im2col", "loop")]
-    configs = [Config(LABELS[impl, mode], model, impl, mode, (1 if tiny else 2) if model == "conv2" else (2 if tiny else 10))
-               for model, impl, mode in plan]
+    plan = [
+        ("cnn", "xla", "scan"),
+        ("cnn", "xla", "loop"),
+        ("cnn", "im2col", "scan"),
+        ("conv2", "xla", "loop"),
+        ("conv2", "im2col", "scan"),
+        ("conv2", "im2col", "loop"),
+    ]
+    configs = [
+        Config(LABELS[impl, mode], model, impl, mode, (1 if tiny else 2) if model == "conv2" else (2 if tiny else 10))
+        for model, impl, mode in plan
+    ]
     for c in configs:
         c.build()
         jax.block_until_ready(c.run())
@@ -309,8 +361,15 @@ def conv_steps(chunks: int, tiny: bool) -> list[dict]:
     rows = []
     for c in configs:
         base = next(b for b in configs if b.model == c.model and b.label.startswith("(b)"))
-        rows.append({"model": NAMES[c.model], "variant": c.label, "steps_per_s": c.steps_per_s,
-                     "worst_steps_per_s": c.steps / max(c.times), "vs_xla_loop": c.steps_per_s / base.steps_per_s})
+        rows.append(
+            {
+                "model": NAMES[c.model],
+                "variant": c.label,
+                "steps_per_s": c.steps_per_s,
+                "worst_steps_per_s": c.steps / max(c.times),
+                "vs_xla_loop": c.steps_per_s / base.steps_per_s,
+            }
+        )
     return rows
 
 
@@ -334,9 +393,15 @@ def resnet_step(chunks: int, tiny: bool) -> list[dict]:
     rows = []
     for name, f in (("funcnn step in lax.scan (im2col)", scan), ("xla conv, jitted step in a Python loop", loop)):
         t = chunk_times(lambda f=f: f(state), chunks)
-        rows.append({"model": f"ResNet-{depth} (width {width}), batch {batch}", "impl": name,
-                     "s_per_step": float(np.median(t)), "worst_s_per_step": float(max(t)),
-                     "params": nn.count_params(params)})
+        rows.append(
+            {
+                "model": f"ResNet-{depth} (width {width}), batch {batch}",
+                "impl": name,
+                "s_per_step": float(np.median(t)),
+                "worst_s_per_step": float(max(t)),
+                "params": nn.count_params(params),
+            }
+        )
     return rows
 
 
@@ -348,8 +413,14 @@ def lenet_round(seeds: int, iterations: int, chunks: int, peak: float) -> dict:
 
     rows = {}
     for every in (100, iterations):
-        cfg = dataclasses.replace(lottery.PRESETS["lenet-fashion"], iterations=iterations, eval_every=every, rounds=0,
-                                  seeds=seeds, checkpoints_per_round=1)
+        cfg = dataclasses.replace(
+            lottery.PRESETS["lenet-fashion"],
+            iterations=iterations,
+            eval_every=every,
+            rounds=0,
+            seeds=seeds,
+            checkpoints_per_round=1,
+        )
         if not data.FASHION_MNIST_DIR.is_dir():
             cfg = dataclasses.replace(cfg, dataset="mnist1d", model="lenet_300_100", n_val=1000)
         study = lottery.Study(cfg, progress=False)
@@ -363,18 +434,33 @@ def lenet_round(seeds: int, iterations: int, chunks: int, peak: float) -> dict:
             worst = float(max(t))
     steps = seeds * iterations
     flops = seeds * (6 * n_params * 60 * iterations + 2 * n_params * n_val * (iterations // 100))
-    return {"dataset": cfg.dataset, "members": seeds, "iterations": iterations, "devices": jax.device_count(),
-            "seconds": rows[100], "worst_seconds": worst, "seconds_val_once": rows[iterations],
-            "model_steps_per_s": steps / rows[100], "gflops": flops / rows[100] / 1e9,
-            "fraction_of_peak": flops / rows[100] / 1e9 / peak, "val_share": 1 - rows[iterations] / rows[100],
-            "protocol_minutes_at_this_rate": 11_500_000 / (steps / rows[100]) / 60}
+    return {
+        "dataset": cfg.dataset,
+        "members": seeds,
+        "iterations": iterations,
+        "devices": jax.device_count(),
+        "seconds": rows[100],
+        "worst_seconds": worst,
+        "seconds_val_once": rows[iterations],
+        "model_steps_per_s": steps / rows[100],
+        "gflops": flops / rows[100] / 1e9,
+        "fraction_of_peak": flops / rows[100] / 1e9 / peak,
+        "val_share": 1 - rows[iterations] / rows[100],
+        "protocol_minutes_at_this_rate": 11_500_000 / (steps / rows[100]) / 60,
+    }
 
 
 def machine() -> dict:
     from benchmarks.conv_step import cpu_model
 
-    return {"platform": platform.platform(), "cpu": cpu_model(), "cpu_count": os.cpu_count(), "jax": jax.__version__,
-            "device": str(jax.devices()[0].device_kind), "python": platform.python_version()}
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "device": str(jax.devices()[0].device_kind),
+        "python": platform.python_version(),
+    }
 
 
 def load_data(tiny: bool):
@@ -411,12 +497,16 @@ def part_two_core(tiny: bool) -> dict:
     x1, y1 = jnp.asarray(m1.x_train), jnp.asarray(m1.y_train)
     res = {"peak_gflops": matmul_peak(256 if tiny else 2048, 2 if tiny else 5)}
     steps = 5 if tiny else 200
-    res["one_model"] = one_model(x, y, 60, steps, chunks, res["peak_gflops"]) + \
-        one_model(x, y, 100 if tiny else 512, steps, chunks, res["peak_gflops"])
+    res["one_model"] = one_model(x, y, 60, steps, chunks, res["peak_gflops"]) + one_model(
+        x, y, 100 if tiny else 512, steps, chunks, res["peak_gflops"]
+    )
     sizes = [1, 2] if tiny else [1, 4, 16]
     pop_chunks = 1 if tiny else 3
-    res["populations"] = populations("LeNet-300-100", models.lenet_300_100(), (28, 28, 1), x, y, sizes, steps, 60, pop_chunks) + \
-        populations("MNIST-1D MLP 40-300-300-10", models.build("mlp-300-300"), (40,), x1, y1, sizes, steps, 100, pop_chunks)
+    res["populations"] = populations(
+        "LeNet-300-100", models.lenet_300_100(), (28, 28, 1), x, y, sizes, steps, 60, pop_chunks
+    ) + populations(
+        "MNIST-1D MLP 40-300-300-10", models.build("mlp-300-300"), (40,), x1, y1, sizes, steps, 100, pop_chunks
+    )
     res["pruning"] = pruning_speed(x, [1.0, 0.211, 0.036, 0.01], 100 if tiny else 1000, chunks)
     return res
 
@@ -431,7 +521,11 @@ def part_fast_cpu(tiny: bool, peak: float, out: Path) -> dict:
 def run_part(name: str, tiny: bool, out: Path, env: dict, extra: list[str] = ()) -> dict:
     """Run one part in a fresh process (its own XLA flags and thread pinning); its JSON result."""
     path = out / f"part-{name}.json"
-    cmd = [sys.executable, "-m", "benchmarks.run", "--part", name, "--out", str(out)] + (["--tiny"] if tiny else []) + list(extra)
+    cmd = (
+        [sys.executable, "-m", "benchmarks.run", "--part", name, "--out", str(out)]
+        + (["--tiny"] if tiny else [])
+        + list(extra)
+    )
     r = subprocess.run(cmd, env=env, cwd=Path(__file__).resolve().parent.parent, text=True, capture_output=True)
     if r.returncode:
         raise RuntimeError(f"benchmark part {name!r} failed:\n{r.stderr[-3000:]}")
@@ -442,68 +536,108 @@ def run_part(name: str, tiny: bool, out: Path, env: dict, extra: list[str] = ())
 
 def markdown(res: dict) -> str:
     m, pin, two, fast = res["machine"], res["pinned"], res["two_core"], res["fast_cpu"]
-    lines = [f"Benchmarks of {res['date']}: {m['cpu_count']} cores ({m['cpu']}), {m['platform']}, Python {m['python']}, "
-             f"JAX {m['jax']}; `make bench` took {res['wall_s'] / 60:.1f} min. Medians of 7 chunks (worst chunk in "
-             "brackets where it matters); \"pinned\" rows ran on one core, the others on both.", "",
-             f"float32 matmul peak: **{pin['peak_gflops']:.1f} GFLOP/s** on one core, **{two['peak_gflops']:.1f}** on two.", "",
-             "| cores | batch | implementation | steps/s | GFLOP/s | of peak | vs hand-written scan | compile s |",
-             "|---|---:|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Benchmarks of {res['date']}: {m['cpu_count']} cores ({m['cpu']}), {m['platform']}, Python {m['python']}, "
+        f"JAX {m['jax']}; `make bench` took {res['wall_s'] / 60:.1f} min. Medians of 7 chunks (worst chunk in "
+        'brackets where it matters); "pinned" rows ran on one core, the others on both.',
+        "",
+        f"float32 matmul peak: **{pin['peak_gflops']:.1f} GFLOP/s** on one core, **{two['peak_gflops']:.1f}** on two.",
+        "",
+        "| cores | batch | implementation | steps/s | GFLOP/s | of peak | vs hand-written scan | compile s |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
     for cores, rows in (("1 (pinned)", pin["one_model"]), ("2", two["one_model"])):
         for r in rows:
             if "skipped" in r:
                 lines.append(f"| {cores} | {r['batch']} | {r['impl']} | skipped: {r['skipped']} | | | | |")
             else:
                 c = f"{r['compile_s']:.2f}" if r["compile_s"] is not None else ""
-                lines.append(f"| {cores} | {r['batch']} | {r['impl']} | {r['steps_per_s']:.0f} | {r['gflops']:.1f} | "
-                             f"{r['fraction_of_peak']:.0%} | {r['ratio_vs_reference']:.2f}x | {c} |")
+                lines.append(
+                    f"| {cores} | {r['batch']} | {r['impl']} | {r['steps_per_s']:.0f} | {r['gflops']:.1f} | "
+                    f"{r['fraction_of_peak']:.0%} | {r['ratio_vs_reference']:.2f}x | {c} |"
+                )
     e = pin["eval_share"]
-    lines += ["", f"Evaluation's share of a lottery round (pinned; LeNet-300-100, {e['steps']} steps at batch 60 then "
-              "the evaluation, as one interval of `eval_every`):", "",
-              "| interval | ms (worst) | share of the interval |", "|---|---:|---:|",
-              f"| {e['steps']} steps | {e['ms']['train'] * 1e3:.0f} ({e['worst_ms']['train'] * 1e3:.0f}) | |",
-              f"| + validation (5,000): funcnn's rounds | {e['ms']['train + val'] * 1e3:.0f} ({e['worst_ms']['train + val'] * 1e3:.0f}) | {e['val_share']:.0%} |",
-              f"| + validation and test (15,000): the old rounds | {e['ms']['train + val + test'] * 1e3:.0f} "
-              f"({e['worst_ms']['train + val + test'] * 1e3:.0f}) | {e['old_eval_share']:.0%} |", "",
-              f"Evaluating test once at the end instead of every interval: {e['round_speedup_from_eval']:.2f}x per interval.", "",
-              "Convolution training steps (pinned, batch 60, Adam; im2col = `funcnn.conv`'s CPU path, used "
-              "inside compiled loops):", "",
-              "| model | variant | steps/s (worst) | vs xla conv in a Python loop |", "|---|---|---:|---:|"]
+    lines += [
+        "",
+        f"Evaluation's share of a lottery round (pinned; LeNet-300-100, {e['steps']} steps at batch 60 then "
+        "the evaluation, as one interval of `eval_every`):",
+        "",
+        "| interval | ms (worst) | share of the interval |",
+        "|---|---:|---:|",
+        f"| {e['steps']} steps | {e['ms']['train'] * 1e3:.0f} ({e['worst_ms']['train'] * 1e3:.0f}) | |",
+        f"| + validation (5,000): funcnn's rounds | {e['ms']['train + val'] * 1e3:.0f} ({e['worst_ms']['train + val'] * 1e3:.0f}) | {e['val_share']:.0%} |",
+        f"| + validation and test (15,000): the old rounds | {e['ms']['train + val + test'] * 1e3:.0f} "
+        f"({e['worst_ms']['train + val + test'] * 1e3:.0f}) | {e['old_eval_share']:.0%} |",
+        "",
+        f"Evaluating test once at the end instead of every interval: {e['round_speedup_from_eval']:.2f}x per interval.",
+        "",
+        "Convolution training steps (pinned, batch 60, Adam; im2col = `funcnn.conv`'s CPU path, used "
+        "inside compiled loops):",
+        "",
+        "| model | variant | steps/s (worst) | vs xla conv in a Python loop |",
+        "|---|---|---:|---:|",
+    ]
     for r in pin["conv"]:
-        lines.append(f"| {r['model']} | {r['variant']} | {r['steps_per_s']:.3g} ({r['worst_steps_per_s']:.3g}) | {r['vs_xla_loop']:.2f}x |")
+        lines.append(
+            f"| {r['model']} | {r['variant']} | {r['steps_per_s']:.3g} ({r['worst_steps_per_s']:.3g}) | {r['vs_xla_loop']:.2f}x |"
+        )
     lines += ["", "| ResNet step (pinned, SGD momentum) | implementation | s/step (worst) |", "|---|---|---:|"]
     for r in pin["resnet"]:
-        lines.append(f"| {r['model']}, {r['params']:,} params | {r['impl']} | {r['s_per_step']:.2f} ({r['worst_s_per_step']:.2f}) |")
-    lines += ["", "| model | N | sequential model-steps/s | all-vmapped | / sequential | vmap 4 at a time (lax.map) | / sequential |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+        lines.append(
+            f"| {r['model']}, {r['params']:,} params | {r['impl']} | {r['s_per_step']:.2f} ({r['worst_s_per_step']:.2f}) |"
+        )
+    lines += [
+        "",
+        "| model | N | sequential model-steps/s | all-vmapped | / sequential | vmap 4 at a time (lax.map) | / sequential |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in two["populations"]:
-        lines.append(f"| {r['model']} | {r['N']} | {r['sequential_model_steps_per_s']:.0f} | {r['vmapped_model_steps_per_s']:.0f} | {r['ratio']:.2f}x "
-                     f"| {r['chunked_model_steps_per_s']:.0f} | {r['chunked_ratio']:.2f}x |")
-    lines += ["", "Two-core regime stability (`benchmarks/regime.py`: 8 LeNet-300-100s, `lax.map` over chunks of 4, "
-              "a fresh process per run, configurations alternating):", "",
-              "| configuration | run | median model-steps/s | worst chunk |", "|---|---:|---:|---:|"]
+        lines.append(
+            f"| {r['model']} | {r['N']} | {r['sequential_model_steps_per_s']:.0f} | {r['vmapped_model_steps_per_s']:.0f} | {r['ratio']:.2f}x "
+            f"| {r['chunked_model_steps_per_s']:.0f} | {r['chunked_ratio']:.2f}x |"
+        )
+    lines += [
+        "",
+        "Two-core regime stability (`benchmarks/regime.py`: 8 LeNet-300-100s, `lax.map` over chunks of 4, "
+        "a fresh process per run, configurations alternating):",
+        "",
+        "| configuration | run | median model-steps/s | worst chunk |",
+        "|---|---:|---:|---:|",
+    ]
     lines += [f"| {r['config']} | {r['run']} | {r['median']:.0f} | {r['worst']:.0f} |" for r in res["regime"]]
     lr, s = fast["lenet_round"], fast["study"]
-    lines += ["", f"Lottery programs as the experiments run them (`funcnn.cpu.fast_flags()`: {fast['devices']} CPU devices, "
-              "each training its share of the members):", "",
-              f"- {lr['dataset']} LeNet-300-100 round sample ({lr['members']} members x {lr['iterations']} iterations, "
-              f"validation every 100): {lr['model_steps_per_s']:.0f} model-steps/s (worst chunk "
-              f"{lr['members'] * lr['iterations'] / lr['worst_seconds']:.0f}), {lr['gflops']:.1f} GFLOP/s = "
-              f"{lr['fraction_of_peak']:.0%} of the 2-core peak; validation is {lr['val_share']:.0%} of the time. "
-              f"The full protocol (11.5M model-steps) at this rate: {lr['protocol_minutes_at_this_rate']:.0f} min.",
-              f"- Whole MNIST-1D study ({s['config']['rounds']} rounds, {s['config']['seeds']} seeds x 3 arms, "
-              f"{s['config']['iterations']} it/round): {s['wall_s']:.1f} s wall, {s['model_steps_per_s']:.0f} model-steps/s, "
-              f"{s['outside_training_fraction']:.1%} of wall time outside compiled training, training at "
-              f"{s['training_gflops']:.1f} GFLOP/s = {s['training_fraction_of_peak']:.0%} of the 2-core peak."]
-    lines += ["", "| P_m % | hidden widths after compact | masked dense img/s | compacted img/s | BCOO img/s | fastest |",
-              "|---:|---|---:|---:|---:|---|"]
+    lines += [
+        "",
+        f"Lottery programs as the experiments run them (`funcnn.cpu.fast_flags()`: {fast['devices']} CPU devices, "
+        "each training its share of the members):",
+        "",
+        f"- {lr['dataset']} LeNet-300-100 round sample ({lr['members']} members x {lr['iterations']} iterations, "
+        f"validation every 100): {lr['model_steps_per_s']:.0f} model-steps/s (worst chunk "
+        f"{lr['members'] * lr['iterations'] / lr['worst_seconds']:.0f}), {lr['gflops']:.1f} GFLOP/s = "
+        f"{lr['fraction_of_peak']:.0%} of the 2-core peak; validation is {lr['val_share']:.0%} of the time. "
+        f"The full protocol (11.5M model-steps) at this rate: {lr['protocol_minutes_at_this_rate']:.0f} min.",
+        f"- Whole MNIST-1D study ({s['config']['rounds']} rounds, {s['config']['seeds']} seeds x 3 arms, "
+        f"{s['config']['iterations']} it/round): {s['wall_s']:.1f} s wall, {s['model_steps_per_s']:.0f} model-steps/s, "
+        f"{s['outside_training_fraction']:.1%} of wall time outside compiled training, training at "
+        f"{s['training_gflops']:.1f} GFLOP/s = {s['training_fraction_of_peak']:.0%} of the 2-core peak.",
+    ]
+    lines += [
+        "",
+        "| P_m % | hidden widths after compact | masked dense img/s | compacted img/s | BCOO img/s | fastest |",
+        "|---:|---|---:|---:|---:|---|",
+    ]
     for r in two["pruning"]:
-        lines.append(f"| {r['P_m_percent']:.1f} | {r['hidden_widths']} | {r['masked dense images/s']:.0f} | "
-                     f"{r['compacted dense images/s']:.0f} | {r['BCOO sparse images/s']:.0f} | {r['fastest']} |")
+        lines.append(
+            f"| {r['P_m_percent']:.1f} | {r['hidden_widths']} | {r['masked dense images/s']:.0f} | "
+            f"{r['compacted dense images/s']:.0f} | {r['BCOO sparse images/s']:.0f} | {r['fastest']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--tiny", action="store_true", help="seconds-long run that only checks every part works")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     p.add_argument("--part", choices=["pinned", "two_core", "fast_cpu"], help=argparse.SUPPRESS)  # internal
@@ -512,8 +646,11 @@ def main(argv=None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
     tiny = args.tiny
     if args.part:
-        res = {"pinned": lambda: part_pinned(tiny), "two_core": lambda: part_two_core(tiny),
-               "fast_cpu": lambda: part_fast_cpu(tiny, args.peak, args.out)}[args.part]()
+        res = {
+            "pinned": lambda: part_pinned(tiny),
+            "two_core": lambda: part_two_core(tiny),
+            "fast_cpu": lambda: part_fast_cpu(tiny, args.peak, args.out),
+        }[args.part]()
         io.atomic_write_json(args.out / f"part-{args.part}.json", res)
         return res
     from benchmarks import regime
@@ -527,8 +664,13 @@ def main(argv=None) -> dict:
     print("two cores ...", flush=True)
     res["two_core"] = run_part("two_core", tiny, args.out, plain)
     print("fast CPU flags ...", flush=True)
-    res["fast_cpu"] = run_part("fast_cpu", tiny, args.out, {**plain, "XLA_FLAGS": fast_flags()},
-                               ["--peak", str(res["two_core"]["peak_gflops"])])
+    res["fast_cpu"] = run_part(
+        "fast_cpu",
+        tiny,
+        args.out,
+        {**plain, "XLA_FLAGS": fast_flags()},
+        ["--peak", str(res["two_core"]["peak_gflops"])],
+    )
     print("regime ...", flush=True)
     res["regime"] = regime.measure(runs=1 if tiny else 3, chunks=2 if tiny else 7, steps=5 if tiny else 150)
     res["wall_s"] = time.perf_counter() - t0

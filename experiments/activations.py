@@ -2,6 +2,7 @@
 step, ReLU, PReLU, ELU, SoftPlus) plotted with analytic and `jax.grad` derivatives overlaid, and the
 largest difference between the two per function, away from kinks.
 """
+
 from __future__ import annotations
 
 import sys
@@ -9,12 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from experiments import common  # noqa: E402
-from funcnn import activations as act  # noqa: E402
+from experiments import common
+from funcnn import activations as act
 
 ORDER = ["sigmoid", "tanh", "arctan", "binary_step", "relu", "prelu", "elu", "softplus"]
 

@@ -4,6 +4,7 @@ y_hat_j (1 - y_hat_j) x_j, propagated back through the hidden layer) and once wi
 `optax.sgd`, from the same init. The two weight trajectories coincide; the error falls below the
 "small enough" threshold.
 """
+
 from __future__ import annotations
 
 import sys
@@ -11,13 +12,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import losses, nn, train  # noqa: E402
+from experiments import common
+from funcnn import losses, nn, train
 
 X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], np.float32)
 Y = np.array([[0], [1], [1], [0]], np.float32)
@@ -55,7 +56,9 @@ def main(argv=None) -> dict:
         hand, state = carry
         hand = hand_step(hand, args.learning_rate)
         state, m = auto_step(state, (X, Y))
-        diff = jnp.max(jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(state.params))]))
+        diff = jnp.max(
+            jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(state.params))])
+        )
         return (hand, state), (diff, m["loss"], losses.sse(net.apply(hand, X), Y))
 
     run = jax.jit(lambda p: jax.lax.scan(both, (p, train.init_state(p, tx)), None, length=args.steps))
@@ -74,12 +77,24 @@ def main(argv=None) -> dict:
     fig.tight_layout()
     fig_path = common.save_figure(fig, out / "backprop.png")
     preds = np.asarray(net.apply(state.params, X))[:, 0]
-    print(common.table(["x1", "x2", "y", "y_hat"], [[int(a), int(b), int(t), float(v)] for (a, b), t, v in zip(X, Y[:, 0], preds)]))
-    print(f"\nmax weight difference over {args.steps} steps: {diffs.max():.3g}; final SSE {final_sse:.4g}; "
-          f"below {args.threshold} after {reached} steps")
-    results = {"max_weight_difference": float(diffs.max()), "final_sse": final_sse, "sse_after_first_step": float(hand_loss[0]),
-               "threshold": args.threshold, "steps_to_threshold": reached, "predictions": preds.tolist(),
-               "figures": [str(fig_path)]}
+    print(
+        common.table(
+            ["x1", "x2", "y", "y_hat"], [[int(a), int(b), int(t), float(v)] for (a, b), t, v in zip(X, Y[:, 0], preds)]
+        )
+    )
+    print(
+        f"\nmax weight difference over {args.steps} steps: {diffs.max():.3g}; final SSE {final_sse:.4g}; "
+        f"below {args.threshold} after {reached} steps"
+    )
+    results = {
+        "max_weight_difference": float(diffs.max()),
+        "final_sse": final_sse,
+        "sse_after_first_step": float(hand_loss[0]),
+        "threshold": args.threshold,
+        "steps_to_threshold": reached,
+        "predictions": preds.tolist(),
+        "figures": [str(fig_path)],
+    }
     common.save_results(out, results)
     print(f"results: {out / 'results.json'}")
     return results

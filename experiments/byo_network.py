@@ -5,6 +5,7 @@ and step decay (all optax), on plain arrays, with late rewinding to θk and a co
 user's own (Frankle & Carbin's "reinit, keeping each weight's sign"), beside the built-in ones.
 The heart of it is the dozen lines in `study()`; the rest is the command line and the figure.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import data, lottery, nn  # noqa: E402
+from experiments import common
+from funcnn import data, lottery, nn
 
 
 def study(iterations: int, rounds: int, seeds: int, rewind_step: int, learning_rate: float) -> lottery.Spec:
@@ -26,12 +27,24 @@ def study(iterations: int, rounds: int, seeds: int, rewind_step: int, learning_r
     net = nn.serial(nn.Dense(256), nn.Relu(), nn.Residual(nn.serial(nn.Dense(256), nn.Relu())), nn.Dense(10))
     warmup = iterations // 10
     schedule = optax.join_schedules(
-        [optax.linear_schedule(0.0, learning_rate, warmup),
-         optax.piecewise_constant_schedule(learning_rate, {iterations // 2 - warmup: 0.1, 3 * iterations // 4 - warmup: 0.1})],
-        [warmup])
+        [
+            optax.linear_schedule(0.0, learning_rate, warmup),
+            optax.piecewise_constant_schedule(
+                learning_rate, {iterations // 2 - warmup: 0.1, 3 * iterations // 4 - warmup: 0.1}
+            ),
+        ],
+        [warmup],
+    )
     return lottery.Spec(
-        net, optax.sgd(schedule, momentum=0.9), train=(d.x_train, d.y_train), test=(d.x_test, d.y_test),
-        iterations=iterations, rounds=rounds, seeds=seeds, rate=0.5, rewind_step=rewind_step,
+        net,
+        optax.sgd(schedule, momentum=0.9),
+        train=(d.x_train, d.y_train),
+        test=(d.x_test, d.y_test),
+        iterations=iterations,
+        rounds=rounds,
+        seeds=seeds,
+        rate=0.5,
+        rewind_step=rewind_step,
         layer_rates={"dense_3": 0.25, "residual_2/main/dense_0": 0.3},
         arms=("ticket", "reinit", "random", lottery.Arm("same_sign", lottery.reinit_same_sign)),
         label="byo residual MLP, SGD warmup + step decay",
@@ -43,10 +56,18 @@ def plot(report: dict, out: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.5, 4))
     rows = report["summary"]
     for arm in dict.fromkeys(r["arm"] for r in rows):
-        sel = sorted((r for r in rows if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")),
-                     key=lambda r: -r["percent_remaining"])
-        ax.errorbar([r["percent_remaining"] for r in sel], [r["final_test_accuracy_mean"] * 100 for r in sel],
-                    yerr=[r["final_test_accuracy_std"] * 100 for r in sel], marker="o", capsize=3, label=arm)
+        sel = sorted(
+            (r for r in rows if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")),
+            key=lambda r: -r["percent_remaining"],
+        )
+        ax.errorbar(
+            [r["percent_remaining"] for r in sel],
+            [r["final_test_accuracy_mean"] * 100 for r in sel],
+            yerr=[r["final_test_accuracy_std"] * 100 for r in sel],
+            marker="o",
+            capsize=3,
+            label=arm,
+        )
     ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel("percent of weights remaining (log scale)")
@@ -78,8 +99,11 @@ def main(argv=None) -> dict:
     print(lottery.summary_table(report))
     dense = [r for r in report["summary"] if r["round"] == 0][0]["final_test_accuracy_mean"]
     last = {r["arm"]: r["final_test_accuracy_mean"] for r in report["summary"] if r["round"] == args.rounds}
-    print(f"dense {dense * 100:.2f}%; at round {args.rounds}: "
-          + ", ".join(f"{a} {v * 100:.2f}%" for a, v in last.items()) + f"; {report['wall_seconds']:.0f} s")
+    print(
+        f"dense {dense * 100:.2f}%; at round {args.rounds}: "
+        + ", ".join(f"{a} {v * 100:.2f}%" for a, v in last.items())
+        + f"; {report['wall_seconds']:.0f} s"
+    )
     print(f"results: {out / 'results.json'}")
     return report
 

@@ -2,6 +2,7 @@
 images and to a colour photograph (Grace Hopper, shipped inside matplotlib's wheel) as PNG grids, max and average pooling on the course's 4x4 example, and a table of output shapes
 for paddings VALID / SAME / explicit and strides 1 / 2 / 3.
 """
+
 from __future__ import annotations
 
 import sys
@@ -9,10 +10,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from experiments import common  # noqa: E402
-from funcnn import conv, data, kernels  # noqa: E402
+from experiments import common
+from funcnn import conv, data, kernels
 
 COURSE = np.array([[7, 3, 5, 2], [8, 7, 1, 6], [4, 9, 3, 9], [0, 8, 4, 5]], np.float32)
 NAMES = ["identity", "gaussian_blur", "sharpen", "edge_detection"]
@@ -69,16 +70,22 @@ def main(argv=None) -> dict:
     rows, shapes = [], []
     for padding in ["VALID", "SAME", 1, ((0, 2), (1, 0))]:
         for stride in (1, 2, 3):
-            y = conv.conv2d(np.zeros((1, 28, 28, 1), np.float32), np.zeros((3, 3, 1, 1), np.float32), stride=stride, padding=padding)
+            y = conv.conv2d(
+                np.zeros((1, 28, 28, 1), np.float32), np.zeros((3, 3, 1, 1), np.float32), stride=stride, padding=padding
+            )
             pads = conv.resolve_padding(padding, (28, 28), (3, 3), (stride, stride))
             formula = tuple(conv.output_size(28, 3, stride, sum(pp)) for pp in pads)
             rows.append([str(padding), stride, str(tuple(y.shape[1:3])), str(formula)])
-            shapes.append({"padding": str(padding), "stride": stride, "shape": list(y.shape[1:3]), "formula": list(formula)})
+            shapes.append(
+                {"padding": str(padding), "stride": stride, "shape": list(y.shape[1:3]), "formula": list(formula)}
+            )
     print("\n3x3 kernel on a 28x28 image: out = floor((n + pad_total - k) / s) + 1")
     print(common.table(["padding", "stride", "conv2d output", "formula"], rows))
     # How each kernel treats a flat region, measured on a constant image's interior.
     flat = np.full((8, 8), 0.5, np.float32)
-    flat_response = {n: float(np.asarray(kernels.apply_kernel(flat, kernels.KERNELS[n], "VALID")).mean()) for n in NAMES}
+    flat_response = {
+        n: float(np.asarray(kernels.apply_kernel(flat, kernels.KERNELS[n], "VALID")).mean()) for n in NAMES
+    }
     results = {
         "pooling": {"input": COURSE.tolist(), "max": max_p.tolist(), "average": avg_p.tolist()},
         "output_shapes": shapes,

@@ -1,6 +1,7 @@
 """Train a CNN on Fashion-MNIST (or MNIST where its files are present): test accuracy, learning
 curves and the first layer's learned filters as PNGs.
 """
+
 from __future__ import annotations
 
 import sys
@@ -9,17 +10,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import numpy as np
 
-from experiments import common  # noqa: E402
-from funcnn import data, fit, models, nn  # noqa: E402
+from experiments import common
+from funcnn import data, fit, models, nn
 
 
 def main(argv=None) -> dict:
     p = common.parser("cnn_mnist", __doc__)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
-    p.add_argument("--model", default="cnn", choices=["cnn", "lenet5", "conv2"], help="network (default cnn: 16-32 convs)")
+    p.add_argument(
+        "--model", default="cnn", choices=["cnn", "lenet5", "conv2"], help="network (default cnn: 16-32 convs)"
+    )
     p.add_argument("--epochs", type=common.positive_int, default=5)
     p.add_argument("--batch-size", type=common.positive_int, default=64)
     p.add_argument("--learning-rate", type=common.positive_float, default=1e-3)
@@ -35,11 +38,24 @@ def main(argv=None) -> dict:
     print(nn.summary(net, x.shape[1:]))
     params = net.init(jax.random.key(args.seed), x.shape[1:])
     t0 = time.perf_counter()
-    state, hist = fit(net, params, (x, y), (d.x_test, d.y_test), learning_rate=args.learning_rate, epochs=args.epochs,
-                      batch_size=args.batch_size, key=jax.random.key(args.seed + 1), n_classes=10)
+    state, hist = fit(
+        net,
+        params,
+        (x, y),
+        (d.x_test, d.y_test),
+        learning_rate=args.learning_rate,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=jax.random.key(args.seed + 1),
+        n_classes=10,
+    )
     seconds = time.perf_counter() - t0
-    print(common.table(["epoch", "train loss", "test loss", "test acc"],
-                       [[e, a, b, c] for e, a, b, c in zip(hist.epoch, hist.train_loss, hist.val_loss, hist.val_accuracy)]))
+    print(
+        common.table(
+            ["epoch", "train loss", "test loss", "test acc"],
+            [[e, a, b, c] for e, a, b, c in zip(hist.epoch, hist.train_loss, hist.val_loss, hist.val_accuracy)],
+        )
+    )
     plt = common.plt
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
     ax[0].plot(hist.epoch, hist.train_loss, "o-", label="train")
@@ -59,8 +75,14 @@ def main(argv=None) -> dict:
             axi.imshow(w[:, :, 0, i], cmap="RdBu_r")
     fig.suptitle(f"{first}: learned 3x3 filters" if w.shape[0] == 3 else f"{first}: learned filters")
     filters = common.save_figure(fig, out / "filters.png")
-    results = {"dataset": args.dataset, "model": args.model, "history": hist.as_dict(),
-               "test_accuracy": hist.val_accuracy[-1], "train_seconds": seconds, "figures": [str(curves), str(filters)]}
+    results = {
+        "dataset": args.dataset,
+        "model": args.model,
+        "history": hist.as_dict(),
+        "test_accuracy": hist.val_accuracy[-1],
+        "train_seconds": seconds,
+        "figures": [str(curves), str(filters)],
+    }
     common.save_results(out, results)
     print(f"test accuracy {hist.val_accuracy[-1] * 100:.2f}% in {seconds:.0f}s; results: {out / 'results.json'}")
     return results

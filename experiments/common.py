@@ -1,4 +1,5 @@
 """Shared plumbing for the experiment scripts: output folder, results.json, figures, tables."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,13 +10,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display needed
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from funcnn import io  # noqa: E402
+from funcnn import io
 
 
 def parser(name: str, doc: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=f"{name}.py", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=f"{name}.py", description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--out", type=Path, default=Path("runs") / name, help=f"output folder (default runs/{name})")
     return p
 

@@ -5,6 +5,7 @@ loss that punishes under-prediction pulls the fit upward; accuracy vs cost on a 
 Regression data: monthly S&P 500 and NASDAQ closes (1990-2017, Yahoo Finance) from the sample data
 shipped inside matplotlib's wheel: predict NASDAQ (in thousands) from the S&P 500 (in thousands).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,14 +14,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import matplotlib  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import data, fit, losses, nn  # noqa: E402
+from experiments import common
+from funcnn import data, fit, losses, nn
 
 
 def stock_indices() -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +50,9 @@ def fit_one_weight(x, y, loss, lr, steps, w0=0.0):
 def main(argv=None) -> dict:
     p = common.parser("cost_functions", __doc__)
     p.add_argument("--steps", type=common.positive_int, default=25, help="gradient-descent steps on the parabola")
-    p.add_argument("--under-weight", type=common.positive_float, default=4.0, help="asymmetric loss: weight on under-prediction")
+    p.add_argument(
+        "--under-weight", type=common.positive_float, default=4.0, help="asymmetric loss: weight on under-prediction"
+    )
     p.add_argument("--epochs", type=common.positive_int, default=30, help="classifier epochs")
     args = p.parse_args(argv)
     out = common.out_folder(args.out)
@@ -64,8 +67,12 @@ def main(argv=None) -> dict:
     mse = float(losses.mse((w_demo * x)[:, None], y[:, None]))
     sse = float(losses.sse((w_demo * x)[:, None], y[:, None]))
     print(f"{m} months; model y_hat = w * x with w = {w_demo}")
-    print(common.table(["month", "x (S&P)", "y (NASDAQ)", "error y_hat - y", "loss 1/2 e^2"],
-                       [[k, float(x[k]), float(y[k]), float(err[k]), float(per_example[k])] for k in range(5)]))
+    print(
+        common.table(
+            ["month", "x (S&P)", "y (NASDAQ)", "error y_hat - y", "loss 1/2 e^2"],
+            [[k, float(x[k]), float(y[k]), float(err[k]), float(per_example[k])] for k in range(5)],
+        )
+    )
     print(f"cost: MSE = 1/(2m) sum e^2 = {mse:.4f};  SSE = 1/2 sum e^2 = {sse:.4f} (= m * MSE = {m * mse:.4f})\n")
     results.update(mse_at_w2=mse, sse_at_w2=sse, mean_per_example_loss=float(per_example.mean()))
 
@@ -77,8 +84,12 @@ def main(argv=None) -> dict:
     path = fit_one_weight(x, y, losses.mse, lr, args.steps, w0=-0.5)
     path_j = [float(losses.mse((w * x)[:, None], y[:, None])) for w in path]
     second_diff = np.diff(surface, 2)
-    results.update(w_closed_form=w_closed, w_gradient_descent=float(path[-1]), parabola_convex=bool(np.all(second_diff > 0)),
-                   surface_argmin=float(ws[np.argmin(surface)]))
+    results.update(
+        w_closed_form=w_closed,
+        w_gradient_descent=float(path[-1]),
+        parabola_convex=bool(np.all(second_diff > 0)),
+        surface_argmin=float(ws[np.argmin(surface)]),
+    )
 
     # Asymmetric loss: under-prediction costs `under_weight` times more, so the fit moves up.
     w_sym = fit_one_weight(x, y, losses.mse, lr, 200)[-1]
@@ -86,10 +97,21 @@ def main(argv=None) -> dict:
     w_asym = fit_one_weight(x, y, asym, lr / args.under_weight, 800)[-1]
     under_sym = float(np.mean(w_sym * x < y))
     under_asym = float(np.mean(w_asym * x < y))
-    results.update(w_symmetric=float(w_sym), w_asymmetric=float(w_asym), fraction_under_predicted_symmetric=under_sym,
-                   fraction_under_predicted_asymmetric=under_asym)
-    print(common.table(["fit", "w", "months under-predicted"], [["MSE", float(w_sym), under_sym],
-                                                               [f"asymmetric (x{args.under_weight:g} under)", float(w_asym), under_asym]]))
+    results.update(
+        w_symmetric=float(w_sym),
+        w_asymmetric=float(w_asym),
+        fraction_under_predicted_symmetric=under_sym,
+        fraction_under_predicted_asymmetric=under_asym,
+    )
+    print(
+        common.table(
+            ["fit", "w", "months under-predicted"],
+            [
+                ["MSE", float(w_sym), under_sym],
+                [f"asymmetric (x{args.under_weight:g} under)", float(w_asym), under_asym],
+            ],
+        )
+    )
 
     # Accuracy vs cost on a classifier: accuracy says how well; only the cost has a gradient.
     d = data.load("spirals", n=512)
@@ -98,12 +120,26 @@ def main(argv=None) -> dict:
     g_acc = jax.grad(lambda p: losses.accuracy(net.apply(p, d.x_train), d.y_train))(params)
     g_ce = jax.grad(lambda p: losses.softmax_cross_entropy(net.apply(p, d.x_train), d.y_train))(params)
     norm = lambda g: float(optax.tree.norm(g))
-    _, hist = fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), learning_rate=1e-2, epochs=args.epochs,
-                  batch_size=32, key=jax.random.key(1), progress=False)
-    results.update(grad_norm_accuracy=norm(g_acc), grad_norm_cross_entropy=norm(g_ce),
-                   classifier_history={"val_loss": hist.val_loss, "val_accuracy": hist.val_accuracy})
-    print(f"\nclassifier on two spirals: |d accuracy / d params| = {norm(g_acc):.3g} (flat almost everywhere), "
-          f"|d cost / d params| = {norm(g_ce):.3g}")
+    _, hist = fit(
+        net,
+        params,
+        (d.x_train, d.y_train),
+        (d.x_test, d.y_test),
+        learning_rate=1e-2,
+        epochs=args.epochs,
+        batch_size=32,
+        key=jax.random.key(1),
+        progress=False,
+    )
+    results.update(
+        grad_norm_accuracy=norm(g_acc),
+        grad_norm_cross_entropy=norm(g_ce),
+        classifier_history={"val_loss": hist.val_loss, "val_accuracy": hist.val_accuracy},
+    )
+    print(
+        f"\nclassifier on two spirals: |d accuracy / d params| = {norm(g_acc):.3g} (flat almost everywhere), "
+        f"|d cost / d params| = {norm(g_ce):.3g}"
+    )
     print(f"after {args.epochs} epochs: test accuracy {hist.val_accuracy[-1]:.3f}, test cost {hist.val_loss[-1]:.3f}")
 
     plt = common.plt

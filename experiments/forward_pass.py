@@ -2,6 +2,7 @@
 layer's activations for [1, -1] (-> [0.98, 0.12], [0.86, 0.11], [0.62, 0.83]) and for a second
 input, and draws the network with the activations written on its units.
 """
+
 from __future__ import annotations
 
 import sys
@@ -9,12 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
 
-from experiments import common  # noqa: E402
-from funcnn import nn  # noqa: E402
+from experiments import common
+from funcnn import nn
 
 # Rows are output units, as the course writes them: layer output = sigmoid(W @ x + b).
 TEXTBOOK = [
@@ -73,7 +74,11 @@ def main(argv=None) -> dict:
     for x in ([1.0, -1.0], list(args.second_input)):
         acts = layer_activations(net, params, jnp.asarray(x, jnp.float32))
         key = f"[{x[0]:g}, {x[1]:g}]"
-        results["inputs"][key] = {"hidden_1": acts[1].tolist(), "hidden_2": acts[2].tolist(), "output": acts[3].tolist()}
+        results["inputs"][key] = {
+            "hidden_1": acts[1].tolist(),
+            "hidden_2": acts[2].tolist(),
+            "output": acts[3].tolist(),
+        }
         np.testing.assert_allclose(acts[3], net.apply(params, jnp.asarray(x)), rtol=1e-6)  # one pass == layer by layer
         rows.append([key] + [f"[{a[0]:.2f}, {a[1]:.2f}]" for a in acts[1:]])
     print(common.table(["input", "hidden 1", "hidden 2", "output"], rows))

@@ -2,6 +2,7 @@
 loss curves from the same init and data order); (b) constant vs step decay vs exponential decay vs
 plateau-driven decay on the same net and data (validation loss and learning rate per epoch).
 """
+
 from __future__ import annotations
 
 import sys
@@ -9,12 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import data, fit, models, schedules, train  # noqa: E402
+from experiments import common
+from funcnn import data, fit, models, schedules, train
 
 
 def main(argv=None) -> dict:
@@ -33,8 +34,16 @@ def main(argv=None) -> dict:
 
     # (a) the same init, the same batches, plain SGD at rates from far too low to far too high.
     rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0]
-    sweep = train.lr_sweep(net, params, (x, y), rates=rates, epochs=args.sweep_epochs, batch_size=args.batch_size,
-                           key=jax.random.key(args.seed + 2), optimizer=optax.sgd)
+    sweep = train.lr_sweep(
+        net,
+        params,
+        (x, y),
+        rates=rates,
+        epochs=args.sweep_epochs,
+        batch_size=args.batch_size,
+        key=jax.random.key(args.seed + 2),
+        optimizer=optax.sgd,
+    )
     fig, ax = plt.subplots(figsize=(6.5, 4))
     epochs_a = np.arange(0, args.sweep_epochs + 1)
     for r, curve in zip(rates, sweep["loss"]):
@@ -60,8 +69,18 @@ def main(argv=None) -> dict:
     }
     histories = {}
     for name, lr in policies.items():
-        _, h = fit(net, params, (x, y), (xv, yv), optimizer=optax.adam, learning_rate=lr, epochs=args.epochs,
-                   batch_size=args.batch_size, key=jax.random.key(args.seed + 3), progress=False)
+        _, h = fit(
+            net,
+            params,
+            (x, y),
+            (xv, yv),
+            optimizer=optax.adam,
+            learning_rate=lr,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            key=jax.random.key(args.seed + 3),
+            progress=False,
+        )
         histories[name] = h.as_dict()
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     for name, h in histories.items():
@@ -71,15 +90,29 @@ def main(argv=None) -> dict:
     ax[1].set_xlabel("epoch"), ax[1].set_ylabel("learning rate in force"), ax[1].set_yscale("log")
     fig_b = common.save_figure(fig, out / "schedules.png")
 
-    print(common.table(["lr (SGD)", "loss after epoch 1", f"loss after epoch {args.sweep_epochs}"],
-                       [[r, float(c[0]), float(c[-1])] for r, c in zip(rates, sweep["loss"])]))
+    print(
+        common.table(
+            ["lr (SGD)", "loss after epoch 1", f"loss after epoch {args.sweep_epochs}"],
+            [[r, float(c[0]), float(c[-1])] for r, c in zip(rates, sweep["loss"])],
+        )
+    )
     print()
-    print(common.table(["schedule", "best val loss", "final val loss", "final val acc", "final lr"],
-                       [[n, min(h["val_loss"]), h["val_loss"][-1], h["val_accuracy"][-1], h["learning_rate"][-1]]
-                        for n, h in histories.items()]))
+    print(
+        common.table(
+            ["schedule", "best val loss", "final val loss", "final val acc", "final lr"],
+            [
+                [n, min(h["val_loss"]), h["val_loss"][-1], h["val_accuracy"][-1], h["learning_rate"][-1]]
+                for n, h in histories.items()
+            ],
+        )
+    )
     results = {
-        "sweep": {"rates": rates, "loss": [[float(v) for v in c] for c in sweep["loss"]],
-                  "initial_loss": sweep["initial_loss"], "best_rate": rates[best]},
+        "sweep": {
+            "rates": rates,
+            "loss": [[float(v) for v in c] for c in sweep["loss"]],
+            "initial_loss": sweep["initial_loss"],
+            "best_rate": rates[best],
+        },
         "schedules": histories,
         "figures": [str(fig_a), str(fig_b)],
     }

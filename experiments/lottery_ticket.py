@@ -6,6 +6,7 @@ weights remaining; learning curves) into the run folder; re-running resumes afte
 completed round. On CPU it runs with one XLA device per core (`funcnn.cpu.fast_flags()`), unless
 XLA_FLAGS already sets the device count or Eigen's threading.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -15,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from experiments import common  # noqa: E402
-from funcnn import cpu, lottery  # noqa: E402
+from experiments import common
+from funcnn import cpu, lottery
 
 COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}
 
@@ -34,7 +35,7 @@ def plot(report: dict, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for arm in dict.fromkeys(r["arm"] for r in rows):
             sel = sorted((r for r in rows if r["arm"] == arm or r["round"] == 0), key=lambda r: -r["percent_remaining"])
-            sel = [r for r in sel if r["arm"] == arm or r["round"] == 0 and r["arm"] == "ticket"]
+            sel = [r for r in sel if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")]
             x = [r["percent_remaining"] for r in sel]
             m = np.array([r[metric + "_mean"] for r in sel])
             s = np.array([r[metric + "_std"] for r in sel])
@@ -58,8 +59,11 @@ def plot(report: dict, out: Path) -> list[Path]:
         sel = np.array(rec["arms"]) == "ticket"
         p = np.mean(np.array(rec["density"])[sel]) * 100
         # The whole test curve with --test-curve; else the test evaluations at the segments' ends.
-        its, acc = ((rec["iterations"], curves["test_accuracy"]) if "test_accuracy" in curves
-                    else (rec["test_iterations"], curves["end_test_accuracy"]))
+        its, acc = (
+            (rec["iterations"], curves["test_accuracy"])
+            if "test_accuracy" in curves
+            else (rec["test_iterations"], curves["end_test_accuracy"])
+        )
         ax.plot(its, acc[sel].mean(axis=0) * 100, "o-", ms=3, label=f"ticket, {p:.1f}% remaining")
     ax.set_xlabel("training iteration")
     ax.set_ylabel("test accuracy %")
@@ -84,8 +88,11 @@ def notebook_table(report: dict) -> str:
         cells = [f"{sparsity:.1f}"]
         for arm in ("ticket", "random"):
             hit = [x for x in rows if x["round"] == r and (x["arm"] == arm or r == 0)]
-            cells.append(f"{100 * hit[0]['final_test_accuracy_mean']:.2f} ± {100 * hit[0]['final_test_accuracy_std']:.2f}"
-                         if hit else "-")
+            cells.append(
+                f"{100 * hit[0]['final_test_accuracy_mean']:.2f} ± {100 * hit[0]['final_test_accuracy_std']:.2f}"
+                if hit
+                else "-"
+            )
         out.append(cells)
     return common.table(["sparsity %", "ticket test acc %", "random test acc %"], out)
 
@@ -96,15 +103,19 @@ def notebook_figure(report: dict, out: Path) -> Path:
     rows = report["summary"]
     fig, ax = plt.subplots(figsize=(6.5, 4))
     for arm, color in (("ticket", "tab:blue"), ("random", "tab:green")):
-        sel = sorted((r for r in rows if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")),
-                     key=lambda r: r["round"])
+        sel = sorted(
+            (r for r in rows if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")), key=lambda r: r["round"]
+        )
         x = np.array([100 - r["percent_remaining"] for r in sel])
         m = np.array([r["final_test_accuracy_mean"] for r in sel]) * 100
         sd = np.array([r["final_test_accuracy_std"] for r in sel]) * 100
         ax.plot(x, m, color=color, label="lottery ticket (rewound to θ0)" if arm == "ticket" else "random mask")
         ax.fill_between(x, m - sd, m + sd, color=color, alpha=0.2)
-    ax.set(xlabel="sparsity (% of weights and biases pruned)", ylabel="test accuracy %",
-           title=f"MNIST-1D lottery notebook protocol ({report['config']['seeds']} trials)")
+    ax.set(
+        xlabel="sparsity (% of weights and biases pruned)",
+        ylabel="test accuracy %",
+        title=f"MNIST-1D lottery notebook protocol ({report['config']['seeds']} trials)",
+    )
     ax.grid(True, alpha=0.3)
     ax.legend()
     return common.save_figure(fig, out / "notebook_accuracy_vs_sparsity.png")
@@ -112,11 +123,26 @@ def notebook_figure(report: dict, out: Path) -> Path:
 
 def notebook(p, args) -> dict:
     """--preset mnist1d-notebook: `lottery.mnist1d_notebook` with --seeds trials and --rounds + 2 levels."""
-    unsupported = [f"--{k.replace('_', '-')}" for k in ("iterations", "eval_every", "rewind_step", "learning_rate",
-                                                        "batch_size", "pruning", "scope", "seed", "population_chunk",
-                                                        "unroll") if getattr(args, k) is not None]
+    unsupported = [
+        f"--{k.replace('_', '-')}"
+        for k in (
+            "iterations",
+            "eval_every",
+            "rewind_step",
+            "learning_rate",
+            "batch_size",
+            "pruning",
+            "scope",
+            "seed",
+            "population_chunk",
+            "unroll",
+        )
+        if getattr(args, k) is not None
+    ]
     if unsupported or args.test_curve:
-        p.error(f"{', '.join(unsupported or ['--test-curve'])}: not supported by --preset {NOTEBOOK} (its protocol is fixed)")
+        p.error(
+            f"{', '.join(unsupported or ['--test-curve'])}: not supported by --preset {NOTEBOOK} (its protocol is fixed)"
+        )
     trials = args.seeds or 2
     levels = 100 if args.rounds is None else args.rounds + 2
     if levels < 2:
@@ -140,10 +166,18 @@ def notebook(p, args) -> dict:
 def main(argv=None) -> dict:
     p = common.parser("lottery_ticket", __doc__)
     p.set_defaults(out=None)
-    p.add_argument("--preset", default="mnist1d", choices=sorted(lottery.PRESETS) + [NOTEBOOK],
-                   help="protocol (default mnist1d); mnist1d-notebook: the MNIST-1D lottery notebook's (lottery.mnist1d_notebook)")
-    p.add_argument("--score", choices=["step1000", "final"], default="step1000",
-                   help="mnist1d-notebook only: score the next level on the weights at step 1000 (the notebook's) or at the end")
+    p.add_argument(
+        "--preset",
+        default="mnist1d",
+        choices=sorted(lottery.PRESETS) + [NOTEBOOK],
+        help="protocol (default mnist1d); mnist1d-notebook: the MNIST-1D lottery notebook's (lottery.mnist1d_notebook)",
+    )
+    p.add_argument(
+        "--score",
+        choices=["step1000", "final"],
+        default="step1000",
+        help="mnist1d-notebook only: score the next level on the weights at step 1000 (the notebook's) or at the end",
+    )
     p.add_argument("--seeds", type=common.positive_int, help="number of seeds (overrides the preset)")
     p.add_argument("--rounds", type=int, help="pruning rounds after the dense round")
     p.add_argument("--iterations", type=common.positive_int, help="training iterations per round")
@@ -154,23 +188,45 @@ def main(argv=None) -> dict:
     p.add_argument("--pruning", choices=["iterative", "oneshot"])
     p.add_argument("--scope", choices=["layer", "global"])
     p.add_argument("--seed", type=int, help="base PRNG seed")
-    p.add_argument("--test-curve", action="store_true",
-                   help="evaluate the test set every --eval-every iterations (the whole curve), not once per segment")
-    p.add_argument("--population-chunk", type=common.positive_int,
-                   help="members vmapped together (default: 4 on CPU, all on a GPU)")
+    p.add_argument(
+        "--test-curve",
+        action="store_true",
+        help="evaluate the test set every --eval-every iterations (the whole curve), not once per segment",
+    )
+    p.add_argument(
+        "--population-chunk",
+        type=common.positive_int,
+        help="members vmapped together (default: 4 on CPU, all on a GPU)",
+    )
     p.add_argument("--unroll", type=common.positive_int, help="lax.scan unroll of the training steps (default 1)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
-    p.add_argument("--report-only", action="store_true",
-                   help="train nothing: table and figures from the rounds completed so far (e.g. while a long run goes on)")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: table and figures from the rounds completed so far (e.g. while a long run goes on)",
+    )
     args = p.parse_args(argv)
     if args.preset == NOTEBOOK:
         return notebook(p, args)
-    overrides = {k: v for k, v in {
-        "seeds": args.seeds, "rounds": args.rounds, "iterations": args.iterations, "eval_every": args.eval_every,
-        "rewind_step": args.rewind_step, "learning_rate": args.learning_rate, "batch_size": args.batch_size,
-        "pruning": args.pruning, "scope": args.scope, "seed": args.seed,
-        "test_curve": args.test_curve or None, "population_chunk": args.population_chunk, "unroll": args.unroll,
-    }.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "seeds": args.seeds,
+            "rounds": args.rounds,
+            "iterations": args.iterations,
+            "eval_every": args.eval_every,
+            "rewind_step": args.rewind_step,
+            "learning_rate": args.learning_rate,
+            "batch_size": args.batch_size,
+            "pruning": args.pruning,
+            "scope": args.scope,
+            "seed": args.seed,
+            "test_curve": args.test_curve or None,
+            "population_chunk": args.population_chunk,
+            "unroll": args.unroll,
+        }.items()
+        if v is not None
+    }
     try:
         config = dataclasses.replace(lottery.PRESETS[args.preset], **overrides).validate()
     except ValueError as e:
@@ -183,9 +239,15 @@ def main(argv=None) -> dict:
             raise SystemExit(f"error: --report-only: {e}")
         figures = plot(report, out)
         print(lottery.summary_table(report))
-        state = "complete" if report["complete"] else f"in progress: {report['rounds_completed']} of {config.rounds + 1} rounds"
-        print(f"{out} ({state}); training time so far {report['train_seconds_total'] / 60:.1f} min; "
-              f"figures: {', '.join(f.name for f in figures)}")
+        state = (
+            "complete"
+            if report["complete"]
+            else f"in progress: {report['rounds_completed']} of {config.rounds + 1} rounds"
+        )
+        print(
+            f"{out} ({state}); training time so far {report['train_seconds_total'] / 60:.1f} min; "
+            f"figures: {', '.join(f.name for f in figures)}"
+        )
         return report
     out = common.out_folder(out)
     print(f"lottery-ticket study '{args.preset}' -> {out}")

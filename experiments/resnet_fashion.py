@@ -18,6 +18,7 @@ so an epoch (429 steps on 55,000 images) takes about 8 minutes and 30 epochs abo
 CI-sized run: `--depth 8 --width 8 --epochs 1 --train-subset 2000 --val-size 1000 --batch-size 32
 --warmup-epochs 0.2`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,13 +27,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import data, fit, losses, models, nn  # noqa: E402
-from funcnn import train as train_lib  # noqa: E402
+from experiments import common
+from funcnn import data, fit, losses, models, nn
+from funcnn import train as train_lib
 
 
 def schedule(learning_rate: float, total_steps: int, warmup_steps: int) -> optax.Schedule:
@@ -47,8 +48,9 @@ def schedule(learning_rate: float, total_steps: int, warmup_steps: int) -> optax
     return optax.join_schedules([warmup, steps], [warmup_steps])
 
 
-def optimizer(learning_rate: float, weight_decay: float, total_steps: int,
-              warmup_steps: int) -> tuple[optax.GradientTransformation, optax.Schedule]:
+def optimizer(
+    learning_rate: float, weight_decay: float, total_steps: int, warmup_steps: int
+) -> tuple[optax.GradientTransformation, optax.Schedule]:
     """SGD (momentum 0.9) on gradient + weight_decay * params, with `schedule`; returns (tx, schedule)."""
     lr = schedule(learning_rate, total_steps, warmup_steps)
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(lr, momentum=0.9)), lr
@@ -60,12 +62,18 @@ def main(argv=None) -> dict:
     p.add_argument("--batch-size", type=common.positive_int, default=128)
     p.add_argument("--learning-rate", type=common.positive_float, default=0.1, help="peak rate (default 0.1)")
     p.add_argument("--weight-decay", type=common.non_negative_float, default=5e-4, help="default 5e-4 (see above)")
-    p.add_argument("--warmup-epochs", type=common.non_negative_float, default=1.0, help="linear warmup length (default 1)")
+    p.add_argument(
+        "--warmup-epochs", type=common.non_negative_float, default=1.0, help="linear warmup length (default 1)"
+    )
     p.add_argument("--depth", type=common.positive_int, default=20, help="6n + 2 (default 20)")
     p.add_argument("--width", type=common.positive_int, default=16, help="first stage's channels (default 16)")
     p.add_argument("--train-subset", type=common.positive_int, help="train on the first N training images only")
-    p.add_argument("--val-size", type=common.non_negative_int, default=5000,
-                   help="training images held out for validation (default 5000; 0: validate on the test set)")
+    p.add_argument(
+        "--val-size",
+        type=common.non_negative_int,
+        default=5000,
+        help="training images held out for validation (default 5000; 0: validate on the test set)",
+    )
     p.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST IDX files (default: the installed set)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -95,14 +103,27 @@ def main(argv=None) -> dict:
     shape = x.shape[1:]
     print(nn.summary(net, shape))
     params = net.init(jax.random.key(args.seed), shape)
-    n_weights = sum(int(np.size(w)) for path, w in jax.tree_util.tree_leaves_with_path(params)
-                    if getattr(path[-1], "key", None) == "w")
+    n_weights = sum(
+        int(np.size(w))
+        for path, w in jax.tree_util.tree_leaves_with_path(params)
+        if getattr(path[-1], "key", None) == "w"
+    )
     device = jax.devices()[0]
     device_name = f"{device.platform} ({device.device_kind})"
 
     t0 = time.perf_counter()
-    state, hist = fit(net, params, (x, y), val, optimizer=tx, epochs=args.epochs, batch_size=args.batch_size,
-                      key=jax.random.key(args.seed + 1), n_classes=d.n_classes, progress=not args.no_progress)
+    state, hist = fit(
+        net,
+        params,
+        (x, y),
+        val,
+        optimizer=tx,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        key=jax.random.key(args.seed + 1),
+        n_classes=d.n_classes,
+        progress=not args.no_progress,
+    )
     jax.block_until_ready(state.params)
     seconds = time.perf_counter() - t0
     evaluate = jax.jit(train_lib.make_evaluate(net, losses.softmax_cross_entropy))
@@ -111,12 +132,30 @@ def main(argv=None) -> dict:
     lr_per_epoch = [float(lr(e * steps_per_epoch)) for e in range(args.epochs)]
     what_val = "validation" if args.val_size else "test"
 
-    print(common.table(["epoch", "learning rate", "train loss", f"{what_val} loss", f"{what_val} acc"],
-                       [[e, r, a, b, c] for e, r, a, b, c in
-                        zip(hist.epoch, lr_per_epoch, hist.train_loss, hist.val_loss, hist.val_accuracy)]))
-    print(common.table(["model", "epochs", "test accuracy", "wall time (s)", "time per epoch (s)", "device"],
-                       [[f"resnet-{args.depth}-{args.width}", args.epochs, test_accuracy, seconds,
-                         seconds / args.epochs, device_name]]))
+    print(
+        common.table(
+            ["epoch", "learning rate", "train loss", f"{what_val} loss", f"{what_val} acc"],
+            [
+                [e, r, a, b, c]
+                for e, r, a, b, c in zip(hist.epoch, lr_per_epoch, hist.train_loss, hist.val_loss, hist.val_accuracy)
+            ],
+        )
+    )
+    print(
+        common.table(
+            ["model", "epochs", "test accuracy", "wall time (s)", "time per epoch (s)", "device"],
+            [
+                [
+                    f"resnet-{args.depth}-{args.width}",
+                    args.epochs,
+                    test_accuracy,
+                    seconds,
+                    seconds / args.epochs,
+                    device_name,
+                ]
+            ],
+        )
+    )
 
     plt = common.plt
     fig, ax = plt.subplots(1, 3, figsize=(13, 3.5))
@@ -134,22 +173,43 @@ def main(argv=None) -> dict:
     curves = common.save_figure(fig, out / "learning_curves.png")
 
     results = {
-        "test_accuracy": test_accuracy, "test_loss": test_loss, "epochs": args.epochs,
-        "wall_seconds": seconds, "seconds_per_epoch": seconds / args.epochs, "steps_per_epoch": steps_per_epoch,
-        "device": device_name, "platform": device.platform, "device_kind": device.device_kind,
-        "model": f"resnet-{args.depth}-{args.width}", "params": nn.count_params(params), "weights": n_weights,
+        "test_accuracy": test_accuracy,
+        "test_loss": test_loss,
+        "epochs": args.epochs,
+        "wall_seconds": seconds,
+        "seconds_per_epoch": seconds / args.epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "device": device_name,
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "model": f"resnet-{args.depth}-{args.width}",
+        "params": nn.count_params(params),
+        "weights": n_weights,
         "hyperparameters": {
-            "epochs": args.epochs, "batch_size": args.batch_size, "learning_rate": args.learning_rate,
-            "weight_decay": args.weight_decay, "momentum": 0.9, "warmup_epochs": args.warmup_epochs,
-            "warmup_steps": warmup_steps, "decay": "x0.1 at 50% and 75% of the steps", "depth": args.depth,
-            "width": args.width, "train_images": len(x), "val_size": args.val_size, "seed": args.seed,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "learning_rate": args.learning_rate,
+            "weight_decay": args.weight_decay,
+            "momentum": 0.9,
+            "warmup_epochs": args.warmup_epochs,
+            "warmup_steps": warmup_steps,
+            "decay": "x0.1 at 50% and 75% of the steps",
+            "depth": args.depth,
+            "width": args.width,
+            "train_images": len(x),
+            "val_size": args.val_size,
+            "seed": args.seed,
         },
         "validation": "held-out training images" if args.val_size else "test set",
-        "learning_rate_per_epoch": lr_per_epoch, "history": hist.as_dict(), "figures": [str(curves)],
+        "learning_rate_per_epoch": lr_per_epoch,
+        "history": hist.as_dict(),
+        "figures": [str(curves)],
     }
     common.save_results(out, results)
-    print(f"test accuracy {test_accuracy * 100:.2f}% after {args.epochs} epochs in {seconds:.0f}s on {device_name}; "
-          f"results: {out / 'results.json'}")
+    print(
+        f"test accuracy {test_accuracy * 100:.2f}% after {args.epochs} epochs in {seconds:.0f}s on {device_name}; "
+        f"results: {out / 'results.json'}"
+    )
     return results
 
 

@@ -14,6 +14,7 @@ batch 128, x0.1 at 50% and 75% of --steps. Fashion-MNIST (`apt-get install datas
 --train-size uses the first N training images (CPU-sized runs). Writes results.json,
 barrier_vs_k.png and error_along_path.png.
 """
+
 from __future__ import annotations
 
 import sys
@@ -22,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import data, losses, models, stability  # noqa: E402
+from experiments import common
+from funcnn import data, losses, models, stability
 
 STABLE = 0.02  # the paper's threshold on the test error barrier
 
@@ -36,8 +37,9 @@ def setup(args):
     """(net, optimizer, batch size) for --model."""
     if args.model == "lenet":
         return models.lenet_300_100(), optax.adam(args.learning_rate or 1.2e-3), args.batch_size or 60
-    lr = optax.piecewise_constant_schedule(args.learning_rate or 0.1,
-                                           {max(int(f * args.steps), 1): 0.1 for f in (0.5, 0.75)})
+    lr = optax.piecewise_constant_schedule(
+        args.learning_rate or 0.1, {max(int(f * args.steps), 1): 0.1 for f in (0.5, 0.75)}
+    )
     tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(lr, momentum=0.9))
     return models.resnet(args.depth, args.width), tx, args.batch_size or 128
 
@@ -74,10 +76,18 @@ def main(argv=None) -> dict:
     p.add_argument("--copies", type=common.positive_int, default=2, help="copies per θk (pairs: all of them)")
     p.add_argument("--alphas", type=common.positive_int, default=11, help="points on each segment, ends included")
     p.add_argument("--train-size", type=common.positive_int, help="use the first N training images")
-    p.add_argument("--train-eval", type=common.positive_int, default=10000,
-                   help="train error measured on the first N training images (default 10000)")
-    p.add_argument("--stat-batches", type=common.non_negative_int, default=20,
-                   help="training batches that recompute BatchNorm statistics at each point")
+    p.add_argument(
+        "--train-eval",
+        type=common.positive_int,
+        default=10000,
+        help="train error measured on the first N training images (default 10000)",
+    )
+    p.add_argument(
+        "--stat-batches",
+        type=common.non_negative_int,
+        default=20,
+        help="training batches that recompute BatchNorm statistics at each point",
+    )
     p.add_argument("--learning-rate", type=common.positive_float)
     p.add_argument("--batch-size", type=common.positive_int)
     p.add_argument("--seed", type=int, default=0)
@@ -103,34 +113,84 @@ def main(argv=None) -> dict:
     params = net.init(jax.random.key(args.seed), x.shape[1:])
     state = net.init_state(x.shape[1:])
     name = "LeNet-300-100" if args.model == "lenet" else f"ResNet-{args.depth} (width {args.width})"
-    print(f"stability of {name} on Fashion-MNIST ({n} training images): k in {ks}, {args.steps} steps, "
-          f"{args.copies} copies -> {out}")
+    print(
+        f"stability of {name} on Fashion-MNIST ({n} training images): k in {ks}, {args.steps} steps, "
+        f"{args.copies} copies -> {out}"
+    )
     t0 = time.perf_counter()
     sweep = stability.sweep_rewind_steps(
-        net, params, tx, losses.softmax_cross_entropy, (x, y), (d.x_test, d.y_test), steps=args.steps,
-        rewind_steps=ks, batch_size=batch, key=jax.random.key(args.seed + 1), model_state=state or None,
-        copies=args.copies, alphas=np.linspace(0, 1, args.alphas, dtype=np.float32),
-        stat_batches=args.stat_batches, train_eval=min(args.train_eval, n))
+        net,
+        params,
+        tx,
+        losses.softmax_cross_entropy,
+        (x, y),
+        (d.x_test, d.y_test),
+        steps=args.steps,
+        rewind_steps=ks,
+        batch_size=batch,
+        key=jax.random.key(args.seed + 1),
+        model_state=state or None,
+        copies=args.copies,
+        alphas=np.linspace(0, 1, args.alphas, dtype=np.float32),
+        stat_batches=args.stat_batches,
+        train_eval=min(args.train_eval, n),
+    )
     seconds = time.perf_counter() - t0
     rows = []
     for k, b in zip(ks, sweep.barriers):
         tr, te = np.asarray(b.train_barrier), np.asarray(b.test_barrier)
-        rows.append({"k": k, "train_barrier_mean": float(tr.mean()), "train_barrier_std": float(tr.std()),
-                     "test_barrier_mean": float(te.mean()), "test_barrier_std": float(te.std()),
-                     "test_error_ends": np.asarray(b.test_error)[:, [0, -1]].tolist(),
-                     "test_error": np.asarray(b.test_error).tolist(), "train_error": np.asarray(b.train_error).tolist(),
-                     "stable": bool(te.mean() < STABLE), "recomputed_statistics": bool(b.recomputed_statistics)})
+        rows.append(
+            {
+                "k": k,
+                "train_barrier_mean": float(tr.mean()),
+                "train_barrier_std": float(tr.std()),
+                "test_barrier_mean": float(te.mean()),
+                "test_barrier_std": float(te.std()),
+                "test_error_ends": np.asarray(b.test_error)[:, [0, -1]].tolist(),
+                "test_error": np.asarray(b.test_error).tolist(),
+                "train_error": np.asarray(b.train_error).tolist(),
+                "stable": bool(te.mean() < STABLE),
+                "recomputed_statistics": bool(b.recomputed_statistics),
+            }
+        )
     stable = [r["k"] for r in rows if r["stable"]]
-    res = {"net": name, "model": args.model, "steps": args.steps, "rewind_steps": ks, "copies": args.copies,
-           "alphas": np.linspace(0, 1, args.alphas).tolist(), "train_size": n, "batch_size": batch,
-           "rows": rows, "smallest_stable_k": stable[0] if stable else None, "seconds": seconds,
-           "device": str(jax.devices()[0].device_kind)}
-    print(common.table(["k", "test barrier %", "train barrier %", "test error at ends %", "stable"],
-                       [[r["k"], f"{100 * r['test_barrier_mean']:.2f} ± {100 * r['test_barrier_std']:.2f}",
-                         f"{100 * r['train_barrier_mean']:.2f} ± {100 * r['train_barrier_std']:.2f}",
-                         f"{100 * np.mean(r['test_error_ends']):.2f}", "yes" if r["stable"] else "no"] for r in rows]))
-    print(f"smallest stable k: {res['smallest_stable_k']}; {seconds:.0f} s"
-          + ("; BatchNorm statistics recomputed on training batches at every point" if rows[0]["recomputed_statistics"] else ""))
+    res = {
+        "net": name,
+        "model": args.model,
+        "steps": args.steps,
+        "rewind_steps": ks,
+        "copies": args.copies,
+        "alphas": np.linspace(0, 1, args.alphas).tolist(),
+        "train_size": n,
+        "batch_size": batch,
+        "rows": rows,
+        "smallest_stable_k": stable[0] if stable else None,
+        "seconds": seconds,
+        "device": str(jax.devices()[0].device_kind),
+    }
+    print(
+        common.table(
+            ["k", "test barrier %", "train barrier %", "test error at ends %", "stable"],
+            [
+                [
+                    r["k"],
+                    f"{100 * r['test_barrier_mean']:.2f} ± {100 * r['test_barrier_std']:.2f}",
+                    f"{100 * r['train_barrier_mean']:.2f} ± {100 * r['train_barrier_std']:.2f}",
+                    f"{100 * np.mean(r['test_error_ends']):.2f}",
+                    "yes" if r["stable"] else "no",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    print(
+        f"smallest stable k: {res['smallest_stable_k']}; {seconds:.0f} s"
+        + (
+            "; BatchNorm statistics recomputed on training batches at every point"
+            if rows[0]["recomputed_statistics"]
+            else ""
+        )
+    )
     res["figures"] = [str(f) for f in plot(res, out)]
     common.save_results(out, res)
     return res

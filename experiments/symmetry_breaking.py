@@ -4,6 +4,7 @@ every hidden unit stays identical to its neighbours through all of training; onl
 learns well. Then 16 random keys trained at once (`jax.vmap`) show how much the initial draw
 matters (the course's "mouse in a maze").
 """
+
 from __future__ import annotations
 
 import sys
@@ -11,20 +12,23 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-from experiments import common  # noqa: E402
-from funcnn import data, losses, nn, train  # noqa: E402
+from experiments import common
+from funcnn import data, losses, nn, train
 
 HIDDEN = ("dense_0", "dense_2")
 
 
 def make_net(init: str, width: int) -> nn.Layer:
-    w_init = {"zeros": jax.nn.initializers.zeros, "ones": jax.nn.initializers.ones,
-              "random": jax.nn.initializers.glorot_normal()}[init]
+    w_init = {
+        "zeros": jax.nn.initializers.zeros,
+        "ones": jax.nn.initializers.ones,
+        "random": jax.nn.initializers.glorot_normal(),
+    }[init]
     b_init = jax.nn.initializers.ones if init == "ones" else jax.nn.initializers.zeros
     d = lambda n: nn.Dense(n, w_init=w_init, b_init=b_init)
     return nn.serial(d(width), nn.Tanh(), d(width), nn.Tanh(), d(10))
@@ -68,25 +72,48 @@ def main(argv=None) -> dict:
             "unit_spread_after_training": {n: unit_spread(np.asarray(state.params[n]["w"])) for n in HIDDEN},
         }
         results["inits"][init] = rec
-        rows.append([init, accs[-1], rec["hidden_grad_norm_at_init"]["dense_0"], rec["hidden_weight_change"]["dense_0"],
-                     rec["unit_spread_after_training"]["dense_0"], rec["unit_spread_after_training"]["dense_2"]])
-    print(common.table(["init", "test acc", "|grad W1| at init", "max |W1 - W1_0|", "unit spread W1", "unit spread W2"], rows))
+        rows.append(
+            [
+                init,
+                accs[-1],
+                rec["hidden_grad_norm_at_init"]["dense_0"],
+                rec["hidden_weight_change"]["dense_0"],
+                rec["unit_spread_after_training"]["dense_0"],
+                rec["unit_spread_after_training"]["dense_2"],
+            ]
+        )
+    print(
+        common.table(
+            ["init", "test acc", "|grad W1| at init", "max |W1 - W1_0|", "unit spread W1", "unit spread W2"], rows
+        )
+    )
 
     # Many random draws at once: the population axis is just a leading axis on params and state.
     net = make_net("random", args.width)
     keys = jax.random.split(jax.random.key(2), args.population)
     pop = jax.vmap(net.init, in_axes=(0, None))(keys, (40,))
     states = jax.vmap(lambda p_: train.init_state(p_, tx))(pop)
-    pop_epoch = jax.jit(jax.vmap(train.make_epoch(train.make_train_step(net.apply, losses.softmax_cross_entropy, tx)),
-                                 in_axes=(0, None, None, None)))
+    pop_epoch = jax.jit(
+        jax.vmap(
+            train.make_epoch(train.make_train_step(net.apply, losses.softmax_cross_entropy, tx)),
+            in_axes=(0, None, None, None),
+        )
+    )
     pop_eval = jax.jit(jax.vmap(train.make_evaluate(net.apply, losses.softmax_cross_entropy), in_axes=(0, None, None)))
     for e in range(args.epochs):
         states, _ = pop_epoch(states, x, y, idx[e])
     pop_acc = np.asarray(pop_eval(states.params, xt, yt)["accuracy"])
-    results["population"] = {"test_accuracy": pop_acc.tolist(), "mean": float(pop_acc.mean()), "std": float(pop_acc.std()),
-                             "min": float(pop_acc.min()), "max": float(pop_acc.max())}
-    print(f"\n{args.population} random keys, same data order: test accuracy {pop_acc.mean():.3f} ± {pop_acc.std():.3f} "
-          f"(min {pop_acc.min():.3f}, max {pop_acc.max():.3f})")
+    results["population"] = {
+        "test_accuracy": pop_acc.tolist(),
+        "mean": float(pop_acc.mean()),
+        "std": float(pop_acc.std()),
+        "min": float(pop_acc.min()),
+        "max": float(pop_acc.max()),
+    }
+    print(
+        f"\n{args.population} random keys, same data order: test accuracy {pop_acc.mean():.3f} ± {pop_acc.std():.3f} "
+        f"(min {pop_acc.min():.3f}, max {pop_acc.max():.3f})"
+    )
 
     plt = common.plt
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))

@@ -4,9 +4,10 @@ Every function maps an array elementwise to an array of the same shape and dtype
 where it has the function; `derivative(name)` returns the hand-derived derivative, so a test can hold
 it against `jax.grad`.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -8,13 +8,14 @@ only function that touches the network, and only when called.
 Binary format: each batch file holds records of 3073 bytes, 1 label byte (0-9) then 3072 pixel bytes,
 the 1024 red, then 1024 green, then 1024 blue values of a 32x32 image, each plane row-major.
 """
+
 from __future__ import annotations
 
 import os
 import tarfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -45,21 +46,26 @@ SHA256: dict[str, frozenset[str]] = {
 
 
 def _how_to_get(folder: str | os.PathLike = "DIR") -> str:
-    return (f"python -c \"import funcnn.cifar10 as c; c.download('{folder}')\" (online), "
-            f"then pass data_dir= or set FUNCNN_DATA to that folder")
+    return (
+        f"python -c \"import funcnn.cifar10 as c; c.download('{folder}')\" (online), "
+        f"then pass data_dir= or set FUNCNN_DATA to that folder"
+    )
 
 
 def _decode(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Records of one batch file -> uint8 images (n, 32, 32, 3) NHWC and uint8 labels (n,)."""
     if len(raw) == 0 or len(raw) % RECORD_BYTES:
-        raise DataError(f"CIFAR-10 file {name} holds {len(raw)} bytes, expected a positive multiple of "
-                        f"{RECORD_BYTES} (1 label byte + 3072 pixel bytes per record): truncated?")
+        raise DataError(
+            f"CIFAR-10 file {name} holds {len(raw)} bytes, expected a positive multiple of "
+            f"{RECORD_BYTES} (1 label byte + 3072 pixel bytes per record): truncated?"
+        )
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, RECORD_BYTES)
     labels = records[:, 0]
     bad = np.flatnonzero(labels > 9)
     if bad.size:
-        raise DataError(f"CIFAR-10 file {name} has label {labels[bad[0]]} in record {bad[0]}, "
-                        f"expected labels in 0..9: corrupted?")
+        raise DataError(
+            f"CIFAR-10 file {name} has label {labels[bad[0]]} in record {bad[0]}, expected labels in 0..9: corrupted?"
+        )
     images = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # planes (c, i, j) -> (i, j, c)
     return images, labels
 
@@ -72,8 +78,10 @@ def _read_archive(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
             for member in tar:
                 parts = PurePosixPath(member.name).parts
                 if PurePosixPath(member.name).is_absolute() or ".." in parts:
-                    raise DataError(f"archive {path} holds member {member.name!r}, an absolute path or one "
-                                    f"with '..': refusing to read it")
+                    raise DataError(
+                        f"archive {path} holds member {member.name!r}, an absolute path or one "
+                        f"with '..': refusing to read it"
+                    )
                 if len(parts) != 2 or parts[0] != FOLDER or parts[1] not in names:
                     continue
                 if not member.isfile():
@@ -118,28 +126,37 @@ def read(path: str | os.PathLike, *, digests: Mapping[str, set[str] | frozenset[
     return Dataset(x_train, y_train, x_test, y_test, 10)
 
 
-def load(data_dir: str | os.PathLike | None = None, *,
-         digests: Mapping[str, set[str] | frozenset[str]] = SHA256) -> Dataset:
+def load(
+    data_dir: str | os.PathLike | None = None, *, digests: Mapping[str, set[str] | frozenset[str]] = SHA256
+) -> Dataset:
     """CIFAR-10 from `data_dir`, else $FUNCNN_DATA: its `cifar-10-binary.tar.gz` or `cifar-10-batches-bin`.
 
     Shapes and dtypes as in `read`. Raises `DataError`, saying how to get the data, when neither is there.
     """
     folder = data_dir if data_dir is not None else os.environ.get("FUNCNN_DATA")
     if folder is None:
-        raise DataError(f"dataset 'cifar10' needs {ARCHIVE} (or its extracted {FOLDER}) in a folder: "
-                        f"set FUNCNN_DATA or pass data_dir=. To get it: {_how_to_get()}")
+        raise DataError(
+            f"dataset 'cifar10' needs {ARCHIVE} (or its extracted {FOLDER}) in a folder: "
+            f"set FUNCNN_DATA or pass data_dir=. To get it: {_how_to_get()}"
+        )
     folder = Path(folder)
     for candidate in (folder / ARCHIVE, folder / FOLDER):
         if candidate.exists():
             return read(candidate, digests=digests)
     if folder.name == FOLDER and folder.is_dir():
         return read(folder, digests=digests)
-    raise DataError(f"dataset 'cifar10': no {ARCHIVE} or {FOLDER} in data_dir={str(folder)!r}. "
-                    f"To get it: {_how_to_get(folder)}")
+    raise DataError(
+        f"dataset 'cifar10': no {ARCHIVE} or {FOLDER} in data_dir={str(folder)!r}. To get it: {_how_to_get(folder)}"
+    )
 
 
-def download(folder: str | os.PathLike, *, url: str = URL,
-             digests: Mapping[str, set[str] | frozenset[str]] = SHA256, timeout: float = 60.0) -> Path:
+def download(
+    folder: str | os.PathLike,
+    *,
+    url: str = URL,
+    digests: Mapping[str, set[str] | frozenset[str]] = SHA256,
+    timeout: float = 60.0,
+) -> Path:
     """Fetch `cifar-10-binary.tar.gz` (about 170 MB) into `folder` (online use only); returns the folder.
 
     A partial `.part` file is resumed with an HTTP Range request; the result must match the pinned
@@ -161,8 +178,10 @@ def download(folder: str | os.PathLike, *, url: str = URL,
         digest = sha256(part)
         if digest not in expected:
             part.unlink()
-            raise DataError(f"download of {url} has SHA-256 {digest}, expected "
-                            f"{' or '.join(sorted(expected))}: deleted it; run again")
+            raise DataError(
+                f"download of {url} has SHA-256 {digest}, expected "
+                f"{' or '.join(sorted(expected))}: deleted it; run again"
+            )
     os.replace(part, target)
     return folder
 

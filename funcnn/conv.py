@@ -21,11 +21,13 @@ Pooling: reduce_window has no such penalty inside loops, but on CPU its max-pool
 (select_and_scatter) is slow everywhere; non-overlapping windows without padding (the usual 2x2
 pool) are a reshape + max/mean there instead, same values and gradients (see `max_pool`).
 """
+
 from __future__ import annotations
 
 import functools
 import itertools
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +61,9 @@ def resolve_padding(padding: Padding, in_hw: Sequence[int], k_hw: Sequence[int],
                 total = max((-(-n // s) - 1) * s + k - n, 0)
                 out.append((total // 2, total - total // 2))
             return tuple(out)
-        raise ValueError(f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)), got padding={padding!r}")
+        raise ValueError(
+            f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)), got padding={padding!r}"
+        )
     if isinstance(padding, int) and not isinstance(padding, bool):
         if padding < 0:
             raise ValueError(f"padding must be >= 0, got padding={padding!r}")
@@ -69,18 +73,24 @@ def resolve_padding(padding: Padding, in_hw: Sequence[int], k_hw: Sequence[int],
     except (TypeError, ValueError):
         pads = ()
     if len(pads) != 2 or any(p < 0 for pr in pads for p in pr):
-        raise ValueError(f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)) of ints >= 0, got padding={padding!r}")
+        raise ValueError(
+            f"padding must be 'VALID', 'SAME', an int or ((top, bottom), (left, right)) of ints >= 0, got padding={padding!r}"
+        )
     return pads
 
 
-def output_hw(in_hw: Sequence[int], k_hw: Sequence[int], strides: Pair = 1, padding: Padding = "VALID") -> tuple[int, int]:
+def output_hw(
+    in_hw: Sequence[int], k_hw: Sequence[int], strides: Pair = 1, padding: Padding = "VALID"
+) -> tuple[int, int]:
     """(H_out, W_out) for an input (H, W), a window (kh, kw), strides and padding; raises if empty."""
     strides = pair(strides, "stride")
     pads = resolve_padding(padding, in_hw, k_hw, strides)
     out = []
     for n, k, s, (lo, hi) in zip(in_hw, k_hw, strides, pads):
         if k > n + lo + hi:
-            raise ValueError(f"kernel/window size {tuple(k_hw)} is larger than the padded input {tuple(in_hw)} with padding {pads}")
+            raise ValueError(
+                f"kernel/window size {tuple(k_hw)} is larger than the padded input {tuple(in_hw)} with padding {pads}"
+            )
         out.append(output_size(n, k, s, lo + hi))
     return tuple(out)
 
@@ -88,8 +98,10 @@ def output_hw(in_hw: Sequence[int], k_hw: Sequence[int], strides: Pair = 1, padd
 def _as_nhwc(x: Array, name: str = "x") -> tuple[Array, tuple]:
     """Fold any leading batch axes (zero or more) into one: (*batch, H, W, C) -> (N, H, W, C)."""
     if x.ndim < 3:
-        raise ValueError(f"{name} must be (H, W, C) or (*batch, H, W, C), got shape {tuple(x.shape)} (rank {x.ndim}); "
-                         "add a channel axis with x[..., None] for grayscale images")
+        raise ValueError(
+            f"{name} must be (H, W, C) or (*batch, H, W, C), got shape {tuple(x.shape)} (rank {x.ndim}); "
+            "add a channel axis with x[..., None] for grayscale images"
+        )
     batch = x.shape[:-3]
     return x.reshape((-1,) + x.shape[-3:]), batch
 
@@ -105,7 +117,7 @@ def check_impl(impl: str) -> str:
 
 
 def resolve_impl(impl: str) -> str:
-    """"xla" or "im2col" for an impl name; "auto" is im2col on the CPU backend, xla elsewhere."""
+    """ "xla" or "im2col" for an impl name; "auto" is im2col on the CPU backend, xla elsewhere."""
     check_impl(impl)
     if impl == "auto":
         return "im2col" if jax.default_backend() == "cpu" else "xla"
@@ -124,14 +136,15 @@ def _im2col(xp: Array, w: Array, out: Sequence[int], strides: Sequence[int]) -> 
     slices = []
     for offsets in itertools.product(*(range(kk) for kk in k)):
         start = (0,) + tuple(offsets) + (0,)
-        limit = ((xp.shape[0],) + tuple(o + (n - 1) * s + 1 for o, n, s in zip(offsets, out, strides)) + (c,))
+        limit = (xp.shape[0],) + tuple(o + (n - 1) * s + 1 for o, n, s in zip(offsets, out, strides)) + (c,)
         slices.append(jax.lax.slice(xp, start, limit, (1,) + tuple(strides) + (1,)))
     patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
     return jnp.dot(patches, w.reshape(-1, w.shape[-1]))
 
 
-def conv2d(x: Array, w: Array, b: Array | None = None, stride: Pair = 1, padding: Padding = "VALID", *,
-           impl: str = "auto") -> Array:
+def conv2d(
+    x: Array, w: Array, b: Array | None = None, stride: Pair = 1, padding: Padding = "VALID", *, impl: str = "auto"
+) -> Array:
     """Cross-correlation y[n,i,j,f] = sum_{p,q,c} x_pad[n, i*s+p, j*s+q, c] * w[p,q,c,f] (+ b[f]).
 
     x: (*batch, H, W, C_in) (no batch axis is fine); w: (kh, kw, C_in, C_out); b: (C_out,) or None.
@@ -142,8 +155,10 @@ def conv2d(x: Array, w: Array, b: Array | None = None, stride: Pair = 1, padding
         raise ValueError(f"kernel w must be (kh, kw, C_in, C_out), got shape {tuple(w.shape)}")
     x4, batch = _as_nhwc(x)
     if x4.shape[-1] != w.shape[2]:
-        raise ValueError(f"input has {x4.shape[-1]} channels but the kernel expects C_in={w.shape[2]} "
-                         f"(x {tuple(x.shape)}, w {tuple(w.shape)})")
+        raise ValueError(
+            f"input has {x4.shape[-1]} channels but the kernel expects C_in={w.shape[2]} "
+            f"(x {tuple(x.shape)}, w {tuple(w.shape)})"
+        )
     strides = pair(stride, "stride")
     out_hw = output_hw(x4.shape[1:3], w.shape[:2], strides, padding)  # validates sizes
     pads = resolve_padding(padding, x4.shape[1:3], w.shape[:2], strides)
@@ -166,8 +181,10 @@ def resolve_padding_1d(padding: Padding, n: int, k: int, stride: int) -> tuple[i
     except (TypeError, ValueError):
         pads = ()
     if len(pads) != 2 or any(p < 0 for p in pads) or any(isinstance(p, bool) for p in padding):
-        raise ValueError(f"padding must be 'VALID', 'SAME', an int or a pair (left, right) of ints >= 0 for a 1-D "
-                         f"convolution, got padding={padding!r}")
+        raise ValueError(
+            f"padding must be 'VALID', 'SAME', an int or a pair (left, right) of ints >= 0 for a 1-D "
+            f"convolution, got padding={padding!r}"
+        )
     return pads  # type: ignore[return-value]
 
 
@@ -187,8 +204,9 @@ def output_len(n: int, k: int, stride: int = 1, padding: Padding = "VALID") -> i
     return output_size(n, k, stride, lo + hi)
 
 
-def conv1d(x: Array, w: Array, b: Array | None = None, stride: int = 1, padding: Padding = "VALID", *,
-           impl: str = "auto") -> Array:
+def conv1d(
+    x: Array, w: Array, b: Array | None = None, stride: int = 1, padding: Padding = "VALID", *, impl: str = "auto"
+) -> Array:
     """Cross-correlation y[n,i,f] = sum_{p,c} x_pad[n, i*s+p, c] * w[p,c,f] (+ b[f]).
 
     x: (*batch, L, C_in) (no batch axis is fine); w: (k, C_in, C_out); b: (C_out,) or None.
@@ -199,11 +217,15 @@ def conv1d(x: Array, w: Array, b: Array | None = None, stride: int = 1, padding:
     if w.ndim != 3:
         raise ValueError(f"kernel w must be (k, C_in, C_out), got shape {tuple(w.shape)}")
     if x.ndim < 2:
-        raise ValueError(f"x must be (L, C) or (*batch, L, C), got shape {tuple(x.shape)} (rank {x.ndim}); "
-                         "add a channel axis with x[..., None] for a single-channel sequence")
+        raise ValueError(
+            f"x must be (L, C) or (*batch, L, C), got shape {tuple(x.shape)} (rank {x.ndim}); "
+            "add a channel axis with x[..., None] for a single-channel sequence"
+        )
     if x.shape[-1] != w.shape[1]:
-        raise ValueError(f"input has {x.shape[-1]} channels but the kernel expects C_in={w.shape[1]} "
-                         f"(x {tuple(x.shape)}, w {tuple(w.shape)})")
+        raise ValueError(
+            f"input has {x.shape[-1]} channels but the kernel expects C_in={w.shape[1]} "
+            f"(x {tuple(x.shape)}, w {tuple(w.shape)})"
+        )
     batch = x.shape[:-2]
     x3 = x.reshape((-1,) + x.shape[-2:])
     out_len = output_len(x3.shape[1], w.shape[0], stride, padding)  # validates stride, padding and sizes
@@ -262,8 +284,9 @@ def _max_blocks_jvp(window, primals, tangents):
 
 def _reduce_window(x4, init, op, window, strides, pads):
     # Pool over H and W only: the window and stride are 1 along batch and channels.
-    return jax.lax.reduce_window(x4, init, op, (1,) + window + (1,), (1,) + strides + (1,),
-                                 ((0, 0),) + tuple(pads) + ((0, 0),))
+    return jax.lax.reduce_window(
+        x4, init, op, (1,) + window + (1,), (1,) + strides + (1,), ((0, 0),) + tuple(pads) + ((0, 0),)
+    )
 
 
 def max_pool(x: Array, window: Pair, stride: Pair | None = None, padding: Padding = "VALID") -> Array:

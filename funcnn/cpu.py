@@ -8,11 +8,11 @@ single-threaded Eigen, `funcnn.lottery` runs each device's share of the populati
 and the benchmarks call `use_fast_flags()` first thing, and so can a user's script. A single
 large model is better off without it (its dots lose Eigen's threads).
 """
+
 from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
-from typing import Optional
 
 _OURS = ("xla_force_host_platform_device_count", "xla_cpu_multi_thread_eigen")
 
@@ -22,7 +22,7 @@ def cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def fast_flags(n_cores: Optional[int] = None) -> str:
+def fast_flags(n_cores: int | None = None) -> str:
     """XLA_FLAGS for populations: one CPU device per core, single-threaded Eigen dots."""
     n = cores() if n_cores is None else n_cores
     if not isinstance(n, int) or n < 1:
@@ -30,7 +30,7 @@ def fast_flags(n_cores: Optional[int] = None) -> str:
     return f"--xla_force_host_platform_device_count={n} --xla_cpu_multi_thread_eigen=false"
 
 
-def use_fast_flags(environ: Optional[MutableMapping[str, str]] = None, n_cores: Optional[int] = None) -> bool:
+def use_fast_flags(environ: MutableMapping[str, str] | None = None, n_cores: int | None = None) -> bool:
     """Append `fast_flags()` to XLA_FLAGS unless it already sets either flag; True if appended.
 
     Must run before JAX creates its CPU backend (the first computation or `jax.devices()`), since
@@ -44,7 +44,9 @@ def use_fast_flags(environ: Optional[MutableMapping[str, str]] = None, n_cores: 
         from jax._src import xla_bridge  # private, but the only way to know whether XLA read the flags
 
         if xla_bridge.backends_are_initialized():
-            raise RuntimeError("funcnn.cpu.use_fast_flags() must run before JAX's first computation: "
-                               "XLA_FLAGS is read once, when the backend starts")
+            raise RuntimeError(
+                "funcnn.cpu.use_fast_flags() must run before JAX's first computation: "
+                "XLA_FLAGS is read once, when the backend starts"
+            )
     env["XLA_FLAGS"] = f"{current} {fast_flags(n_cores)}".strip()
     return True

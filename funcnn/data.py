@@ -3,6 +3,7 @@
 Nothing downloads implicitly: `download` is the only function that touches the network, and only when
 called. Every IDX file is checked against a pinned SHA-256 before it is read.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,8 +18,9 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -121,9 +123,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
     expected = 4 + 4 * ndim + int(np.prod(shape))
     if len(data) != expected:
-        raise DataError(
-            f"IDX file {path} holds {len(data)} bytes, expected {expected} for shape {shape}: truncated?"
-        )
+        raise DataError(f"IDX file {path} holds {len(data)} bytes, expected {expected} for shape {shape}: truncated?")
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -136,8 +136,11 @@ def _load_idx_set(folder: Path, digests: dict, how_to_get: str) -> Dataset:
     # Images as (n, 28, 28, 1) in [0, 1]: channels-last, ready for Conv2D or Flatten.
     img = lambda a: (a.astype(np.float32) / 255.0)[..., None]
     return Dataset(
-        img(arrays["train_images"]), arrays["train_labels"].astype(np.int32),
-        img(arrays["test_images"]), arrays["test_labels"].astype(np.int32), 10,
+        img(arrays["train_images"]),
+        arrays["train_labels"].astype(np.int32),
+        img(arrays["test_images"]),
+        arrays["test_labels"].astype(np.int32),
+        10,
     )
 
 
@@ -179,8 +182,11 @@ def mnist1d(*, cache: bool = True, **args) -> Dataset:
             setattr(mnist1d_args, k, v)
         d = make_dataset(mnist1d_args)
         return Dataset(
-            np.asarray(d["x"], np.float32), np.asarray(d["y"], np.int32),
-            np.asarray(d["x_test"], np.float32), np.asarray(d["y_test"], np.int32), 10,
+            np.asarray(d["x"], np.float32),
+            np.asarray(d["y"], np.int32),
+            np.asarray(d["x_test"], np.float32),
+            np.asarray(d["y_test"], np.int32),
+            10,
         )
 
     if not cache:
@@ -235,11 +241,14 @@ def _write_cached(path: Path, d: Dataset, ident: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         funcnn_io.atomic_write_bytes(path, payload)
-        funcnn_io.atomic_write_bytes(path.with_suffix(".sha256"),
-                                     f"{hashlib.sha256(payload).hexdigest()}  {json.dumps(ident, sort_keys=True, default=str)}\n".encode())
+        funcnn_io.atomic_write_bytes(
+            path.with_suffix(".sha256"),
+            f"{hashlib.sha256(payload).hexdigest()}  {json.dumps(ident, sort_keys=True, default=str)}\n".encode(),
+        )
     except OSError as e:
-        warnings.warn(f"could not cache mnist1d in {path.parent} ({e}); it will be generated again next time",
-                      stacklevel=3)
+        warnings.warn(
+            f"could not cache mnist1d in {path.parent} ({e}); it will be generated again next time", stacklevel=3
+        )
 
 
 def xor(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:

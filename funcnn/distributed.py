@@ -11,10 +11,12 @@ call `initialize()` first (coordinator address, process count and id from argume
 environment); every process then runs the same driver, holds its slice of the population, and the
 results are gathered (`gather`) and written by process 0 only.
 """
+
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,8 +28,9 @@ POP = "pop"
 DATA = "data"
 
 
-def initialize(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-               process_id: Optional[int] = None) -> None:
+def initialize(
+    coordinator_address: str | None = None, num_processes: int | None = None, process_id: int | None = None
+) -> None:
     """`jax.distributed.initialize` with values from the arguments or FUNCNN_COORDINATOR,
     FUNCNN_NUM_PROCESSES and FUNCNN_PROCESS_ID (on SLURM or TPU pods, pass nothing and set none of
     them: JAX detects the cluster). On CPU, cross-process collectives use gloo."""
@@ -63,6 +66,7 @@ def padded_size(n: int, mesh: Mesh) -> int:
 
 def pad_population(tree: Any, n_to: int) -> Any:
     """Pad every leaf's leading axis to n_to by repeating member 0 (the copies are dropped later)."""
+
     def pad(a):
         extra = n_to - a.shape[0]
         return a if extra == 0 else jnp.concatenate([a, jnp.repeat(a[:1], extra, axis=0)])
@@ -80,6 +84,7 @@ def put_population(tree: Any, mesh: Mesh) -> Any:
 
 def _put(tree: Any, sharding) -> Any:
     """Each leaf placed with `sharding` from its host copy; typed PRNG keys go as their key data."""
+
     def put(a):
         if _is_key(a):
             return jax.random.wrap_key_data(put(jax.random.key_data(a)), impl=jax.random.key_impl(a))
@@ -123,8 +128,11 @@ def split_population(program: Callable, devices: list) -> Callable:
         bounds = np.linspace(0, n, len(devices) + 1).round().astype(int)
         # Every share is cut and placed before the first program starts: a slice made later would
         # queue on device 0 behind its program, and device 1 would wait for it.
-        shares = [(jax.device_put(jax.tree.map(lambda a: a[lo:hi], (states, idx)), dev), d)
-                  for dev, d, lo, hi in zip(devices, data, bounds[:-1], bounds[1:]) if hi > lo]
+        shares = [
+            (jax.device_put(jax.tree.map(lambda a: a[lo:hi], (states, idx)), dev), d)
+            for dev, d, lo, hi in zip(devices, data, bounds[:-1], bounds[1:])
+            if hi > lo
+        ]
         outs = [jitted(*share, d) for share, d in shares]  # asynchronous: all start before any is read
         parts = [gather(o) for o in outs]
         return jax.tree.map(_concat, *parts)
@@ -144,8 +152,9 @@ def shard_population(program: Callable, mesh: Mesh) -> Callable:
 
     Each device runs the program on its own members; `data` is replicated. Jitted.
     """
-    mapped = jax.shard_map(program, mesh=mesh, in_specs=(P(POP), P(POP), P()), out_specs=(P(POP), P(POP)),
-                           check_vma=False)
+    mapped = jax.shard_map(
+        program, mesh=mesh, in_specs=(P(POP), P(POP), P()), out_specs=(P(POP), P(POP)), check_vma=False
+    )
     return jax.jit(mapped)
 
 
@@ -163,8 +172,12 @@ def gather(tree: Any) -> Any:
 
         raw = multihost_utils.process_allgather(raw, tiled=True)
     raw = jax.tree.map(np.asarray, raw)
-    return jax.tree.map(lambda a, impl: a if impl is None else jax.random.wrap_key_data(a, impl=impl), raw, impls,
-                        is_leaf=lambda x: x is None)
+    return jax.tree.map(
+        lambda a, impl: a if impl is None else jax.random.wrap_key_data(a, impl=impl),
+        raw,
+        impls,
+        is_leaf=lambda x: x is None,
+    )
 
 
 def data_parallel_mesh(devices=None) -> Mesh:

@@ -10,9 +10,11 @@ Both return a stateless `Layer` (kind 'flax' or 'equinox'), so they work whereve
 called. Not supported: flax variables other than 'params' (batch_stats) and equinox state
 (`eqx.nn.State`); `key` and `train` are accepted and ignored (no dropout inside the module).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp

@@ -5,6 +5,7 @@ so a reader sees either the old file or the whole new one. `load_tree` checks th
 shapes and dtypes against a template tree, and `commit`/`verify_commit` record and check SHA-256
 digests of a folder's files.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -95,15 +96,15 @@ def load_tree(path: str | os.PathLike, like: Any) -> Any:
                 if _is_key(t):
                     data = jax.random.key_data(t)
                     if a.shape != data.shape or a.dtype != data.dtype:
-                        raise CheckpointError(f"{path}: key '{name}' is {a.dtype}{list(a.shape)}, expected "
-                                              f"{data.dtype}{list(data.shape)}")
+                        raise CheckpointError(
+                            f"{path}: key '{name}' is {a.dtype}{list(a.shape)}, expected {data.dtype}{list(data.shape)}"
+                        )
                     leaves.append(jax.random.wrap_key_data(a, impl=jax.random.key_impl(t)))
                     continue
                 want = np.dtype(getattr(t, "dtype", None) or np.result_type(t))
                 if a.shape != np.shape(t) or a.dtype != want:
                     raise CheckpointError(
-                        f"{path}: array '{name}' is {a.dtype}{list(a.shape)}, expected "
-                        f"{want}{list(np.shape(t))}"
+                        f"{path}: array '{name}' is {a.dtype}{list(a.shape)}, expected {want}{list(np.shape(t))}"
                     )
                 leaves.append(a)
     except CheckpointError:

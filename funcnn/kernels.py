@@ -1,4 +1,5 @@
 """The course's classic 3x3 image kernels, and `apply_kernel` for grayscale or color images."""
+
 from __future__ import annotations
 
 import jax

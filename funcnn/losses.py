@@ -3,6 +3,7 @@
 The *error* of one prediction is y_hat - y; the *loss* is what one example costs; the *cost* J is the
 loss reduced over the m examples of a batch. Predictions and targets are (m, *outputs) arrays.
 """
+
 from __future__ import annotations
 
 import jax
@@ -19,9 +20,7 @@ def _per_example_sum(x: Array) -> Array:
 
 def _check_same_shape(y_hat: Array, y: Array) -> None:
     if y_hat.shape != y.shape:
-        raise ValueError(
-            f"predictions and targets must have the same shape, got y_hat {y_hat.shape} and y {y.shape}"
-        )
+        raise ValueError(f"predictions and targets must have the same shape, got y_hat {y_hat.shape} and y {y.shape}")
 
 
 def error(y_hat: Array, y: Array) -> Array:
@@ -50,9 +49,7 @@ def asymmetric_mse(y_hat: Array, y: Array, under_weight: float = 2.0, over_weigh
     """
     _check_same_shape(y_hat, y)
     if under_weight <= 0 or over_weight <= 0:
-        raise ValueError(
-            f"weights must be > 0, got under_weight={under_weight!r}, over_weight={over_weight!r}"
-        )
+        raise ValueError(f"weights must be > 0, got under_weight={under_weight!r}, over_weight={over_weight!r}")
     e = y_hat - y
     w = jnp.where(e < 0, under_weight, over_weight)
     return 0.5 * jnp.mean(_per_example_sum(w * e**2))
@@ -61,9 +58,7 @@ def asymmetric_mse(y_hat: Array, y: Array, under_weight: float = 2.0, over_weigh
 def softmax_cross_entropy(logits: Array, labels: Array) -> Array:
     """Mean over m of -log softmax(logits)[label]; logits (m, classes), integer labels (m,)."""
     if logits.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"labels must have shape logits.shape[:-1]={logits.shape[:-1]}, got labels {labels.shape}"
-        )
+        raise ValueError(f"labels must have shape logits.shape[:-1]={logits.shape[:-1]}, got labels {labels.shape}")
     return jnp.mean(optax.losses.softmax_cross_entropy_with_integer_labels(logits, labels))
 
 
@@ -89,9 +84,7 @@ def weighted_binary_cross_entropy(
 def accuracy(logits: Array, labels: Array) -> Array:
     """Fraction of examples whose arg-max class equals the integer label; logits (m, classes)."""
     if logits.shape[:-1] != labels.shape:
-        raise ValueError(
-            f"labels must have shape logits.shape[:-1]={logits.shape[:-1]}, got labels {labels.shape}"
-        )
+        raise ValueError(f"labels must have shape logits.shape[:-1]={logits.shape[:-1]}, got labels {labels.shape}")
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 

@@ -6,11 +6,12 @@ axes: (H, W, C) for the image nets, (40,) for the MNIST-1D nets. The ResNets and
 BatchNorm state: use `net.init_state(input_shape)` and `net.apply_with_state`, or pass the net
 itself to `funcnn.fit` / `funcnn.train.make_train_step`.
 """
+
 from __future__ import annotations
 
 import math
 import numbers
-from typing import Sequence, Union
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -58,9 +59,18 @@ def lenet5(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     120 -> 84 -> n_classes. Any (H, W, C) input large enough (28x28x1: 61,706 params).
     impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU)."""
     return nn.serial(
-        nn.Conv2D(6, 5, padding="SAME", impl=impl), nn.Relu(), nn.MaxPool(2),
-        nn.Conv2D(16, 5, impl=impl), nn.Relu(), nn.MaxPool(2),
-        nn.Flatten(ndim=3), nn.Dense(120), nn.Relu(), nn.Dense(84), nn.Relu(), nn.Dense(n_classes),
+        nn.Conv2D(6, 5, padding="SAME", impl=impl),
+        nn.Relu(),
+        nn.MaxPool(2),
+        nn.Conv2D(16, 5, impl=impl),
+        nn.Relu(),
+        nn.MaxPool(2),
+        nn.Flatten(ndim=3),
+        nn.Dense(120),
+        nn.Relu(),
+        nn.Dense(84),
+        nn.Relu(),
+        nn.Dense(n_classes),
     )
 
 
@@ -79,8 +89,9 @@ def cnn(widths: Sequence[int] = (16, 32), dense: int = 128, n_classes: int = 10,
 
 def _check_dropout(dropout, name: str) -> float:
     if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout < 1:
-        raise ValueError(f"{name}: dropout must be in [0, 1) (the probability of dropping a unit), "
-                         f"got dropout={dropout!r}")
+        raise ValueError(
+            f"{name}: dropout must be in [0, 1) (the probability of dropping a unit), got dropout={dropout!r}"
+        )
     return float(dropout)
 
 
@@ -90,10 +101,23 @@ def _conv_n(widths: Sequence[int], n_classes: int, dropout: float, name: str, im
     drop = [nn.Dropout(dropout)] if dropout > 0 else []
     layers = []
     for w in widths:
-        layers += [nn.Conv2D(w, 3, padding="SAME", impl=impl), nn.Relu(), nn.Conv2D(w, 3, padding="SAME", impl=impl), nn.Relu(),
-                   nn.MaxPool(2)]
-    layers += [nn.Flatten(ndim=3), nn.Dense(256), nn.Relu(), *drop, nn.Dense(256), nn.Relu(), *drop,
-               nn.Dense(n_classes)]
+        layers += [
+            nn.Conv2D(w, 3, padding="SAME", impl=impl),
+            nn.Relu(),
+            nn.Conv2D(w, 3, padding="SAME", impl=impl),
+            nn.Relu(),
+            nn.MaxPool(2),
+        ]
+    layers += [
+        nn.Flatten(ndim=3),
+        nn.Dense(256),
+        nn.Relu(),
+        *drop,
+        nn.Dense(256),
+        nn.Relu(),
+        *drop,
+        nn.Dense(n_classes),
+    ]
     return nn.serial(*layers)
 
 
@@ -129,8 +153,11 @@ def _conv3x3(width: int, stride: int = 1, use_bias: bool = False, impl: str = "a
 
 def _resnet_block(width: int, stride: int, project: bool, impl: str) -> list[nn.Layer]:
     main = nn.serial(_conv3x3(width, stride, impl=impl), _bn(), nn.Relu(), _conv3x3(width, impl=impl), _bn())
-    shortcut = (nn.serial(nn.Conv2D(width, 1, stride=stride, w_init=KAIMING_NORMAL, use_bias=False, impl=impl), _bn())
-                if project else None)
+    shortcut = (
+        nn.serial(nn.Conv2D(width, 1, stride=stride, w_init=KAIMING_NORMAL, use_bias=False, impl=impl), _bn())
+        if project
+        else None
+    )
     return [nn.Residual(main, shortcut), nn.Relu()]
 
 
@@ -158,8 +185,9 @@ def resnet(depth: int = 20, width: int = 16, n_classes: int = 10, *, impl: str =
     impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"resnet: depth must be 6n + 2 for an integer n >= 1 (8, 14, 20, 32, 44, 56, 110), "
-                         f"got depth={depth!r}")
+        raise ValueError(
+            f"resnet: depth must be 6n + 2 for an integer n >= 1 (8, 14, 20, 32, 44, 56, 110), got depth={depth!r}"
+        )
     for name, v in (("width", width), ("n_classes", n_classes)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"resnet: {name} must be a positive int, got {name}={v!r}")
@@ -182,7 +210,7 @@ VGG11_PLAN = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512)
 VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 
 
-def vgg(plan: Sequence[Union[int, str]], n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
+def vgg(plan: Sequence[int | str], n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """OpenLTH's CIFAR VGG with BatchNorm: for each entry of `plan`, an int w is conv3x3(w, padding 1,
     with bias) -> BN -> ReLU and 'M' is a 2x2 max-pool; then global average pool -> Dense(n_classes).
 
@@ -193,10 +221,15 @@ def vgg(plan: Sequence[Union[int, str]], n_classes: int = 10, *, impl: str = "au
     impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
     """
     plan = list(plan)
-    if not plan or plan[0] == "M" or any(not (p == "M" or (isinstance(p, int) and not isinstance(p, bool) and p > 0))
-                                         for p in plan):
-        raise ValueError(f"vgg: plan must be a list of positive ints (conv widths) and 'M' (max-pool), starting "
-                         f"with a width, got plan={plan!r}")
+    if (
+        not plan
+        or plan[0] == "M"
+        or any(not (p == "M" or (isinstance(p, int) and not isinstance(p, bool) and p > 0)) for p in plan)
+    ):
+        raise ValueError(
+            f"vgg: plan must be a list of positive ints (conv widths) and 'M' (max-pool), starting "
+            f"with a width, got plan={plan!r}"
+        )
     layers = []
     for p in plan:
         layers += [nn.MaxPool(2)] if p == "M" else [_conv3x3(p, use_bias=True, impl=impl), _bn(), nn.Relu()]
@@ -247,7 +280,7 @@ def resmlp(n_classes: int = 10, width: int = 500, torch_init: bool = True) -> nn
     if torch_init:
         dense = _torch_dense
     else:
-        dense = lambda f: nn.Dense(f, w_init=jax.nn.initializers.glorot_normal())  # noqa: E731
+        dense = lambda f: nn.Dense(f, w_init=jax.nn.initializers.glorot_normal())
     return nn.serial(dense(width), nn.Relu(), nn.Residual(nn.serial(dense(width), nn.Relu())), dense(n_classes))
 
 
@@ -266,8 +299,9 @@ def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40, *, im
             raise ValueError(f"mnist1d_cnn: {name} must be a positive int, got {name}={v!r}")
 
     def conv(k, c_in):
-        return nn.Conv1D(channels, k, stride=2, padding=1, w_init=TORCH_W_INIT, b_init=torch_bias_init(k * c_in),
-                         impl=impl)
+        return nn.Conv1D(
+            channels, k, stride=2, padding=1, w_init=TORCH_W_INIT, b_init=torch_bias_init(k * c_in), impl=impl
+        )
 
     n1 = (length + 2 - 5) // 2 + 1
     n3 = ((n1 + 2 - 3) // 2 + 1 + 2 - 3) // 2 + 1
@@ -275,7 +309,12 @@ def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40, *, im
         raise ValueError(f"mnist1d_cnn: length must be at least 3, got length={length!r}")
     return nn.serial(
         nn.Reshape((length, 1), ndim=1),
-        conv(5, 1), nn.Relu(), conv(3, channels), nn.Relu(), conv(3, channels), nn.Relu(),
+        conv(5, 1),
+        nn.Relu(),
+        conv(3, channels),
+        nn.Relu(),
+        conv(3, channels),
+        nn.Relu(),
         nn.Flatten(ndim=2),
         nn.Dense(n_classes, w_init=TORCH_W_INIT, b_init=torch_bias_init(n3 * channels)),
     )
@@ -314,8 +353,10 @@ def build(name: str) -> nn.Layer:
         if len(parts) == 2 and all(p.isdigit() for p in parts):
             return resnet(int(parts[0]), int(parts[1]))  # its ValueError names a bad depth
     for plan_name, plan in (("vgg16-", VGG16_PLAN), ("vgg11-", VGG11_PLAN)):
-        w = name[len(plan_name):]
+        w = name[len(plan_name) :]
         if name.startswith(plan_name) and w.isdigit() and int(w) > 0:
             return vgg([p if p == "M" else max(1, p * int(w) // 64) for p in plan])
-    raise ValueError(f"unknown model name={name!r}; expected one of {sorted(MODELS)}, 'mlp-H1-H2-...', 'resnet-D-W' "
-                     "(depth D = 6n + 2, width W) or 'vgg16-W' / 'vgg11-W' (first width W)")
+    raise ValueError(
+        f"unknown model name={name!r}; expected one of {sorted(MODELS)}, 'mlp-H1-H2-...', 'resnet-D-W' "
+        "(depth D = 6n + 2, width W) or 'vgg16-W' / 'vgg11-W' (first width W)"
+    )

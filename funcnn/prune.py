@@ -6,9 +6,11 @@ Python bools like params (default: leaves with ndim > 1, i.e. weight matrices an
 biases or PReLU's alpha). Every function here is pure, jittable and vmappable (one member's
 threshold per member under `jax.vmap`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +53,7 @@ def check_arrays(tree: Params, fn: str = "prune", what: str = "params") -> None:
         )
 
 
-def prunable(params: Params, predicate: Optional[Callable[[str, Array], bool]] = None) -> Params:
+def prunable(params: Params, predicate: Callable[[str, Array], bool] | None = None) -> Params:
     """The static spec: a pytree of Python bools, True where `predicate(name, leaf)` (default ndim > 1)."""
     check_arrays(params, "prunable")
     predicate = predicate or (lambda name, leaf: np.ndim(leaf) > 1)
@@ -84,12 +86,14 @@ def check_masks(params: Params, masks: Masks) -> None:
         raise ValueError(f"masks must have the params' tree structure;\n params: {ps}\n masks:  {ms}")
     for (path, p), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks)):
         if jnp.shape(p) != jnp.shape(m):
-            raise ValueError(f"mask for '{path_name(path)}' has shape {jnp.shape(m)}, expected the param's {jnp.shape(p)}")
+            raise ValueError(
+                f"mask for '{path_name(path)}' has shape {jnp.shape(m)}, expected the param's {jnp.shape(p)}"
+            )
         if jnp.result_type(m) != jnp.bool_:
             raise ValueError(f"mask for '{path_name(path)}' must be boolean, got dtype {jnp.result_type(m)}")
 
 
-def density(masks: Masks, spec: Optional[Params] = None) -> dict[str, Array]:
+def density(masks: Masks, spec: Params | None = None) -> dict[str, Array]:
     """Remaining fraction of each prunable leaf (by path name) and 'total' over all of them (P_m)."""
     spec = prunable(masks) if spec is None else spec
     out, alive, size = {}, 0, 0
@@ -107,7 +111,7 @@ def _check_rate(name: str, rate) -> None:
         raise ValueError(f"{name} must be in [0, 1), got {name}={rate!r}")
 
 
-def _rates(masks: Masks, spec: Params, rate, layer_rates: Optional[Mapping[str, float]]) -> list:
+def _rates(masks: Masks, spec: Params, rate, layer_rates: Mapping[str, float] | None) -> list:
     """One rate per leaf (None for leaves that are not pruned)."""
     _check_rate("rate", rate)
     layer_rates = dict(layer_rates or {})
@@ -201,8 +205,10 @@ def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec, ro
     for group in _groups(masks, spec, scope):
         group_rates = {rates[i] for i in group}
         if len(group_rates) > 1:
-            raise ValueError(f"scope='layer_joint' prunes each layer's leaves together, so they need one rate; "
-                             f"layer_rates gives {sorted((names[i], rates[i]) for i in group)}")
+            raise ValueError(
+                f"scope='layer_joint' prunes each layer's leaves together, so they need one rate; "
+                f"layer_rates gives {sorted((names[i], rates[i]) for i in group)}"
+            )
         flat_s = jnp.concatenate([s_leaves[i].reshape(-1) for i in group])
         flat_m = jnp.concatenate([m_leaves[i].reshape(-1) for i in group])
         flat_new = _drop_lowest(flat_s, flat_m, _count(rates[group[0]], jnp.sum(flat_m), rounding))
@@ -220,8 +226,8 @@ def magnitude(
     rate,
     *,
     scope: str = "layer",
-    layer_rates: Optional[Mapping[str, float]] = None,
-    spec: Optional[Params] = None,
+    layer_rates: Mapping[str, float] | None = None,
+    spec: Params | None = None,
     rounding: str = "nearest",
 ) -> Masks:
     """Prune `rate` of the surviving prunable weights with the smallest |w|.
@@ -246,8 +252,8 @@ def random(
     rate,
     *,
     scope: str = "layer",
-    layer_rates: Optional[Mapping[str, float]] = None,
-    spec: Optional[Params] = None,
+    layer_rates: Mapping[str, float] | None = None,
+    spec: Params | None = None,
     rounding: str = "nearest",
 ) -> Masks:
     """The random-pruning control: remove the same counts as `magnitude`, chosen uniformly at random."""
@@ -258,7 +264,7 @@ def random(
     return _prune(scores, masks, rate, scope, layer_rates, spec, rounding)
 
 
-def random_like(key: Array, masks: Masks, spec: Optional[Params] = None, *, scope: str = "layer") -> Masks:
+def random_like(key: Array, masks: Masks, spec: Params | None = None, *, scope: str = "layer") -> Masks:
     """A uniformly random mask with as many survivors as `masks` in each prunable leaf (scope
     'layer' or 'global'), or in each layer's pooled leaves (scope 'layer_joint')."""
     _check_scope(scope, "nearest")
@@ -289,19 +295,36 @@ def compact(net, params: Params, masks: Masks):
     """
     layers = list(getattr(net, "layers", ()))
     if not layers:
-        raise ValueError(f"compact supports `serial` Dense MLPs only; got a net of kind "
-                         f"{getattr(net, 'kind', type(net).__name__)!r} with no sub-layers")
+        raise ValueError(
+            f"compact supports `serial` Dense MLPs only; got a net of kind "
+            f"{getattr(net, 'kind', type(net).__name__)!r} with no sub-layers"
+        )
     names = nn_lib.layer_names(layers)
     dense = [i for i, l in enumerate(layers) if l.kind == "dense"]
     for i, l in enumerate(layers):
-        if l.kind not in ("dense", "flatten", "sigmoid", "tanh", "arctan", "binary_step", "relu", "softplus", "elu", "prelu"):
+        if l.kind not in (
+            "dense",
+            "flatten",
+            "sigmoid",
+            "tanh",
+            "arctan",
+            "binary_step",
+            "relu",
+            "softplus",
+            "elu",
+            "prelu",
+        ):
             raise ValueError(f"compact supports Dense MLPs only; layer '{names[i]}' is a {l.kind}")
     for i in dense:
         w = params[names[i]]["w"]
         if jnp.ndim(w) != 2:
-            hint = (f"a population ({jnp.shape(w)[0]} members on a leading axis)? compact takes one network: "
-                    "index a member first, `member = jax.tree.map(lambda a: a[i], params)` (and the same for "
-                    "the masks), and compact each member on its own" if jnp.ndim(w) == 3 else "expected (in, out)")
+            hint = (
+                f"a population ({jnp.shape(w)[0]} members on a leading axis)? compact takes one network: "
+                "index a member first, `member = jax.tree.map(lambda a: a[i], params)` (and the same for "
+                "the masks), and compact each member on its own"
+                if jnp.ndim(w) == 3
+                else "expected (in, out)"
+            )
             raise ValueError(f"compact: layer '{names[i]}' has w of shape {jnp.shape(w)}, {hint}")
     p = apply(params, masks)
     p = {k: dict(v) for k, v in p.items()}

@@ -4,6 +4,7 @@ optax counts optimizer updates t = 0, 1, 2, ...; update t runs in epoch floor(t 
 (0-based). A step-decay boundary at epoch e therefore takes effect at update t = e * steps_per_epoch:
 the first update of epoch e uses the new rate.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -91,7 +92,7 @@ class Plateau(NamedTuple):
     min_delta_rel: float = 0.0
     mode: str = "min"
 
-    def validate(self) -> "Plateau":
+    def validate(self) -> Plateau:
         _positive("init_lr", self.init_lr)
         if not 0 < self.factor < 1:
             raise ValueError(f"factor must be in (0, 1), got factor={self.factor!r}")

@@ -16,12 +16,14 @@ Data order: seed s's order is the concatenation over epochs e = 0, 1, ... of
 seeds); a copy started at step k takes positions k, k + 1, ... of its seed's order, so a copy whose
 seed is the parent's, started from the parent's state at k, continues the parent run exactly.
 """
+
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -144,8 +146,10 @@ def data_order(key: Array, seeds: Sequence[int], n: int, batch_size: int, *, sta
 def statistics_batches(key: Array, n: int, batch_size: int, batches: int) -> Array:
     """(batches, batch_size) indices for `recompute_statistics`: a shuffle from fold_in(key, 2**30)."""
     if not isinstance(batches, (int, np.integer)) or not 1 <= batches <= n // max(batch_size, 1):
-        raise ValueError(f"stat_batches must be an int in [1, {n // max(batch_size, 1)}] (batches in one epoch), "
-                         f"got stat_batches={batches!r}; or 0 to interpolate the running statistics instead")
+        raise ValueError(
+            f"stat_batches must be an int in [1, {n // max(batch_size, 1)}] (batches in one epoch), "
+            f"got stat_batches={batches!r}; or 0 to interpolate the running statistics instead"
+        )
     return train.batch_indices(jax.random.fold_in(key, _STAT_FOLD), n, batch_size)[:batches]
 
 
@@ -161,10 +165,24 @@ def _train_program(states, idx, x, y, *, net, loss, optimizer, chunk):
     return _over_members(lambda si: jax.lax.scan(body, si[0], si[1])[0], (states, idx), chunk)
 
 
-def train_copies(net, theta_k: Params, optimizer: optax.GradientTransformation, loss: Callable, data, *,
-                 steps: int, batch_size: int, order_seeds: Sequence[int], key: Array, start: int = 0,
-                 model_state: Optional[Params] = None, opt_state: Any = None, masks: Optional[Params] = None,
-                 dropout_key: Optional[Array] = None, chunk: Optional[int] = None) -> train.TrainState:
+def train_copies(
+    net,
+    theta_k: Params,
+    optimizer: optax.GradientTransformation,
+    loss: Callable,
+    data,
+    *,
+    steps: int,
+    batch_size: int,
+    order_seeds: Sequence[int],
+    key: Array,
+    start: int = 0,
+    model_state: Params | None = None,
+    opt_state: Any = None,
+    masks: Params | None = None,
+    dropout_key: Array | None = None,
+    chunk: int | None = None,
+) -> train.TrainState:
     """Train N = len(order_seeds) copies of θk for `steps` steps, copy i on seed order_seeds[i]'s data
     order (positions start ..; see the module doc), all in one jitted program (vmap of a `lax.scan`
     over steps; `lax.map` in chunks of `chunk` copies when given). Returns their TrainState with a
@@ -187,8 +205,9 @@ def train_copies(net, theta_k: Params, optimizer: optax.GradientTransformation, 
     states = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(seeds),) + jnp.shape(a)), base)
     if dropout_key is not None:
         states = states._replace(key=jax.vmap(lambda s: jax.random.fold_in(dropout_key, s))(jnp.asarray(seeds)))
-    return _train_program(states, idx, jnp.asarray(x), jnp.asarray(y), net=net, loss=loss, optimizer=optimizer,
-                          chunk=chunk)
+    return _train_program(
+        states, idx, jnp.asarray(x), jnp.asarray(y), net=net, loss=loss, optimizer=optimizer, chunk=chunk
+    )
 
 
 @partial(jax.jit, static_argnames=("net", "loss", "metric", "chunk"))
@@ -206,10 +225,21 @@ def _barrier_program(pa, pb, sa, sb, alphas, stat_idx, x, xe, ye, xt, yt, *, net
     return _over_members(pair, (pa, pb, sa, sb), chunk)
 
 
-def barrier(net, params: Params, train_data, test_data, *, pairs=None, alphas=DEFAULT_ALPHAS,
-            model_state: Optional[Params] = None, stat_idx: Optional[Array] = None,
-            loss: Callable = losses.softmax_cross_entropy, metric: Callable = losses.accuracy,
-            chunk: Optional[int] = None, train_eval: Optional[int] = None) -> Barrier:
+def barrier(
+    net,
+    params: Params,
+    train_data,
+    test_data,
+    *,
+    pairs=None,
+    alphas=DEFAULT_ALPHAS,
+    model_state: Params | None = None,
+    stat_idx: Array | None = None,
+    loss: Callable = losses.softmax_cross_entropy,
+    metric: Callable = losses.accuracy,
+    chunk: int | None = None,
+    train_eval: int | None = None,
+) -> Barrier:
     """The error barrier between trained copies: every pair x every α in one jitted program.
 
     params, model_state: N copies (leading axis N; model_state None for a stateless net). pairs: (M, 2)
@@ -222,10 +252,17 @@ def barrier(net, params: Params, train_data, test_data, *, pairs=None, alphas=DE
     """
     n = train.population_size(params, "params")
     pairs = np.array(list(itertools.combinations(range(n), 2)) if pairs is None else pairs, dtype=np.int64)
-    if pairs.ndim != 2 or pairs.shape[1] != 2 or not len(pairs) or pairs.min() < 0 or pairs.max() >= n \
-            or np.any(pairs[:, 0] == pairs[:, 1]):
-        raise ValueError(f"pairs must be (M, 2) indices of two different copies in [0, {n}), "
-                         f"got pairs={pairs.tolist()!r}")
+    if (
+        pairs.ndim != 2
+        or pairs.shape[1] != 2
+        or not len(pairs)
+        or pairs.min() < 0
+        or pairs.max() >= n
+        or np.any(pairs[:, 0] == pairs[:, 1])
+    ):
+        raise ValueError(
+            f"pairs must be (M, 2) indices of two different copies in [0, {n}), got pairs={pairs.tolist()!r}"
+        )
     alphas = _check_alphas(alphas, ends=True)
     if model_state is not None and not jax.tree.leaves(model_state):
         model_state = None
@@ -233,22 +270,55 @@ def barrier(net, params: Params, train_data, test_data, *, pairs=None, alphas=DE
     take = lambda tree, i: jax.tree.map(lambda leaf: leaf[i], tree)
     (x, y), (xt, yt) = (tuple(map(jnp.asarray, d)) for d in (train_data, test_data))
     if train_eval is not None and not (isinstance(train_eval, (int, np.integer)) and 0 < train_eval <= len(x)):
-        raise ValueError(f"train_eval must be an int in [1, {len(x)}] (training examples), got train_eval={train_eval!r}")
+        raise ValueError(
+            f"train_eval must be an int in [1, {len(x)}] (training examples), got train_eval={train_eval!r}"
+        )
     xe, ye = (x, y) if train_eval is None else (x[:train_eval], y[:train_eval])
     tr_e, te_e, tr_l, te_l = _barrier_program(
-        take(params, pairs[:, 0]), take(params, pairs[:, 1]), take(model_state, pairs[:, 0]),
-        take(model_state, pairs[:, 1]), alphas, jnp.asarray(stat_idx) if recompute else None, x, xe, ye, xt, yt,
-        net=net, loss=loss, metric=metric, chunk=chunk)
+        take(params, pairs[:, 0]),
+        take(params, pairs[:, 1]),
+        take(model_state, pairs[:, 0]),
+        take(model_state, pairs[:, 1]),
+        alphas,
+        jnp.asarray(stat_idx) if recompute else None,
+        x,
+        xe,
+        ye,
+        xt,
+        yt,
+        net=net,
+        loss=loss,
+        metric=metric,
+        chunk=chunk,
+    )
     height = lambda e: jnp.max(e, axis=1) - (e[:, 0] + e[:, -1]) / 2
     return Barrier(alphas, pairs, tr_e, te_e, tr_l, te_l, height(tr_e), height(te_e), recompute)
 
 
-def stability(net, theta_k: Params, optimizer: optax.GradientTransformation, loss: Callable, train_data,
-              test_data, *, steps: int, batch_size: int, key: Array, copies: int = 2,
-              order_seeds: Optional[Sequence[int]] = None, start: int = 0, alphas=DEFAULT_ALPHAS,
-              model_state: Optional[Params] = None, opt_state: Any = None, masks: Optional[Params] = None,
-              stat_batches: int = 20, dropout_key: Optional[Array] = None, metric: Callable = losses.accuracy,
-              chunk: Optional[int] = None, train_eval: Optional[int] = None) -> Stability:
+def stability(
+    net,
+    theta_k: Params,
+    optimizer: optax.GradientTransformation,
+    loss: Callable,
+    train_data,
+    test_data,
+    *,
+    steps: int,
+    batch_size: int,
+    key: Array,
+    copies: int = 2,
+    order_seeds: Sequence[int] | None = None,
+    start: int = 0,
+    alphas=DEFAULT_ALPHAS,
+    model_state: Params | None = None,
+    opt_state: Any = None,
+    masks: Params | None = None,
+    stat_batches: int = 20,
+    dropout_key: Array | None = None,
+    metric: Callable = losses.accuracy,
+    chunk: int | None = None,
+    train_eval: int | None = None,
+) -> Stability:
     """Train `copies` copies of θk (seeds order_seeds, default 1 .. copies) and measure every pair's barrier.
 
     With running statistics, `stat_batches` training batches (`statistics_batches(key, ...)`, the same
@@ -258,57 +328,141 @@ def stability(net, theta_k: Params, optimizer: optax.GradientTransformation, los
     ok = isinstance(copies, (int, np.integer)) and not isinstance(copies, bool) and copies >= 2
     seeds = (list(range(1, copies + 1)) if ok else []) if order_seeds is None else list(order_seeds)
     if len(seeds) < 2:
-        raise ValueError(f"copies must be an int >= 2 (a barrier needs two copies), got copies={copies!r}, "
-                         f"order_seeds={order_seeds!r}")
-    pop = train_copies(net, theta_k, optimizer, loss, train_data, steps=steps, batch_size=batch_size,
-                       order_seeds=seeds, key=key, start=start, model_state=model_state, opt_state=opt_state,
-                       masks=masks, dropout_key=dropout_key, chunk=chunk)
+        raise ValueError(
+            f"copies must be an int >= 2 (a barrier needs two copies), got copies={copies!r}, "
+            f"order_seeds={order_seeds!r}"
+        )
+    pop = train_copies(
+        net,
+        theta_k,
+        optimizer,
+        loss,
+        train_data,
+        steps=steps,
+        batch_size=batch_size,
+        order_seeds=seeds,
+        key=key,
+        start=start,
+        model_state=model_state,
+        opt_state=opt_state,
+        masks=masks,
+        dropout_key=dropout_key,
+        chunk=chunk,
+    )
     stateful = pop.model_state is not None and bool(jax.tree.leaves(pop.model_state))
-    stat_idx = (statistics_batches(key, len(train_data[0]), batch_size, stat_batches)
-                if stateful and stat_batches else None)
-    b = barrier(net, pop.params, train_data, test_data, alphas=alphas, model_state=pop.model_state,
-                stat_idx=stat_idx, loss=loss, metric=metric, chunk=chunk, train_eval=train_eval)
+    stat_idx = (
+        statistics_batches(key, len(train_data[0]), batch_size, stat_batches) if stateful and stat_batches else None
+    )
+    b = barrier(
+        net,
+        pop.params,
+        train_data,
+        test_data,
+        alphas=alphas,
+        model_state=pop.model_state,
+        stat_idx=stat_idx,
+        loss=loss,
+        metric=metric,
+        chunk=chunk,
+        train_eval=train_eval,
+    )
     return Stability(pop, b)
 
 
-def sweep_rewind_steps(net, params0: Params, optimizer: optax.GradientTransformation, loss: Callable, train_data,
-                       test_data, *, steps: int, rewind_steps: Sequence[int], batch_size: int, key: Array,
-                       parent_seed: int = 0, model_state: Optional[Params] = None, masks: Optional[Params] = None,
-                       dropout_key: Optional[Array] = None, **kwargs) -> Sweep:
+def sweep_rewind_steps(
+    net,
+    params0: Params,
+    optimizer: optax.GradientTransformation,
+    loss: Callable,
+    train_data,
+    test_data,
+    *,
+    steps: int,
+    rewind_steps: Sequence[int],
+    batch_size: int,
+    key: Array,
+    parent_seed: int = 0,
+    model_state: Params | None = None,
+    masks: Params | None = None,
+    dropout_key: Array | None = None,
+    **kwargs,
+) -> Sweep:
     """Instability as a function of k: one parent run from params0 on seed `parent_seed`'s order, its
     state (params, optimizer and model state) kept at each k in rewind_steps, then `stability` of
     copies trained from each θk to step `steps` (steps - k steps; kwargs: copies, order_seeds,
     alphas, stat_batches, metric, chunk, train_eval). One compiled training program per distinct length.
     """
     ks = np.asarray(rewind_steps)
-    if ks.ndim != 1 or not len(ks) or not np.issubdtype(ks.dtype, np.integer) or ks.min() < 0 \
-            or ks.max() > steps or np.any(np.diff(ks) <= 0):
-        raise ValueError(f"rewind_steps must be a strictly increasing 1-D sequence of ints in [0, steps={steps}], "
-                         f"got rewind_steps={rewind_steps!r}")
+    if (
+        ks.ndim != 1
+        or not len(ks)
+        or not np.issubdtype(ks.dtype, np.integer)
+        or ks.min() < 0
+        or ks.max() > steps
+        or np.any(np.diff(ks) <= 0)
+    ):
+        raise ValueError(
+            f"rewind_steps must be a strictly increasing 1-D sequence of ints in [0, steps={steps}], "
+            f"got rewind_steps={rewind_steps!r}"
+        )
     params, opt_state, done, results = params0, None, 0, []
     for k in ks.tolist():
         if k > done:
-            parent = train_copies(net, params, optimizer, loss, train_data, steps=k - done, batch_size=batch_size,
-                                  order_seeds=[parent_seed], key=key, start=done, model_state=model_state,
-                                  opt_state=opt_state, masks=masks, dropout_key=dropout_key)
-            params, opt_state, model_state = jax.tree.map(lambda a: a[0], (parent.params, parent.opt_state,
-                                                                            parent.model_state))
+            parent = train_copies(
+                net,
+                params,
+                optimizer,
+                loss,
+                train_data,
+                steps=k - done,
+                batch_size=batch_size,
+                order_seeds=[parent_seed],
+                key=key,
+                start=done,
+                model_state=model_state,
+                opt_state=opt_state,
+                masks=masks,
+                dropout_key=dropout_key,
+            )
+            params, opt_state, model_state = jax.tree.map(
+                lambda a: a[0], (parent.params, parent.opt_state, parent.model_state)
+            )
             done = k
-        results.append(stability(net, params, optimizer, loss, train_data, test_data, steps=steps - k,
-                                  batch_size=batch_size, key=key, start=k, model_state=model_state,
-                                  opt_state=opt_state, masks=masks, dropout_key=dropout_key, **kwargs).barrier)
-    return Sweep(ks, tuple(results), jnp.stack([r.train_barrier for r in results]),
-                 jnp.stack([r.test_barrier for r in results]))
+        results.append(
+            stability(
+                net,
+                params,
+                optimizer,
+                loss,
+                train_data,
+                test_data,
+                steps=steps - k,
+                batch_size=batch_size,
+                key=key,
+                start=k,
+                model_state=model_state,
+                opt_state=opt_state,
+                masks=masks,
+                dropout_key=dropout_key,
+                **kwargs,
+            ).barrier
+        )
+    return Sweep(
+        ks, tuple(results), jnp.stack([r.train_barrier for r in results]), jnp.stack([r.test_barrier for r in results])
+    )
 
 
 def _check_same_tree(a: Params, b: Params) -> None:
     if jax.tree.structure(a) != jax.tree.structure(b):
-        raise ValueError(f"params_b must have params_a's tree structure (copies of one net), got "
-                         f"{jax.tree.structure(b)} vs {jax.tree.structure(a)}")
+        raise ValueError(
+            f"params_b must have params_a's tree structure (copies of one net), got "
+            f"{jax.tree.structure(b)} vs {jax.tree.structure(a)}"
+        )
     for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
         if jnp.shape(x) != jnp.shape(y):
-            raise ValueError(f"params_b{jax.tree_util.keystr(path)} has shape {jnp.shape(y)}, expected "
-                             f"{jnp.shape(x)} (params_a's)")
+            raise ValueError(
+                f"params_b{jax.tree_util.keystr(path)} has shape {jnp.shape(y)}, expected {jnp.shape(x)} (params_a's)"
+            )
 
 
 def _check_alphas(alphas, *, ends: bool) -> Array:

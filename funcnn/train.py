@@ -9,10 +9,12 @@ Model state (BatchNorm's running statistics) rides in `TrainState.model_state`, 
 and never seen by gradients, optimizers or masks; the key for Dropout at step t is
 `fold_in(TrainState.key, t)`, so a run gives the same dropout masks every time.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Optional, Union
+from collections.abc import Callable
+from typing import Any, NamedTuple, Union
 
 import jax
 import jax.numpy as jnp
@@ -41,13 +43,19 @@ class TrainState(NamedTuple):
     params: Params
     opt_state: Any
     step: Array
-    masks: Optional[Params] = None
-    model_state: Optional[Params] = None
-    key: Optional[Array] = None
+    masks: Params | None = None
+    model_state: Params | None = None
+    key: Array | None = None
 
 
-def init_state(params: Params, optimizer: optax.GradientTransformation, masks: Optional[Params] = None, *,
-               model_state: Optional[Params] = None, key: Optional[Array] = None) -> TrainState:
+def init_state(
+    params: Params,
+    optimizer: optax.GradientTransformation,
+    masks: Params | None = None,
+    *,
+    model_state: Params | None = None,
+    key: Array | None = None,
+) -> TrainState:
     """A fresh TrainState; with masks, the params are masked first.
 
     model_state: the net's `init_state(input_shape)` (or saved statistics) for a stateful net.
@@ -84,7 +92,7 @@ def as_forward(net) -> Forward:
     return forward
 
 
-def step_key(state: TrainState) -> Optional[Array]:
+def step_key(state: TrainState) -> Array | None:
     """The key of the step about to be taken: fold_in(state.key, state.step), or None."""
     return None if state.key is None else jax.random.fold_in(state.key, state.step)
 
@@ -196,11 +204,13 @@ def make_evaluate(net, loss: LossFn, metric: LossFn = losses_lib.accuracy, chunk
     return evaluate
 
 
-def validate_data(x: np.ndarray, y: np.ndarray, *, n_classes: Optional[int] = None, name: str = "train") -> None:
+def validate_data(x: np.ndarray, y: np.ndarray, *, n_classes: int | None = None, name: str = "train") -> None:
     """Raise ValueError for non-float features, mismatched lengths or labels outside [0, n_classes)."""
     x, y = np.asarray(x), np.asarray(y)
     if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{name} features must be floating point, got dtype {x.dtype}; convert with x.astype(np.float32)")
+        raise ValueError(
+            f"{name} features must be floating point, got dtype {x.dtype}; convert with x.astype(np.float32)"
+        )
     if len(x) != len(y):
         raise ValueError(f"{name} features and labels differ in length: {len(x)} vs {len(y)}")
     if n_classes is not None and np.issubdtype(y.dtype, np.integer) and len(y):
@@ -238,15 +248,15 @@ def fit(
     loss: LossFn = losses_lib.softmax_cross_entropy,
     metric: LossFn = losses_lib.accuracy,
     optimizer: Optimizer = optax.adam,
-    learning_rate: Optional[LearningRate] = None,
+    learning_rate: LearningRate | None = None,
     epochs: int = 1,
     batch_size: int = 32,
     key: Array,
-    masks: Optional[Params] = None,
-    model_state: Optional[Params] = None,
-    n_classes: Optional[int] = None,
+    masks: Params | None = None,
+    model_state: Params | None = None,
+    n_classes: int | None = None,
     progress: bool = True,
-    scan: Optional[bool] = None,
+    scan: bool | None = None,
     data_parallel: bool = False,
 ) -> tuple[TrainState, History]:
     """Train `net` for `epochs` epochs; evaluate on `val` after each; return (final state, history).
@@ -289,7 +299,9 @@ def fit(
         tx, lr0 = optimizer, None
     else:
         if not callable(optimizer):
-            raise ValueError(f"optimizer must be an optax factory (optax.adam) or a GradientTransformation, got {optimizer!r}")
+            raise ValueError(
+                f"optimizer must be an optax factory (optax.adam) or a GradientTransformation, got {optimizer!r}"
+            )
         if plateau is not None:
             lr0 = plateau.init_lr
         else:
@@ -309,8 +321,10 @@ def fit(
 
         mesh = distributed.data_parallel_mesh()
         if batch_size % mesh.devices.size:
-            raise ValueError(f"batch_size must be a multiple of the {mesh.devices.size} devices for data_parallel, "
-                             f"got batch_size={batch_size}")
+            raise ValueError(
+                f"batch_size must be a multiple of the {mesh.devices.size} devices for data_parallel, "
+                f"got batch_size={batch_size}"
+            )
         batch_sharding = NamedSharding(mesh, PartitionSpec(distributed.DATA))
         state = jax.device_put(state, NamedSharding(mesh, PartitionSpec()))
     if scan is None:
@@ -351,7 +365,9 @@ def fit(
             hyper = dict(state.opt_state.hyperparams, learning_rate=jnp.asarray(plateau_state.lr, jnp.float32))
             state = state._replace(opt_state=state.opt_state._replace(hyperparams=hyper))
         if progress:
-            bar.set_postfix(train_loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{history.val_accuracy[-1]:.4f}")
+            bar.set_postfix(
+                train_loss=f"{train_loss:.4f}", val_loss=f"{val_loss:.4f}", val_acc=f"{history.val_accuracy[-1]:.4f}"
+            )
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {e + 1}; lower the learning rate?")
     return state, history

@@ -1,4 +1,5 @@
 """Bad input everywhere users touch: the exception type, and a message naming the argument."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -33,8 +34,18 @@ def no_mnist1d(monkeypatch):
 # The lottery engine's objects (Spec, Arm, run) and the layers it trains.
 import optax  # noqa: E402
 
-SPEC = dict(net=NET, optimizer=optax.adam(1e-3), train=(XOR.x_train, XOR.y_train), test=(XOR.x_test, XOR.y_test),
-            n_val=16, iterations=100, eval_every=100, batch_size=8, rounds=2, seeds=1)
+SPEC = dict(
+    net=NET,
+    optimizer=optax.adam(1e-3),
+    train=(XOR.x_train, XOR.y_train),
+    test=(XOR.x_test, XOR.y_test),
+    n_val=16,
+    iterations=100,
+    eval_every=100,
+    batch_size=8,
+    rounds=2,
+    seeds=1,
+)
 RES = nn.serial(nn.Dense(8), nn.Relu(), nn.Residual(nn.serial(nn.Dense(8), nn.Relu())), nn.Dense(2))
 BN = nn.serial(nn.Dense(4), nn.BatchNorm())
 
@@ -93,18 +104,30 @@ CASES = [
     ("study prunable selects nothing", lambda: study(prunable=lambda name, leaf: False), ValueError, "prunable"),
     ("study batch_size > train", lambda: study(batch_size=1000), ValueError, "batch_size"),
     ("study n_val >= train", lambda: study(n_val=64), ValueError, "n_val"),
-    ("study layer_rates deep typo", lambda: study(net=RES, layer_rates={"residual_2/main/dense_9": 0.1}),
-     ValueError, "layer_rates"),
+    (
+        "study layer_rates deep typo",
+        lambda: study(net=RES, layer_rates={"residual_2/main/dense_9": 0.1}),
+        ValueError,
+        "layer_rates",
+    ),
     ("study net init non-array leaf", lambda: study(net=_StringLeaf()), ValueError, "activation"),
     ("study not a Spec", lambda: lottery.Study(SPEC), TypeError, "study"),
     ("run not a Spec", lambda: lottery.run(SPEC, out="/nonexistent/never-created"), TypeError, "study"),
     ("Dropout rate 1", lambda: nn.Dropout(1.0), ValueError, "rate"),
     ("BatchNorm rank 0", lambda: nn.BatchNorm().init(jax.random.key(0), ()), nn.ShapeError, "features axis"),
     ("Residual branches", lambda: nn.Residual(nn.Dense(3)).init(jax.random.key(0), (2,)), nn.ShapeError, "shortcut"),
-    ("stateful net, plain apply", lambda: BN.apply(BN.init(jax.random.key(0), (2,)), jnp.ones((3, 2))),
-     nn.StateError, "apply_with_state"),
-    ("fit optimizer and learning_rate", lambda: fit(optimizer=optax.adam(1e-3), learning_rate=0.1), ValueError,
-     "learning_rate"),
+    (
+        "stateful net, plain apply",
+        lambda: BN.apply(BN.init(jax.random.key(0), (2,)), jnp.ones((3, 2))),
+        nn.StateError,
+        "apply_with_state",
+    ),
+    (
+        "fit optimizer and learning_rate",
+        lambda: fit(optimizer=optax.adam(1e-3), learning_rate=0.1),
+        ValueError,
+        "learning_rate",
+    ),
     ("FanOut 0", lambda: nn.FanOut(0), ValueError, "n="),
     ("Parallel empty", lambda: nn.Parallel(), ValueError, "Parallel"),
     ("Conv1D features", lambda: nn.Conv1D(0, 3), ValueError, "features"),
@@ -114,8 +137,18 @@ CASES = [
     ("Dense on images", lambda: NET.init(jax.random.key(0), (28, 28)), nn.ShapeError, "Flatten"),
     ("Conv2D rank", lambda: nn.Conv2D(3, 3).init(jax.random.key(0), (28, 28)), nn.ShapeError, "(H, W, C)"),
     ("conv channels", lambda: conv.conv2d(jnp.ones((1, 5, 5, 2)), jnp.ones((3, 3, 1, 1))), ValueError, "C_in"),
-    ("conv stride", lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=-1), ValueError, "stride"),
-    ("conv padding name", lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), padding="FULL"), ValueError, "padding"),
+    (
+        "conv stride",
+        lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=-1),
+        ValueError,
+        "stride",
+    ),
+    (
+        "conv padding name",
+        lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), padding="FULL"),
+        ValueError,
+        "padding",
+    ),
     ("kernel too large", lambda: conv.conv2d(jnp.ones((1, 2, 2, 1)), jnp.ones((3, 3, 1, 1))), ValueError, "kernel"),
     ("pool window", lambda: nn.MaxPool(window=0), ValueError, "window"),
     ("labels out of range", lambda: fit(train=(XOR.x_train, XOR.y_train + 2)), ValueError, "labels"),
@@ -130,7 +163,12 @@ CASES = [
     ("mask shape", lambda: prune.apply(P, jax.tree.map(lambda m: m[..., :1], M)), ValueError, "shape"),
     ("mask dtype", lambda: prune.apply(P, jax.tree.map(lambda m: m.astype(jnp.float32), M)), ValueError, "boolean"),
     ("layer_rates name", lambda: prune.magnitude(P, M, 0.2, layer_rates={"dense_7": 0.1}), ValueError, "layer_rates"),
-    ("population axes", lambda: train.population_size({"a": jnp.ones((4, 2)), "b": jnp.ones((3,))}, "params"), ValueError, "params"),
+    (
+        "population axes",
+        lambda: train.population_size({"a": jnp.ones((4, 2)), "b": jnp.ones((3,))}, "params"),
+        ValueError,
+        "params",
+    ),
     ("dataset name", lambda: data.load("imagenet"), ValueError, "name"),
     ("model name", lambda: lottery.Config(model="resnet50").validate(), ValueError, "model"),
     ("config rate", lambda: lottery.Config(rate=1.5).validate(), ValueError, "rate"),
@@ -140,9 +178,20 @@ CASES = [
     ("plateau patience", lambda: schedules.Plateau(0.1, patience=-2).init(), ValueError, "patience"),
     ("loss shapes", lambda: losses.mse(jnp.ones((3, 1)), jnp.ones((3,))), ValueError, "shape"),
     ("activation name", lambda: activations.derivative("gelu"), ValueError, "name"),
-    ("validation split", lambda: data.train_val_split(XOR.x_train, XOR.y_train, 0, jax.random.key(0)), ValueError, "n_val"),
-    ("sweep rates", lambda: train.lr_sweep(NET, P, (XOR.x_train, XOR.y_train), rates=[0.1, -1.0], epochs=1, batch_size=8,
-                                           key=jax.random.key(0)), ValueError, "rates"),
+    (
+        "validation split",
+        lambda: data.train_val_split(XOR.x_train, XOR.y_train, 0, jax.random.key(0)),
+        ValueError,
+        "n_val",
+    ),
+    (
+        "sweep rates",
+        lambda: train.lr_sweep(
+            NET, P, (XOR.x_train, XOR.y_train), rates=[0.1, -1.0], epochs=1, batch_size=8, key=jax.random.key(0)
+        ),
+        ValueError,
+        "rates",
+    ),
 ]
 
 
@@ -185,7 +234,11 @@ CLI = [
 
 @pytest.mark.parametrize("script,args,needle", CLI, ids=[f"{s}:{a[0]}" for s, a, _ in CLI])
 def test_command_line_bad_values(script, args, needle, tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "error:" in r.stderr

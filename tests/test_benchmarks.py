@@ -1,4 +1,5 @@
 """The benchmark runs in its tiny mode and writes its JSON and table (structure only, never speed)."""
+
 import json
 
 import pytest
@@ -23,7 +24,13 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
     e = pinned["eval_share"]
     assert 0 < e["ms"]["train"] and 0 <= e["val_share"] < 1 and 0 <= e["old_eval_share"] < 1
     assert [(r["model"][:5], r["variant"][:3]) for r in pinned["conv"]] == [
-        ("small", "(a)"), ("small", "(b)"), ("small", "(c)"), ("Conv-", "(b)"), ("Conv-", "(c)"), ("Conv-", "(d)")]
+        ("small", "(a)"),
+        ("small", "(b)"),
+        ("small", "(c)"),
+        ("Conv-", "(b)"),
+        ("Conv-", "(c)"),
+        ("Conv-", "(d)"),
+    ]
     assert all(r["steps_per_s"] > 0 for r in pinned["conv"])
     assert len(pinned["resnet"]) == 2 and all(r["s_per_step"] > 0 for r in pinned["resnet"])
     assert {r["model"] for r in two["populations"]} == {"LeNet-300-100", "MNIST-1D MLP 40-300-300-10"}

@@ -30,7 +30,7 @@ def brute_force(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
     x = np.zeros((n, 32, 32, 3), np.float32)
     y = np.zeros(n, np.int32)
     for r in range(n):
-        rec = raw[r * cifar10.RECORD_BYTES:(r + 1) * cifar10.RECORD_BYTES]
+        rec = raw[r * cifar10.RECORD_BYTES : (r + 1) * cifar10.RECORD_BYTES]
         y[r] = rec[0]
         for c in range(3):
             for i in range(32):
@@ -143,8 +143,11 @@ def test_missing_data_says_how_to_get_it(tmp_path, files, monkeypatch):
     for load in (cifar10.load, lambda: data.load("cifar10")):
         with pytest.raises(data.DataError, match=r"FUNCNN_DATA.*c\.download\('DIR'\)"):
             load()
-    with pytest.raises(data.DataError, match=r"no cifar-10-binary\.tar\.gz or cifar-10-batches-bin in "
-                                             r"data_dir=.*c\.download\("):
+    with pytest.raises(
+        data.DataError,
+        match=r"no cifar-10-binary\.tar\.gz or cifar-10-batches-bin in "
+        r"data_dir=.*c\.download\(",
+    ):
         cifar10.load(tmp_path)
     # A missing batch file in a folder, or member in an archive.
     folder = write_folder(tmp_path / "f", files)
@@ -152,8 +155,9 @@ def test_missing_data_says_how_to_get_it(tmp_path, files, monkeypatch):
     (folder / "data_batch_5.bin").unlink()
     with pytest.raises(data.DataError, match=r"data_batch_5\.bin is missing\. To get it: .*download"):
         cifar10.read(folder, digests=digests)
-    archive = write_tar(tmp_path / "a.tar.gz", {k: v for k, v in archive_members(files).items()
-                                                if not k.endswith("test_batch.bin")})
+    archive = write_tar(
+        tmp_path / "a.tar.gz", {k: v for k, v in archive_members(files).items() if not k.endswith("test_batch.bin")}
+    )
     with pytest.raises(data.DataError, match=r"lacks \['cifar-10-batches-bin/test_batch\.bin'\]"):
         cifar10.read(archive, digests=digests_of(archive=archive))
 
@@ -219,8 +223,12 @@ def which_crop(out: np.ndarray, x: np.ndarray, pad: int) -> list[tuple[int, int,
     found = []
     for o, p in zip(out, padded):
         shifts = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
-        matches = [(dy, dx, f) for dy, dx in shifts for f in (False, True)
-                   if np.array_equal(o, (lambda a: a[:, ::-1] if f else a)(p[dy:dy + h, dx:dx + w]))]
+        matches = [
+            (dy, dx, f)
+            for dy, dx in shifts
+            for f in (False, True)
+            if np.array_equal(o, (lambda a: a[:, ::-1] if f else a)(p[dy : dy + h, dx : dx + w]))
+        ]
         assert len(matches) == 1, f"output is not a (unique) crop of the padded input: {matches}"
         found.append(matches[0])
     return found
@@ -261,9 +269,11 @@ def test_keys_determinism_jit_and_vmap():
     singles = [jitted(k, x) for k in keys]
     for out, single in zip(batched, singles):
         np.testing.assert_array_equal(out, single)
+
     # Inside a scanned program, as a training loop would use it.
     def step(carry, k):
         return carry + jnp.sum(cifar10.augment(k, x)), None
+
     total, _ = jax.lax.scan(step, jnp.float32(0), keys)
     np.testing.assert_allclose(total, sum(float(jnp.sum(s)) for s in singles), rtol=1e-6)
 

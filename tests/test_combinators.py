@@ -1,4 +1,5 @@
 """Combinators: Identity, FanOut, FanInSum, FanInConcat, Parallel, Residual (and their use in serial)."""
+
 import functools
 
 import jax
@@ -58,10 +59,7 @@ def mlp(p, x):
 
 
 def paths(params):
-    return {
-        "/".join(k.key for k in path): leaf.shape
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]
-    }
+    return {"/".join(k.key for k in path): leaf.shape for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
 
 
 # ---------------------------------------------------------------- each combinator against its hand composition
@@ -163,11 +161,16 @@ def test_golden_param_names_projection_shortcut():
     net = nn.serial(nn.Conv2D(4, 3, padding="SAME"), block, nn.Flatten(ndim=3), nn.Dense(2))
     assert net.output_shape((8, 8, 3)) == (2,)
     assert paths(jax.eval_shape(lambda k: net.init(k, (8, 8, 3)), jax.random.key(0))) == {
-        "conv2d_0/w": (3, 3, 3, 4), "conv2d_0/b": (4,),
-        "residual_1/main/conv2d_0/w": (3, 3, 4, 8), "residual_1/main/conv2d_0/b": (8,),
-        "residual_1/main/conv2d_2/w": (3, 3, 8, 8), "residual_1/main/conv2d_2/b": (8,),
-        "residual_1/shortcut/w": (1, 1, 4, 8), "residual_1/shortcut/b": (8,),
-        "dense_3/w": (128, 2), "dense_3/b": (2,),
+        "conv2d_0/w": (3, 3, 3, 4),
+        "conv2d_0/b": (4,),
+        "residual_1/main/conv2d_0/w": (3, 3, 4, 8),
+        "residual_1/main/conv2d_0/b": (8,),
+        "residual_1/main/conv2d_2/w": (3, 3, 8, 8),
+        "residual_1/main/conv2d_2/b": (8,),
+        "residual_1/shortcut/w": (1, 1, 4, 8),
+        "residual_1/shortcut/b": (8,),
+        "dense_3/w": (128, 2),
+        "dense_3/b": (2,),
     }
 
 
@@ -176,7 +179,10 @@ def test_golden_param_names_branches():
     params = net.init(jax.random.key(0), (4,))
     assert jax.tree.map(lambda a: a.shape, params) == {
         "fanout_0": {},
-        "parallel_1": {"dense_0": {"w": (4, 3), "b": (3,)}, "serial_1": {"dense_0": {"w": (4, 3), "b": (3,)}, "relu_1": {}}},
+        "parallel_1": {
+            "dense_0": {"w": (4, 3), "b": (3,)},
+            "serial_1": {"dense_0": {"w": (4, 3), "b": (3,)}, "relu_1": {}},
+        },
         "faninconcat_2": {},
     }
 
@@ -227,8 +233,10 @@ def test_state_threads_through_residual_and_parallel(getkey):
     state = net.init_state((2,))
     assert jax.tree.map(lambda a: a.shape, state) == {
         "dense_0": {},
-        "residual_1": {"main": {"dense_0": {}, "runningmean_1": {"mean": (3,), "count": ()}},
-                       "shortcut": {"mean": (3,), "count": ()}},
+        "residual_1": {
+            "main": {"dense_0": {}, "runningmean_1": {"mean": (3,), "count": ()}},
+            "shortcut": {"mean": (3,), "count": ()},
+        },
         "fanout_2": {},
         "parallel_3": {"runningmean_0": {"mean": (3,), "count": ()}, "identity_1": {}},
         "faninsum_4": {},
@@ -283,7 +291,9 @@ def test_plain_apply_of_stateful_net_names_the_path(getkey):
 # ---------------------------------------------------------------- keys
 
 
-@pytest.mark.parametrize("make", [lambda: nn.Residual(Noise(), Noise(-1.0)), lambda: nn.serial(nn.FanOut(2), nn.Parallel(Noise(), Noise()))])
+@pytest.mark.parametrize(
+    "make", [lambda: nn.Residual(Noise(), Noise(-1.0)), lambda: nn.serial(nn.FanOut(2), nn.Parallel(Noise(), Noise()))]
+)
 def test_key_is_split_per_branch(make, getkey):
     net = make()
     params = net.init(getkey(), (4,))
@@ -308,10 +318,14 @@ def test_key_is_split_per_branch(make, getkey):
 
 
 def test_residual_shape_mismatch_names_both_shapes_and_path():
-    with pytest.raises(nn.ShapeError, match=r"Residual: main branch gives \(3,\), shortcut gives \(5,\); give a projection shortcut"):
+    with pytest.raises(
+        nn.ShapeError, match=r"Residual: main branch gives \(3,\), shortcut gives \(5,\); give a projection shortcut"
+    ):
         nn.Residual(nn.Dense(3)).init(jax.random.key(0), (5,))
     net = nn.serial(nn.Dense(5), nn.Residual(nn.Dense(3)))
-    with pytest.raises(nn.ShapeError, match=r"layer 'residual_1': Residual: main branch gives \(3,\), shortcut gives \(5,\)"):
+    with pytest.raises(
+        nn.ShapeError, match=r"layer 'residual_1': Residual: main branch gives \(3,\), shortcut gives \(5,\)"
+    ):
         net.output_shape((4,))
     with pytest.raises(nn.ShapeError, match=r"layer 'residual_1': Residual: main branch gives"):
         net.init_state((4,))
@@ -321,7 +335,9 @@ def test_error_inside_a_branch_carries_the_path(getkey):
     net = nn.serial(nn.Dense(6), nn.Relu(), nn.Dense(5), nn.Residual(nn.serial(nn.Dense(5), nn.Relu()), nn.Dense(5)))
     params = net.init(getkey(), (4,))
     bad = dict(params, dense_2={"w": jnp.ones((6, 7)), "b": jnp.ones((7,))})
-    with pytest.raises(nn.ShapeError, match=r"layer 'residual_3/main/dense_0': Dense: expected input of shape \(\*batch, 5\)"):
+    with pytest.raises(
+        nn.ShapeError, match=r"layer 'residual_3/main/dense_0': Dense: expected input of shape \(\*batch, 5\)"
+    ):
         net.apply(bad, jnp.ones((2, 4)))
     block = nn.serial(nn.Dense(5), nn.Residual(nn.Dense(5), nn.Flatten(ndim=2)))
     with pytest.raises(nn.ShapeError, match=r"layer 'residual_1/shortcut'"):
@@ -351,7 +367,9 @@ def test_fanin_shape_errors():
         nn.FanInSum().output_shape(((3,), (4,)))
     with pytest.raises(nn.ShapeError, match=r"got \(2, 3\), \(2, 4\)"):
         nn.FanInSum().apply({}, (jnp.ones((2, 3)), jnp.ones((2, 4))))
-    with pytest.raises(nn.ShapeError, match=r"FanInSum: expected a tuple of input shapes, got \(3,\); put it after FanOut"):
+    with pytest.raises(
+        nn.ShapeError, match=r"FanInSum: expected a tuple of input shapes, got \(3,\); put it after FanOut"
+    ):
         nn.FanInSum().init(jax.random.key(0), (3,))
     with pytest.raises(nn.ShapeError, match=r"agree on every axis but axis=-1, got \(2, 3\), \(3, 3\)"):
         nn.FanInConcat().output_shape(((2, 3), (3, 3)))
@@ -389,7 +407,11 @@ def test_params_from_another_network_are_rejected(getkey):
 
 
 def test_jit_and_grad_through_residual_net(getkey):
-    net = nn.serial(nn.Dense(5, b_init=normal), nn.Residual(nn.serial(nn.Dense(5, b_init=normal), nn.Relu(), nn.Dense(5))), nn.Dense(2))
+    net = nn.serial(
+        nn.Dense(5, b_init=normal),
+        nn.Residual(nn.serial(nn.Dense(5, b_init=normal), nn.Relu(), nn.Dense(5))),
+        nn.Dense(2),
+    )
     params = net.init(getkey(), (3,))
     x = jax.random.normal(getkey(), (4, 3))
 

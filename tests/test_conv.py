@@ -64,9 +64,9 @@ def test_course_pooling_example():
 PADS = ["VALID", "SAME", 1, ((0, 2), (1, 0))]
 
 
-@pytest.mark.parametrize("hw,k,s,padding", [
-    (hw, k, s, p) for hw in [(5, 5), (6, 7)] for k in [1, 2, 3] for s in [1, 2, 3] for p in PADS
-])
+@pytest.mark.parametrize(
+    "hw,k,s,padding", [(hw, k, s, p) for hw in [(5, 5), (6, 7)] for k in [1, 2, 3] for s in [1, 2, 3] for p in PADS]
+)
 def test_conv_matches_loops(hw, k, s, padding):
     rng = np.random.default_rng(hash((hw, k, s, str(padding))) % 2**32)
     x = rng.normal(size=(2,) + hw + (3,)).astype(np.float32)
@@ -80,9 +80,9 @@ def test_conv_matches_loops(hw, k, s, padding):
     assert conv.output_hw(hw, (k, k), s, padding) == expect_hw
 
 
-@pytest.mark.parametrize("hw,k,s,padding", [
-    (hw, k, s, p) for hw in [(4, 4), (5, 7)] for k in [2, 3] for s in [None, 1, 2, 3] for p in PADS
-])
+@pytest.mark.parametrize(
+    "hw,k,s,padding", [(hw, k, s, p) for hw in [(4, 4), (5, 7)] for k in [2, 3] for s in [None, 1, 2, 3] for p in PADS]
+)
 def test_pools_match_loops(hw, k, s, padding):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2,) + hw + (3,)).astype(np.float32)
@@ -91,7 +91,9 @@ def test_pools_match_loops(hw, k, s, padding):
     if any(p >= k for pr in pads for p in pr):
         return  # a window of padding alone has no real input to pool
     np.testing.assert_allclose(conv.max_pool(x, k, s, padding), ref_pool(x, (k, k), ss, pads, "max"), rtol=1e-6)
-    np.testing.assert_allclose(conv.avg_pool(x, k, s, padding), ref_pool(x, (k, k), ss, pads, "avg"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        conv.avg_pool(x, k, s, padding), ref_pool(x, (k, k), ss, pads, "avg"), rtol=1e-5, atol=1e-6
+    )
     assert conv.max_pool(x, k, s, padding).shape[-1] == 3  # channels untouched
 
 
@@ -117,17 +119,20 @@ def test_layers_shapes_and_params():
     assert nn.MaxPool(2).output_shape((28, 28, 6)) == (14, 14, 6)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: conv.conv2d(jnp.ones((5, 5)), jnp.ones((3, 3, 1, 1))), "rank 2"),
-    (lambda: conv.conv2d(jnp.ones((1, 3, 3, 1)), jnp.ones((5, 5, 1, 1))), "larger than the padded input"),
-    (lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=0), "stride"),
-    (lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), padding="FULL"), "padding"),
-    (lambda: conv.conv2d(jnp.ones((1, 5, 5, 3)), jnp.ones((3, 3, 1, 1))), "3 channels"),
-    (lambda: conv.max_pool(jnp.ones((1, 2, 2, 1)), 3), "larger than the padded input"),
-    (lambda: nn.Conv2D(4, 3, padding="same-ish"), "padding"),
-    (lambda: nn.Conv2D(4, 3).init(jax.random.key(0), (28, 28)), "channel axis"),
-    (lambda: nn.MaxPool(0), "window"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: conv.conv2d(jnp.ones((5, 5)), jnp.ones((3, 3, 1, 1))), "rank 2"),
+        (lambda: conv.conv2d(jnp.ones((1, 3, 3, 1)), jnp.ones((5, 5, 1, 1))), "larger than the padded input"),
+        (lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), stride=0), "stride"),
+        (lambda: conv.conv2d(jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1)), padding="FULL"), "padding"),
+        (lambda: conv.conv2d(jnp.ones((1, 5, 5, 3)), jnp.ones((3, 3, 1, 1))), "3 channels"),
+        (lambda: conv.max_pool(jnp.ones((1, 2, 2, 1)), 3), "larger than the padded input"),
+        (lambda: nn.Conv2D(4, 3, padding="same-ish"), "padding"),
+        (lambda: nn.Conv2D(4, 3).init(jax.random.key(0), (28, 28)), "channel axis"),
+        (lambda: nn.MaxPool(0), "window"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -157,7 +162,10 @@ def test_classic_kernels():
 
 BATCHES = [(), (2,), (2, 3)]
 IM2COL_CASES = [(s, k, p) for s in [1, 2, 3] for k in [1, 3, 5] for p in ["VALID", "SAME", ((2, 0), (1, 3))]] + [
-    ((2, 1), (3, 5), "SAME"), ((1, 3), (5, 2), "VALID"), ((3, 2), (1, 3), ((1, 2), (0, 1)))]  # non-square
+    ((2, 1), (3, 5), "SAME"),
+    ((1, 3), (5, 2), "VALID"),
+    ((3, 2), (1, 3), ((1, 2), (0, 1))),
+]  # non-square
 
 
 def _conv_pair(f, x, w, g):
@@ -166,7 +174,7 @@ def _conv_pair(f, x, w, g):
     def both(x, w, g):
         out = []
         for impl in ["xla", "im2col"]:
-            fn = lambda x, w: f(x, w, impl=impl)  # noqa: E731
+            fn = lambda x, w: f(x, w, impl=impl)
             out.append((fn(x, w),) + jax.grad(lambda x, w: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
         return out
 
@@ -199,7 +207,7 @@ def test_im2col_under_vmap_over_a_population_of_weights():
     g = jnp.asarray(rng.normal(size=(4, 2, 5, 5, 5)), jnp.float32)
 
     def run(impl):
-        f = lambda x, w: conv.conv2d(x, w, stride=2, padding="SAME", impl=impl)  # noqa: E731
+        f = lambda x, w: conv.conv2d(x, w, stride=2, padding="SAME", impl=impl)
         shared = jax.vmap(f, in_axes=(None, 0))(x, ws)  # one input, a population of kernels
         own = jax.vmap(f)(xs, ws)  # each member its own input (as after the first layer)
         grads = jax.vmap(jax.grad(lambda x, w, g: jnp.sum(f(x, w) * g), argnums=(0, 1)))(xs, ws, g)
@@ -227,8 +235,9 @@ def test_auto_is_im2col_on_cpu_and_impl_is_validated():
     assert jax.tree.map(jnp.shape, p) == {"w": (3, 3, 1, 2), "b": (2,)}
     xi = jax.random.normal(jax.random.key(1), (2, 6, 6, 1))
     with jax.default_matmul_precision("highest"):
-        np.testing.assert_allclose(layer.apply(p, xi), nn.Conv2D(2, 3, padding="SAME", impl="im2col").apply(p, xi),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            layer.apply(p, xi), nn.Conv2D(2, 3, padding="SAME", impl="im2col").apply(p, xi), rtol=1e-5, atol=1e-6
+        )
 
 
 def _rw_pool(kind, x, window, stride=None, padding="VALID"):
@@ -241,8 +250,9 @@ def _rw_pool(kind, x, window, stride=None, padding="VALID"):
     return y.reshape(batch + y.shape[1:])
 
 
-@pytest.mark.parametrize("window,hw,padding", [(2, (6, 8), "VALID"), (2, (7, 9), "VALID"), ((2, 3), (6, 9), "SAME"),
-                                               (3, (9, 7), "VALID")])
+@pytest.mark.parametrize(
+    "window,hw,padding", [(2, (6, 8), "VALID"), (2, (7, 9), "VALID"), ((2, 3), (6, 9), "SAME"), (3, (9, 7), "VALID")]
+)
 def test_block_pooling_equals_reduce_window_with_gradients_and_ties(window, hw, padding):
     rng = np.random.default_rng(7)
     # ReLU-like input: many exact zeros, plus repeated values, so windows have tied maxima.
@@ -256,8 +266,12 @@ def test_block_pooling_equals_reduce_window_with_gradients_and_ties(window, hw, 
 
     def results(pool):
         """Values, gradient, forward-mode tangent, and per-example gradients under vmap."""
-        return (pool(x), jax.grad(lambda x: jnp.sum(pool(x) * g))(x), jax.jvp(pool, (x,), (t,))[1],
-                jax.vmap(jax.grad(lambda x: jnp.sum(pool(x) ** 2)))(x))
+        return (
+            pool(x),
+            jax.grad(lambda x: jnp.sum(pool(x) * g))(x),
+            jax.jvp(pool, (x,), (t,))[1],
+            jax.vmap(jax.grad(lambda x: jnp.sum(pool(x) ** 2)))(x),
+        )
 
     for kind, fn in [("max", conv.max_pool), ("avg", conv.avg_pool)]:
         got = jax.jit(lambda: results(lambda x: fn(x, window, padding=padding)))()
@@ -271,8 +285,15 @@ def test_block_pooling_equals_reduce_window_with_gradients_and_ties(window, hw, 
 
 
 def _small_cnn(impl="auto"):
-    return nn.serial(nn.Conv2D(4, 3, padding="SAME", impl=impl), nn.Relu(), nn.MaxPool(2),
-                     nn.Conv2D(6, 3, stride=2, impl=impl), nn.Relu(), nn.Flatten(ndim=3), nn.Dense(5))
+    return nn.serial(
+        nn.Conv2D(4, 3, padding="SAME", impl=impl),
+        nn.Relu(),
+        nn.MaxPool(2),
+        nn.Conv2D(6, 3, stride=2, impl=impl),
+        nn.Relu(),
+        nn.Flatten(ndim=3),
+        nn.Dense(5),
+    )
 
 
 def test_scanned_training_steps_equal_the_python_loop():
@@ -320,7 +341,8 @@ def test_fit_scans_conv_nets_by_default(monkeypatch, scan, expect_scan):
     y = rng.integers(0, 5, size=12)
     net = _small_cnn()
     params = net.init(jax.random.key(0), (10, 10, 1))
-    state, history = train.fit(net, params, (x, y), (x, y), batch_size=6, key=jax.random.key(1), progress=False,
-                               scan=scan)
+    state, history = train.fit(
+        net, params, (x, y), (x, y), batch_size=6, key=jax.random.key(1), progress=False, scan=scan
+    )
     assert bool(calls) == expect_scan
     assert int(state.step) == 2 and np.isfinite(history.train_loss[0])

@@ -1,5 +1,6 @@
 """funcnn.cpu: the opt-in XLA:CPU flags for populations. Importing funcnn sets nothing; the flags
 give one CPU device per core; a user's own choice is kept; a late call raises."""
+
 import os
 import subprocess
 import sys
@@ -52,18 +53,22 @@ def test_use_fast_flags_after_jax_started_raises_and_changes_nothing(monkeypatch
 def run_python(code: str, env_extra: dict) -> str:
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env.update(env_extra, JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=ROOT, capture_output=True,
-                       text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout.strip()
 
 
 def test_importing_funcnn_sets_no_flags_and_the_call_gives_a_device_per_core():
-    out = run_python("""
+    out = run_python(
+        """
         import os, funcnn, funcnn.lottery, funcnn.cpu
         before = os.environ.get("XLA_FLAGS")
         funcnn.cpu.use_fast_flags(n_cores=3)
         import jax
         print(before, jax.device_count(), jax.default_backend())
-    """, {})
+    """,
+        {},
+    )
     assert out.splitlines()[-1] == "None 3 cpu"

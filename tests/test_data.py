@@ -176,6 +176,7 @@ def test_cached_mnist1d_is_bit_identical_to_a_fresh_generation(mnist1d_cache, mo
     again = data.load("mnist1d")  # from memory
     monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
     import mnist1d.data
+
     monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *a, **k: pytest.fail("generated again"))
     from_disk = data.load("mnist1d")
     for d in (first, again, from_disk):

@@ -1,6 +1,7 @@
 """Scale-out: the population split over (forced) CPU devices in one process, sharded over two
 processes over loopback, and data-parallel fit, each checked against the single-device result.
 Runs in subprocesses because the device count is fixed when JAX starts."""
+
 import json
 import os
 import socket
@@ -53,10 +54,20 @@ DATA_PARALLEL = textwrap.dedent("""
 
 
 def run(script, args=(), devices=1, env_extra=None, timeout=300):
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
-               **(env_extra or {}))
-    return subprocess.Popen([sys.executable, "-c", script, *map(str, args)], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = dict(
+        os.environ,
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+        JAX_PLATFORMS="cpu",
+        **(env_extra or {}),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", script, *map(str, args)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def result(proc, timeout=300):
@@ -87,9 +98,19 @@ def test_two_processes_over_loopback(single):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    procs = [run(POPULATION, [4, "dist"], devices=2, env_extra={"FUNCNN_COORDINATOR": f"127.0.0.1:{port}",
-                                                                 "FUNCNN_NUM_PROCESSES": "2", "FUNCNN_PROCESS_ID": str(i)})
-             for i in range(2)]
+    procs = [
+        run(
+            POPULATION,
+            [4, "dist"],
+            devices=2,
+            env_extra={
+                "FUNCNN_COORDINATOR": f"127.0.0.1:{port}",
+                "FUNCNN_NUM_PROCESSES": "2",
+                "FUNCNN_PROCESS_ID": str(i),
+            },
+        )
+        for i in range(2)
+    ]
     results = [result(p) for p in procs]
     r = results[0]
     assert results[1] is None  # only process 0 reports

@@ -1,4 +1,5 @@
 """Dropout: rate is the probability of dropping, kept units are scaled by 1 / (1 - rate)."""
+
 import math
 
 import jax
@@ -38,7 +39,9 @@ def test_kept_values_are_exactly_x_over_keep():
     assert 0 < kept.mean() < 1
     # x / (1 - rate) up to float32 rounding (computed as x * (1 / (1 - rate)), jitted or not).
     np.testing.assert_allclose(y[kept], (x.astype(np.float64) / (1 - rate))[kept], rtol=2e-7)
-    np.testing.assert_array_equal(jax.jit(lambda v: nn.Dropout(rate).apply({}, v, key=jax.random.key(1), train=True))(x), y)
+    np.testing.assert_array_equal(
+        jax.jit(lambda v: nn.Dropout(rate).apply({}, v, key=jax.random.key(1), train=True))(x), y
+    )
 
 
 def test_keys_give_different_masks_also_across_a_vmapped_population():

@@ -1,4 +1,5 @@
 """Each experiment runs small and its results.json holds the claims it makes, as numbers."""
+
 import json
 import subprocess
 import sys
@@ -8,8 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments import (activations, backprop, cnn_kernels, cnn_mnist, cost_functions, forward_pass,
-                         learning_rates, lottery_ticket, symmetry_breaking)
+from experiments import (
+    activations,
+    backprop,
+    cnn_kernels,
+    cnn_mnist,
+    cost_functions,
+    forward_pass,
+    learning_rates,
+    lottery_ticket,
+    symmetry_breaking,
+)
 from tests.conftest import require_fashion_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,22 +37,33 @@ def check_pngs(results: dict, out: Path):
     assert on_disk["figures"] == results["figures"]
 
 
-@pytest.mark.parametrize("script", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if p.name not in ("__init__.py", "common.py")))
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if p.name not in ("__init__.py", "common.py"))
+)
 def test_help_runs(script):
-    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--help"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), "--help"], capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0 and "--out" in r.stdout
 
 
-@pytest.mark.parametrize("script,args", [
-    ("backprop.py", ["--steps", "0"]),
-    ("learning_rates.py", ["--epochs", "-3"]),
-    ("lottery_ticket.py", ["--preset", "imagenet"]),
-    ("lottery_ticket.py", ["--iterations", "150", "--eval-every", "100"]),
-    ("symmetry_breaking.py", ["--learning-rate", "abc"]),
-])
+@pytest.mark.parametrize(
+    "script,args",
+    [
+        ("backprop.py", ["--steps", "0"]),
+        ("learning_rates.py", ["--epochs", "-3"]),
+        ("lottery_ticket.py", ["--preset", "imagenet"]),
+        ("lottery_ticket.py", ["--iterations", "150", "--eval-every", "100"]),
+        ("symmetry_breaking.py", ["--learning-rate", "abc"]),
+    ],
+)
 def test_bad_command_line_values(script, args, tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "error:" in r.stderr
     flag = next(a for a in args if a.startswith("--"))
     assert flag.lstrip("-").split("-")[0] in r.stderr
@@ -87,7 +108,16 @@ def test_cost_functions(tmp_path):
 
 def test_activations(tmp_path):
     r = activations.main(["--out", str(tmp_path), "--points", "201"])
-    assert set(r["max_abs_difference"]) == {"sigmoid", "tanh", "arctan", "binary_step", "relu", "prelu", "elu", "softplus"}
+    assert set(r["max_abs_difference"]) == {
+        "sigmoid",
+        "tanh",
+        "arctan",
+        "binary_step",
+        "relu",
+        "prelu",
+        "elu",
+        "softplus",
+    }
     assert max(r["max_abs_difference"].values()) < 1e-5
     check_pngs(r, tmp_path)
 
@@ -130,13 +160,15 @@ def test_cnn_kernels(tmp_path):
 
 
 def test_lottery_ticket_small(tmp_path):
-    r = lottery_ticket.main(["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200",
-                             "--no-progress"])
+    r = lottery_ticket.main(
+        ["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200", "--no-progress"]
+    )
     assert [row["arm"] for row in r["summary"]] == ["ticket", "ticket", "reinit", "random"]
     assert (tmp_path / "metrics.csv").read_text().startswith("round,arm,")
     check_pngs(r, tmp_path)
-    again = lottery_ticket.main(["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200",
-                                 "--report-only"])
+    again = lottery_ticket.main(
+        ["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200", "--report-only"]
+    )
     assert again["summary"] == r["summary"] and again["complete"]
     with pytest.raises(SystemExit, match="config.json"):
         lottery_ticket.main(["--out", str(tmp_path / "empty"), "--seeds", "3", "--report-only"])
@@ -161,9 +193,27 @@ def test_resnet_fashion_ci_sized(tmp_path):
     require_fashion_mnist()
     from experiments import resnet_fashion
 
-    r = resnet_fashion.main(["--out", str(tmp_path), "--depth", "8", "--width", "8", "--epochs", "1",
-                             "--train-subset", "2000", "--val-size", "1000", "--batch-size", "32",
-                             "--warmup-epochs", "0.2", "--no-progress"])
+    r = resnet_fashion.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--depth",
+            "8",
+            "--width",
+            "8",
+            "--epochs",
+            "1",
+            "--train-subset",
+            "2000",
+            "--val-size",
+            "1000",
+            "--batch-size",
+            "32",
+            "--warmup-epochs",
+            "0.2",
+            "--no-progress",
+        ]
+    )
     assert 0.3 < r["test_accuracy"] <= 1.0  # chance is 0.1
     assert r["epochs"] == 1 and len(r["history"]["val_accuracy"]) == 1 and r["steps_per_epoch"] == 2000 // 32
     assert r["wall_seconds"] > 0 and r["seconds_per_epoch"] == pytest.approx(r["wall_seconds"])
@@ -189,14 +239,21 @@ def test_mnist1d_cnn_quick(tmp_path):
     check_pngs(r, tmp_path)
 
 
-@pytest.mark.parametrize("script,args,flag", [
-    ("resnet_fashion.py", ["--depth", "21"], "depth"),
-    ("resnet_fashion.py", ["--weight-decay", "-1"], "weight-decay"),
-    ("mnist1d_cnn.py", ["--epochs", "0"], "epochs"),
-])
+@pytest.mark.parametrize(
+    "script,args,flag",
+    [
+        ("resnet_fashion.py", ["--depth", "21"], "depth"),
+        ("resnet_fashion.py", ["--weight-decay", "-1"], "weight-decay"),
+        ("mnist1d_cnn.py", ["--epochs", "0"], "epochs"),
+    ],
+)
 def test_new_scripts_reject_bad_values(script, args, flag, tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / script), "--out", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "error:" in r.stderr and flag in r.stderr
 
 
@@ -219,8 +276,21 @@ def test_byo_network_small(tmp_path):
     custom arm; the report has every arm and the deep layer_rates name took effect."""
     from experiments import byo_network
 
-    r = byo_network.main(["--out", str(tmp_path), "--iterations", "300", "--rounds", "1", "--seeds", "2",
-                          "--rewind-step", "100", "--no-progress"])
+    r = byo_network.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--iterations",
+            "300",
+            "--rounds",
+            "1",
+            "--seeds",
+            "2",
+            "--rewind-step",
+            "100",
+            "--no-progress",
+        ]
+    )
     check_pngs(r, tmp_path)
     rec = r["rounds"][1]
     assert set(rec["arms"]) == {"ticket", "reinit", "random", "same_sign"}
@@ -230,19 +300,43 @@ def test_byo_network_small(tmp_path):
     assert all(0.1 < a <= 1 for a in rec["final_test_accuracy"])
 
 
-@pytest.mark.parametrize("model,extra", [
-    ("lenet", []),
-    pytest.param("resnet", ["--depth", "8", "--width", "4", "--batch-size", "32"], marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "model,extra",
+    [
+        ("lenet", []),
+        pytest.param("resnet", ["--depth", "8", "--width", "4", "--batch-size", "32"], marks=pytest.mark.slow),
+    ],
+)
 def test_stability_ci_sized(tmp_path, model, extra):
     """The mechanics of the stability sweep (not the science): one row per k, a barrier per pair,
     endpoints in the error curves, BatchNorm statistics recomputed for the ResNet only."""
     require_fashion_mnist()
     from experiments import stability
 
-    r = stability.main(["--out", str(tmp_path), "--model", model, "--steps", "40", "--rewind-steps", "0", "20",
-                        "--copies", "3", "--alphas", "3", "--train-size", "600", "--train-eval", "300",
-                        "--stat-batches", "2", *extra])
+    r = stability.main(
+        [
+            "--out",
+            str(tmp_path),
+            "--model",
+            model,
+            "--steps",
+            "40",
+            "--rewind-steps",
+            "0",
+            "20",
+            "--copies",
+            "3",
+            "--alphas",
+            "3",
+            "--train-size",
+            "600",
+            "--train-eval",
+            "300",
+            "--stat-batches",
+            "2",
+            *extra,
+        ]
+    )
     assert [row["k"] for row in r["rows"]] == [0, 20] and r["alphas"] == [0.0, 0.5, 1.0]
     for row in r["rows"]:
         assert np.shape(row["test_error"]) == (3, 3) and np.shape(row["train_error"]) == (3, 3)  # 3 pairs x 3 alphas
@@ -256,27 +350,61 @@ def test_stability_ci_sized(tmp_path, model, extra):
 
 
 def test_stability_rejects_bad_values(tmp_path):
-    r = subprocess.run([sys.executable, str(ROOT / "experiments" / "stability.py"), "--out", str(tmp_path),
-                        "--steps", "100", "--rewind-steps", "0", "100"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "stability.py"),
+            "--out",
+            str(tmp_path),
+            "--steps",
+            "100",
+            "--rewind-steps",
+            "0",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--rewind-steps must be below --steps=100" in r.stderr
 
 
 def test_mnist1d_notebook_preset_small(tmp_path):
     """The notebook's protocol through the command line, at 4 levels (0, 33, 67% pruned) and 1 trial:
     weights and biases pooled per layer, the random control, the table at the README's sparsities."""
-    r = lottery_ticket.main(["--preset", "mnist1d-notebook", "--rounds", "2", "--seeds", "1", "--out", str(tmp_path),
-                             "--no-progress"])
+    r = lottery_ticket.main(
+        ["--preset", "mnist1d-notebook", "--rounds", "2", "--seeds", "1", "--out", str(tmp_path), "--no-progress"]
+    )
     assert [rec["arms"] for rec in r["rounds"]] == [["ticket"], ["ticket", "random"], ["ticket", "random"]]
     rec = r["rounds"][2]
     n = {"dense_0": 40 * 500 + 500, "residual_2/main/dense_0": 500 * 500 + 500, "dense_3": 500 * 10 + 10}
-    sizes = {"dense_0/w": 20000, "dense_0/b": 500, "residual_2/main/dense_0/w": 250000,
-             "residual_2/main/dense_0/b": 500, "dense_3/w": 5000, "dense_3/b": 10}
+    sizes = {
+        "dense_0/w": 20000,
+        "dense_0/b": 500,
+        "residual_2/main/dense_0/w": 250000,
+        "residual_2/main/dense_0/b": 500,
+        "dense_3/w": 5000,
+        "dense_3/b": 10,
+    }
     for layer, total in n.items():
         for m in range(2):
             kept = sum(rec["layer_density"][f"{layer}/{leaf}"][m] * sizes[f"{layer}/{leaf}"] for leaf in ("w", "b"))
             assert round(kept) == total - int(2 / 3 * total)  # int(p * n) dropped, p = linspace(0, 1, 4)[2]
     assert rec["iterations"][-1] == 1500 and all(0.1 < a <= 1 for a in rec["final_test_accuracy"])
     check_pngs(r, tmp_path)
-    bad = subprocess.run([sys.executable, str(ROOT / "experiments" / "lottery_ticket.py"), "--preset", "mnist1d-notebook",
-                          "--iterations", "100", "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "experiments" / "lottery_ticket.py"),
+            "--preset",
+            "mnist1d-notebook",
+            "--iterations",
+            "100",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--iterations: not supported by --preset mnist1d-notebook" in bad.stderr

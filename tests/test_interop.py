@@ -1,4 +1,5 @@
 """flax.linen and equinox networks as funcnn nets: pruned, trained and put through a lottery study."""
+
 import equinox as eqx
 import flax.linen as fnn
 import jax
@@ -48,7 +49,9 @@ def test_flax_params_are_the_modules_own_and_apply_is_the_modules():
     module = FlaxMLP()
     params = from_flax(module).init(jax.random.key(0), (40,))
     assert jax.tree.map(jnp.shape, params) == {
-        "Dense_0": {"kernel": (40, 32), "bias": (32,)}, "Dense_1": {"kernel": (32, 10), "bias": (10,)}}
+        "Dense_0": {"kernel": (40, 32), "bias": (32,)},
+        "Dense_1": {"kernel": (32, 10), "bias": (10,)},
+    }
     x = jnp.ones((3, 40))
     np.testing.assert_array_equal(from_flax(module).apply(params, x), module.apply({"params": params}, x))
 
@@ -61,8 +64,9 @@ def test_equinox_apply_maps_the_model_over_the_batch():
     params = from_equinox(make).init(jax.random.key(0), (40,))
     model = make(jax.random.key(0))
     x = jax.random.normal(jax.random.key(1), (5, 40))
-    np.testing.assert_allclose(from_equinox(make).apply(params, x), jnp.stack([model(xi) for xi in x]),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        from_equinox(make).apply(params, x), jnp.stack([model(xi) for xi in x]), rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("make", NETS.values(), ids=NETS.keys())
@@ -99,8 +103,12 @@ def test_equinox_needs_a_factory_not_a_built_model():
 
 def test_whole_equinox_model_in_prune_gets_a_clear_error():
     model = eqx.nn.MLP(40, 10, 32, 2, key=jax.random.key(0))
-    for call in (lambda: prune.ones(model), lambda: prune.prunable(model),
-                 lambda: prune.magnitude(model, model, 0.5), lambda: prune.apply(model, model)):
+    for call in (
+        lambda: prune.ones(model),
+        lambda: prune.prunable(model),
+        lambda: prune.magnitude(model, model, 0.5),
+        lambda: prune.apply(model, model),
+    ):
         with pytest.raises(ValueError, match=r"leaf 'activation'.*relu.*eqx\.partition\(model, eqx\.is_array\)"):
             call()
     # Partitioned, the same model prunes.
@@ -130,8 +138,17 @@ def test_lottery_study_of_a_flax_mlp(tmp_path):
             x = fnn.relu(fnn.Dense(32)(x))
             return fnn.Dense(10)(x)
 
-    spec = lottery.Spec(from_flax(MLP()), optax.adam(1e-3), train=(D.x_train, D.y_train), test=(D.x_test, D.y_test),
-                        iterations=200, eval_every=100, rounds=1, seeds=2, batch_size=50)
+    spec = lottery.Spec(
+        from_flax(MLP()),
+        optax.adam(1e-3),
+        train=(D.x_train, D.y_train),
+        test=(D.x_test, D.y_test),
+        iterations=200,
+        eval_every=100,
+        rounds=1,
+        seeds=2,
+        batch_size=50,
+    )
     report = lottery.run(spec, out=tmp_path, progress=False, log=lambda s: None)
     _check_report(report)
 
@@ -140,7 +157,16 @@ def test_lottery_study_of_a_flax_mlp(tmp_path):
 def test_lottery_study_of_an_equinox_mlp(tmp_path):
     # What a user writes (equinox).
     net = from_equinox(lambda key: eqx.nn.MLP(40, 10, 32, 2, key=key))
-    spec = lottery.Spec(net, optax.adam(1e-3), train=(D.x_train, D.y_train), test=(D.x_test, D.y_test),
-                        iterations=200, eval_every=100, rounds=1, seeds=2, batch_size=50)
+    spec = lottery.Spec(
+        net,
+        optax.adam(1e-3),
+        train=(D.x_train, D.y_train),
+        test=(D.x_test, D.y_test),
+        iterations=200,
+        eval_every=100,
+        rounds=1,
+        seeds=2,
+        batch_size=50,
+    )
     report = lottery.run(spec, out=tmp_path, progress=False, log=lambda s: None)
     _check_report(report)

@@ -9,8 +9,16 @@ import pytest
 
 from funcnn import lottery, prune
 
-SMALL = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-64-64", iterations=200, eval_every=100,
-                            rounds=2, seeds=2, rate=0.5, output_rate=0.25)
+SMALL = dataclasses.replace(
+    lottery.PRESETS["mnist1d"],
+    model="mlp-64-64",
+    iterations=200,
+    eval_every=100,
+    rounds=2,
+    seeds=2,
+    rate=0.5,
+    output_rate=0.25,
+)
 
 
 # Full float32 matmuls: on GPUs JAX defaults to TF32 (~1e-3 relative), and a batched and an unbatched
@@ -92,10 +100,16 @@ def test_config_conflict_and_validation(tmp_path):
     lottery.run(dataclasses.replace(SMALL, rounds=0), out=tmp_path / "c", progress=False, log=lambda s: None)
     with pytest.raises(ValueError, match="different config"):
         lottery.run(dataclasses.replace(SMALL, rounds=1), out=tmp_path / "c", progress=False, log=lambda s: None)
-    for kw, match in [(dict(rate=1.0), "rate"), (dict(iterations=150), "iterations"),
-                      (dict(rewind_step=50), "rewind_step"), (dict(arms=("random",)), "arms"),
-                      (dict(model="resnet"), "model"), (dict(dataset="cifar"), "dataset"),
-                      (dict(learning_rate=0.0), "learning_rate"), (dict(seeds=0), "seeds")]:
+    for kw, match in [
+        (dict(rate=1.0), "rate"),
+        (dict(iterations=150), "iterations"),
+        (dict(rewind_step=50), "rewind_step"),
+        (dict(arms=("random",)), "arms"),
+        (dict(model="resnet"), "model"),
+        (dict(dataset="cifar"), "dataset"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(seeds=0), "seeds"),
+    ]:
         with pytest.raises(ValueError, match=match):
             dataclasses.replace(SMALL, **kw).validate()
 
@@ -161,8 +175,17 @@ def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrup
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
 
 
-@pytest.mark.parametrize("victim", ["round_00/masks.npz", "round_00/trained.npz", "round_00/curves.npz",
-                                    "round_00/metrics.json", "round_00/COMMIT", "round_01/trained.npz"])
+@pytest.mark.parametrize(
+    "victim",
+    [
+        "round_00/masks.npz",
+        "round_00/trained.npz",
+        "round_00/curves.npz",
+        "round_00/metrics.json",
+        "round_00/COMMIT",
+        "round_01/trained.npz",
+    ],
+)
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
 def test_corrupted_round_files_are_detected_and_redone(tmp_path, uninterrupted, victim, damage):
     import shutil
@@ -238,7 +261,9 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     rng = random.Random(0)
     kills = 0
     for attempt in range(6):  # five SIGKILLs at random moments, then a run left to finish
-        proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(run_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             proc.wait(timeout=rng.uniform(3.0, 12.0) if attempt < 5 else 600)
             if attempt < 5:
@@ -262,12 +287,26 @@ def test_convolutional_preset_prunes_kernels_at_their_own_rate(tmp_path):
     from tests.conftest import require_fashion_mnist
 
     require_fashion_mnist()
-    cfg = dataclasses.replace(lottery.PRESETS["conv2-fashion"], model="lenet5", iterations=100, eval_every=100,
-                              rounds=1, seeds=1, n_val=500, rate=0.2, conv_rate=0.1, output_rate=0.1)
+    cfg = dataclasses.replace(
+        lottery.PRESETS["conv2-fashion"],
+        model="lenet5",
+        iterations=100,
+        eval_every=100,
+        rounds=1,
+        seeds=1,
+        n_val=500,
+        rate=0.2,
+        conv_rate=0.1,
+        output_rate=0.1,
+    )
     report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
     layer = report["rounds"][1]["layer_density"]
-    assert layer["conv2d_0/w"][0] == pytest.approx(0.9, abs=0.01) and layer["conv2d_3/w"][0] == pytest.approx(0.9, abs=0.01)
-    assert layer["dense_7/w"][0] == pytest.approx(0.8, abs=0.01) and layer["dense_11/w"][0] == pytest.approx(0.9, abs=0.01)
+    assert layer["conv2d_0/w"][0] == pytest.approx(0.9, abs=0.01) and layer["conv2d_3/w"][0] == pytest.approx(
+        0.9, abs=0.01
+    )
+    assert layer["dense_7/w"][0] == pytest.approx(0.8, abs=0.01) and layer["dense_11/w"][0] == pytest.approx(
+        0.9, abs=0.01
+    )
 
 
 def test_old_presets_keep_their_digests_and_configs():
@@ -288,6 +327,7 @@ def test_config_optimizer_default_is_plain_adam_and_sgd_follows_openlth():
     u, _ = default.update(grads, default.init(params), params)
     ref, _ = optax.adam(2e-3).update(grads, optax.adam(2e-3).init(params), params)
     np.testing.assert_array_equal(u["w"], ref["w"])
+
     # SGD's learning rate, read off the update of a zero gradient (momentum 0): -lr(t) * wd * w.
     def lrs(cfg, at):
         tx, p = cfg.make_optimizer(), {"w": jnp.ones(1)}
@@ -301,12 +341,15 @@ def test_config_optimizer_default_is_plain_adam_and_sgd_follows_openlth():
     cfg = dataclasses.replace(lottery.PRESETS["resnet20-fashion"], iterations=1000, momentum=0.0)
     np.testing.assert_allclose(lrs(cfg, [0, 499, 500, 749, 750, 999]), [0.1, 0.1, 0.01, 0.01, 0.001, 0.001], rtol=1e-5)
     warm = dataclasses.replace(cfg, warmup=100)  # linear from 0 over 100 steps, drops still at 500 and 750
-    np.testing.assert_allclose(lrs(warm, [0, 50, 100, 499, 500, 750]), [0.0, 0.05, 0.1, 0.1, 0.01, 0.001], rtol=1e-5,
-                               atol=1e-9)
-    for bad, match in [({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd'"),
-                       ({"lr_drops": (0.75, 0.5)}, "lr_drops must be increasing fractions"),
-                       ({"warmup": 1000}, r"warmup must be an int in \[0, iterations\)"),
-                       ({"momentum": 1.0}, r"momentum must be in \[0, 1\)")]:
+    np.testing.assert_allclose(
+        lrs(warm, [0, 50, 100, 499, 500, 750]), [0.0, 0.05, 0.1, 0.1, 0.01, 0.001], rtol=1e-5, atol=1e-9
+    )
+    for bad, match in [
+        ({"optimizer": "rmsprop"}, "optimizer must be 'adam' or 'sgd'"),
+        ({"lr_drops": (0.75, 0.5)}, "lr_drops must be increasing fractions"),
+        ({"warmup": 1000}, r"warmup must be an int in \[0, iterations\)"),
+        ({"momentum": 1.0}, r"momentum must be in \[0, 1\)"),
+    ]:
         with pytest.raises(ValueError, match=match):
             dataclasses.replace(cfg, **bad).validate()
 
@@ -337,8 +380,17 @@ def test_new_presets_validate(name):
 def test_sgd_global_resnet_study_runs_with_late_rewinding(tmp_path):
     # The mechanics of the ResNet presets on a tiny ResNet: SGD + schedule + weight decay, global
     # pruning, BatchNorm state, late rewinding; the schedule of rewound rounds resumes at k.
-    cfg = dataclasses.replace(lottery.PRESETS["resnet8-fashion"], model="resnet-8-4", iterations=200, rounds=1,
-                              seeds=1, n_val=500, batch_size=32, rewind_step=100, checkpoints_per_round=1)
+    cfg = dataclasses.replace(
+        lottery.PRESETS["resnet8-fashion"],
+        model="resnet-8-4",
+        iterations=200,
+        rounds=1,
+        seeds=1,
+        n_val=500,
+        batch_size=32,
+        rewind_step=100,
+        checkpoints_per_round=1,
+    )
     report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
     r1 = report["rounds"][1]
     assert r1["iterations"][0] == 200 and len(r1["arms"]) == 3

@@ -1,6 +1,7 @@
 """The lottery engine through its public API: Spec vs Config, bring-your-own studies, rewinding
 (schedule, optimizer and model state), the run folder's identity, lineage of retrained rounds,
 write faults and the lock. Tiny studies only (2 seeds, 100-400 iterations, 1 round)."""
+
 import dataclasses
 import errno
 import json
@@ -22,8 +23,16 @@ from funcnn.lottery import driver as driver_lib
 from funcnn.lottery import study as study_lib
 
 QUIET = dict(progress=False, log=lambda s: None)
-SMALL = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-64-64", iterations=200, eval_every=100,
-                            rounds=1, seeds=2, rate=0.5, output_rate=0.25)
+SMALL = dataclasses.replace(
+    lottery.PRESETS["mnist1d"],
+    model="mlp-64-64",
+    iterations=200,
+    eval_every=100,
+    rounds=1,
+    seeds=2,
+    rate=0.5,
+    output_rate=0.25,
+)
 D = data.load("mnist1d")
 TRAIN, TEST = (D.x_train[:1000], D.y_train[:1000]), (D.x_test[:300], D.y_test[:300])
 
@@ -33,8 +42,18 @@ def mlp(act=nn.Relu):
 
 
 def small_spec(**kw):
-    base = dict(net=mlp(), optimizer=optax.adam(1e-3), train=TRAIN, test=TEST, n_val=200, iterations=200,
-                eval_every=100, rounds=1, seeds=2, rate=0.5)
+    base = dict(
+        net=mlp(),
+        optimizer=optax.adam(1e-3),
+        train=TRAIN,
+        test=TEST,
+        n_val=200,
+        iterations=200,
+        eval_every=100,
+        rounds=1,
+        seeds=2,
+        rate=0.5,
+    )
     return lottery.Spec(**(base | kw))
 
 
@@ -48,6 +67,7 @@ def leaves(path):
 
 
 # ---- 1. Config and Spec are one path --------------------------------------------------------------
+
 
 def test_preset_path_equals_open_path_bit_for_bit(tmp_path):
     cfg = dataclasses.replace(SMALL, model="mlp-32-32", arms=("ticket", "random"))
@@ -64,15 +84,25 @@ def test_preset_path_equals_open_path_bit_for_bit(tmp_path):
 
 # ---- 2. bring your own study ----------------------------------------------------------------------
 
+
 def test_bring_your_own_study_in_a_few_lines(tmp_path):
     # --- the user's code (13 lines) ---
     d = funcnn.data.load("mnist1d")
-    schedule = optax.join_schedules([optax.linear_schedule(0.0, 0.05, 50),
-                                     optax.piecewise_constant_schedule(0.05, {150: 0.1})], [50])
+    schedule = optax.join_schedules(
+        [optax.linear_schedule(0.0, 0.05, 50), optax.piecewise_constant_schedule(0.05, {150: 0.1})], [50]
+    )
     net = nn.serial(nn.Dense(64), nn.Relu(), nn.Residual(nn.serial(nn.Dense(64), nn.Relu())), nn.Dense(10))
     spec = lottery.Spec(
-        net, optax.sgd(schedule, momentum=0.9), train=(d.x_train, d.y_train), test=(d.x_test, d.y_test),
-        iterations=200, eval_every=100, rounds=1, seeds=2, rate=0.2, rewind_step=100,
+        net,
+        optax.sgd(schedule, momentum=0.9),
+        train=(d.x_train, d.y_train),
+        test=(d.x_test, d.y_test),
+        iterations=200,
+        eval_every=100,
+        rounds=1,
+        seeds=2,
+        rate=0.2,
+        rewind_step=100,
         layer_rates={"residual_2/main/dense_0": 0.1},
         arms=("ticket", "reinit", "random", lottery.Arm("same_sign", lottery.reinit_same_sign)),
     )
@@ -111,9 +141,12 @@ def test_advance_schedule_first_update_uses_the_rate_at_k(k):
     params = {"w": jnp.ones(3)}
     g = {"w": jnp.array([1.0, -2.0, 3.0])}
     want = -float(SCHEDULE(k)) * np.asarray(g["w"])
-    for tx in (optax.sgd(SCHEDULE), optax.inject_hyperparams(optax.sgd)(learning_rate=SCHEDULE),
-               optax.chain(optax.add_decayed_weights(0.0), optax.sgd(SCHEDULE)),
-               optax.chain(optax.clip_by_global_norm(100.0), optax.inject_hyperparams(optax.sgd)(learning_rate=SCHEDULE))):
+    for tx in (
+        optax.sgd(SCHEDULE),
+        optax.inject_hyperparams(optax.sgd)(learning_rate=SCHEDULE),
+        optax.chain(optax.add_decayed_weights(0.0), optax.sgd(SCHEDULE)),
+        optax.chain(optax.clip_by_global_norm(100.0), optax.inject_hyperparams(optax.sgd)(learning_rate=SCHEDULE)),
+    ):
         state = lottery.advance_schedule(tx.init(params), k)
         updates, _ = tx.update(g, state, params)
         np.testing.assert_allclose(updates["w"], want, rtol=1e-6)
@@ -130,8 +163,11 @@ def test_study_initial_states_start_the_schedule_at_k():
     study = lottery.Study(small_spec(optimizer=optax.sgd(SCHEDULE), rewind_step=100), progress=False)
     masks = jax.vmap(lambda p: jax.tree.map(lambda a: jnp.ones(a.shape, bool), p))(study.theta0)
     states = study.initial_states(study.theta0, masks, jnp.arange(2), 100)
-    counts = [s.count for s in jax.tree.leaves(states.opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByScheduleState))
-              if isinstance(s, optax.ScaleByScheduleState)]
+    counts = [
+        s.count
+        for s in jax.tree.leaves(states.opt_state, is_leaf=lambda s: isinstance(s, optax.ScaleByScheduleState))
+        if isinstance(s, optax.ScaleByScheduleState)
+    ]
     assert counts and all(np.all(np.asarray(c) == 100) for c in counts)
     np.testing.assert_array_equal(states.step, [100, 100])
 
@@ -211,6 +247,7 @@ def test_rewound_rounds_start_from_the_saved_model_and_optimizer_state(tmp_path,
 
 # ---- 4. identity ----------------------------------------------------------------------------------
 
+
 def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "run"
     base = small_spec(iterations=100, rounds=0)
@@ -270,6 +307,7 @@ def test_config_with_a_changed_model_under_the_same_name_is_refused(tmp_path, mo
 
 
 # ---- 5. lineage of a retrained round --------------------------------------------------------------
+
 
 def _flip_byte(path):
     raw = path.read_bytes()
@@ -346,6 +384,7 @@ def test_disk_full_mid_round_keeps_what_was_committed_and_resumes(tmp_path, monk
             writes.append(str(path))
             # the 2nd mid-round checkpoint of round 1: its curves.npz (after its state.npz)
             if len(writes) == 6:
+
                 def no_space(fd):
                     raise OSError(errno.ENOSPC, "No space left on device")
 
@@ -427,6 +466,7 @@ def test_lock_is_exclusive_within_one_process(tmp_path):
 
 # ---- 7. stateful nets and Dropout -----------------------------------------------------------------
 
+
 def test_dropout_and_batchnorm_net_through_a_whole_study(tmp_path):
     net = nn.serial(nn.Dense(32), nn.BatchNorm(), nn.Relu(), nn.Dropout(0.3), nn.Dense(10))
     spec = small_spec(net=net, rewind_step=100, arms=("ticket", "random"))
@@ -443,8 +483,16 @@ def test_dropout_and_batchnorm_net_through_a_whole_study(tmp_path):
     states = study.initial_states(p0, masks, jnp.array([0, 0, 1]), 0)
     forward = train.as_forward(net)
     x = study.data[0][:8]
-    outs = [forward(jax.tree.map(lambda a: a[i], states.params), jax.tree.map(lambda a: a[i], states.model_state), x,
-                    key=train.step_key(jax.tree.map(lambda a: a[i], states)), train=True)[0] for i in range(3)]
+    outs = [
+        forward(
+            jax.tree.map(lambda a: a[i], states.params),
+            jax.tree.map(lambda a: a[i], states.model_state),
+            x,
+            key=train.step_key(jax.tree.map(lambda a: a[i], states)),
+            train=True,
+        )[0]
+        for i in range(3)
+    ]
     np.testing.assert_array_equal(outs[0], outs[1])
     assert not np.allclose(outs[0], outs[2])
 
@@ -455,17 +503,29 @@ def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_s
     and each setting's members equal a study run at that rate alone."""
     d = data.load("mnist1d")
     net = nn.serial(nn.Dense(32), nn.Relu(), nn.Dense(10))
-    common = dict(train=(d.x_train, d.y_train), test=(d.x_test, d.y_test), iterations=200, eval_every=100,
-                  rounds=1, seeds=2, rate=0.5)
+    common = dict(
+        train=(d.x_train, d.y_train),
+        test=(d.x_test, d.y_test),
+        iterations=200,
+        eval_every=100,
+        rounds=1,
+        seeds=2,
+        rate=0.5,
+    )
     tx = lambda lr: optax.inject_hyperparams(optax.adam)(learning_rate=lr)
-    swept = lottery.run(lottery.Spec(net, tx(1e-3), sweep={"learning_rate": [1e-3, 1e-2]}, **common),
-                        out=tmp_path / "sweep", progress=False, log=lambda s: None)
+    swept = lottery.run(
+        lottery.Spec(net, tx(1e-3), sweep={"learning_rate": [1e-3, 1e-2]}, **common),
+        out=tmp_path / "sweep",
+        progress=False,
+        log=lambda s: None,
+    )
     rec = swept["rounds"][1]
     assert rec["settings"][:4] == ["learning_rate=0.001"] * 2 + ["learning_rate=0.01"] * 2
     assert len(rec["arms"]) == 3 * 4
     for i, lr in enumerate((1e-3, 1e-2)):
-        alone = lottery.run(lottery.Spec(net, tx(lr), **common), out=tmp_path / f"lr{i}", progress=False,
-                            log=lambda s: None)
+        alone = lottery.run(
+            lottery.Spec(net, tx(lr), **common), out=tmp_path / f"lr{i}", progress=False, log=lambda s: None
+        )
         for r_s, r_a in zip(swept["rounds"], alone["rounds"]):
             arms = np.array(r_s["arms"])
             sel = np.array(r_s["settings"]) == f"learning_rate={lr:g}"
@@ -483,33 +543,51 @@ def test_layer_joint_floor_pruning_of_weights_and_biases(tmp_path):
     # The MNIST-1D notebook's pruning: each layer's w and b pooled, int(p * n) of them dropped at the
     # absolute sparsity p of each round; the random arm keeps each layer's count (a fresh mask).
     net = models.resmlp(width=16)
-    spec = small_spec(net=net, rounds=2, sparsities=(0.37, 0.61), scope="layer_joint", rounding="floor",
-                      prunable=lambda name, leaf: True, arms=("ticket", "random"))
+    spec = small_spec(
+        net=net,
+        rounds=2,
+        sparsities=(0.37, 0.61),
+        scope="layer_joint",
+        rounding="floor",
+        prunable=lambda name, leaf: True,
+        arms=("ticket", "random"),
+    )
     assert spec.describe()["rounding"] == "floor" and "rounding" not in small_spec().describe()
     lottery.run(spec, out=tmp_path, **QUIET)
-    sizes = {prune.path_name(p): int(np.size(v))
-             for p, v in jax.tree_util.tree_leaves_with_path(net.init(jax.random.key(0), (40,)))}
+    sizes = {
+        prune.path_name(p): int(np.size(v))
+        for p, v in jax.tree_util.tree_leaves_with_path(net.init(jax.random.key(0), (40,)))
+    }
     for r, p in ((1, 0.37), (2, 0.61)):
         rec = json.loads((tmp_path / f"round_{r:02d}" / "metrics.json").read_text())
         assert rec["arms"] == ["ticket", "ticket", "random", "random"]
         for layer in ("dense_0", "residual_2/main/dense_0", "dense_3"):
             n = sizes[layer + "/w"] + sizes[layer + "/b"]
-            kept = [round(rec["layer_density"][layer + "/w"][m] * sizes[layer + "/w"]
-                          + rec["layer_density"][layer + "/b"][m] * sizes[layer + "/b"]) for m in range(4)]
+            kept = [
+                round(
+                    rec["layer_density"][layer + "/w"][m] * sizes[layer + "/w"]
+                    + rec["layer_density"][layer + "/b"][m] * sizes[layer + "/b"]
+                )
+                for m in range(4)
+            ]
             assert kept == [n - int(np.floor(p * n))] * 4, (r, layer, kept)
         ticket = np.load(tmp_path / f"round_{r:02d}" / "masks.npz")
         assert len(ticket.files) == 6  # w and b of three layers, all prunable
 
 
 def test_sequential_batch_order_is_the_notebooks():
-    study = study_lib.Study(small_spec(batch_order="sequential", batch_size=100, iterations=1500, seeds=2,
-                                       val=TEST), progress=False)
+    study = study_lib.Study(
+        small_spec(batch_order="sequential", batch_size=100, iterations=1500, seeds=2, val=TEST), progress=False
+    )
     t = np.arange(1500)
     expected = (t[:, None] * 100) % 1000 + np.arange(100)[None]  # bix = (step * 100) % n, n = 1000
     for s in range(2):
         np.testing.assert_array_equal(np.asarray(study.idx[s]), expected)
-    with pytest.raises(ValueError, match=r"batch_order='sequential' needs the training set size \(1000\) to be a "
-                                         r"multiple of batch_size, got batch_size=300"):
+    with pytest.raises(
+        ValueError,
+        match=r"batch_order='sequential' needs the training set size \(1000\) to be a "
+        r"multiple of batch_size, got batch_size=300",
+    ):
         study_lib.Study(small_spec(batch_order="sequential", batch_size=300, val=TEST), progress=False)
     with pytest.raises(ValueError, match=r"spec batch_order must be 'shuffled' or 'sequential', got batch_order='x'"):
         small_spec(batch_order="x").validate()
@@ -529,8 +607,11 @@ def test_score_step_prunes_the_weights_at_that_iteration(tmp_path):
     masks = io.load_tree(tmp_path / "scored" / "round_01" / "masks.npz", jax.tree.map(lambda a: a.astype(bool), like))
     expected = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(short)
     chex.assert_trees_all_equal(masks, expected)
-    with pytest.raises(ValueError, match=r"spec score_step must be None or a multiple of eval_every=100 in "
-                                         r"\(rewind_step, iterations\], got score_step=150"):
+    with pytest.raises(
+        ValueError,
+        match=r"spec score_step must be None or a multiple of eval_every=100 in "
+        r"\(rewind_step, iterations\], got score_step=150",
+    ):
         small_spec(iterations=400, score_step=150).validate()
 
 

@@ -110,7 +110,9 @@ def test_shape_error_names_the_layer_and_fix():
     with pytest.raises(nn.ShapeError, match=r"layer 'dense_0'.*Flatten"):
         net.init(jax.random.key(0), (28, 28))
     params = net.init(jax.random.key(0), (784,))
-    with pytest.raises(nn.ShapeError, match=r"layer 'dense_0'.*expected input of shape \(\*batch, 784\), got \(32, 28\)"):
+    with pytest.raises(
+        nn.ShapeError, match=r"layer 'dense_0'.*expected input of shape \(\*batch, 784\), got \(32, 28\)"
+    ):
         net.apply(params, jnp.ones((32, 28)))
 
 

@@ -1,4 +1,5 @@
 """Conv1D (vs loops), Conv2D(use_bias=False), GlobalAvgPool, Reshape, and output_shape for the new layers."""
+
 import itertools
 
 import jax
@@ -27,10 +28,17 @@ def ref_conv1d(x, w, b, s, pads):
     return y
 
 
-@pytest.mark.parametrize("length,k,s,padding,use_bias", [
-    (length, k, s, p, bias) for length in [7, 8] for k in [1, 3] for s in [1, 2] for p in ["VALID", "SAME", (2, 1)]
-    for bias in [True, False]
-])
+@pytest.mark.parametrize(
+    "length,k,s,padding,use_bias",
+    [
+        (length, k, s, p, bias)
+        for length in [7, 8]
+        for k in [1, 3]
+        for s in [1, 2]
+        for p in ["VALID", "SAME", (2, 1)]
+        for bias in [True, False]
+    ],
+)
 def test_conv1d_layer_matches_loops(length, k, s, padding, use_bias):
     rng = np.random.default_rng(length * 100 + k * 10 + s)
     layer = nn.Conv1D(4, k, stride=s, padding=padding, use_bias=use_bias, b_init=jax.nn.initializers.normal(1.0))
@@ -58,21 +66,30 @@ def test_conv1d_function_batch_axes_and_errors():
     assert conv.output_len(9, 3, 2, 1) == 5
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: conv.conv1d(jnp.ones((5,)), jnp.ones((3, 1, 1))), "rank 1"),
-    (lambda: conv.conv1d(jnp.ones((2, 5, 3)), jnp.ones((3, 1, 1))), "3 channels"),
-    (lambda: conv.conv1d(jnp.ones((2, 2, 1)), jnp.ones((3, 1, 1))), "larger than the padded input"),
-    (lambda: conv.conv1d(jnp.ones((2, 5, 1)), jnp.ones((3, 3, 1, 1))), r"kernel w must be \(k, C_in, C_out\)"),
-    (lambda: nn.Conv1D(4, 0), "kernel_size"),
-    (lambda: nn.Conv1D(4, 3, stride=(1, 1)), "stride"),
-    (lambda: nn.Conv1D(4, 3, padding="FULL"), "padding"),
-    (lambda: nn.Conv1D(4, 3, padding=((1, 1), (1, 1))), "padding"),
-    (lambda: nn.Conv1D(0, 3), "features"),
-    (lambda: nn.Conv1D(4, 3, use_bias=1), "use_bias"),
-    (lambda: nn.Conv2D(4, 3, use_bias="no"), "use_bias"),
-    (lambda: nn.Conv1D(4, 3).init(jax.random.key(0), (28, 28, 1)), r"Conv1D: expected a sequence input shape \(L, C\)"),
-    (lambda: nn.serial(nn.Conv1D(4, 9)).init(jax.random.key(0), (5, 1)), r"layer 'conv1d_0': Conv1D: kernel size 9 is larger"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: conv.conv1d(jnp.ones((5,)), jnp.ones((3, 1, 1))), "rank 1"),
+        (lambda: conv.conv1d(jnp.ones((2, 5, 3)), jnp.ones((3, 1, 1))), "3 channels"),
+        (lambda: conv.conv1d(jnp.ones((2, 2, 1)), jnp.ones((3, 1, 1))), "larger than the padded input"),
+        (lambda: conv.conv1d(jnp.ones((2, 5, 1)), jnp.ones((3, 3, 1, 1))), r"kernel w must be \(k, C_in, C_out\)"),
+        (lambda: nn.Conv1D(4, 0), "kernel_size"),
+        (lambda: nn.Conv1D(4, 3, stride=(1, 1)), "stride"),
+        (lambda: nn.Conv1D(4, 3, padding="FULL"), "padding"),
+        (lambda: nn.Conv1D(4, 3, padding=((1, 1), (1, 1))), "padding"),
+        (lambda: nn.Conv1D(0, 3), "features"),
+        (lambda: nn.Conv1D(4, 3, use_bias=1), "use_bias"),
+        (lambda: nn.Conv2D(4, 3, use_bias="no"), "use_bias"),
+        (
+            lambda: nn.Conv1D(4, 3).init(jax.random.key(0), (28, 28, 1)),
+            r"Conv1D: expected a sequence input shape \(L, C\)",
+        ),
+        (
+            lambda: nn.serial(nn.Conv1D(4, 9)).init(jax.random.key(0), (5, 1)),
+            r"layer 'conv1d_0': Conv1D: kernel size 9 is larger",
+        ),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -90,7 +107,8 @@ def test_conv2d_without_bias_equals_the_biased_conv_with_zero_bias():
 
 def test_he_normal_as_pytorch_kaiming_normal():
     w = nn.Conv2D(64, 3, w_init=jax.nn.initializers.variance_scaling(2.0, "fan_in", "normal")).init(
-        jax.random.key(0), (8, 8, 32))["w"]
+        jax.random.key(0), (8, 8, 32)
+    )["w"]
     want = np.sqrt(2.0 / (3 * 3 * 32))  # std = sqrt(2 / fan_in), fan_in = kh * kw * C_in
     assert abs(float(jnp.std(w)) - want) < 0.03 * want
     assert float(jnp.max(jnp.abs(w))) > 3 * want  # untruncated, unlike jax.nn.initializers.he_normal()
@@ -120,7 +138,9 @@ def test_reshape_round_trip_and_bad_size():
     np.testing.assert_array_equal(net.apply(params, x), x)
     anybatch = nn.Reshape((6, 4), ndim=1)
     assert anybatch.apply({}, jnp.ones((5, 2, 24))).shape == (5, 2, 6, 4)
-    with pytest.raises(nn.ShapeError, match=r"layer 'reshape_0'.*input shape \(25,\) \(25 values\) to shape \(4, 6\) \(24 values\)"):
+    with pytest.raises(
+        nn.ShapeError, match=r"layer 'reshape_0'.*input shape \(25,\) \(25 values\) to shape \(4, 6\) \(24 values\)"
+    ):
         nn.serial(nn.Reshape((4, 6))).init(jax.random.key(0), (25,))
     with pytest.raises(nn.ShapeError, match=r"Reshape: cannot reshape input \(3, 25\)"):
         nn.Reshape((4, 6)).apply({}, jnp.ones((3, 25)))
@@ -138,8 +158,12 @@ NEW_LAYERS = [
     (lambda: nn.Conv2D(4, 3, use_bias=False), (7, 7, 2)),
     (lambda: nn.Reshape((3, 2, 2)), (12,)),
     (nn.BatchNorm, (5, 5, 3)),
-    (lambda: nn.serial(nn.Conv2D(4, 3, use_bias=False), nn.BatchNorm(), nn.Relu(), nn.GlobalAvgPool(), nn.Dropout(0.5),
-                       nn.Dense(3)), (6, 6, 2)),
+    (
+        lambda: nn.serial(
+            nn.Conv2D(4, 3, use_bias=False), nn.BatchNorm(), nn.Relu(), nn.GlobalAvgPool(), nn.Dropout(0.5), nn.Dense(3)
+        ),
+        (6, 6, 2),
+    ),
 ]
 
 
@@ -175,7 +199,7 @@ def test_im2col_conv1d_equals_lax_conv_with_gradients(i, case):
     def both(x, w, g):
         out = []
         for impl in ["xla", "im2col"]:
-            fn = lambda x, w: conv.conv1d(x, w, b, s, padding, impl=impl)  # noqa: E731
+            fn = lambda x, w: conv.conv1d(x, w, b, s, padding, impl=impl)
             out.append((fn(x, w),) + jax.grad(lambda x, w: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
         return out
 
@@ -192,9 +216,12 @@ def test_conv1d_im2col_under_vmap_and_layer_impl():
     ws = jnp.asarray(rng.normal(size=(4, 3, 3, 5)), jnp.float32)
 
     def run(impl):
-        f = lambda x, w: conv.conv1d(x, w, stride=2, padding=1, impl=impl)  # noqa: E731
-        return (jax.vmap(f, in_axes=(None, 0))(xs[0], ws), jax.vmap(f)(xs, ws),
-                jax.vmap(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1)))(xs, ws))
+        f = lambda x, w: conv.conv1d(x, w, stride=2, padding=1, impl=impl)
+        return (
+            jax.vmap(f, in_axes=(None, 0))(xs[0], ws),
+            jax.vmap(f)(xs, ws),
+            jax.vmap(jax.grad(lambda x, w: jnp.sum(f(x, w) ** 2), argnums=(0, 1)))(xs, ws),
+        )
 
     with jax.default_matmul_precision("highest"):
         want, got = jax.jit(run, static_argnums=0)("xla"), jax.jit(run, static_argnums=0)("im2col")
@@ -208,6 +235,9 @@ def test_conv1d_im2col_under_vmap_and_layer_impl():
     params = layer.init(jax.random.key(0), (12, 3))
     assert jax.tree.map(jnp.shape, params) == {"w": (3, 3, 5), "b": (5,)}
     with jax.default_matmul_precision("highest"):
-        np.testing.assert_allclose(layer.apply(params, xs[0]),
-                                   nn.Conv1D(5, 3, stride=2, padding=1, impl="im2col").apply(params, xs[0]), rtol=1e-5,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            layer.apply(params, xs[0]),
+            nn.Conv1D(5, 3, stride=2, padding=1, impl="im2col").apply(params, xs[0]),
+            rtol=1e-5,
+            atol=1e-5,
+        )

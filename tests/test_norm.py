@@ -1,4 +1,5 @@
 """BatchNorm and LayerNorm against plain numpy written from the formulas, and their state plumbing."""
+
 import math
 
 import jax
@@ -32,7 +33,10 @@ def ref_batchnorm(x, scale, offset, running_mean, running_var, momentum, eps, tr
 
 
 def _random_params(rng, c):
-    return {"scale": jnp.asarray(rng.normal(size=c), jnp.float32), "offset": jnp.asarray(rng.normal(size=c), jnp.float32)}
+    return {
+        "scale": jnp.asarray(rng.normal(size=c), jnp.float32),
+        "offset": jnp.asarray(rng.normal(size=c), jnp.float32),
+    }
 
 
 @pytest.mark.parametrize("shape", [(8, 3), (4, 5, 3, 2)])
@@ -48,14 +52,17 @@ def test_batchnorm_matches_numpy_over_five_updates(shape):
     for step in range(5):
         x = (rng.normal(size=shape) * (step + 1) + step).astype(np.float32)
         y, state = bn.apply_with_state(params, state, jnp.asarray(x), train=True)
-        want, ref_mean, ref_var = ref_batchnorm(x, params["scale"], params["offset"], ref_mean, ref_var, 0.1, 1e-5, True)
+        want, ref_mean, ref_var = ref_batchnorm(
+            x, params["scale"], params["offset"], ref_mean, ref_var, 0.1, 1e-5, True
+        )
         np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(state["mean"], ref_mean, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(state["var"], ref_var, rtol=1e-5, atol=1e-6)
     x = rng.normal(size=shape).astype(np.float32)
     y, after = bn.apply_with_state(params, state, jnp.asarray(x), train=False)
-    want, _, _ = ref_batchnorm(x, params["scale"], params["offset"], np.asarray(state["mean"]),
-                               np.asarray(state["var"]), 0.1, 1e-5, False)
+    want, _, _ = ref_batchnorm(
+        x, params["scale"], params["offset"], np.asarray(state["mean"]), np.asarray(state["var"]), 0.1, 1e-5, False
+    )
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4)
     assert after is state  # eval mode leaves the state as it was
 
@@ -136,7 +143,10 @@ def test_layernorm_matches_numpy():
     ln = nn.LayerNorm(eps=1e-3)
     for shape in [(4, 6), (2, 3, 5)]:
         params = _random_params(rng, shape[-1])
-        assert jax.tree.map(jnp.shape, ln.init(jax.random.key(0), shape[1:])) == {"scale": (shape[-1],), "offset": (shape[-1],)}
+        assert jax.tree.map(jnp.shape, ln.init(jax.random.key(0), shape[1:])) == {
+            "scale": (shape[-1],),
+            "offset": (shape[-1],),
+        }
         x = rng.normal(size=shape).astype(np.float32) * 3 + 1
         want = np.empty(shape)
         for idx in np.ndindex(*shape[:-1]):
@@ -148,25 +158,58 @@ def test_layernorm_matches_numpy():
     assert not nn.has_state(ln, (6,))
 
 
-@pytest.mark.parametrize("call,error,match", [
-    (lambda: nn.BatchNorm().init(jax.random.key(0), ()), nn.ShapeError, r"BatchNorm: expected an input shape with a features axis \(\.\.\., C\), got \(\)"),
-    (lambda: nn.serial(nn.BatchNorm()).init(jax.random.key(0), ()), nn.ShapeError, r"layer 'batchnorm_0': BatchNorm.*features axis"),
-    (lambda: nn.serial(nn.BatchNorm()).init_state(()), nn.ShapeError, r"layer 'batchnorm_0'"),
-    (lambda: nn.BatchNorm().apply_with_state({"scale": jnp.ones(3), "offset": jnp.zeros(3)},
-                                             {"mean": jnp.zeros(3), "var": jnp.ones(3)}, jnp.ones((4, 5))),
-     nn.ShapeError, r"BatchNorm.*3 features.*\(4, 5\)"),
-    (lambda: nn.BatchNorm().apply_with_state({"scale": jnp.ones(3), "offset": jnp.zeros(3)},
-                                             {"mean": jnp.zeros(3), "var": jnp.ones(3)}, jnp.ones(3), train=True),
-     nn.ShapeError, r"BatchNorm: training mode needs.*batch axis"),
-    (lambda: nn.BatchNorm().apply_with_state({"scale": jnp.ones(3), "offset": jnp.zeros(3)}, {}, jnp.ones((2, 3))),
-     nn.StateError, r"BatchNorm: state has no entry 'mean'"),
-    (lambda: nn.LayerNorm().init(jax.random.key(0), ()), nn.ShapeError, r"LayerNorm.*features axis"),
-    (lambda: nn.LayerNorm().apply({"scale": jnp.ones(3), "offset": jnp.zeros(3)}, jnp.ones((2, 4))), nn.ShapeError, "LayerNorm"),
-    (lambda: nn.BatchNorm(momentum=1.5), ValueError, r"momentum must be in \[0, 1\], got momentum=1.5"),
-    (lambda: nn.BatchNorm(momentum="0.1"), ValueError, "momentum"),
-    (lambda: nn.BatchNorm(eps=0.0), ValueError, r"eps must be > 0, got eps=0.0"),
-    (lambda: nn.LayerNorm(eps=-1), ValueError, "eps"),
-])
+@pytest.mark.parametrize(
+    "call,error,match",
+    [
+        (
+            lambda: nn.BatchNorm().init(jax.random.key(0), ()),
+            nn.ShapeError,
+            r"BatchNorm: expected an input shape with a features axis \(\.\.\., C\), got \(\)",
+        ),
+        (
+            lambda: nn.serial(nn.BatchNorm()).init(jax.random.key(0), ()),
+            nn.ShapeError,
+            r"layer 'batchnorm_0': BatchNorm.*features axis",
+        ),
+        (lambda: nn.serial(nn.BatchNorm()).init_state(()), nn.ShapeError, r"layer 'batchnorm_0'"),
+        (
+            lambda: nn.BatchNorm().apply_with_state(
+                {"scale": jnp.ones(3), "offset": jnp.zeros(3)},
+                {"mean": jnp.zeros(3), "var": jnp.ones(3)},
+                jnp.ones((4, 5)),
+            ),
+            nn.ShapeError,
+            r"BatchNorm.*3 features.*\(4, 5\)",
+        ),
+        (
+            lambda: nn.BatchNorm().apply_with_state(
+                {"scale": jnp.ones(3), "offset": jnp.zeros(3)},
+                {"mean": jnp.zeros(3), "var": jnp.ones(3)},
+                jnp.ones(3),
+                train=True,
+            ),
+            nn.ShapeError,
+            r"BatchNorm: training mode needs.*batch axis",
+        ),
+        (
+            lambda: nn.BatchNorm().apply_with_state(
+                {"scale": jnp.ones(3), "offset": jnp.zeros(3)}, {}, jnp.ones((2, 3))
+            ),
+            nn.StateError,
+            r"BatchNorm: state has no entry 'mean'",
+        ),
+        (lambda: nn.LayerNorm().init(jax.random.key(0), ()), nn.ShapeError, r"LayerNorm.*features axis"),
+        (
+            lambda: nn.LayerNorm().apply({"scale": jnp.ones(3), "offset": jnp.zeros(3)}, jnp.ones((2, 4))),
+            nn.ShapeError,
+            "LayerNorm",
+        ),
+        (lambda: nn.BatchNorm(momentum=1.5), ValueError, r"momentum must be in \[0, 1\], got momentum=1.5"),
+        (lambda: nn.BatchNorm(momentum="0.1"), ValueError, "momentum"),
+        (lambda: nn.BatchNorm(eps=0.0), ValueError, r"eps must be > 0, got eps=0.0"),
+        (lambda: nn.LayerNorm(eps=-1), ValueError, "eps"),
+    ],
+)
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()

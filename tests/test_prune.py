@@ -159,15 +159,18 @@ def test_vmapped_magnitude_uses_per_member_thresholds():
         np.testing.assert_array_equal(masks["dense_0"]["w"][i], expect["dense_0"]["w"])
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda p, m: prune.magnitude(p, m, 1.0), "rate must be in"),
-    (lambda p, m: prune.magnitude(p, m, -0.1), "rate must be in"),
-    (lambda p, m: prune.magnitude(p, m, 0.2, scope="row"), "scope"),
-    (lambda p, m: prune.magnitude(p, m, 0.2, layer_rates={"dense_9": 0.1}), "dense_9"),
-    (lambda p, m: prune.magnitude(p, {"dense_0": m["dense_0"]}, 0.2), "tree structure"),
-    (lambda p, m: prune.apply(p, jax.tree.map(lambda x: x.astype(jnp.float32), m)), "boolean"),
-    (lambda p, m: prune.apply(p, jax.tree.map(lambda x: jnp.ones((2,), bool), m)), "shape"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda p, m: prune.magnitude(p, m, 1.0), "rate must be in"),
+        (lambda p, m: prune.magnitude(p, m, -0.1), "rate must be in"),
+        (lambda p, m: prune.magnitude(p, m, 0.2, scope="row"), "scope"),
+        (lambda p, m: prune.magnitude(p, m, 0.2, layer_rates={"dense_9": 0.1}), "dense_9"),
+        (lambda p, m: prune.magnitude(p, {"dense_0": m["dense_0"]}, 0.2), "tree structure"),
+        (lambda p, m: prune.apply(p, jax.tree.map(lambda x: x.astype(jnp.float32), m)), "boolean"),
+        (lambda p, m: prune.apply(p, jax.tree.map(lambda x: jnp.ones((2,), bool), m)), "shape"),
+    ],
+)
 def test_bad_input(call, match):
     _, p = _params()
     with pytest.raises(ValueError, match=match):
@@ -221,8 +224,13 @@ def test_compact_refuses_a_net_without_layers():
 def test_non_array_leaves_name_the_leaf_and_the_fix():
     params = {"dense_0": {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}, "activation": jax.nn.relu}
     masks = {"dense_0": {"w": jnp.ones((3, 2), bool), "b": jnp.ones(2, bool)}, "activation": jax.nn.relu}
-    calls = [lambda: prune.ones(params), lambda: prune.prunable(params), lambda: prune.apply(params, masks),
-             lambda: prune.magnitude(params, masks, 0.5), lambda: prune.check_masks(params, masks)]
+    calls = [
+        lambda: prune.ones(params),
+        lambda: prune.prunable(params),
+        lambda: prune.apply(params, masks),
+        lambda: prune.magnitude(params, masks, 0.5),
+        lambda: prune.check_masks(params, masks),
+    ]
     for call in calls:
         with pytest.raises(ValueError, match=r"leaf 'activation'.*'relu', not an array.*eqx\.partition"):
             call()
@@ -233,8 +241,10 @@ def test_non_array_leaves_name_the_leaf_and_the_fix():
 
 def _joint_params():
     ks = jax.random.split(jax.random.key(3), 4)
-    return {"dense_0": {"w": jax.random.normal(ks[0], (6, 5)), "b": jax.random.normal(ks[1], (5,))},
-            "res/main/dense_0": {"w": jax.random.normal(ks[2], (5, 5)), "b": jax.random.normal(ks[3], (5,))}}
+    return {
+        "dense_0": {"w": jax.random.normal(ks[0], (6, 5)), "b": jax.random.normal(ks[1], (5,))},
+        "res/main/dense_0": {"w": jax.random.normal(ks[2], (5, 5)), "b": jax.random.normal(ks[3], (5,))},
+    }
 
 
 @pytest.mark.parametrize("rounding", ["nearest", "floor"])
@@ -262,15 +272,18 @@ def test_floor_rounding_differs_from_nearest_only_at_half_counts():
     assert int(jnp.sum(~near["d"]["w"])) == 3 and int(jnp.sum(~floor["d"]["w"])) == 2
     with pytest.raises(ValueError, match=r"rounding must be one of \('nearest', 'floor'\), got rounding='up'"):
         prune.magnitude(params, prune.ones(params), 0.2, rounding="up")
-    with pytest.raises(ValueError, match=r"scope must be one of \('layer', 'global', 'layer_joint'\), got scope='unit'"):
+    with pytest.raises(
+        ValueError, match=r"scope must be one of \('layer', 'global', 'layer_joint'\), got scope='unit'"
+    ):
         prune.magnitude(params, prune.ones(params), 0.2, scope="unit")
 
 
 def test_layer_joint_needs_one_rate_per_layer():
     params = _joint_params()
     spec = prune.prunable(params, lambda name, leaf: True)
-    masks = prune.magnitude(params, prune.ones(params), 0.5, scope="layer_joint", spec=spec,
-                            layer_rates={"dense_0": 0.2})  # a layer's rate: fine
+    masks = prune.magnitude(
+        params, prune.ones(params), 0.5, scope="layer_joint", spec=spec, layer_rates={"dense_0": 0.2}
+    )  # a layer's rate: fine
     assert int(sum(jnp.sum(m) for m in jax.tree.leaves(masks["dense_0"]))) == 35 - 7
     with pytest.raises(ValueError, match=r"scope='layer_joint' prunes each layer's leaves together"):
         prune.magnitude(params, prune.ones(params), 0.5, scope="layer_joint", spec=spec, layer_rates={"dense_0/b": 0.2})
@@ -284,8 +297,9 @@ def test_random_like_layer_joint_keeps_each_layers_count_not_each_leafs():
     for i in range(20):
         r = prune.random_like(jax.random.key(i), masks, spec, scope="layer_joint")
         for layer in params:
-            assert int(sum(jnp.sum(m) for m in jax.tree.leaves(r[layer]))) == \
-                int(sum(jnp.sum(m) for m in jax.tree.leaves(masks[layer])))
+            assert int(sum(jnp.sum(m) for m in jax.tree.leaves(r[layer]))) == int(
+                sum(jnp.sum(m) for m in jax.tree.leaves(masks[layer]))
+            )
         per_leaf_differs |= int(jnp.sum(r["dense_0"]["b"])) != int(jnp.sum(masks["dense_0"]["b"]))
     assert per_leaf_differs  # the split between w and b is random, as the notebook's random control
     same = prune.random_like(jax.random.key(0), masks, spec)  # default: each leaf's count
@@ -298,8 +312,10 @@ def test_floor_count_is_pythons_int_of_the_float64_product():
     # rounds the product to 30709.0 and would drop one more.
     assert int(0.7 * 43870) == 30708 and int(jnp.floor(jnp.float32(0.7) * jnp.float32(43870))) == 30709
     params = {"d": {"w": jax.random.normal(jax.random.key(0), (10, 4387))}}
-    for fn in (lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"),
-               jax.jit(lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"))):
+    for fn in (
+        lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"),
+        jax.jit(lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor")),
+    ):
         assert int(jnp.sum(~fn(params)["d"]["w"])) == 30708
     pop = jax.tree.map(lambda a: jnp.stack([a, a, a]), params)
     masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"))(pop)

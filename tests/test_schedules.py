@@ -32,19 +32,22 @@ def test_exponential_decay_formula():
     assert float(schedules.constant(0.2)(1000)) == pytest.approx(0.2)
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: schedules.step_decay(0.0, 0.5, 5, 10), "init_lr"),
-    (lambda: schedules.step_decay(0.1, 1.5, 5, 10), "factor"),
-    (lambda: schedules.step_decay(0.1, 0.5, 0, 10), "every_epochs"),
-    (lambda: schedules.step_decay(0.1, 0.5, 5, 0), "steps_per_epoch"),
-    (lambda: schedules.exponential_decay(0.1, 0.0, 10), "decay_rate"),
-    (lambda: schedules.exponential_decay(0.1, 0.9, -3), "steps_per_epoch"),
-    (lambda: schedules.Plateau(0.1, factor=1.0).init(), "factor"),
-    (lambda: schedules.Plateau(0.1, patience=-1).init(), "patience"),
-    (lambda: schedules.Plateau(0.1, min_lr=0.5).init(), "min_lr"),
-    (lambda: schedules.Plateau(0.1, mode="up").init(), "mode"),
-    (lambda: schedules.Plateau(0.1, min_delta=-1.0).init(), "min_delta"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: schedules.step_decay(0.0, 0.5, 5, 10), "init_lr"),
+        (lambda: schedules.step_decay(0.1, 1.5, 5, 10), "factor"),
+        (lambda: schedules.step_decay(0.1, 0.5, 0, 10), "every_epochs"),
+        (lambda: schedules.step_decay(0.1, 0.5, 5, 0), "steps_per_epoch"),
+        (lambda: schedules.exponential_decay(0.1, 0.0, 10), "decay_rate"),
+        (lambda: schedules.exponential_decay(0.1, 0.9, -3), "steps_per_epoch"),
+        (lambda: schedules.Plateau(0.1, factor=1.0).init(), "factor"),
+        (lambda: schedules.Plateau(0.1, patience=-1).init(), "patience"),
+        (lambda: schedules.Plateau(0.1, min_lr=0.5).init(), "min_lr"),
+        (lambda: schedules.Plateau(0.1, mode="up").init(), "mode"),
+        (lambda: schedules.Plateau(0.1, min_delta=-1.0).init(), "min_delta"),
+    ],
+)
 def test_bad_arguments_raise(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -85,8 +88,11 @@ def run_plateau(values, **kw):
 
 CASES = [
     # hand-derived from the rules: the epoch after the patience-th non-improving epoch is reduced
-    ([5, 4, 4, 4, 4, 4, 3, 3, 3], dict(init_lr=1.0, factor=0.5, patience=2, min_lr=0.01),
-     [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125]),
+    (
+        [5, 4, 4, 4, 4, 4, 3, 3, 3],
+        dict(init_lr=1.0, factor=0.5, patience=2, min_lr=0.01),
+        [1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.25, 0.125],
+    ),
     ([1] * 7, dict(init_lr=1.0, factor=0.5, patience=1, cooldown=2), [1, 0.5, 0.5, 0.25, 0.25, 0.125, 0.125]),
     ([1.0, 0.95, 0.85, 0.84], dict(init_lr=1.0, factor=0.5, patience=1, min_delta=0.1), [1, 0.5, 0.5, 0.25]),
     ([1] * 4, dict(init_lr=1.0, factor=0.1, patience=1, min_lr=0.05), [1, 0.1, 0.05, 0.05]),
@@ -119,8 +125,15 @@ def test_plateau_random_sequences_match_keras_reference():
     rng = np.random.default_rng(0)
     for trial in range(20):
         values = list(np.cumsum(rng.normal(-0.05, 0.2, size=40)) - 3.0)
-        kw = dict(init_lr=1.0, factor=0.5, patience=int(rng.integers(0, 4)), cooldown=int(rng.integers(0, 3)),
-                  min_lr=0.01, min_delta=float(rng.choice([0.0, 0.05])), min_delta_rel=float(rng.choice([0.0, 0.02])))
+        kw = dict(
+            init_lr=1.0,
+            factor=0.5,
+            patience=int(rng.integers(0, 4)),
+            cooldown=int(rng.integers(0, 3)),
+            min_lr=0.01,
+            min_delta=float(rng.choice([0.0, 0.05])),
+            min_delta_rel=float(rng.choice([0.0, 0.02])),
+        )
         ref_kw = dict(kw)
         ref_kw["lr"], ref_kw["rel"] = ref_kw.pop("init_lr"), ref_kw.pop("min_delta_rel")
         np.testing.assert_allclose(run_plateau(values, **kw), keras_reference(values, **ref_kw), rtol=1e-5)
@@ -136,16 +149,36 @@ def test_fit_logs_scheduled_learning_rate():
     d, net, params = _xor_net()
     S = 128 // 16
     sched = schedules.step_decay(0.1, 0.5, 2, S)
-    _, hist = F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), optimizer=optax.sgd,
-                    learning_rate=sched, epochs=6, batch_size=16, key=jax.random.key(0), progress=False)
+    _, hist = F.fit(
+        net,
+        params,
+        (d.x_train, d.y_train),
+        (d.x_test, d.y_test),
+        optimizer=optax.sgd,
+        learning_rate=sched,
+        epochs=6,
+        batch_size=16,
+        key=jax.random.key(0),
+        progress=False,
+    )
     np.testing.assert_allclose(hist.learning_rate, [0.1, 0.1, 0.05, 0.05, 0.025, 0.025], rtol=1e-6)
 
 
 def test_fit_with_plateau_follows_the_rules():
     d, net, params = _xor_net()
     policy = schedules.Plateau(0.5, factor=0.5, patience=1, min_lr=1e-3)
-    _, hist = F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), optimizer=optax.sgd,
-                    learning_rate=policy, epochs=25, batch_size=16, key=jax.random.key(0), progress=False)
+    _, hist = F.fit(
+        net,
+        params,
+        (d.x_train, d.y_train),
+        (d.x_test, d.y_test),
+        optimizer=optax.sgd,
+        learning_rate=policy,
+        epochs=25,
+        batch_size=16,
+        key=jax.random.key(0),
+        progress=False,
+    )
     replay = keras_reference(hist.val_loss, 0.5, 0.5, 1, min_lr=1e-3)
     # the rate in force in epoch e+1 is the policy's answer after epoch e
     np.testing.assert_allclose(hist.learning_rate[1:], replay[:-1], rtol=1e-6)
@@ -156,8 +189,9 @@ def test_lr_sweep_shows_too_high_and_too_low():
     d = data.load("spirals", n=256)
     net = nn.serial(nn.Dense(32), nn.Tanh(), nn.Dense(2))
     params = net.init(jax.random.key(0), (2,))
-    out = train.lr_sweep(net, params, (d.x_train, d.y_train), rates=[1e-4, 0.3, 50.0], epochs=10,
-                         batch_size=32, key=jax.random.key(1))
+    out = train.lr_sweep(
+        net, params, (d.x_train, d.y_train), rates=[1e-4, 0.3, 50.0], epochs=10, batch_size=32, key=jax.random.key(1)
+    )
     low, good, high = out["loss"][:, -1]
     assert out["loss"].shape == (3, 10)
     assert not np.isfinite(high) or high > good  # too high: diverges or ends worse

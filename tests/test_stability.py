@@ -1,5 +1,6 @@
 """funcnn.stability: interpolation, copies under different data orders, the error barrier, BatchNorm
 statistics; each checked against an independent reference (numpy loops, copies trained one by one)."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,8 +29,9 @@ def mlp():
 
 
 def bn_mlp():
-    return nn.serial(nn.Dense(8), nn.BatchNorm(momentum=0.3), nn.Relu(), nn.Dense(6), nn.BatchNorm(), nn.Relu(),
-                     nn.Dense(3))
+    return nn.serial(
+        nn.Dense(8), nn.BatchNorm(momentum=0.3), nn.Relu(), nn.Dense(6), nn.BatchNorm(), nn.Relu(), nn.Dense(3)
+    )
 
 
 def test_interpolate_matches_numpy_loop(mlp):
@@ -52,8 +54,18 @@ def test_interpolate_matches_numpy_loop(mlp):
 
 def test_copies_with_the_same_seed_have_zero_barrier(mlp, data):
     net, params = mlp
-    s = stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], steps=12, batch_size=BATCH,
-                            key=jax.random.key(3), order_seeds=[5, 5])
+    s = stability.stability(
+        net,
+        params,
+        optax.sgd(0.1),
+        LOSS,
+        data[0],
+        data[1],
+        steps=12,
+        batch_size=BATCH,
+        key=jax.random.key(3),
+        order_seeds=[5, 5],
+    )
     for leaf in jax.tree.leaves(s.copies.params):
         np.testing.assert_array_equal(np.asarray(leaf[0]), np.asarray(leaf[1]))
     b = s.barrier
@@ -69,8 +81,9 @@ def _count(error, n):
 
 def test_endpoints_match_make_evaluate(mlp, data):
     net, params = mlp
-    s = stability.stability(net, params, optax.sgd(0.2), LOSS, data[0], data[1], steps=12, batch_size=BATCH,
-                            key=jax.random.key(4), copies=3)
+    s = stability.stability(
+        net, params, optax.sgd(0.2), LOSS, data[0], data[1], steps=12, batch_size=BATCH, key=jax.random.key(4), copies=3
+    )
     b = s.barrier
     np.testing.assert_array_equal(b.pairs, [[0, 1], [0, 2], [1, 2]])
     evaluate = jax.jit(train.make_evaluate(net, LOSS))
@@ -91,8 +104,9 @@ def test_population_equals_copies_trained_alone(mlp, data):
     net, params = mlp
     (x, y), key, seeds, steps = data[0], jax.random.key(5), [3, 8], 9  # 9 steps: crosses an epoch boundary
     tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.1, momentum=0.9))
-    pop = stability.train_copies(net, params, tx, LOSS, (x, y), steps=steps, batch_size=BATCH, order_seeds=seeds,
-                                 key=key)
+    pop = stability.train_copies(
+        net, params, tx, LOSS, (x, y), steps=steps, batch_size=BATCH, order_seeds=seeds, key=key
+    )
     step = jax.jit(train.make_train_step(net, LOSS, tx))
     for c, seed in enumerate(seeds):
         k = jax.random.fold_in(key, seed)
@@ -108,8 +122,9 @@ def test_population_equals_copies_trained_alone(mlp, data):
 def test_copy_on_the_parent_seed_continues_the_parent_run(mlp, data):
     net, params = mlp
     tx, key = optax.adam(1e-2), jax.random.key(6)
-    run = lambda theta, **kw: stability.train_copies(net, theta, tx, LOSS, data[0], batch_size=BATCH,
-                                                     order_seeds=[0], key=key, **kw)
+    run = lambda theta, **kw: stability.train_copies(
+        net, theta, tx, LOSS, data[0], batch_size=BATCH, order_seeds=[0], key=key, **kw
+    )
     whole = run(params, steps=10)
     first = jax.tree.map(lambda a: a[0], run(params, steps=4))
     rest = run(first.params, steps=6, start=4, opt_state=first.opt_state)
@@ -158,8 +173,19 @@ def test_barrier_with_batchnorm_recomputes_statistics(data):
     net = bn_mlp()
     params = net.init(jax.random.key(9), (10,))
     key = jax.random.key(10)
-    s = stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], steps=8, batch_size=BATCH,
-                            key=key, stat_batches=3, alphas=[0.0, 0.5, 1.0])
+    s = stability.stability(
+        net,
+        params,
+        optax.sgd(0.1),
+        LOSS,
+        data[0],
+        data[1],
+        steps=8,
+        batch_size=BATCH,
+        key=key,
+        stat_batches=3,
+        alphas=[0.0, 0.5, 1.0],
+    )
     b = s.barrier
     assert b.recomputed_statistics and b.test_error.shape == (1, 3)
     assert np.all(np.isfinite(np.asarray(b.test_loss)))
@@ -168,40 +194,68 @@ def test_barrier_with_batchnorm_recomputes_statistics(data):
     p = jax.tree.map(lambda a: a[1], s.copies.params)
     fresh = stability.recompute_statistics(net, p, net.init_state((10,)), jnp.asarray(data[0][0]), idx)
     assert _count(b.test_error[0, -1], 64) == _count(1 - evaluate(p, *data[1], fresh)["accuracy"], 64)
-    stale = stability.barrier(net, s.copies.params, data[0], data[1], model_state=s.copies.model_state,
-                              alphas=[0.0, 1.0])
+    stale = stability.barrier(
+        net, s.copies.params, data[0], data[1], model_state=s.copies.model_state, alphas=[0.0, 1.0]
+    )
     assert not stale.recomputed_statistics
 
 
 def test_sweep_rewind_steps(mlp, data):
     net, params = mlp
     tx, key, steps = optax.sgd(0.1, momentum=0.9), jax.random.key(11), 12
-    sweep = stability.sweep_rewind_steps(net, params, tx, LOSS, data[0], data[1], steps=steps, rewind_steps=[0, 6, 12],
-                                         batch_size=BATCH, key=key, copies=2)
+    sweep = stability.sweep_rewind_steps(
+        net,
+        params,
+        tx,
+        LOSS,
+        data[0],
+        data[1],
+        steps=steps,
+        rewind_steps=[0, 6, 12],
+        batch_size=BATCH,
+        key=key,
+        copies=2,
+    )
     assert sweep.train_barrier.shape == sweep.test_barrier.shape == (3, 1) and len(sweep.barriers) == 3
     assert float(sweep.test_barrier[2, 0]) == 0  # k = steps: both copies are θ_T itself
     direct = stability.stability(net, params, tx, LOSS, data[0], data[1], steps=steps, batch_size=BATCH, key=key)
     np.testing.assert_array_equal(np.asarray(sweep.barriers[0].test_error), np.asarray(direct.barrier.test_error))
     # k = 6 by hand: the parent (seed 0) to step 6, then copies continuing its optimizer state
-    parent = jax.tree.map(lambda a: a[0], stability.train_copies(net, params, tx, LOSS, data[0], steps=6,
-                                                                 batch_size=BATCH, order_seeds=[0], key=key))
-    by_hand = stability.stability(net, parent.params, tx, LOSS, data[0], data[1], steps=steps - 6, start=6,
-                                  opt_state=parent.opt_state, batch_size=BATCH, key=key)
+    parent = jax.tree.map(
+        lambda a: a[0],
+        stability.train_copies(net, params, tx, LOSS, data[0], steps=6, batch_size=BATCH, order_seeds=[0], key=key),
+    )
+    by_hand = stability.stability(
+        net,
+        parent.params,
+        tx,
+        LOSS,
+        data[0],
+        data[1],
+        steps=steps - 6,
+        start=6,
+        opt_state=parent.opt_state,
+        batch_size=BATCH,
+        key=key,
+    )
     np.testing.assert_array_equal(np.asarray(sweep.barriers[1].test_error), np.asarray(by_hand.barrier.test_error))
 
 
-@pytest.mark.parametrize("case, match", [
-    ("tree", "params_b must have params_a's tree structure"),
-    ("shape", r"params_b\['dense_0'\]\['b'\] has shape \(8,\), expected \(16,\)"),
-    ("alpha_range", "alphas must be a 1-D sequence in"),
-    ("alpha_2d", "alphas must be a 1-D sequence in"),
-    ("alpha_ends", "increasing from 0 to 1"),
-    ("copies", "copies must be an int >= 2"),
-    ("pairs", "pairs must be"),
-    ("seeds", "order_seeds must be"),
-    ("rewind", "rewind_steps must be"),
-    ("stat_batches", "stat_batches must be"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("tree", "params_b must have params_a's tree structure"),
+        ("shape", r"params_b\['dense_0'\]\['b'\] has shape \(8,\), expected \(16,\)"),
+        ("alpha_range", "alphas must be a 1-D sequence in"),
+        ("alpha_2d", "alphas must be a 1-D sequence in"),
+        ("alpha_ends", "increasing from 0 to 1"),
+        ("copies", "copies must be an int >= 2"),
+        ("pairs", "pairs must be"),
+        ("seeds", "order_seeds must be"),
+        ("rewind", "rewind_steps must be"),
+        ("stat_batches", "stat_batches must be"),
+    ],
+)
 def test_bad_input(mlp, data, case, match):
     net, params = mlp
     other = models.mlp((8,), n_classes=3).init(jax.random.key(0), (10,))
@@ -216,8 +270,9 @@ def test_bad_input(mlp, data, case, match):
         "copies": lambda: stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], copies=1, **kw),
         "pairs": lambda: stability.barrier(net, pop, data[0], data[1], pairs=[[0, 0]]),
         "seeds": lambda: stability.train_copies(net, params, optax.sgd(0.1), LOSS, data[0], order_seeds=[], **kw),
-        "rewind": lambda: stability.sweep_rewind_steps(net, params, optax.sgd(0.1), LOSS, data[0], data[1],
-                                                       rewind_steps=[2, 1], **kw),
+        "rewind": lambda: stability.sweep_rewind_steps(
+            net, params, optax.sgd(0.1), LOSS, data[0], data[1], rewind_steps=[2, 1], **kw
+        ),
         "stat_batches": lambda: stability.statistics_batches(jax.random.key(0), N, BATCH, 7),
     }
     with pytest.raises(ValueError, match=match):
@@ -228,8 +283,10 @@ def test_train_eval_measures_the_train_error_on_a_prefix(mlp, data):
     net, params = mlp
     pop = jax.tree.map(lambda a, b: jnp.stack([a, b]), params, net.init(jax.random.key(7), (10,)))
     full = stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0])
-    assert np.array_equal(stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0],
-                                            train_eval=N).train_error, full.train_error)
+    assert np.array_equal(
+        stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0], train_eval=N).train_error,
+        full.train_error,
+    )
     part = stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0], train_eval=40)
     evaluate = train.make_evaluate(net, LOSS)
     for j, copy in ((0, 0), (2, 1)):
@@ -237,5 +294,7 @@ def test_train_eval_measures_the_train_error_on_a_prefix(mlp, data):
         ref = 1 - evaluate(p, data[0][0][:40], data[0][1][:40])["accuracy"]
         assert round(float(part.train_error[0, j]) * 40) == round(float(ref) * 40)
     np.testing.assert_array_equal(part.test_error, full.test_error)
-    with pytest.raises(ValueError, match=r"train_eval must be an int in \[1, 96\] \(training examples\), got train_eval=0"):
+    with pytest.raises(
+        ValueError, match=r"train_eval must be an int in \[1, 96\] \(training examples\), got train_eval=0"
+    ):
         stability.barrier(net, pop, data[0], data[1], train_eval=0)

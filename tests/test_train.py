@@ -76,8 +76,17 @@ def test_fit_learns_spirals_and_logs_history():
     d = data.load("spirals", n=512)
     net = nn.serial(nn.Dense(32), nn.Tanh(), nn.Dense(32), nn.Tanh(), nn.Dense(2))
     params = net.init(jax.random.key(0), (2,))
-    state, hist = F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test),
-                        learning_rate=1e-2, epochs=60, batch_size=32, key=jax.random.key(1), progress=False)
+    state, hist = F.fit(
+        net,
+        params,
+        (d.x_train, d.y_train),
+        (d.x_test, d.y_test),
+        learning_rate=1e-2,
+        epochs=60,
+        batch_size=32,
+        key=jax.random.key(1),
+        progress=False,
+    )
     assert len(hist.train_loss) == 60 and hist.epoch[-1] == 60
     assert hist.train_loss[-1] < 0.5 * hist.train_loss[0]
     assert hist.val_accuracy[-1] > 0.9
@@ -88,19 +97,32 @@ def test_fit_is_reproducible_from_its_key():
     d = data.load("xor", n=128)
     net = nn.serial(nn.Dense(8), nn.Tanh(), nn.Dense(2))
     params = net.init(jax.random.key(0), (2,))
-    run = lambda k: F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), epochs=3,
-                          batch_size=16, key=jax.random.key(k), progress=False)[1].train_loss
+    run = lambda k: (
+        F.fit(
+            net,
+            params,
+            (d.x_train, d.y_train),
+            (d.x_test, d.y_test),
+            epochs=3,
+            batch_size=16,
+            key=jax.random.key(k),
+            progress=False,
+        )[1].train_loss
+    )
     assert run(5) == run(5)
     assert run(5) != run(6)
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    (dict(batch_size=0), "batch_size"),
-    (dict(batch_size=10_000), "batch_size"),
-    (dict(learning_rate=0.0), "learning_rate"),
-    (dict(learning_rate=-1e-3), "learning_rate"),
-    (dict(epochs=0), "epochs"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=10_000), "batch_size"),
+        (dict(learning_rate=0.0), "learning_rate"),
+        (dict(learning_rate=-1e-3), "learning_rate"),
+        (dict(epochs=0), "epochs"),
+    ],
+)
 def test_fit_rejects_bad_arguments(kwargs, match):
     d = data.load("xor", n=64)
     net = nn.serial(nn.Dense(4), nn.Dense(2))
@@ -138,8 +160,17 @@ def test_lenet_300_100_on_fashion_mnist_reaches_85_percent():
     d = data.load("fashion-mnist")
     net = nn.serial(nn.Flatten(), nn.Dense(300), nn.Relu(), nn.Dense(100), nn.Relu(), nn.Dense(10))
     params = net.init(jax.random.key(0), (28, 28, 1))
-    _, hist = F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), learning_rate=1.2e-3,
-                    epochs=2, batch_size=60, key=jax.random.key(1), progress=False)
+    _, hist = F.fit(
+        net,
+        params,
+        (d.x_train, d.y_train),
+        (d.x_test, d.y_test),
+        learning_rate=1.2e-3,
+        epochs=2,
+        batch_size=60,
+        key=jax.random.key(1),
+        progress=False,
+    )
     assert hist.val_accuracy[-1] >= 0.85
 
 
@@ -150,6 +181,15 @@ def test_mlp_on_mnist1d_reaches_stated_accuracy():
     d = data.load("mnist1d")
     net = nn.serial(nn.Dense(100), nn.Relu(), nn.Dense(100), nn.Relu(), nn.Dense(10))
     params = net.init(jax.random.key(0), (40,))
-    _, hist = F.fit(net, params, (d.x_train, d.y_train), (d.x_test, d.y_test), learning_rate=1e-3,
-                    epochs=50, batch_size=100, key=jax.random.key(1), progress=False)
+    _, hist = F.fit(
+        net,
+        params,
+        (d.x_train, d.y_train),
+        (d.x_test, d.y_test),
+        learning_rate=1e-3,
+        epochs=50,
+        batch_size=100,
+        key=jax.random.key(1),
+        progress=False,
+    )
     assert max(hist.val_accuracy) >= 0.58

@@ -1,4 +1,5 @@
 """Model state (BatchNorm's statistics) and keys (Dropout's) through every function that trains."""
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -93,22 +94,37 @@ def test_population_members_have_their_own_statistics_and_masks():
     with jax.default_matmul_precision("highest"):
         alone, _ = jax.jit(epoch)(jax.tree.map(lambda a: a[2], states), x, y, idx)
         pop_hi, _ = jax.jit(jax.vmap(epoch, in_axes=(0, None, None, None)))(states, x, y, idx)
-    chex.assert_trees_all_close(jax.tree.map(lambda a: a[2], (pop_hi.params, pop_hi.model_state)),
-                                (alone.params, alone.model_state), rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        jax.tree.map(lambda a: a[2], (pop_hi.params, pop_hi.model_state)),
+        (alone.params, alone.model_state),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_fit_trains_batchnorm_and_evaluates_with_running_statistics():
     x, y, xv, yv = _xor(512)
     params = BN_NET.init(jax.random.key(0), (2,))
-    run = lambda: F.fit(BN_NET, params, (x, y), (xv, yv), optimizer=optax.chain(optax.add_decayed_weights(1e-4),
-                        optax.sgd(optax.linear_schedule(0.0, 0.1, 20), momentum=0.9)),
-                        epochs=8, batch_size=32, key=jax.random.key(1), progress=False)
+    run = lambda: F.fit(
+        BN_NET,
+        params,
+        (x, y),
+        (xv, yv),
+        optimizer=optax.chain(
+            optax.add_decayed_weights(1e-4), optax.sgd(optax.linear_schedule(0.0, 0.1, 20), momentum=0.9)
+        ),
+        epochs=8,
+        batch_size=32,
+        key=jax.random.key(1),
+        progress=False,
+    )
     state, hist = run()
     again, _ = run()
     chex.assert_trees_all_equal((state.params, state.model_state), (again.params, again.model_state))
     assert not np.allclose(state.model_state["batchnorm_1"]["mean"], 0.0)
-    ev = train.make_evaluate(BN_NET, losses.softmax_cross_entropy)(state.params, jnp.asarray(xv), jnp.asarray(yv),
-                                                                    state.model_state)
+    ev = train.make_evaluate(BN_NET, losses.softmax_cross_entropy)(
+        state.params, jnp.asarray(xv), jnp.asarray(yv), state.model_state
+    )
     assert hist.val_accuracy[-1] == pytest.approx(float(ev["accuracy"]), abs=1e-6)
     assert hist.val_accuracy[-1] > 0.9
     assert np.isnan(hist.learning_rate[0]) or hist.learning_rate[0] == 0.0  # a ready chain's rate is logged if exposed
@@ -118,8 +134,18 @@ def test_fit_rejects_a_learning_rate_beside_a_ready_transformation():
     x, y, xv, yv = _xor()
     params = BN_NET.init(jax.random.key(0), (2,))
     with pytest.raises(ValueError, match="learning_rate must be left unset"):
-        F.fit(BN_NET, params, (x, y), (xv, yv), optimizer=optax.adam(1e-3), learning_rate=0.1, epochs=1,
-              batch_size=16, key=jax.random.key(0), progress=False)
+        F.fit(
+            BN_NET,
+            params,
+            (x, y),
+            (xv, yv),
+            optimizer=optax.adam(1e-3),
+            learning_rate=0.1,
+            epochs=1,
+            batch_size=16,
+            key=jax.random.key(0),
+            progress=False,
+        )
 
 
 def test_lr_sweep_runs_a_stateful_net():

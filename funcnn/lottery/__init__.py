@@ -20,6 +20,7 @@ resumes only the very same study.
     report.py   summaries, aggregate, summary_table, CSV
     notebook.py mnist1d_notebook: the MNIST-1D lottery notebook's protocol as a Spec
 """
+
 from funcnn.lottery.arms import Arm, random_pruning, reinit, reinit_same_sign, ticket
 from funcnn.lottery.config import PRESETS, Config
 from funcnn.lottery.driver import (
@@ -40,8 +41,32 @@ from funcnn.lottery.study import NonFiniteLoss, Study, advance_schedule
 METRICS = metric_names()
 
 __all__ = [
-    "Spec", "Config", "PRESETS", "ARMS", "METRICS", "Arm", "ticket", "reinit", "random_pruning", "reinit_same_sign",
-    "run", "load_report", "run_dir", "identity", "RunFolderBusy", "CheckpointWriteError",
-    "make_round_program", "metric_names", "Study", "NonFiniteLoss", "advance_schedule",
-    "aggregate", "summary_table", "load_curves", "density_ladder", "prune_round", "round_rates", "mnist1d_notebook",
+    "ARMS",
+    "METRICS",
+    "PRESETS",
+    "Arm",
+    "CheckpointWriteError",
+    "Config",
+    "NonFiniteLoss",
+    "RunFolderBusy",
+    "Spec",
+    "Study",
+    "advance_schedule",
+    "aggregate",
+    "density_ladder",
+    "identity",
+    "load_curves",
+    "load_report",
+    "make_round_program",
+    "metric_names",
+    "mnist1d_notebook",
+    "prune_round",
+    "random_pruning",
+    "reinit",
+    "reinit_same_sign",
+    "round_rates",
+    "run",
+    "run_dir",
+    "summary_table",
+    "ticket",
 ]

@@ -9,9 +9,11 @@ init from the same initializer with another key; mask: the ticket's mask this ro
 params); key: a key of this round and seed. The driver then zeroes the pruned weights
 (`prune.rewind(params, mask)`), so an arm need not.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp

@@ -3,12 +3,12 @@
 `Config.to_spec()` loads the data set, builds the model and the optimizer the names say, and
 returns the `Spec` that `lottery.run` trains (bit-identical to passing the Config itself).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
-from typing import Optional
 
 import jax
 import numpy as np
@@ -41,7 +41,7 @@ class Config:
     rounds: int = 8
     rate: float = 0.4
     output_rate: float = 0.2
-    conv_rate: Optional[float] = None  # rate for convolution kernels (None: the same as `rate`)
+    conv_rate: float | None = None  # rate for convolution kernels (None: the same as `rate`)
     scope: str = "layer"
     pruning: str = "iterative"  # or "oneshot": round r prunes the dense run straight to its density
     rewind_step: int = 0
@@ -49,7 +49,7 @@ class Config:
     arms: tuple = ARMS
     seed: int = 0
     checkpoints_per_round: int = 10  # at most this many segments per round, each ending in a save
-    population_chunk: Optional[int] = None  # members vmapped together (None: 4 on CPU, all on GPU)
+    population_chunk: int | None = None  # members vmapped together (None: 4 on CPU, all on GPU)
     test_curve: bool = False  # evaluate the test set every eval_every steps, not once per segment
     unroll: int = 1  # lax.scan unroll of the training steps (execution only)
     optimizer: str = "adam"
@@ -58,12 +58,13 @@ class Config:
     lr_drops: tuple = ()
     warmup: int = 0
 
-    def validate(self) -> "Config":
+    def validate(self) -> Config:
         def bad(name, expected):
             raise ValueError(f"config {name} must be {expected}, got {name}={getattr(self, name)!r}")
 
         for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val", "checkpoints_per_round", "unroll") + (
-                ("population_chunk",) if self.population_chunk is not None else ()):
+            ("population_chunk",) if self.population_chunk is not None else ()
+        ):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
                 bad(name, "a positive int")
@@ -82,7 +83,12 @@ class Config:
             bad("iterations", f"a multiple of eval_every={self.eval_every}")
         if not 0 <= self.rewind_step < self.iterations or self.rewind_step % self.eval_every:
             bad("rewind_step", f"a multiple of eval_every={self.eval_every} in [0, iterations)")
-        if not self.arms or self.arms[0] != "ticket" or any(a not in ARMS for a in self.arms) or len(set(self.arms)) != len(self.arms):
+        if (
+            not self.arms
+            or self.arms[0] != "ticket"
+            or any(a not in ARMS for a in self.arms)
+            or len(set(self.arms)) != len(self.arms)
+        ):
             bad("arms", f"'ticket' first, then any of {ARMS[1:]}")
         if self.dataset not in data_lib.DATASETS:
             bad("dataset", f"one of {data_lib.DATASETS}")
@@ -93,7 +99,8 @@ class Config:
         if not self.weight_decay >= 0:
             bad("weight_decay", ">= 0")
         if not all(isinstance(f, (int, float)) and 0 < f < 1 for f in self.lr_drops) or list(self.lr_drops) != sorted(
-                set(self.lr_drops)):
+            set(self.lr_drops)
+        ):
             bad("lr_drops", "increasing fractions of iterations in (0, 1)")
         if not isinstance(self.warmup, int) or isinstance(self.warmup, bool) or not 0 <= self.warmup < self.iterations:
             bad("warmup", "an int in [0, iterations)")
@@ -116,7 +123,9 @@ class Config:
             drops = {int(round(f * self.iterations)) - self.warmup: 0.1 for f in self.lr_drops}
             lr = optax.piecewise_constant_schedule(self.learning_rate, {k: v for k, v in drops.items() if k > 0})
             if self.warmup:
-                lr = optax.join_schedules([optax.linear_schedule(0.0, self.learning_rate, self.warmup), lr], [self.warmup])
+                lr = optax.join_schedules(
+                    [optax.linear_schedule(0.0, self.learning_rate, self.warmup), lr], [self.warmup]
+                )
         tx = optax.adam(lr) if self.optimizer == "adam" else optax.sgd(lr, momentum=self.momentum or None)
         return optax.chain(optax.add_decayed_weights(self.weight_decay), tx) if self.weight_decay else tx
 
@@ -134,7 +143,7 @@ class Config:
         if c.scope == "global" and c.output_rate == 0:
             params = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
             output = _output_layer(params)
-            prunable = lambda name, leaf: np.ndim(leaf) > 1 and not name.startswith(output + "/")  # noqa: E731
+            prunable = lambda name, leaf: np.ndim(leaf) > 1 and not name.startswith(output + "/")
         if c.scope == "layer":
             params = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
             pspec = prune.prunable(params)
@@ -143,11 +152,28 @@ class Config:
             layer_rates = {n: conv_rate for n in names if n.startswith("conv")}
             layer_rates[_output_layer(params)] = c.output_rate
         return Spec(
-            net=net, optimizer=c.make_optimizer(), train=(d.x_train, d.y_train), test=(d.x_test, d.y_test), prunable=prunable,
-            n_val=c.n_val, input_shape=input_shape, iterations=c.iterations, batch_size=c.batch_size,
-            eval_every=c.eval_every, rounds=c.rounds, rate=c.rate, layer_rates=layer_rates, scope=c.scope,
-            pruning=c.pruning, rewind_step=c.rewind_step, arms=tuple(c.arms), seeds=c.seeds, seed=c.seed,
-            checkpoints_per_round=c.checkpoints_per_round, population_chunk=c.population_chunk, test_curve=c.test_curve,
+            net=net,
+            optimizer=c.make_optimizer(),
+            train=(d.x_train, d.y_train),
+            test=(d.x_test, d.y_test),
+            prunable=prunable,
+            n_val=c.n_val,
+            input_shape=input_shape,
+            iterations=c.iterations,
+            batch_size=c.batch_size,
+            eval_every=c.eval_every,
+            rounds=c.rounds,
+            rate=c.rate,
+            layer_rates=layer_rates,
+            scope=c.scope,
+            pruning=c.pruning,
+            rewind_step=c.rewind_step,
+            arms=tuple(c.arms),
+            seeds=c.seeds,
+            seed=c.seed,
+            checkpoints_per_round=c.checkpoints_per_round,
+            population_chunk=c.population_chunk,
+            test_curve=c.test_curve,
             unroll=c.unroll,
             label=f"config:{c.dataset}/{c.model}",
         )
@@ -168,45 +194,123 @@ PRESETS: dict[str, Config] = {
     "mnist1d": Config(),
     # Frankle & Carbin's LeNet-300-100 protocol, on Fashion-MNIST (offline) or MNIST.
     "lenet-fashion": Config(
-        dataset="fashion-mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
-        iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
+        dataset="fashion-mnist",
+        model="lenet_300_100",
+        n_val=5000,
+        learning_rate=1.2e-3,
+        batch_size=60,
+        iterations=50_000,
+        eval_every=100,
+        rounds=15,
+        rate=0.2,
+        output_rate=0.1,
+        seeds=5,
     ),
     # Conv-2 (64-64 convs, pool, 256-256-10): convs pruned 10%, dense 20%, output 10% per round.
     # On CPU the convolutions run as im2col + one matmul inside the compiled round (XLA's own are slow
     # inside loops there, jax-ml/jax#12868); ~0.24 s a member-step on one core, so the full run is GPU work.
     "conv2-fashion": Config(
-        dataset="fashion-mnist", model="conv2", n_val=5000, learning_rate=2e-4, batch_size=60,
-        iterations=20_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, conv_rate=0.1, seeds=5,
+        dataset="fashion-mnist",
+        model="conv2",
+        n_val=5000,
+        learning_rate=2e-4,
+        batch_size=60,
+        iterations=20_000,
+        eval_every=100,
+        rounds=15,
+        rate=0.2,
+        output_rate=0.1,
+        conv_rate=0.1,
+        seeds=5,
     ),
     # OpenLTH's CIFAR ResNet-20 recipe on Fashion-MNIST (SGD 0.1, momentum 0.9, weight decay 1e-4,
     # batch 128, x0.1 at 50% and 75%; 30 epochs), global pruning of 20% of the conv and dense weights
     # per round (BatchNorm never). Tickets at θ0 are expected to fail at this learning rate; late
     # rewinding (--rewind-step k, k from experiments/stability.py) to rescue them. GPU work.
     "resnet20-fashion": Config(
-        dataset="fashion-mnist", model="resnet20", n_val=5000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
-        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=12_800, eval_every=100, rounds=10,
-        rate=0.2, scope="global", seeds=2,
+        dataset="fashion-mnist",
+        model="resnet20",
+        n_val=5000,
+        optimizer="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_drops=(0.5, 0.75),
+        batch_size=128,
+        iterations=12_800,
+        eval_every=100,
+        rounds=10,
+        rate=0.2,
+        scope="global",
+        seeds=2,
     ),
     # CPU-sized: ResNet-8 of width 8, 2,000 iterations, 5 rounds (minutes a round on 2 cores).
     "resnet8-fashion": Config(
-        dataset="fashion-mnist", model="resnet-8-8", n_val=2000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
-        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=2000, eval_every=100, rounds=5,
-        rate=0.2, scope="global", seeds=2,
+        dataset="fashion-mnist",
+        model="resnet-8-8",
+        n_val=2000,
+        optimizer="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_drops=(0.5, 0.75),
+        batch_size=128,
+        iterations=2000,
+        eval_every=100,
+        rounds=5,
+        rate=0.2,
+        scope="global",
+        seeds=2,
     ),
     # OpenLTH's VGG-16 (BatchNorm) recipe, its output layer never pruned. GPU work.
     "vgg16-fashion": Config(
-        dataset="fashion-mnist", model="vgg16", n_val=5000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
-        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=12_800, eval_every=100, rounds=10,
-        rate=0.2, scope="global", output_rate=0.0, seeds=2,
+        dataset="fashion-mnist",
+        model="vgg16",
+        n_val=5000,
+        optimizer="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_drops=(0.5, 0.75),
+        batch_size=128,
+        iterations=12_800,
+        eval_every=100,
+        rounds=10,
+        rate=0.2,
+        scope="global",
+        output_rate=0.0,
+        seeds=2,
     ),
     # CPU-sized: VGG-16's plan at 1/8 of its widths (8 ... 64), 2,000 iterations, 5 rounds.
     "vgg16-fashion-cpu": Config(
-        dataset="fashion-mnist", model="vgg16-8", n_val=2000, optimizer="sgd", learning_rate=0.1, momentum=0.9,
-        weight_decay=1e-4, lr_drops=(0.5, 0.75), batch_size=128, iterations=2000, eval_every=100, rounds=5,
-        rate=0.2, scope="global", output_rate=0.0, seeds=2,
+        dataset="fashion-mnist",
+        model="vgg16-8",
+        n_val=2000,
+        optimizer="sgd",
+        learning_rate=0.1,
+        momentum=0.9,
+        weight_decay=1e-4,
+        lr_drops=(0.5, 0.75),
+        batch_size=128,
+        iterations=2000,
+        eval_every=100,
+        rounds=5,
+        rate=0.2,
+        scope="global",
+        output_rate=0.0,
+        seeds=2,
     ),
     "lenet-mnist": Config(
-        dataset="mnist", model="lenet_300_100", n_val=5000, learning_rate=1.2e-3, batch_size=60,
-        iterations=50_000, eval_every=100, rounds=15, rate=0.2, output_rate=0.1, seeds=5,
+        dataset="mnist",
+        model="lenet_300_100",
+        n_val=5000,
+        learning_rate=1.2e-3,
+        batch_size=60,
+        iterations=50_000,
+        eval_every=100,
+        rounds=15,
+        rate=0.2,
+        output_rate=0.1,
+        seeds=5,
     ),
 }

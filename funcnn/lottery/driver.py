@@ -6,6 +6,7 @@ the study is: its fields, the param tree, fingerprints of θ0, the data, the net
 mid-round checkpoints. A re-run resumes only a study with the same identity, and a committed round
 only on top of the very round it was built on.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -17,8 +18,8 @@ import os
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -54,8 +55,14 @@ def _concat(trees):
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
-def run(study: "Spec | Config", *, out: str | Path, progress: bool = True, log: Callable[[str], None] = print,
-        skip_nonfinite: bool = False) -> dict:
+def run(
+    study: Spec | Config,
+    *,
+    out: str | Path,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    skip_nonfinite: bool = False,
+) -> dict:
     """Run (or resume) a study in folder `out`; returns the report (also written as results.json).
 
     Round 0 trains the dense nets, one continuous run (θk, its model state and optimizer state are
@@ -85,16 +92,18 @@ def run(study: "Spec | Config", *, out: str | Path, progress: bool = True, log: 
             if isinstance(e, CheckpointWriteError):
                 raise
             raise CheckpointWriteError(
-                e.errno, f"{e.strerror or e}; writing {e.filename or out} failed: the last committed round and "
+                e.errno,
+                f"{e.strerror or e}; writing {e.filename or out} failed: the last committed round and "
                 f"mid-round checkpoint in {out} are intact; make room (or fix permissions) and re-run to resume",
-                e.filename) from e
+                e.filename,
+            ) from e
 
 
-def _describe(runtime: Study, config: Optional[Config]) -> dict:
+def _describe(runtime: Study, config: Config | None) -> dict:
     return config.to_json() if config is not None else runtime.spec.describe()
 
 
-def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinite: bool) -> dict:
+def _run(runtime: Study, config: Config | None, out: Path, log, skip_nonfinite: bool) -> dict:
     spec, R = runtime.spec, runtime.n_replicates
     rep_seed, rep_setting = jnp.asarray(runtime.rep_seed), jnp.asarray(runtime.rep_setting)
     describe = _describe(runtime, config)
@@ -126,25 +135,46 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
                 if spec.rewind_step:
                     first = _train_to_rewind_step(runtime, masks, out / "round_00.rewind")
                     k_state = first.carry.state
-                    rewind = {"params": k_state.params, "model_state": k_state.model_state,
-                              "opt_state": k_state.opt_state}
+                    rewind = {
+                        "params": k_state.params,
+                        "model_state": k_state.model_state,
+                        "opt_state": k_state.opt_state,
+                    }
                     # The dense run goes on from θk with its optimizer state (and its best validation
                     # params so far): one continuous run.
                     rest = runtime.train_round(
-                        k_state.params, masks, seeds, spec.rewind_step, "round 0", checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite, carry=first.carry, setting_of_member=settings)
-                    result = rest._replace(curves=np.concatenate([first.curves, rest.curves], axis=1),
-                                           ends=np.concatenate([first.ends, rest.ends], axis=1))
+                        k_state.params,
+                        masks,
+                        seeds,
+                        spec.rewind_step,
+                        "round 0",
+                        checkpoint=partial,
+                        skip_nonfinite=skip_nonfinite,
+                        carry=first.carry,
+                        setting_of_member=settings,
+                    )
+                    result = rest._replace(
+                        curves=np.concatenate([first.curves, rest.curves], axis=1),
+                        ends=np.concatenate([first.ends, rest.ends], axis=1),
+                    )
                 else:
                     result = runtime.train_round(
-                        runtime.theta0, masks, seeds, 0, "round 0", checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite, setting_of_member=settings)
+                        runtime.theta0,
+                        masks,
+                        seeds,
+                        0,
+                        "round 0",
+                        checkpoint=partial,
+                        skip_nonfinite=skip_nonfinite,
+                        setting_of_member=settings,
+                    )
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
             trained_ticket = dense_trained = result.scored(spec.score_step)
         else:
             masks = jax.vmap(lambda t, m, d: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
-                trained_ticket, masks_prev, dense_trained)
+                trained_ticket, masks_prev, dense_trained
+            )
             # One key per seed (not per replicate): every sweep setting of a seed draws the same random mask.
             keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(rep_seed)
             pops_p, pops_m, member_arm = [], [], []
@@ -166,9 +196,17 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
                 opt_state = _concat([rewind["opt_state"]] * n_arms)
             try:
                 result = runtime.train_round(
-                    params, member_masks, seeds, start, f"round {r}", checkpoint=partial,
-                    skip_nonfinite=skip_nonfinite, model_state=model_state, opt_state=opt_state,
-                    setting_of_member=settings)
+                    params,
+                    member_masks,
+                    seeds,
+                    start,
+                    f"round {r}",
+                    checkpoint=partial,
+                    skip_nonfinite=skip_nonfinite,
+                    model_state=model_state,
+                    opt_state=opt_state,
+                    setting_of_member=settings,
+                )
             except NonFiniteLoss as e:
                 raise _coordinates(e, r, member_arm, seeds) from None
             trained_ticket = _take(result.scored(spec.score_step), slice(0, R))
@@ -196,8 +234,9 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
         }
         if distributed.is_writer():
             saved_rewind = rewind if r == 0 and spec.rewind_step else None
-            _commit_round(folder, rec, masks, trained_ticket, {**named, **{f"end_{k}": v for k, v in ends.items()}},
-                          saved_rewind)
+            _commit_round(
+                folder, rec, masks, trained_ticket, {**named, **{f"end_{k}": v for k, v in ends.items()}}, saved_rewind
+            )
             _remove_tree(partial)
             _remove_tree(out / "round_00.rewind")
             parent = lineage(folder)
@@ -206,8 +245,9 @@ def _run(runtime: Study, config: Optional[Config], out: Path, log, skip_nonfinit
         log(report_lib.round_line(rec))
         if distributed.is_writer() and r < spec.rounds:
             # The report so far, so a long run can be read (and plotted) before it ends.
-            report_lib.write_report(out, report_lib.make_report(describe, spec.rounds, rounds, out,
-                                                                time.perf_counter() - t_start))
+            report_lib.write_report(
+                out, report_lib.make_report(describe, spec.rounds, rounds, out, time.perf_counter() - t_start)
+            )
     report = report_lib.make_report(describe, spec.rounds, rounds, out, time.perf_counter() - t_start)
     if distributed.is_writer():
         report_lib.write_report(out, report)
@@ -241,6 +281,7 @@ def _train_to_rewind_step(runtime: Study, masks, folder: Path):
 
 def _segment_ends(spec, r: int, its: np.ndarray) -> list:
     """The iterations at which a round's segments end (where the test set was evaluated)."""
+
     def cut(chunk_its):
         size = segment_size(len(chunk_its), spec.checkpoints_per_round)
         return [int(i) for i in chunk_its[size - 1 :: size]]
@@ -271,7 +312,7 @@ def lineage(folder: Path) -> str:
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
 
 
-def _commit_round(folder: Path, rec: dict, masks, trained, curves: dict, rewind: Optional[dict]) -> None:
+def _commit_round(folder: Path, rec: dict, masks, trained, curves: dict, rewind: dict | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / io.COMMIT).unlink(missing_ok=True)
     io.save_tree(folder / "masks.npz", masks)
@@ -279,7 +320,11 @@ def _commit_round(folder: Path, rec: dict, masks, trained, curves: dict, rewind:
     io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(**curves))
     files = ["masks.npz", "trained.npz", "curves.npz", "metrics.json"]
     if rewind is not None:
-        for name, key in (("rewind.npz", "params"), ("rewind_state.npz", "model_state"), ("rewind_opt.npz", "opt_state")):
+        for name, key in (
+            ("rewind.npz", "params"),
+            ("rewind_state.npz", "model_state"),
+            ("rewind_opt.npz", "opt_state"),
+        ):
             if rewind[key] is not None:
                 io.save_tree(folder / name, rewind[key])
                 files.append(name)
@@ -296,16 +341,19 @@ def _load_round(folder: Path, runtime: Study, r: int, log: Callable[[str], None]
     try:
         rec = json.loads((folder / "metrics.json").read_text())
         if r > 0 and rec.get("parent", parent) != parent:
-            log(f"round {r}: it was built on a round {r - 1} that has since been trained again with a different "
-                "result; training it again")
+            log(
+                f"round {r}: it was built on a round {r - 1} that has since been trained again with a different "
+                "result; training it again"
+            )
             return None
         masks = io.load_tree(folder / "masks.npz", jax.vmap(prune.ones)(runtime.theta0))
         trained = io.load_tree(folder / "trained.npz", runtime.theta0)
         rewind = {"params": None, "model_state": None, "opt_state": None}
         if r == 0 and runtime.spec.rewind_step:
             rewind["params"] = io.load_tree(folder / "rewind.npz", runtime.theta0)
-            like = runtime.initial_states(runtime.theta0, jax.vmap(prune.ones)(runtime.theta0),
-                                          jnp.asarray(runtime.rep_seed), 0)
+            like = runtime.initial_states(
+                runtime.theta0, jax.vmap(prune.ones)(runtime.theta0), jnp.asarray(runtime.rep_seed), 0
+            )
             if (folder / "rewind_state.npz").exists():
                 rewind["model_state"] = io.load_tree(folder / "rewind_state.npz", like.model_state)
             if (folder / "rewind_opt.npz").exists():
@@ -322,7 +370,8 @@ def _remove_tree(folder: Path) -> None:
 
 # ---- the run folder: config, identity, lock -------------------------------------------------------
 
-def _prepare_folder(out: Path, config: Optional[Config]) -> None:
+
+def _prepare_folder(out: Path, config: Config | None) -> None:
     if not distributed.is_writer():
         return  # process 0 owns the run folder (which must be on a file system all hosts share)
     try:
@@ -366,11 +415,14 @@ def _lock(out: Path):
         os.close(fd)
         if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
             raise
-        raise RunFolderBusy(f"run folder {out} is in use by {holder}; wait for it to end (or stop it) "
-                            "before starting another run there") from None
+        raise RunFolderBusy(
+            f"run folder {out} is in use by {holder}; wait for it to end (or stop it) before starting another run there"
+        ) from None
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+        os.write(
+            fd, f"process {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode()
+        )
         yield
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -391,7 +443,9 @@ def load_report(out: str | Path) -> dict:
             describe = json.loads((out / "identity.json").read_text())["study"]
         total = int(describe["rounds"])
     except (OSError, ValueError, TypeError, KeyError) as e:
-        raise ValueError(f"out {out} does not hold a lottery run with a readable config.json or identity.json ({e})") from None
+        raise ValueError(
+            f"out {out} does not hold a lottery run with a readable config.json or identity.json ({e})"
+        ) from None
     rounds = []
     for r in range(total + 1):
         folder = out / f"round_{r:02d}"

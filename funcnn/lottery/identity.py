@@ -1,5 +1,6 @@
 """A study's identity: everything that changes its results, as JSON, and the check that refuses to
 resume a run folder holding a different study (`identity.json`)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -31,7 +32,9 @@ def _optimizer_probe(runtime: Study) -> list[float]:
     """What the optimizer does, as numbers: the first update from a fresh state with its schedule at
     a few steps, on member 0's θ0 with fixed pseudo-gradients (any hyperparameter change shows)."""
     params = _take(runtime.theta0, 0)
-    grads = jax.tree.map(lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape).astype(p.dtype), params)
+    grads = jax.tree.map(
+        lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape).astype(p.dtype), params
+    )
     out = []
     T = runtime.spec.iterations
     for count in sorted({0, 1, runtime.spec.rewind_step, T // 4, T // 2, T - 1}):
@@ -59,8 +62,10 @@ def identity(runtime: Study, describe: dict) -> dict:
     member0 = _take(runtime.theta0, 0)
     return {
         "study": describe,
-        "params": [f"{prune.path_name(p)}: {leaf.dtype}{list(leaf.shape)}"
-                   for p, leaf in jax.tree_util.tree_leaves_with_path(member0)],
+        "params": [
+            f"{prune.path_name(p)}: {leaf.dtype}{list(leaf.shape)}"
+            for p, leaf in jax.tree_util.tree_leaves_with_path(member0)
+        ],
         "prunable": [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(runtime.spec_prunable) if s],
         "theta0": _sha256_tree((runtime.theta0, runtime.theta0_reinit)),
         "data": _sha256_tree(runtime.data),
@@ -71,9 +76,13 @@ def identity(runtime: Study, describe: dict) -> dict:
 
 
 _EXPLAIN = {
-    "study": "the study's fields", "params": "the param tree (names, shapes or dtypes)",
-    "prunable": "which leaves are prunable", "theta0": "θ0 (the initial weights)", "data": "the data",
-    "net": "the network (its outputs on a probe batch)", "optimizer": "the optimizer (its updates on a probe)",
+    "study": "the study's fields",
+    "params": "the param tree (names, shapes or dtypes)",
+    "prunable": "which leaves are prunable",
+    "theta0": "θ0 (the initial weights)",
+    "data": "the data",
+    "net": "the network (its outputs on a probe batch)",
+    "optimizer": "the optimizer (its updates on a probe)",
     "label": "the label",
 }
 
@@ -86,7 +95,9 @@ def check_identity(out: Path, ident: dict) -> None:
     try:
         stored = json.loads(path.read_text())
     except ValueError:
-        raise ValueError(f"run folder {out}: identity.json is unreadable; delete the folder or choose another out") from None
+        raise ValueError(
+            f"run folder {out}: identity.json is unreadable; delete the folder or choose another out"
+        ) from None
     ident = json.loads(json.dumps(ident))  # the same JSON round trip as the stored copy
     diffs = []
     for k, v in ident.items():
@@ -104,5 +115,8 @@ def check_identity(out: Path, ident: dict) -> None:
                 detail = ": " + ", ".join(sorted(set(old) ^ set(v)))[:300]
             diffs.append(f"{_EXPLAIN[k]} differ{detail}")
     if diffs:
-        raise ValueError(f"run folder {out} holds a different study, so it will not be resumed: "
-                         + "; ".join(diffs) + ". Choose another out folder, or delete this one to start over.")
+        raise ValueError(
+            f"run folder {out} holds a different study, so it will not be resumed: "
+            + "; ".join(diffs)
+            + ". Choose another out folder, or delete this one to start over."
+        )

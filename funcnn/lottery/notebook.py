@@ -19,6 +19,7 @@ What differs: 1,500 steps a level, where the notebook's loop runs steps 0..1500 
 `eval_every`-step chunks. And the bits: the notebook seeds numpy and `random` but not torch, so
 its own runs differ from each other; the protocol is what can be reproduced.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,15 +36,31 @@ def mnist1d_notebook(trials: int = 2, levels: int = 100, score: str = "step1000"
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
         raise ValueError(f"mnist1d_notebook: trials must be a positive int, got trials={trials!r}")
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 2:
-        raise ValueError(f"mnist1d_notebook: levels must be an int >= 2 (dense and one pruned level), got levels={levels!r}")
+        raise ValueError(
+            f"mnist1d_notebook: levels must be an int >= 2 (dense and one pruned level), got levels={levels!r}"
+        )
     if score not in ("step1000", "final"):
         raise ValueError(f"mnist1d_notebook: score must be 'step1000' or 'final', got score={score!r}")
     d = data.load("mnist1d")
     sparsities = tuple(float(p) for p in np.linspace(0, 1, levels)[1:-1])
     return Spec(
-        net=models.resmlp(), optimizer=optax.adam(2e-2), train=(d.x_train, d.y_train), val=(d.x_test, d.y_test),
-        test=(d.x_test, d.y_test), iterations=1500, batch_size=100, eval_every=100, batch_order="sequential",
-        rounds=len(sparsities), sparsities=sparsities, scope="layer_joint", rounding="floor",
-        prunable=lambda name, leaf: True, score_step=1000 if score == "step1000" else None,
-        arms=("ticket", "random"), seeds=trials, checkpoints_per_round=3, label="mnist1d-notebook",
+        net=models.resmlp(),
+        optimizer=optax.adam(2e-2),
+        train=(d.x_train, d.y_train),
+        val=(d.x_test, d.y_test),
+        test=(d.x_test, d.y_test),
+        iterations=1500,
+        batch_size=100,
+        eval_every=100,
+        batch_order="sequential",
+        rounds=len(sparsities),
+        sparsities=sparsities,
+        scope="layer_joint",
+        rounding="floor",
+        prunable=lambda name, leaf: True,
+        score_step=1000 if score == "step1000" else None,
+        arms=("ticket", "random"),
+        seeds=trials,
+        checkpoints_per_round=3,
+        label="mnist1d-notebook",
     )

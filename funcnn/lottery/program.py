@@ -9,9 +9,11 @@ carry (Frankle & Carbin's early stopping, measured without stopping), and the te
 once per call, on the final and on the best-validation params: at a fraction of the cost of a test
 evaluation every `eval_every` steps (which `test_curve=True` keeps, for figures of the whole curve).
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -36,8 +38,14 @@ class Carry(NamedTuple):
 def start_carry(state: train.TrainState) -> Carry:
     """A member's carry at the start of a round (works on a population: leaves keep their axes)."""
     lead = jnp.shape(state.step)
-    return Carry(state, state.params, state.model_state, jnp.full(lead, jnp.inf, jnp.float32),
-                 jnp.full(lead, -1, jnp.int32), jnp.zeros(lead, jnp.int32))
+    return Carry(
+        state,
+        state.params,
+        state.model_state,
+        jnp.full(lead, jnp.inf, jnp.float32),
+        jnp.full(lead, -1, jnp.int32),
+        jnp.zeros(lead, jnp.int32),
+    )
 
 
 def metric_names(metric_name: str = "accuracy", test_curve: bool = True) -> tuple[str, ...]:
@@ -51,10 +59,18 @@ def end_names(metric_name: str = "accuracy") -> tuple[str, ...]:
     return ("test_loss", f"test_{metric_name}", "best_test_loss", f"best_test_{metric_name}")
 
 
-def make_round_program(net, optimizer: optax.GradientTransformation, eval_every: int,
-                       chunk: Optional[int] = 4, *, loss: Callable = losses.softmax_cross_entropy,
-                       metric: Callable = losses.accuracy, metric_name: str = "accuracy",
-                       test_curve: bool = False, unroll: int = 1) -> Callable:
+def make_round_program(
+    net,
+    optimizer: optax.GradientTransformation,
+    eval_every: int,
+    chunk: int | None = 4,
+    *,
+    loss: Callable = losses.softmax_cross_entropy,
+    metric: Callable = losses.accuracy,
+    metric_name: str = "accuracy",
+    test_curve: bool = False,
+    unroll: int = 1,
+) -> Callable:
     """Build `program(carry, idx, data) -> (carry, (curves, ends))`, one program for all members.
 
     net: a funcnn Layer (model state and Dropout keys ride in each member's TrainState) or an
@@ -88,8 +104,14 @@ def make_round_program(net, optimizer: optax.GradientTransformation, eval_every:
             v = evaluate(s.params, xv, yv, s.model_state)
             better = v["loss"] < c.best_loss
             pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)
-            c = Carry(s, pick(s.params, c.best_params), pick(s.model_state, c.best_model_state),
-                      jnp.where(better, v["loss"], c.best_loss), jnp.where(better, c.chunk, c.best_chunk), c.chunk + 1)
+            c = Carry(
+                s,
+                pick(s.params, c.best_params),
+                pick(s.model_state, c.best_model_state),
+                jnp.where(better, v["loss"], c.best_loss),
+                jnp.where(better, c.chunk, c.best_chunk),
+                c.chunk + 1,
+            )
             values = [jnp.mean(batch_losses), v["loss"], v["accuracy"]]
             if test_curve:
                 t = evaluate(s.params, xt, yt, s.model_state)

@@ -2,12 +2,12 @@
 
 Everything here reads plain numbers (dicts, lists, numpy arrays) and trains nothing.
 """
+
 from __future__ import annotations
 
 import csv
 from io import StringIO
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
@@ -16,8 +16,9 @@ from funcnn import io
 SUMMARY_FIELDS = ("final_test", "best_test", "early_stop_iteration", "early_stop_test")
 
 
-def summaries(curves: dict, eval_every: int, start: int, metric_name: str = "accuracy",
-              ends: Optional[dict] = None) -> dict:
+def summaries(
+    curves: dict, eval_every: int, start: int, metric_name: str = "accuracy", ends: dict | None = None
+) -> dict:
     """Per-member scalars from named curves ({name: (P, C)}) and the segments' end evaluations
     ({name: (P, S)}, `program.end_names`).
 
@@ -73,9 +74,13 @@ def aggregate(rounds: list[dict]) -> list[dict]:
     rows = []
     for rec in rounds:
         for arm, setting, sel in _groups(rec):
-            row = {"round": rec["round"], "arm": arm, **({"setting": setting} if "settings" in rec else {}),
-                   "n_seeds": int(sel.sum()),
-                   "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100)}
+            row = {
+                "round": rec["round"],
+                "arm": arm,
+                **({"setting": setting} if "settings" in rec else {}),
+                "n_seeds": int(sel.sum()),
+                "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100),
+            }
             for k in _summary_keys(rec):
                 v = np.array(rec[k], float)[sel]
                 v = v[np.isfinite(v)]  # members that diverged (skip_nonfinite) are left out
@@ -85,13 +90,19 @@ def aggregate(rounds: list[dict]) -> list[dict]:
     return rows
 
 
-def make_report(describe: dict, total_rounds: int, rounds: list[dict], out: Path, seconds: Optional[float]) -> dict:
+def make_report(describe: dict, total_rounds: int, rounds: list[dict], out: Path, seconds: float | None) -> dict:
     """The whole report: the study's fields (`config`), the summary rows and every round's record."""
-    return {"config": describe, "summary": aggregate(rounds), "rounds": rounds,
-            "complete": len(rounds) == total_rounds + 1, "rounds_completed": len(rounds),
-            # Summed over rounds, so it counts a resumed run's earlier invocations too.
-            "train_seconds_total": float(sum(r["train_seconds"] for r in rounds)),
-            "wall_seconds_this_invocation": seconds, "folder": str(out)}
+    return {
+        "config": describe,
+        "summary": aggregate(rounds),
+        "rounds": rounds,
+        "complete": len(rounds) == total_rounds + 1,
+        "rounds_completed": len(rounds),
+        # Summed over rounds, so it counts a resumed run's earlier invocations too.
+        "train_seconds_total": float(sum(r["train_seconds"] for r in rounds)),
+        "wall_seconds_this_invocation": seconds,
+        "folder": str(out),
+    }
 
 
 def write_report(out: Path, report: dict) -> None:
@@ -123,7 +134,11 @@ def summary_table(report: dict) -> str:
     metric = report["rounds"][0].get("metric_name", "accuracy") if report.get("rounds") else "accuracy"
     label = "acc" if metric == "accuracy" else metric
     arms = list(dict.fromkeys(_column(r["arm"], r.get("setting", "")) for r in rows))
-    head = f"{'round':>5} {'P_m %':>7} " + " ".join(f"{a + ' ' + label + ' %':>16}" for a in arms) + f" {'ticket stop it':>14}"
+    head = (
+        f"{'round':>5} {'P_m %':>7} "
+        + " ".join(f"{a + ' ' + label + ' %':>16}" for a in arms)
+        + f" {'ticket stop it':>14}"
+    )
     lines = [head, "-" * len(head)]
     key = f"final_test_{metric}"
     for rnd in sorted({r["round"] for r in rows}):
@@ -135,8 +150,11 @@ def summary_table(report: dict) -> str:
                 cells.append(f"{sel[a][key + '_mean'] * 100:8.2f} ± {sel[a][key + '_std'] * 100:4.2f}")
             else:
                 cells.append(f"{'-':>16}")
-        lines.append(f"{rnd:>5} {t['percent_remaining']:7.2f} " + " ".join(f"{c:>16}" for c in cells)
-                     + f" {t['early_stop_iteration_mean']:14.0f}")
+        lines.append(
+            f"{rnd:>5} {t['percent_remaining']:7.2f} "
+            + " ".join(f"{c:>16}" for c in cells)
+            + f" {t['early_stop_iteration_mean']:14.0f}"
+        )
     return "\n".join(lines)
 
 

@@ -6,10 +6,12 @@
 `Config` and `PRESETS` (in `config.py`) are one way to build a `Spec` from the command line's
 names (`config.to_spec()`); both give bit-identical results.
 """
+
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -68,10 +70,10 @@ class Spec:
     net: Any
     optimizer: optax.GradientTransformation
     train: tuple
-    val: Optional[tuple] = None
-    test: Optional[tuple] = None
+    val: tuple | None = None
+    test: tuple | None = None
     n_val: int = 500
-    input_shape: Optional[tuple] = None
+    input_shape: tuple | None = None
     loss: Callable = losses.softmax_cross_entropy
     metric: Callable = losses.accuracy
     metric_name: str = "accuracy"
@@ -83,11 +85,11 @@ class Spec:
     layer_rates: Mapping[str, float] = dataclasses.field(default_factory=dict)
     scope: str = "layer"
     rounding: str = "nearest"
-    score_step: Optional[int] = None
+    score_step: int | None = None
     batch_order: str = "shuffled"
     pruning: str = "iterative"
-    sparsities: Optional[tuple] = None
-    prunable: Optional[Callable[[str, Any], bool]] = None
+    sparsities: tuple | None = None
+    prunable: Callable[[str, Any], bool] | None = None
     rewind_step: int = 0
     rewind_optimizer: bool = False
     arms: tuple = ARMS
@@ -95,13 +97,14 @@ class Spec:
     sweep: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     seed: int = 0
     checkpoints_per_round: int = 10
-    population_chunk: Optional[int] = None
+    population_chunk: int | None = None
     test_curve: bool = False
     unroll: int = 1
     label: str = ""
 
-    def validate(self) -> "Spec":
+    def validate(self) -> Spec:
         """Check every field; a ValueError names the field, its value and what was expected."""
+
         def bad(name, expected, value=None):
             value = getattr(self, name) if value is None else value
             raise ValueError(f"spec {name} must be {expected}, got {name}={value!r}")
@@ -118,10 +121,14 @@ class Spec:
                 bad(name, "an (x, y) pair of arrays", type(v).__name__)
             x, y = map(np.asarray, v)
             if not np.issubdtype(x.dtype, np.floating) or len(x) != len(y):
-                bad(name, "float features and labels of the same length",
-                    f"x {x.dtype}{list(x.shape)}, y {y.dtype}{list(y.shape)}")
+                bad(
+                    name,
+                    "float features and labels of the same length",
+                    f"x {x.dtype}{list(x.shape)}, y {y.dtype}{list(y.shape)}",
+                )
         for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val", "checkpoints_per_round", "unroll") + (
-                ("population_chunk",) if self.population_chunk is not None else ()):
+            ("population_chunk",) if self.population_chunk is not None else ()
+        ):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
                 bad(name, "a positive int")
@@ -145,8 +152,11 @@ class Spec:
         if self.batch_order not in ("shuffled", "sequential"):
             bad("batch_order", "'shuffled' or 'sequential'")
         if self.score_step is not None and (
-                not isinstance(self.score_step, (int, np.integer)) or isinstance(self.score_step, bool)
-                or not self.rewind_step < self.score_step <= self.iterations or self.score_step % self.eval_every):
+            not isinstance(self.score_step, (int, np.integer))
+            or isinstance(self.score_step, bool)
+            or not self.rewind_step < self.score_step <= self.iterations
+            or self.score_step % self.eval_every
+        ):
             bad("score_step", f"None or a multiple of eval_every={self.eval_every} in (rewind_step, iterations]")
         if self.scope == "global" and self.layer_rates:
             bad("layer_rates", "empty with scope='global' (one threshold for all layers)")
@@ -218,17 +228,31 @@ def prune_round(spec: Spec, trained, masks, dense_trained, r: int, prunable_spec
         # Absolute targets: every prunable leaf pruned to that fraction of its size, scored by the
         # magnitudes of the last trained (masked) weights; pruned weights are 0, so masks nest.
         scores = prune.apply(trained, masks)
-        return prune.magnitude(scores, prune.ones(trained), float(spec.sparsities[r - 1]), scope=spec.scope,
-                               spec=prunable_spec, rounding=spec.rounding)
+        return prune.magnitude(
+            scores,
+            prune.ones(trained),
+            float(spec.sparsities[r - 1]),
+            scope=spec.scope,
+            spec=prunable_spec,
+            rounding=spec.rounding,
+        )
     rate, layer_rates = round_rates(spec, r)
     if spec.pruning == "oneshot":
-        return prune.magnitude(dense_trained, prune.ones(dense_trained), rate, scope=spec.scope,
-                               layer_rates=layer_rates, spec=prunable_spec, rounding=spec.rounding)
-    return prune.magnitude(trained, masks, rate, scope=spec.scope, layer_rates=layer_rates, spec=prunable_spec,
-                           rounding=spec.rounding)
+        return prune.magnitude(
+            dense_trained,
+            prune.ones(dense_trained),
+            rate,
+            scope=spec.scope,
+            layer_rates=layer_rates,
+            spec=prunable_spec,
+            rounding=spec.rounding,
+        )
+    return prune.magnitude(
+        trained, masks, rate, scope=spec.scope, layer_rates=layer_rates, spec=prunable_spec, rounding=spec.rounding
+    )
 
 
-def density_ladder(spec: "Spec | Config", params_template=None) -> list[float]:
+def density_ladder(spec: Spec | Config, params_template=None) -> list[float]:
     """P_m (percent of prunable weights remaining) at each round 0..rounds, without training."""
     from funcnn.lottery.config import Config  # config builds on this module
 

@@ -1,12 +1,13 @@
 """What one run needs at hand: data on the device, the compiled round program, keys, θ0, and
 `train_population`, which trains members in segments with a verified checkpoint after each."""
+
 from __future__ import annotations
 
 import json
 import math
 import shutil
 from pathlib import Path
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,8 +41,14 @@ def advance_schedule(opt_state, count):
 
     # optax >= 0.2 builds inject_hyperparams' state as InjectStatefulHyperparamsState, whose rate
     # comes from the counters in `hyperparams_states` (one per scheduled hyperparameter).
-    injected = tuple(t for t in (getattr(optax, "InjectHyperparamsState", None),
-                                 getattr(optax, "InjectStatefulHyperparamsState", None)) if t is not None)
+    injected = tuple(
+        t
+        for t in (
+            getattr(optax, "InjectHyperparamsState", None),
+            getattr(optax, "InjectStatefulHyperparamsState", None),
+        )
+        if t is not None
+    )
     kinds = (optax.ScaleByScheduleState,) + injected
 
     def at(c):
@@ -53,9 +60,12 @@ def advance_schedule(opt_state, count):
         if isinstance(s, injected):
             s = s._replace(count=at(s.count), inner_state=advance_schedule(s.inner_state, count))
             if hasattr(s, "hyperparams_states"):
-                s = s._replace(hyperparams_states={
-                    k: v._replace(count=at(v.count)) if hasattr(v, "_replace") and hasattr(v, "count") else v
-                    for k, v in s.hyperparams_states.items()})
+                s = s._replace(
+                    hyperparams_states={
+                        k: v._replace(count=at(v.count)) if hasattr(v, "_replace") and hasattr(v, "count") else v
+                        for k, v in s.hyperparams_states.items()
+                    }
+                )
             return s
         return s
 
@@ -73,7 +83,7 @@ def _npz_bytes(**arrays) -> bytes:
 class Study:
     """A `Spec` (or a `Config`) made ready to train: built once per run by `run`."""
 
-    def __init__(self, spec: "Spec | Config", progress: bool = True):
+    def __init__(self, spec: Spec | Config, progress: bool = True):
         if isinstance(spec, Config):
             self.config = spec.validate()
             spec = spec.to_spec()
@@ -104,8 +114,17 @@ class Study:
         chunk = spec.population_chunk
         if chunk is None:
             chunk = 4 if jax.default_backend() == "cpu" else None
-        program = make_round_program(self.net, self.tx, spec.eval_every, chunk, loss=spec.loss, metric=spec.metric,
-                                     metric_name=spec.metric_name, test_curve=spec.test_curve, unroll=spec.unroll)
+        program = make_round_program(
+            self.net,
+            self.tx,
+            spec.eval_every,
+            chunk,
+            loss=spec.loss,
+            metric=spec.metric,
+            metric_name=spec.metric_name,
+            test_curve=spec.test_curve,
+            unroll=spec.unroll,
+        )
         # With several devices (or hosts), each device trains its slice of the population.
         self.layout = distributed.population_layout()
         self.mesh = distributed.population_mesh() if self.layout == "shard" else None
@@ -131,21 +150,32 @@ class Study:
         try:
             self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
             self.theta0_reinit = init(jax.vmap(lambda s: jax.random.fold_in(self.k_reinit, s))(seeds))
-            bad = [prune.path_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(self.theta0)
-                   if not isinstance(leaf, jax.Array)]
+            bad = [
+                prune.path_name(p)
+                for p, leaf in jax.tree_util.tree_leaves_with_path(self.theta0)
+                if not isinstance(leaf, jax.Array)
+            ]
         except TypeError:  # vmap refuses non-array outputs: find them in one plain init
             one = self.net.init(self.k_init, self.input_shape)
-            bad = [prune.path_name(p) for p, leaf in jax.tree_util.tree_leaves_with_path(one)
-                   if not isinstance(leaf, (jax.Array, np.ndarray))]
+            bad = [
+                prune.path_name(p)
+                for p, leaf in jax.tree_util.tree_leaves_with_path(one)
+                if not isinstance(leaf, (jax.Array, np.ndarray))
+            ]
             if not bad:
                 raise
         if bad:
-            raise ValueError(f"spec net: init returned non-array leaves {bad}; partition them off (e.g. "
-                             "eqx.partition(model, eqx.is_array)) so params hold arrays only")
+            raise ValueError(
+                f"spec net: init returned non-array leaves {bad}; partition them off (e.g. "
+                "eqx.partition(model, eqx.is_array)) so params hold arrays only"
+            )
         # Model state (running statistics) for each seed: the net's initial state, the same for all.
         state0 = self.net.init_state(self.input_shape) if hasattr(self.net, "init_state") else None
-        self.state0 = None if state0 is None else jax.tree.map(
-            lambda a: jnp.broadcast_to(a, (self.n_replicates,) + jnp.shape(a)), state0)
+        self.state0 = (
+            None
+            if state0 is None
+            else jax.tree.map(lambda a: jnp.broadcast_to(a, (self.n_replicates,) + jnp.shape(a)), state0)
+        )
         self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
         _check_prunable(spec, self.spec_prunable)
         self.arms = arms_lib.resolve(spec.arms, self.spec_prunable, spec.scope)
@@ -156,7 +186,8 @@ class Study:
                 if optax.tree_utils.tree_get(probe, name, missing) is missing:
                     raise ValueError(
                         f"spec sweep names {name!r}, which the optimizer does not expose; build it with "
-                        f"optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)({name}=...)")
+                        f"optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)({name}=...)"
+                    )
         self.idx = self._batch_order()
 
     # Kept for callers of the earlier API, which named the prunable spec `spec`.
@@ -171,8 +202,10 @@ class Study:
         c = self.spec
         if c.batch_order == "sequential":
             if self.n_train % c.batch_size:
-                raise ValueError(f"spec batch_order='sequential' needs the training set size ({self.n_train}) to be "
-                                 f"a multiple of batch_size, got batch_size={c.batch_size}")
+                raise ValueError(
+                    f"spec batch_order='sequential' needs the training set size ({self.n_train}) to be "
+                    f"a multiple of batch_size, got batch_size={c.batch_size}"
+                )
             t = (jnp.arange(c.iterations) * c.batch_size) % self.n_train
             one = t[:, None] + jnp.arange(c.batch_size)[None]
             return jnp.broadcast_to(one, (c.seeds,) + one.shape)
@@ -181,7 +214,9 @@ class Study:
 
         def order(s):
             k = jax.random.fold_in(self.k_order, s)
-            e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), self.n_train, c.batch_size))(jnp.arange(epochs))
+            e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), self.n_train, c.batch_size))(
+                jnp.arange(epochs)
+            )
             return e.reshape(-1, c.batch_size)[: c.iterations]
 
         return jax.vmap(order)(jnp.arange(c.seeds))
@@ -192,8 +227,9 @@ class Study:
             return None
         return jax.tree.map(lambda a: a[np.asarray(seed_of_member)], self.state0)
 
-    def initial_states(self, params, masks, seed_of_member, start: int, model_state=None, opt_state=None,
-                       setting_of_member=None):
+    def initial_states(
+        self, params, masks, seed_of_member, start: int, model_state=None, opt_state=None, setting_of_member=None
+    ):
         """TrainStates for members: fresh optimizer state with its schedule at `start` (or `opt_state`),
         each member's sweep setting in its hyperparameters, the model state given (default: the
         initial one), a Dropout key per seed, step = start."""
@@ -215,10 +251,22 @@ class Study:
             states = states._replace(opt_state=opt_state)
         return states
 
-    def train_round(self, params, masks, seed_of_member, start: int, desc: str, *,
-                    checkpoint: Optional[Path] = None, skip_nonfinite: bool = False, model_state=None,
-                    opt_state=None, carry: Optional[Carry] = None, stop: Optional[int] = None,
-                    setting_of_member=None) -> "RoundResult":
+    def train_round(
+        self,
+        params,
+        masks,
+        seed_of_member,
+        start: int,
+        desc: str,
+        *,
+        checkpoint: Path | None = None,
+        skip_nonfinite: bool = False,
+        model_state=None,
+        opt_state=None,
+        carry: Carry | None = None,
+        stop: int | None = None,
+        setting_of_member=None,
+    ) -> RoundResult:
         """Train members from iteration `start` to `stop` (default: `iterations`) in segments.
 
         A fresh TrainState per member (`initial_states`), or `carry` to go on with a round (its best
@@ -233,23 +281,26 @@ class Study:
             if train.population_size(tree, name) != n:
                 raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
         if carry is None:
-            carry = start_carry(self.initial_states(params, masks, seed_of_member, start, model_state, opt_state,
-                                                    setting_of_member))
+            carry = start_carry(
+                self.initial_states(params, masks, seed_of_member, start, model_state, opt_state, setting_of_member)
+            )
         n_chunks = (stop - start) // c.eval_every
         idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
         snap = None
         if c.score_step is not None and start < c.score_step <= stop:
             snap = (c.score_step - start) // c.eval_every  # after this many chunks of this call
-        return self._run_chunks(carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite,
-                                snapshot_chunk=snap)
+        return self._run_chunks(
+            carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite, snapshot_chunk=snap
+        )
 
     def train_population(self, params, masks, seed_of_member, start: int, desc: str, **kwargs):
         """`train_round`'s (trained params, curves (P, C, M) in the order of `metric_names`, failed)."""
         result = self.train_round(params, masks, seed_of_member, start, desc, **kwargs)
         return result.carry.state.params, result.curves, result.failed
 
-    def _run_chunks(self, carry: Carry, idx, desc, *, checkpoint=None, skip_nonfinite=False,
-                    snapshot_chunk=None) -> "RoundResult":
+    def _run_chunks(
+        self, carry: Carry, idx, desc, *, checkpoint=None, skip_nonfinite=False, snapshot_chunk=None
+    ) -> RoundResult:
         curves, ends, done, bar, snapshot = [], [], 0, None, None
         failed: set[int] = set()
         # Equal segments (one also ends at the snapshot), so a resumed round is cut exactly as the run
@@ -268,8 +319,13 @@ class Study:
         if self.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=idx.shape[1] * self.spec.eval_every, initial=done * self.spec.eval_every,
-                       desc=desc, unit="it", leave=False)
+            bar = tqdm(
+                total=idx.shape[1] * self.spec.eval_every,
+                initial=done * self.spec.eval_every,
+                desc=desc,
+                unit="it",
+                leave=False,
+            )
         while done < idx.shape[1]:
             end = min(done + size, idx.shape[1])
             if snapshot_chunk is not None and done < snapshot_chunk < end:
@@ -297,8 +353,15 @@ class Study:
             if checkpoint is not None and done < idx.shape[1]:
                 host = jax.tree.map(lambda a: a[:n], distributed.gather(carry))
                 if distributed.is_writer():
-                    save_progress(checkpoint, host, np.concatenate(curves, axis=1), done, sorted(failed),
-                                  np.concatenate(ends, axis=1), snapshot)
+                    save_progress(
+                        checkpoint,
+                        host,
+                        np.concatenate(curves, axis=1),
+                        done,
+                        sorted(failed),
+                        np.concatenate(ends, axis=1),
+                        snapshot,
+                    )
             if bar is not None:
                 bar.update(step * self.spec.eval_every)
                 bar.set_postfix(test=f"{np.nanmean(seg_ends[:, -1, 1]):.3f}")
@@ -307,8 +370,9 @@ class Study:
         carry = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(carry))
         if snapshot is not None:
             snapshot = jax.tree.map(jnp.asarray, snapshot)
-        return RoundResult(carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed),
-                           snapshot)
+        return RoundResult(
+            carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed), snapshot
+        )
 
 
 class RoundResult(NamedTuple):
@@ -323,7 +387,7 @@ class RoundResult(NamedTuple):
     failed: list
     snapshot: Any = None
 
-    def scored(self, score_step: Optional[int]):
+    def scored(self, score_step: int | None):
         """The params the next round's mask is scored on (saved as the round's trained.npz): the
         final ones, or with a score_step the snapshot taken there."""
         return self.carry.state.params if score_step is None else self.snapshot
@@ -336,12 +400,14 @@ def _check_prunable(spec: Spec, spec_prunable) -> None:
         raise ValueError("spec prunable selects no leaf of the net's params; nothing could be pruned")
     for name in dict(spec.layer_rates):
         if not any(n == name or n.startswith(name + "/") for n in known):
-            raise ValueError(f"spec layer_rates names {name!r}, which is no prunable layer or leaf of the net; "
-                             f"prunable: {known}")
+            raise ValueError(
+                f"spec layer_rates names {name!r}, which is no prunable layer or leaf of the net; prunable: {known}"
+            )
 
 
-def save_progress(folder: Path, carry, curves: np.ndarray, done: int, failed: list, ends: np.ndarray,
-                  snapshot=None) -> None:
+def save_progress(
+    folder: Path, carry, curves: np.ndarray, done: int, failed: list, ends: np.ndarray, snapshot=None
+) -> None:
     """A mid-round checkpoint in a folder of its own (`seg_<done>`), committed before the older
     ones are removed: a write that fails (a full disk) leaves the previous checkpoint loadable."""
     seg = folder / f"seg_{done:05d}"
@@ -369,7 +435,9 @@ def _load_progress(folder: Path, like):
             carry = io.load_tree(seg / "state.npz", like)
             with np.load(seg / "curves.npz", allow_pickle=False) as z:
                 curves, ends = [z["curves"]], [z["ends"]]
-            snapshot = io.load_tree(seg / "snapshot.npz", like.state.params) if (seg / "snapshot.npz").exists() else None
+            snapshot = (
+                io.load_tree(seg / "snapshot.npz", like.state.params) if (seg / "snapshot.npz").exists() else None
+            )
             return carry, curves, ends, meta["done_chunks"], set(meta["failed"]), snapshot
         except (io.CheckpointError, OSError, ValueError, KeyError):
             continue  # unusable: try an older one, or redo the round from its start

@@ -1,4 +1,5 @@
 """Layers as `init`/`apply` pairs of pure functions (plus state for BatchNorm), and combinators."""
+
 from funcnn.nn.activation_layers import (
     ELU,
     Arctan,
@@ -6,17 +7,15 @@ from funcnn.nn.activation_layers import (
     Flatten,
     PReLU,
     Relu,
+    Reshape,
     Sigmoid,
     Softplus,
     Tanh,
 )
 from funcnn.nn.combinators import FanInConcat, FanInSum, FanOut, Identity, Parallel, Residual
-from funcnn.nn.activation_layers import Reshape
-from funcnn.nn.conv import AvgPool, Conv2D, MaxPool
-from funcnn.nn.conv import Conv1D, GlobalAvgPool
+from funcnn.nn.conv import AvgPool, Conv1D, Conv2D, GlobalAvgPool, MaxPool
 from funcnn.nn.dense import Dense
 from funcnn.nn.dropout import Dropout
-from funcnn.nn.norm import BatchNorm, LayerNorm
 from funcnn.nn.layer import (
     Layer,
     LayerError,
@@ -29,12 +28,42 @@ from funcnn.nn.layer import (
     stateful,
     summary,
 )
+from funcnn.nn.norm import BatchNorm, LayerNorm
 
 __all__ = [
-    "Layer", "LayerError", "ShapeError", "StateError", "serial", "stateful", "has_state", "summary",
-    "count_params", "layer_names",
-    "Dense", "Flatten", "Conv2D", "MaxPool", "AvgPool",
-    "Dropout", "BatchNorm", "LayerNorm", "GlobalAvgPool", "Conv1D", "Reshape",
-    "Identity", "FanOut", "FanInSum", "FanInConcat", "Parallel", "Residual",
-    "Sigmoid", "Tanh", "Arctan", "BinaryStep", "Relu", "PReLU", "ELU", "Softplus",
+    "ELU",
+    "Arctan",
+    "AvgPool",
+    "BatchNorm",
+    "BinaryStep",
+    "Conv1D",
+    "Conv2D",
+    "Dense",
+    "Dropout",
+    "FanInConcat",
+    "FanInSum",
+    "FanOut",
+    "Flatten",
+    "GlobalAvgPool",
+    "Identity",
+    "Layer",
+    "LayerError",
+    "LayerNorm",
+    "MaxPool",
+    "PReLU",
+    "Parallel",
+    "Relu",
+    "Reshape",
+    "Residual",
+    "ShapeError",
+    "Sigmoid",
+    "Softplus",
+    "StateError",
+    "Tanh",
+    "count_params",
+    "has_state",
+    "layer_names",
+    "serial",
+    "stateful",
+    "summary",
 ]

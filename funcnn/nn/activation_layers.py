@@ -1,4 +1,5 @@
 """The course's activations as parameterless layers (PReLU has a learnable `alpha`), Flatten and Reshape."""
+
 from __future__ import annotations
 
 import math
@@ -111,8 +112,10 @@ def Reshape(shape, ndim: int | None = None) -> Layer:
         if ndim is not None and len(in_shape) != ndim:
             raise ShapeError(f"Reshape(ndim={ndim}): expected a {ndim}-D input shape, got {in_shape}")
         if math.prod(in_shape) != size:
-            raise ShapeError(f"Reshape: cannot reshape input shape {in_shape} ({math.prod(in_shape)} values) "
-                             f"to shape {target} ({size} values)")
+            raise ShapeError(
+                f"Reshape: cannot reshape input shape {in_shape} ({math.prod(in_shape)} values) "
+                f"to shape {target} ({size} values)"
+            )
         return target
 
     init = no_params(output_shape)
@@ -121,8 +124,10 @@ def Reshape(shape, ndim: int | None = None) -> Layer:
         del params, key, train
         n = x.ndim - 1 if ndim is None else ndim
         if n < 1 or x.ndim < n or math.prod(x.shape[x.ndim - n :]) != size:
-            raise ShapeError(f"Reshape: cannot reshape input {tuple(x.shape)} to (*batch, "
-                             f"{', '.join(map(str, target))}) with {'one batch axis' if ndim is None else f'ndim={ndim}'}")
+            raise ShapeError(
+                f"Reshape: cannot reshape input {tuple(x.shape)} to (*batch, "
+                f"{', '.join(map(str, target))}) with {'one batch axis' if ndim is None else f'ndim={ndim}'}"
+            )
         return x.reshape(x.shape[: x.ndim - n] + target)
 
     return Layer("reshape", init, apply, output_shape)

@@ -11,6 +11,7 @@ Where several arrays flow, x is a tuple of arrays and a shape is a tuple of shap
 Combinators thread state under the same names as params, split the key once per branch, and
 prefix errors inside a branch with its name (`layer 'residual_3/main/conv2d_0': ...`).
 """
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """Convolution and pooling layers over channels-last images (H, W, C) and sequences (L, C), on `funcnn.conv`."""
+
 from __future__ import annotations
 
 import jax
@@ -11,8 +12,10 @@ from funcnn.nn.layer import Layer, ShapeError, as_shape, no_params
 def _image_shape(kind: str, input_shape) -> tuple[int, int, int]:
     shape = as_shape(input_shape)
     if len(shape) != 3:
-        raise ShapeError(f"{kind}: expected an image input shape (H, W, C), got {shape}; "
-                         "add a channel axis (e.g. (28, 28, 1)) for grayscale")
+        raise ShapeError(
+            f"{kind}: expected an image input shape (H, W, C), got {shape}; "
+            "add a channel axis (e.g. (28, 28, 1)) for grayscale"
+        )
     return shape
 
 
@@ -35,8 +38,10 @@ def _checked_impl(kind: str, impl) -> None:
 def _sequence_shape(kind: str, input_shape) -> tuple[int, int]:
     shape = as_shape(input_shape)
     if len(shape) != 2:
-        raise ShapeError(f"{kind}: expected a sequence input shape (L, C), got {shape}; "
-                         "add a channel axis (e.g. (100, 1)) for a single-channel sequence")
+        raise ShapeError(
+            f"{kind}: expected a sequence input shape (L, C), got {shape}; "
+            "add a channel axis (e.g. (100, 1)) for a single-channel sequence"
+        )
     return shape
 
 
@@ -183,9 +188,10 @@ def GlobalAvgPool(spatial_dims: int = 2) -> Layer:
     def output_shape(input_shape):
         shape = as_shape(input_shape)
         if len(shape) != spatial_dims + 1:
-            raise ShapeError(f"GlobalAvgPool(spatial_dims={spatial_dims}): expected an input shape ({axes}), "
-                             f"got {shape}" + ("; use GlobalAvgPool(spatial_dims=1) for sequences (L, C)"
-                                               if len(shape) == 2 else ""))
+            raise ShapeError(
+                f"GlobalAvgPool(spatial_dims={spatial_dims}): expected an input shape ({axes}), "
+                f"got {shape}" + ("; use GlobalAvgPool(spatial_dims=1) for sequences (L, C)" if len(shape) == 2 else "")
+            )
         return shape[-1:]
 
     init = no_params(output_shape)
@@ -193,8 +199,10 @@ def GlobalAvgPool(spatial_dims: int = 2) -> Layer:
     def apply(params, x, *, key=None, train=False):
         del params, key, train
         if x.ndim < spatial_dims + 1:
-            raise ShapeError(f"GlobalAvgPool(spatial_dims={spatial_dims}): expected input of shape "
-                             f"(*batch, {axes}), got {tuple(x.shape)}")
+            raise ShapeError(
+                f"GlobalAvgPool(spatial_dims={spatial_dims}): expected input of shape "
+                f"(*batch, {axes}), got {tuple(x.shape)}"
+            )
         return jnp.mean(x, axis=tuple(range(x.ndim - spatial_dims - 1, x.ndim - 1)))
 
     return Layer("globalavgpool", init, apply, output_shape)

@@ -1,7 +1,8 @@
 """Dense (fully connected) layer: y = x @ w + b."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -27,9 +28,7 @@ def Dense(
     def output_shape(input_shape):
         shape = as_shape(input_shape)
         if len(shape) != 1:
-            raise ShapeError(
-                f"Dense: expected a 1-D input shape (features,), got {shape}; add Flatten() before it?"
-            )
+            raise ShapeError(f"Dense: expected a 1-D input shape (features,), got {shape}; add Flatten() before it?")
         return (features,)
 
     def init(key, input_shape):

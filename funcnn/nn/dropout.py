@@ -1,4 +1,5 @@
 """Dropout: zero each unit with probability `rate` in training, scale the kept ones by 1 / (1 - rate)."""
+
 from __future__ import annotations
 
 import numbers

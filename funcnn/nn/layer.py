@@ -14,9 +14,11 @@ Every layer has both; a stateless layer's `init_state` returns `{}` and its `app
 calls `apply` and returns the state unchanged. A stateful layer's plain `apply` is an error.
 Where several inputs or outputs flow (`Parallel`, `FanOut`), a shape is a tuple of shapes.
 """
+
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -83,8 +85,14 @@ class Layer(_LayerFields):
         return super().__new__(cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state)
 
 
-def stateful(kind: str, init: Callable, init_state: Callable, apply_with_state: Callable,
-             output_shape: Callable, layers: tuple = ()) -> Layer:
+def stateful(
+    kind: str,
+    init: Callable,
+    init_state: Callable,
+    apply_with_state: Callable,
+    output_shape: Callable,
+    layers: tuple = (),
+) -> Layer:
     """A layer with state: its plain `apply` raises `StateError` saying what to call instead."""
 
     def apply(params, x, *, key=None, train=False):
@@ -105,7 +113,11 @@ def has_state(layer: Layer, input_shape: Shape) -> bool:
 
 def as_shape(input_shape: Sequence[int], *, name: str = "input_shape") -> Shape:
     """Validate a shape (a sequence of positive ints, or a tuple of such shapes) and return it as a tuple."""
-    if isinstance(input_shape, (tuple, list)) and input_shape and all(isinstance(s, (tuple, list)) for s in input_shape):
+    if (
+        isinstance(input_shape, (tuple, list))
+        and input_shape
+        and all(isinstance(s, (tuple, list)) for s in input_shape)
+    ):
         return tuple(as_shape(s, name=name) for s in input_shape)
     try:
         shape = tuple(int(d) for d in input_shape)
@@ -164,11 +176,11 @@ def named(name: str, fn: Callable, *args, **kwargs):
     except LayerError as e:
         msg = str(e)
         prefix = "layer '"
-        msg = f"{prefix}{name}/{msg[len(prefix):]}" if msg.startswith(prefix) else f"{prefix}{name}': {msg}"
+        msg = f"{prefix}{name}/{msg[len(prefix) :]}" if msg.startswith(prefix) else f"{prefix}{name}': {msg}"
         raise type(e)(msg) from None
 
 
-def child_keys(key: Optional[Array], n: int) -> list:
+def child_keys(key: Array | None, n: int) -> list:
     """n keys for n sub-layers, or n Nones when no key was given."""
     return [None] * n if key is None else list(jax.random.split(key, n))
 

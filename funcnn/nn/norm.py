@@ -1,9 +1,10 @@
 """Normalization layers: BatchNorm (batch statistics in training, running statistics kept as state)
 and LayerNorm (statistics over each example's features)."""
+
 from __future__ import annotations
 
 import numbers
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -73,14 +74,18 @@ def BatchNorm(
             raise StateError(f"BatchNorm: {e}") from None
         c = state["mean"].shape[-1]
         if x.ndim < 1 or x.shape[-1] != c:
-            raise ShapeError(f"BatchNorm: expected input of shape (*batch, ..., {c}) ({c} features, as its state "
-                             f"was made for), got {tuple(x.shape)}")
+            raise ShapeError(
+                f"BatchNorm: expected input of shape (*batch, ..., {c}) ({c} features, as its state "
+                f"was made for), got {tuple(x.shape)}"
+            )
         if train:
             axes = tuple(range(x.ndim - 1))
             n = x.size // c
             if x.ndim < 2 or n < 2:
-                raise ShapeError(f"BatchNorm: training mode needs more than one value per feature over the batch "
-                                 f"(an input (*batch, ..., {c}) with a batch axis), got {tuple(x.shape)}")
+                raise ShapeError(
+                    f"BatchNorm: training mode needs more than one value per feature over the batch "
+                    f"(an input (*batch, ..., {c}) with a batch axis), got {tuple(x.shape)}"
+                )
             mean = jnp.mean(x, axis=axes)
             var = jnp.mean(jnp.square(x - _per_feature(mean, x.ndim)), axis=axes)
             batch_mean, batch_var = jax.lax.stop_gradient((mean, var * (n / (n - 1))))
