@@ -7,7 +7,9 @@ import numbers
 import jax
 import jax.numpy as jnp
 
-from funcnn.nn.layer import Layer, LayerError, as_shape
+from funcnn.nn.layer import Layer, LayerError, Params, Shape, as_shape
+
+__all__ = ["Dropout"]
 
 
 def Dropout(rate: float) -> Layer:
@@ -17,18 +19,29 @@ def Dropout(rate: float) -> Layer:
     x: (*batch, *features) -> y of the same shape. In training (`train=True`),
     y = x * mask / (1 - rate) with mask ~ Bernoulli(1 - rate) drawn from `key`, so E[y] = x; in
     evaluation (`train=False`) y = x and the key is ignored. rate=0 is the identity. Params are {}.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from funcnn.nn import Dropout
+        >>> layer = Dropout(0.5)
+        >>> params = layer.init(jax.random.key(0), (8,))
+        >>> x = jnp.ones(8)
+        >>> layer.apply(params, x, key=jax.random.key(0), train=True).tolist()  # kept units scaled by 2
+        [0.0, 0.0, 2.0, 2.0, 0.0, 2.0, 2.0, 0.0]
+        >>> layer.apply(params, x).tolist()  # evaluation: the identity
+        [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     """
     if not isinstance(rate, numbers.Real) or isinstance(rate, bool) or not 0 <= rate < 1:
         raise ValueError(f"Dropout: rate must be in [0, 1) (the probability of dropping a unit), got rate={rate!r}")
     keep = 1.0 - float(rate)
     scale = 1.0 / keep  # x * (1 / keep), as XLA rewrites x / keep anyway: the same bits eager or jitted
 
-    def init(key, input_shape):
+    def init(key: jax.Array, input_shape: Shape) -> Params:
         del key
         as_shape(input_shape)
         return {}
 
-    def apply(params, x, *, key=None, train=False):
+    def apply(params: Params, x: jax.Array, *, key: jax.Array | None = None, train: bool = False) -> jax.Array:
         del params
         if not train or rate == 0:
             return x

@@ -28,17 +28,65 @@ Shape = tuple  # tuple[int, ...], or a tuple of such shapes where several arrays
 Params = Any  # a dict (possibly nested, possibly empty) of arrays
 State = Any  # like Params: a dict of arrays named like the params ({} for stateless layers)
 
+__all__ = [
+    "Layer",
+    "LayerError",
+    "ShapeError",
+    "StateError",
+    "count_params",
+    "has_state",
+    "layer_names",
+    "serial",
+    "stateful",
+    "summary",
+]
+
 
 class LayerError(ValueError):
-    """Bad use of a layer; `serial` and the combinators prefix the layer's path to the message."""
+    """Bad use of a layer; `serial` and the combinators prefix the layer's path to the message.
+
+    The base of `ShapeError` and `StateError` (and a `ValueError`), so one `except` catches both.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn.nn import Dropout, LayerError, ShapeError
+        >>> issubclass(ShapeError, LayerError), issubclass(LayerError, ValueError)
+        (True, True)
+        >>> try:
+        ...     Dropout(0.5).apply({}, jnp.ones(3), train=True)  # no key to draw the mask from
+        ... except LayerError as e:
+        ...     print(e)
+        Dropout(rate=0.5) needs a key in training mode (train=True): pass key= to apply, or ...
+    """
 
 
 class ShapeError(LayerError):
-    """An input whose shape does not fit a layer."""
+    """An input whose shape does not fit a layer.
+
+    Example:
+        >>> import jax
+        >>> from funcnn.nn import Dense, Relu, serial
+        >>> net = serial(Dense(4), Relu(), Dense(2))
+        >>> net.init(jax.random.key(0), (28, 28))
+        Traceback (most recent call last):
+        ...
+        funcnn.nn.layer.ShapeError: layer 'dense_0': Dense: expected a 1-D input shape (features,), got (28, 28); ...
+    """
 
 
 class StateError(LayerError):
-    """A stateful layer used without its state (or with state that does not fit)."""
+    """A stateful layer used without its state (or with state that does not fit).
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from funcnn.nn import BatchNorm, Dense, serial
+        >>> net = serial(Dense(2), BatchNorm())
+        >>> params = net.init(jax.random.key(0), (3,))
+        >>> net.apply(params, jnp.ones((4, 3)))
+        Traceback (most recent call last):
+        ...
+        funcnn.nn.layer.StateError: layer 'batchnorm_1': batchnorm carries state (running statistics) ...
+    """
 
 
 class _LayerFields(NamedTuple):
@@ -46,9 +94,9 @@ class _LayerFields(NamedTuple):
     init: Callable[..., Params]
     apply: Callable[..., Array]
     output_shape: Callable[[Shape], Shape]
-    layers: tuple = ()
-    init_state: Callable[[Shape], State] = None  # type: ignore[assignment]
-    apply_with_state: Callable[..., tuple] = None  # type: ignore[assignment]
+    layers: tuple[Layer, ...]
+    init_state: Callable[[Shape], State]
+    apply_with_state: Callable[..., tuple[Any, State]]
 
 
 def _no_state(input_shape: Shape) -> State:
@@ -56,8 +104,10 @@ def _no_state(input_shape: Shape) -> State:
     return {}
 
 
-def _stateless_apply_with_state(apply: Callable) -> Callable:
-    def apply_with_state(params, state, x, *, key=None, train=False):
+def _stateless_apply_with_state(apply: Callable[..., Any]) -> Callable[..., tuple[Any, State]]:
+    def apply_with_state(
+        params: Params, state: State, x: Any, *, key: Array | None = None, train: bool = False
+    ) -> tuple[Any, State]:
         return apply(params, x, key=key, train=train), state
 
     return apply_with_state
@@ -75,11 +125,32 @@ class Layer(_LayerFields):
     apply_with_state(params, state, x, *, key=None, train=False) -> (y, new_state).
 
     `Layer(kind, init, apply, output_shape)` builds a stateless layer: the last two are filled in.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from funcnn.nn import Layer
+        >>> def apply(params, x, *, key=None, train=False):
+        ...     return x * params["scale"]
+        >>> scale = Layer("scale", lambda key, shape: {"scale": jnp.full(shape, 2.0)}, apply, lambda shape: shape)
+        >>> params = scale.init(jax.random.key(0), (3,))
+        >>> scale.apply(params, jnp.array([1.0, 2.0, 3.0])).tolist()
+        [2.0, 4.0, 6.0]
+        >>> scale.output_shape((3,)), scale.init_state((3,))
+        ((3,), {})
     """
 
     __slots__ = ()
 
-    def __new__(cls, kind, init, apply, output_shape, layers=(), init_state=None, apply_with_state=None):
+    def __new__(
+        cls,
+        kind: str,
+        init: Callable[..., Params],
+        apply: Callable[..., Any],
+        output_shape: Callable[[Shape], Shape],
+        layers: Sequence[Layer] = (),
+        init_state: Callable[[Shape], State] | None = None,
+        apply_with_state: Callable[..., tuple[Any, State]] | None = None,
+    ) -> Layer:
         init_state = _no_state if init_state is None else init_state
         apply_with_state = _stateless_apply_with_state(apply) if apply_with_state is None else apply_with_state
         return super().__new__(cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state)
@@ -87,15 +158,38 @@ class Layer(_LayerFields):
 
 def stateful(
     kind: str,
-    init: Callable,
-    init_state: Callable,
-    apply_with_state: Callable,
-    output_shape: Callable,
-    layers: tuple = (),
+    init: Callable[..., Params],
+    init_state: Callable[[Shape], State],
+    apply_with_state: Callable[..., tuple[Any, State]],
+    output_shape: Callable[[Shape], Shape],
+    layers: tuple[Layer, ...] = (),
 ) -> Layer:
-    """A layer with state: its plain `apply` raises `StateError` saying what to call instead."""
+    """A layer with state: its plain `apply` raises `StateError` saying what to call instead.
 
-    def apply(params, x, *, key=None, train=False):
+    Example: a layer that counts the batches it has seen in training.
+
+        >>> import jax, jax.numpy as jnp
+        >>> from funcnn.nn import stateful
+        >>> def apply_with_state(params, state, x, *, key=None, train=False):
+        ...     return x, ({"seen": state["seen"] + 1} if train else state)
+        >>> counter = stateful(
+        ...     "counter",
+        ...     init=lambda key, shape: {},
+        ...     init_state=lambda shape: {"seen": jnp.zeros((), jnp.int32)},
+        ...     apply_with_state=apply_with_state,
+        ...     output_shape=lambda shape: shape,
+        ... )
+        >>> params, state = counter.init(jax.random.key(0), (2,)), counter.init_state((2,))
+        >>> y, state = counter.apply_with_state(params, state, jnp.ones((4, 2)), train=True)
+        >>> y.shape, int(state["seen"])
+        ((4, 2), 1)
+        >>> counter.apply(params, jnp.ones((4, 2)))
+        Traceback (most recent call last):
+        ...
+        funcnn.nn.layer.StateError: counter carries state (running statistics) beside its params; ...
+    """
+
+    def apply(params: Params, x: Any, *, key: Array | None = None, train: bool = False) -> Any:
         del params, x, key, train
         raise StateError(
             f"{kind} carries state (running statistics) beside its params; call "
@@ -107,11 +201,17 @@ def stateful(
 
 
 def has_state(layer: Layer, input_shape: Shape) -> bool:
-    """True when `layer.init_state(input_shape)` holds any array (the layer keeps statistics)."""
+    """True when the layer's `init_state(input_shape)` holds any array (the layer keeps statistics).
+
+    Example:
+        >>> from funcnn.nn import BatchNorm, Dense, has_state, serial
+        >>> has_state(serial(Dense(4), BatchNorm()), (3,)), has_state(Dense(4), (3,))
+        (True, False)
+    """
     return bool(jax.tree.leaves(layer.init_state(input_shape)))
 
 
-def as_shape(input_shape: Sequence[int], *, name: str = "input_shape") -> Shape:
+def as_shape(input_shape: Sequence[Any], *, name: str = "input_shape") -> Shape:
     """Validate a shape (a sequence of positive ints, or a tuple of such shapes) and return it as a tuple."""
     if (
         isinstance(input_shape, (tuple, list))
@@ -147,7 +247,7 @@ def no_params(output_shape: Callable[[Shape], Shape]) -> Callable[..., Params]:
     """The `init` of a layer without params: it checks the input shape (through `output_shape`,
     which raises ShapeError for one that does not fit) and returns {}."""
 
-    def init(key, input_shape):
+    def init(key: Array, input_shape: Shape) -> Params:
         del key
         output_shape(input_shape)
         return {}
@@ -159,14 +259,14 @@ def stateless(kind: str, fn: Callable[[Array], Array]) -> Layer:
     """A parameterless elementwise layer applying `fn`."""
     init = no_params(as_shape)
 
-    def apply(params, x, *, key=None, train=False):
+    def apply(params: Params, x: Array, *, key: Array | None = None, train: bool = False) -> Array:
         del params, key, train
         return fn(x)
 
     return Layer(kind, init, apply, as_shape)
 
 
-def named(name: str, fn: Callable, *args, **kwargs):
+def named(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """fn(*args, **kwargs), with a `LayerError`'s message prefixed by the layer path `name`.
 
     Nested networks build the whole path: `layer 'residual_3/main/conv2d_0': ...`.
@@ -180,7 +280,7 @@ def named(name: str, fn: Callable, *args, **kwargs):
         raise type(e)(msg) from None
 
 
-def child_keys(key: Array | None, n: int) -> list:
+def child_keys(key: Array | None, n: int) -> list[Array | None]:
     """n keys for n sub-layers, or n Nones when no key was given."""
     return [None] * n if key is None else list(jax.random.split(key, n))
 
@@ -201,6 +301,18 @@ def serial(*layers: Layer) -> Layer:
 
     Shape errors are re-raised naming the layer (`layer 'dense_2' ...`). The key given to `apply` is
     split into one key per layer.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from funcnn.nn import Dense, Relu, serial
+        >>> net = serial(Dense(2, w_init=jax.nn.initializers.ones), Relu())
+        >>> params = net.init(jax.random.key(0), (3,))
+        >>> list(params), params["dense_0"]["w"].shape
+        (['dense_0', 'relu_1'], (3, 2))
+        >>> net.apply(params, jnp.array([[1.0, -2.0, 3.0]])).tolist()  # relu(1 - 2 + 3) in both units
+        [[2.0, 2.0]]
+        >>> net.output_shape((3,))
+        (2,)
     """
     if not layers:
         raise ValueError("serial needs at least one layer, got none")
@@ -212,40 +324,42 @@ def serial(*layers: Layer) -> Layer:
             )
     names = layer_names(layers)
 
-    def output_shape(input_shape):
+    def output_shape(input_shape: Shape) -> Shape:
         shape = as_shape(input_shape)
-        for name, layer in zip(names, layers):
+        for name, layer in zip(names, layers, strict=True):
             shape = named(name, layer.output_shape, shape)
         return shape
 
-    def init(key, input_shape):
+    def init(key: Array, input_shape: Shape) -> Params:
         shape = as_shape(input_shape)
         keys = jax.random.split(key, len(layers))
         params = {}
-        for k, name, layer in zip(keys, names, layers):
+        for k, name, layer in zip(keys, names, layers, strict=True):
             params[name] = named(name, layer.init, k, shape)
             shape = named(name, layer.output_shape, shape)
         return params
 
-    def init_state(input_shape):
+    def init_state(input_shape: Shape) -> State:
         shape = as_shape(input_shape)
         state = {}
-        for name, layer in zip(names, layers):
+        for name, layer in zip(names, layers, strict=True):
             state[name] = named(name, layer.init_state, shape)
             shape = named(name, layer.output_shape, shape)
         return state
 
-    def apply(params, x, *, key=None, train=False):
+    def apply(params: Params, x: Any, *, key: Array | None = None, train: bool = False) -> Any:
         check_entries(params, names, "params")
-        for k, name, layer in zip(child_keys(key, len(layers)), names, layers):
+        for k, name, layer in zip(child_keys(key, len(layers)), names, layers, strict=True):
             x = named(name, layer.apply, params[name], x, key=k, train=train)
         return x
 
-    def apply_with_state(params, state, x, *, key=None, train=False):
+    def apply_with_state(
+        params: Params, state: State, x: Any, *, key: Array | None = None, train: bool = False
+    ) -> tuple[Any, State]:
         check_entries(params, names, "params")
         check_entries(state, names, "state")
         new_state = {}
-        for k, name, layer in zip(child_keys(key, len(layers)), names, layers):
+        for k, name, layer in zip(child_keys(key, len(layers)), names, layers, strict=True):
             x, new_state[name] = named(name, layer.apply_with_state, params[name], state[name], x, key=k, train=train)
         return x, new_state
 
@@ -253,12 +367,26 @@ def serial(*layers: Layer) -> Layer:
 
 
 def layer_names(net_layers: Sequence[Layer]) -> list[str]:
-    """The param keys `serial(*net_layers)` uses."""
+    """The param keys `serial(*net_layers)` uses.
+
+    Example:
+        >>> from funcnn.nn import Dense, Relu, layer_names
+        >>> layer_names([Dense(4), Relu(), Dense(2)])
+        ['dense_0', 'relu_1', 'dense_2']
+    """
     return [f"{layer.kind}_{i}" for i, layer in enumerate(net_layers)]
 
 
 def count_params(params: Params) -> int:
-    """Total number of scalars in a params pytree."""
+    """Total number of scalars in a params pytree.
+
+    Example:
+        >>> import jax
+        >>> from funcnn.nn import Dense, Relu, count_params, serial
+        >>> params = serial(Dense(4), Relu(), Dense(2)).init(jax.random.key(0), (3,))
+        >>> count_params(params)  # (3 * 4 + 4) + (4 * 2 + 2)
+        26
+    """
     return int(sum(np.size(leaf) for leaf in jax.tree_util.tree_leaves(params)))
 
 
@@ -267,12 +395,25 @@ def summary(net: Layer, input_shape: Sequence[int]) -> str:
 
     Works on shapes alone (`jax.eval_shape`): no arrays are allocated. State (running statistics)
     is not counted as params; a stateful network gets a last line with its state's size.
+
+    Example:
+        >>> from funcnn.nn import BatchNorm, Dense, Relu, serial, summary
+        >>> print(summary(serial(Dense(4), BatchNorm(), Relu(), Dense(2)), (3,)))
+        layer               output shape  params
+        ----------------------------------------
+        input               (3,)
+        dense_0             (4,)              16
+        batchnorm_1         (4,)               8
+        relu_2              (4,)               0
+        dense_3             (2,)              10
+        total                                 34
+        state (not params)                     8
     """
     shape = as_shape(input_shape)
     params = jax.eval_shape(lambda k: net.init(k, shape), jax.random.key(0))
     rows = [("input", str(shape), "")]
     if net.layers and net.kind == "serial":
-        for name, layer in zip(layer_names(net.layers), net.layers):
+        for name, layer in zip(layer_names(net.layers), net.layers, strict=True):
             shape = layer.output_shape(shape)
             rows.append((name, str(shape), f"{count_params(params[name]):,}"))
     else:
