@@ -12,7 +12,7 @@
 # round 14 s with 4 members per chunk; on one H200 (2026-11-27) ResNet-20 took 1.36 s an epoch.
 #
 #   OUT=runs/accelerator_check bash benchmarks/accelerator_check.sh [python]
-# Needs funcnn importable (pip install -e . or PYTHONPATH=.), pytest-xdist, and Fashion-MNIST.
+# Needs funcnn and experiments importable (pip install -e . or PYTHONPATH=.), pytest-xdist, and Fashion-MNIST.
 set -u
 PY=${1:-python3}
 OUT=${OUT:-runs/accelerator_check}

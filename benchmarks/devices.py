@@ -49,7 +49,7 @@ def measure(count: int | None, seeds: int, iterations: int) -> dict:
     )
     if r.returncode:
         raise RuntimeError(r.stderr[-2000:])
-    return json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][-1][7:])
+    return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
 
 
 def main(argv=None) -> list[dict]:
@@ -70,7 +70,8 @@ def main(argv=None) -> list[dict]:
     print("| devices | kind | members | model-steps/s | vs first row |\n|---:|---|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {r['devices']} | {r['device_kind']} | {r['members']} | {r['model_steps_per_s']:.0f} | {r['model_steps_per_s'] / base:.2f}x |"
+            f"| {r['devices']} | {r['device_kind']} | {r['members']} | {r['model_steps_per_s']:.0f} "
+            f"| {r['model_steps_per_s'] / base:.2f}x |"
         )
     return rows
 

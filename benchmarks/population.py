@@ -85,7 +85,8 @@ def main(argv=None) -> dict:
     peak = matmul_peak()
     rows = []
     print(
-        f"device: {dev.platform} ({dev.device_kind}); jax {jax.__version__}; float32 matmul peak {peak / 1e12:.2f} TFLOP/s"
+        f"device: {dev.platform} ({dev.device_kind}); jax {jax.__version__}; "
+        f"float32 matmul peak {peak / 1e12:.2f} TFLOP/s"
     )
     print(f"{'N':>6} {'model-steps/s':>14} {'TFLOP/s':>8} {'of peak':>8} {'s/call':>8}")
     for n in sizes:

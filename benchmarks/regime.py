@@ -3,9 +3,9 @@
     python -m benchmarks.regime [--runs 3] [--chunks 9] [--steps 250]
 
 An 8-member LeNet-300-100 population (Adam steps at batch 60, `lax.map` over chunks of 4 vmapped
-members, as a lottery round runs it) is compiled once per process and timed chunk by chunk. Each run is a fresh process, since
-XLA_FLAGS are read when JAX starts; configurations alternate run by run so that other load on the
-machine hits them alike. Reports the median and the worst chunk of every run, in model-steps/s.
+members, as a lottery round runs it) is compiled once per process and timed chunk by chunk. Each run
+is a fresh process, since XLA_FLAGS are read when JAX starts; configurations alternate run by run so
+that other load on the machine hits them alike. Reports the median and the worst chunk of every run, in model-steps/s.
 
 Configurations: "default" (XLA's defaults: one CPU device, Eigen's threads), "fast"
 (`funcnn.cpu.fast_flags()`, as the lottery experiments run: one device per core, single-threaded

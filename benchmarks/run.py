@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -80,7 +81,7 @@ def reference_lenet(key, tx):
     ks = jax.random.split(key, 3)
     glorot = jax.nn.initializers.glorot_normal()
     shapes = [(784, 300), (300, 100), (100, 10)]
-    params = [(glorot(k, s), jnp.zeros(s[1])) for k, s in zip(ks, shapes)]
+    params = [(glorot(k, s), jnp.zeros(s[1])) for k, s in zip(ks, shapes, strict=True)]
 
     def forward(params, x):
         h = x.reshape(x.shape[0], -1)
@@ -209,14 +210,14 @@ def populations(name: str, net, input_shape, x, y, sizes, steps: int, batch: int
         params = jax.vmap(net.init, in_axes=(0, None))(keys, input_shape)
         states = jax.vmap(lambda p: train.init_state(p, tx))(params)
         idx = jnp.stack([step_indices(k, len(x), batch, steps) for k in keys])
-        members = [jax.tree.map(lambda a: a[i], states) for i in range(n)]
+        members = [jax.tree.map(lambda a, i=i: a[i], states) for i in range(n)]
 
-        def sequential():
+        def sequential(members: list = members, idx: jax.Array = idx, n: int = n) -> list:
             return [one(members[i], x, y, idx[i])[0] for i in range(n)]
 
         t_seq = timeit(sequential, repeats)
-        t_pop = timeit(lambda: pop(states, x, y, idx), repeats)
-        t_chunk = timeit(lambda: chunked(states, idx), repeats)
+        t_pop = timeit(functools.partial(pop, states, x, y, idx), repeats)
+        t_chunk = timeit(functools.partial(chunked, states, idx), repeats)
         rows.append(
             {
                 "model": name,
@@ -263,9 +264,9 @@ def pruning_speed(x, densities, batch: int, repeats: int) -> list[dict]:
         np.testing.assert_allclose(small_f(small, xb), ref, rtol=1e-4, atol=1e-4)
         np.testing.assert_allclose(bcoo_f(sp, masked, xb), ref, rtol=1e-4, atol=1e-4)
         t = {
-            "masked dense": timeit(lambda: dense_f(masked, xb), repeats),
-            "compacted dense": timeit(lambda: small_f(small, xb), repeats),
-            "BCOO sparse": timeit(lambda: bcoo_f(sp, masked, xb), repeats),
+            "masked dense": timeit(functools.partial(dense_f, masked, xb), repeats),
+            "compacted dense": timeit(functools.partial(small_f, small, xb), repeats),
+            "BCOO sparse": timeit(functools.partial(bcoo_f, sp, masked, xb), repeats),
         }
         best = min(t, key=t.get)
         rows.append(
@@ -426,7 +427,12 @@ def lenet_round(seeds: int, iterations: int, chunks: int, peak: float) -> dict:
         study = lottery.Study(cfg, progress=False)
         masks = jax.vmap(prune.ones)(study.theta0)
         members = jnp.arange(seeds)
-        t = chunk_times(lambda: study.train_round(study.theta0, masks, members, 0, "x").carry.state.params, chunks)
+        t = chunk_times(
+            lambda study=study, masks=masks, members=members: (
+                study.train_round(study.theta0, masks, members, 0, "x").carry.state.params
+            ),
+            chunks,
+        )
         rows[every] = float(np.median(t))
         if every == 100:
             n_params = nn.count_params(jax.tree.map(lambda a: a[0], study.theta0))
@@ -565,7 +571,8 @@ def markdown(res: dict) -> str:
         "| interval | ms (worst) | share of the interval |",
         "|---|---:|---:|",
         f"| {e['steps']} steps | {e['ms']['train'] * 1e3:.0f} ({e['worst_ms']['train'] * 1e3:.0f}) | |",
-        f"| + validation (5,000): funcnn's rounds | {e['ms']['train + val'] * 1e3:.0f} ({e['worst_ms']['train + val'] * 1e3:.0f}) | {e['val_share']:.0%} |",
+        f"| + validation (5,000): funcnn's rounds | {e['ms']['train + val'] * 1e3:.0f} "
+        f"({e['worst_ms']['train + val'] * 1e3:.0f}) | {e['val_share']:.0%} |",
         f"| + validation and test (15,000): the old rounds | {e['ms']['train + val + test'] * 1e3:.0f} "
         f"({e['worst_ms']['train + val + test'] * 1e3:.0f}) | {e['old_eval_share']:.0%} |",
         "",
@@ -579,21 +586,25 @@ def markdown(res: dict) -> str:
     ]
     for r in pin["conv"]:
         lines.append(
-            f"| {r['model']} | {r['variant']} | {r['steps_per_s']:.3g} ({r['worst_steps_per_s']:.3g}) | {r['vs_xla_loop']:.2f}x |"
+            f"| {r['model']} | {r['variant']} | {r['steps_per_s']:.3g} ({r['worst_steps_per_s']:.3g}) "
+            f"| {r['vs_xla_loop']:.2f}x |"
         )
     lines += ["", "| ResNet step (pinned, SGD momentum) | implementation | s/step (worst) |", "|---|---|---:|"]
     for r in pin["resnet"]:
         lines.append(
-            f"| {r['model']}, {r['params']:,} params | {r['impl']} | {r['s_per_step']:.2f} ({r['worst_s_per_step']:.2f}) |"
+            f"| {r['model']}, {r['params']:,} params | {r['impl']} | {r['s_per_step']:.2f} "
+            f"({r['worst_s_per_step']:.2f}) |"
         )
     lines += [
         "",
-        "| model | N | sequential model-steps/s | all-vmapped | / sequential | vmap 4 at a time (lax.map) | / sequential |",
+        "| model | N | sequential model-steps/s | all-vmapped | / sequential "
+        "| vmap 4 at a time (lax.map) | / sequential |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in two["populations"]:
         lines.append(
-            f"| {r['model']} | {r['N']} | {r['sequential_model_steps_per_s']:.0f} | {r['vmapped_model_steps_per_s']:.0f} | {r['ratio']:.2f}x "
+            f"| {r['model']} | {r['N']} | {r['sequential_model_steps_per_s']:.0f} "
+            f"| {r['vmapped_model_steps_per_s']:.0f} | {r['ratio']:.2f}x "
             f"| {r['chunked_model_steps_per_s']:.0f} | {r['chunked_ratio']:.2f}x |"
         )
     lines += [

@@ -5,11 +5,6 @@ largest difference between the two per function, away from kinks.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +15,7 @@ from funcnn import activations as act
 ORDER = ["sigmoid", "tanh", "arctan", "binary_step", "relu", "prelu", "elu", "softplus"]
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("activations", __doc__)
     p.add_argument("--points", type=common.positive_int, default=801, help="grid points on [-5, 5]")
     args = p.parse_args(argv)
@@ -29,7 +24,7 @@ def main(argv=None) -> dict:
     plt = common.plt
     fig, axes = plt.subplots(2, 4, figsize=(14, 6))
     rows, diffs = [], {}
-    for ax, name in zip(axes.flat, ORDER):
+    for ax, name in zip(axes.flat, ORDER, strict=True):
         f, df = act.get(name), act.derivative(name)
         auto = jax.vmap(jax.grad(f))(x)
         away = np.ones(x.shape, bool)
@@ -52,5 +47,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-activations`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -7,11 +7,6 @@ y_hat_j (1 - y_hat_j) x_j, propagated back through the hidden layer) and once wi
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,7 +34,7 @@ def hand_step(p, lr):
     }
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("backprop", __doc__)
     p.add_argument("--steps", type=common.positive_int, default=4000)
     p.add_argument("--learning-rate", type=common.positive_float, default=2.0)
@@ -57,12 +52,17 @@ def main(argv=None) -> dict:
         hand = hand_step(hand, args.learning_rate)
         state, m = auto_step(state, (X, Y))
         diff = jnp.max(
-            jnp.stack([jnp.max(jnp.abs(a - b)) for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(state.params))])
+            jnp.stack(
+                [
+                    jnp.max(jnp.abs(a - b))
+                    for a, b in zip(jax.tree.leaves(hand), jax.tree.leaves(state.params), strict=True)
+                ]
+            )
         )
         return (hand, state), (diff, m["loss"], losses.sse(net.apply(hand, X), Y))
 
     run = jax.jit(lambda p: jax.lax.scan(both, (p, train.init_state(p, tx)), None, length=args.steps))
-    (hand, state), (diffs, auto_loss, hand_loss) = run(params)
+    (_, state), (diffs, auto_loss, hand_loss) = run(params)
     diffs, auto_loss, hand_loss = map(np.asarray, (diffs, auto_loss, hand_loss))
     final_sse = float(losses.sse(net.apply(state.params, X), Y))
     reached = int(np.argmax(hand_loss < args.threshold)) + 1 if np.any(hand_loss < args.threshold) else None
@@ -79,7 +79,8 @@ def main(argv=None) -> dict:
     preds = np.asarray(net.apply(state.params, X))[:, 0]
     print(
         common.table(
-            ["x1", "x2", "y", "y_hat"], [[int(a), int(b), int(t), float(v)] for (a, b), t, v in zip(X, Y[:, 0], preds)]
+            ["x1", "x2", "y", "y_hat"],
+            [[int(a), int(b), int(t), float(v)] for (a, b), t, v in zip(X, Y[:, 0], preds, strict=True)],
         )
     )
     print(
@@ -100,5 +101,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-backprop`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -8,11 +8,8 @@ The heart of it is the dozen lines in `study()`; the rest is the command line an
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import optax
@@ -77,7 +74,7 @@ def plot(report: dict, out: Path) -> Path:
     return common.save_figure(fig, out / "accuracy_vs_remaining.png")
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("byo_network", __doc__)
     p.add_argument("--iterations", type=common.positive_int, default=1500, help="training iterations per round")
     p.add_argument("--rounds", type=int, default=4, help="pruning rounds after the dense round")
@@ -97,7 +94,7 @@ def main(argv=None) -> dict:
     report["wall_seconds"] = time.perf_counter() - t0
     common.save_results(out, report)
     print(lottery.summary_table(report))
-    dense = [r for r in report["summary"] if r["round"] == 0][0]["final_test_accuracy_mean"]
+    dense = next(r for r in report["summary"] if r["round"] == 0)["final_test_accuracy_mean"]
     last = {r["arm"]: r["final_test_accuracy_mean"] for r in report["summary"] if r["round"] == args.rounds}
     print(
         f"dense {dense * 100:.2f}%; at round {args.rounds}: "
@@ -108,6 +105,12 @@ def main(argv=None) -> dict:
     return report
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-byo-network`): run `main(argv)`, return exit status 0."""
     np.set_printoptions(precision=4)
-    main()
+    main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    cli()

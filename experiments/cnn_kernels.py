@@ -1,14 +1,12 @@
 """Convolution kernels and pooling, shown: the course's four 3x3 kernels applied to Fashion-MNIST
-images and to a colour photograph (Grace Hopper, shipped inside matplotlib's wheel) as PNG grids, max and average pooling on the course's 4x4 example, and a table of output shapes
-for paddings VALID / SAME / explicit and strides 1 / 2 / 3.
+images and to a colour photograph (Grace Hopper, shipped inside matplotlib's wheel) as PNG grids, max
+and average pooling on the course's 4x4 example, and a table of output shapes for paddings VALID /
+SAME / explicit and strides 1 / 2 / 3.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
@@ -27,7 +25,7 @@ def photograph_grid(path: Path) -> Path:
     img = image.imread(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg").astype(np.float32) / 255
     plt = common.plt
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.6))
-    for ax, name in zip(axes, NAMES):
+    for ax, name in zip(axes, NAMES, strict=True):
         out = np.asarray(kernels.apply_kernel(img, kernels.KERNELS[name]))
         if name == "edge_detection":
             out = np.abs(out).mean(axis=-1)  # edge strength, summed over channels
@@ -38,7 +36,7 @@ def photograph_grid(path: Path) -> Path:
     return common.save_figure(fig, path)
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("cnn_kernels", __doc__)
     p.add_argument("--images", type=common.positive_int, default=4, help="Fashion-MNIST images to show (default 4)")
     args = p.parse_args(argv)
@@ -52,7 +50,7 @@ def main(argv=None) -> dict:
     fig, axes = plt.subplots(len(images), 4, figsize=(8, 2 * len(images)), squeeze=False)
     titles = ["original", "Gaussian blur", "sharpen", "edge detection"]
     for i in range(len(images)):
-        for j, (name, title) in enumerate(zip(NAMES, titles)):
+        for j, (name, title) in enumerate(zip(NAMES, titles, strict=True)):
             axes[i, j].imshow(filtered[name][i], cmap="gray")
             axes[i, j].set_axis_off()
             if i == 0:
@@ -98,5 +96,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-cnn-kernels`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

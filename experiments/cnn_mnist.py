@@ -4,11 +4,7 @@ curves and the first layer's learned filters as PNGs.
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax
 import numpy as np
@@ -17,7 +13,7 @@ from experiments import common
 from funcnn import data, fit, models, nn
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("cnn_mnist", __doc__)
     p.add_argument("--dataset", default="fashion-mnist", choices=["fashion-mnist", "mnist"])
     p.add_argument(
@@ -53,7 +49,10 @@ def main(argv=None) -> dict:
     print(
         common.table(
             ["epoch", "train loss", "test loss", "test acc"],
-            [[e, a, b, c] for e, a, b, c in zip(hist.epoch, hist.train_loss, hist.val_loss, hist.val_accuracy)],
+            [
+                [e, a, b, c]
+                for e, a, b, c in zip(hist.epoch, hist.train_loss, hist.val_loss, hist.val_accuracy, strict=True)
+            ],
         )
     )
     plt = common.plt
@@ -88,5 +87,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-cnn-mnist`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

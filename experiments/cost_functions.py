@@ -9,10 +9,7 @@ shipped inside matplotlib's wheel: predict NASDAQ (in thousands) from the S&P 50
 from __future__ import annotations
 
 import csv
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +44,7 @@ def fit_one_weight(x, y, loss, lr, steps, w0=0.0):
     return np.array(path)
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("cost_functions", __doc__)
     p.add_argument("--steps", type=common.positive_int, default=25, help="gradient-descent steps on the parabola")
     p.add_argument(
@@ -164,5 +161,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-cost-functions`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -5,10 +5,7 @@ input, and draws the network with the activations written on its units.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +34,7 @@ def toy_network():
 def layer_activations(net, params, x) -> list[np.ndarray]:
     """The input and the output of every Dense+Sigmoid pair, running the layers one by one."""
     outs, h = [np.asarray(x)], jnp.asarray(x)
-    for name, layer in zip(nn.layer_names(net.layers), net.layers):
+    for name, layer in zip(nn.layer_names(net.layers), net.layers, strict=True):
         h = layer.apply(params[name], h)
         if layer.kind == "sigmoid":
             outs.append(np.asarray(h))
@@ -47,24 +44,24 @@ def layer_activations(net, params, x) -> list[np.ndarray]:
 def draw(acts: list[np.ndarray], path: Path):
     plt = common.plt
     fig, ax = plt.subplots(figsize=(7, 3.2))
-    pos = {(l, u): (l * 2.0, 1.0 - u * 1.2) for l in range(4) for u in range(2)}
-    for l in range(3):
-        w, _ = TEXTBOOK[l]
+    pos = {(layer, u): (layer * 2.0, 1.0 - u * 1.2) for layer in range(4) for u in range(2)}
+    for layer in range(3):
+        w, _ = TEXTBOOK[layer]
         for u in range(2):
             for v in range(2):
-                (x0, y0), (x1, y1) = pos[(l, v)], pos[(l + 1, u)]
+                (x0, y0), (x1, y1) = pos[(layer, v)], pos[(layer + 1, u)]
                 ax.plot([x0, x1], [y0, y1], color="0.7", zorder=1)
                 ax.text(x0 + 0.3 * (x1 - x0), y0 + 0.3 * (y1 - y0), f"{w[u][v]:+d}", fontsize=7, color="0.4")
-    for (l, u), (px, py) in pos.items():
-        ax.add_patch(common.plt.Circle((px, py), 0.32, color="tab:blue" if l else "tab:gray", zorder=2))
-        ax.text(px, py, f"{acts[l][u]:.2f}", ha="center", va="center", color="white", fontsize=9, zorder=3)
-    for l, label in enumerate(["input", "hidden 1", "hidden 2", "output"]):
-        ax.text(l * 2.0, 1.6, label, ha="center")
+    for (layer, u), (px, py) in pos.items():
+        ax.add_patch(common.plt.Circle((px, py), 0.32, color="tab:blue" if layer else "tab:gray", zorder=2))
+        ax.text(px, py, f"{acts[layer][u]:.2f}", ha="center", va="center", color="white", fontsize=9, zorder=3)
+    for layer, label in enumerate(["input", "hidden 1", "hidden 2", "output"]):
+        ax.text(layer * 2.0, 1.6, label, ha="center")
     ax.set_xlim(-0.6, 6.6), ax.set_ylim(-0.8, 1.9), ax.set_aspect("equal"), ax.set_axis_off()
     return common.save_figure(fig, path)
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("forward_pass", __doc__)
     p.add_argument("--second-input", type=float, nargs=2, default=[0.5, 2.0], metavar=("X1", "X2"))
     args = p.parse_args(argv)
@@ -89,5 +86,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-forward-pass`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -5,11 +5,6 @@ plateau-driven decay on the same net and data (validation loss and learning rate
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import jax
 import numpy as np
 import optax
@@ -18,7 +13,7 @@ from experiments import common
 from funcnn import data, fit, models, schedules, train
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("learning_rates", __doc__)
     p.add_argument("--epochs", type=common.positive_int, default=40, help="epochs for part (b) (default 40)")
     p.add_argument("--sweep-epochs", type=common.positive_int, default=15, help="epochs for part (a)")
@@ -46,7 +41,7 @@ def main(argv=None) -> dict:
     )
     fig, ax = plt.subplots(figsize=(6.5, 4))
     epochs_a = np.arange(0, args.sweep_epochs + 1)
-    for r, curve in zip(rates, sweep["loss"]):
+    for r, curve in zip(rates, sweep["loss"], strict=True):
         shown = np.where(np.isfinite(curve), curve, np.nan)
         ax.plot(epochs_a, np.concatenate([[sweep["initial_loss"]], shown]), "o-", ms=3, label=f"lr = {r:g}")
     ax.set_yscale("log")
@@ -93,7 +88,7 @@ def main(argv=None) -> dict:
     print(
         common.table(
             ["lr (SGD)", "loss after epoch 1", f"loss after epoch {args.sweep_epochs}"],
-            [[r, float(c[0]), float(c[-1])] for r, c in zip(rates, sweep["loss"])],
+            [[r, float(c[0]), float(c[-1])] for r, c in zip(rates, sweep["loss"], strict=True)],
         )
     )
     print()
@@ -121,5 +116,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-learning-rates`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -10,11 +10,8 @@ XLA_FLAGS already sets the device count or Eigen's threading.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 
@@ -141,7 +138,8 @@ def notebook(p, args) -> dict:
     ]
     if unsupported or args.test_curve:
         p.error(
-            f"{', '.join(unsupported or ['--test-curve'])}: not supported by --preset {NOTEBOOK} (its protocol is fixed)"
+            f"{', '.join(unsupported or ['--test-curve'])}: not supported by --preset {NOTEBOOK} "
+            "(its protocol is fixed)"
         )
     trials = args.seeds or 2
     levels = 100 if args.rounds is None else args.rounds + 2
@@ -163,7 +161,7 @@ def notebook(p, args) -> dict:
     return report
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("lottery_ticket", __doc__)
     p.set_defaults(out=None)
     p.add_argument(
@@ -236,7 +234,7 @@ def main(argv=None) -> dict:
         try:
             report = lottery.load_report(out)
         except ValueError as e:
-            raise SystemExit(f"error: --report-only: {e}")
+            raise SystemExit(f"error: --report-only: {e}") from e
         figures = plot(report, out)
         print(lottery.summary_table(report))
         state = (
@@ -262,8 +260,16 @@ def main(argv=None) -> dict:
     return report
 
 
-if __name__ == "__main__":
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-lottery`): `main(argv)` with one XLA CPU device per core
+    (`funcnn.cpu.use_fast_flags`, which `main` alone leaves to its caller); returns exit status 0."""
     # One CPU device per core, so each core trains its share of the population (bit-identical
-    # results, ~1.35x on 2 cores). Before JAX starts; an XLA_FLAGS of the user's own wins.
+    # results, ~1.35x on 2 cores). Before JAX starts (importing this module starts nothing);
+    # an XLA_FLAGS of the user's own wins.
     cpu.use_fast_flags()
-    main()
+    main(argv)
+    return 0
+
+
+if __name__ == "__main__":
+    cli()

@@ -21,11 +21,8 @@ CI-sized run: `--depth 8 --width 8 --epochs 1 --train-subset 2000 --val-size 100
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax
 import numpy as np
@@ -56,7 +53,7 @@ def optimizer(
     return optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(lr, momentum=0.9)), lr
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("resnet_fashion", __doc__)
     p.add_argument("--epochs", type=common.positive_int, default=30)
     p.add_argument("--batch-size", type=common.positive_int, default=128)
@@ -96,7 +93,7 @@ def main(argv=None) -> dict:
 
     steps_per_epoch = len(x) // args.batch_size
     total_steps = steps_per_epoch * args.epochs
-    warmup_steps = int(round(args.warmup_epochs * steps_per_epoch))
+    warmup_steps = round(args.warmup_epochs * steps_per_epoch)
     tx, lr = optimizer(args.learning_rate, args.weight_decay, total_steps, warmup_steps)
 
     net = models.resnet(args.depth, args.width, d.n_classes)
@@ -137,7 +134,9 @@ def main(argv=None) -> dict:
             ["epoch", "learning rate", "train loss", f"{what_val} loss", f"{what_val} acc"],
             [
                 [e, r, a, b, c]
-                for e, r, a, b, c in zip(hist.epoch, lr_per_epoch, hist.train_loss, hist.val_loss, hist.val_accuracy)
+                for e, r, a, b, c in zip(
+                    hist.epoch, lr_per_epoch, hist.train_loss, hist.val_loss, hist.val_accuracy, strict=True
+                )
             ],
         )
     )
@@ -213,5 +212,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-resnet-fashion`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -17,11 +17,8 @@ barrier_vs_k.png and error_along_path.png.
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jax
 import numpy as np
@@ -66,7 +63,7 @@ def plot(res: dict, out: Path) -> list[Path]:
     return paths
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("stability", __doc__)
     p.add_argument("--model", choices=["lenet", "resnet"], default="lenet")
     p.add_argument("--depth", type=common.positive_int, default=20, help="resnet depth, 6n + 2 (default 20)")
@@ -137,7 +134,7 @@ def main(argv=None) -> dict:
     )
     seconds = time.perf_counter() - t0
     rows = []
-    for k, b in zip(ks, sweep.barriers):
+    for k, b in zip(ks, sweep.barriers, strict=True):
         tr, te = np.asarray(b.train_barrier), np.asarray(b.test_barrier)
         rows.append(
             {
@@ -196,5 +193,11 @@ def main(argv=None) -> dict:
     return res
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-stability`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

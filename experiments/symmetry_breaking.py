@@ -7,11 +7,6 @@ matters (the course's "mouse in a maze").
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -39,7 +34,7 @@ def unit_spread(w: np.ndarray) -> float:
     return float(np.max(np.abs(w[:, :, None] - w[:, None, :])))
 
 
-def main(argv=None) -> dict:
+def main(argv: list[str] | None = None) -> dict:
     p = common.parser("symmetry_breaking", __doc__)
     p.add_argument("--epochs", type=common.positive_int, default=30)
     p.add_argument("--width", type=common.positive_int, default=64)
@@ -59,7 +54,7 @@ def main(argv=None) -> dict:
         params = net.init(jax.random.key(1), (40,))
         epoch = jax.jit(train.make_epoch(train.make_train_step(net.apply, losses.softmax_cross_entropy, tx)))
         evaluate = jax.jit(train.make_evaluate(net.apply, losses.softmax_cross_entropy))
-        grads = jax.grad(lambda p_: losses.softmax_cross_entropy(net.apply(p_, x), y))(params)
+        grads = jax.grad(lambda p_, net=net: losses.softmax_cross_entropy(net.apply(p_, x), y))(params)
         state, accs = train.init_state(params, tx), []
         for e in range(args.epochs):
             state, _ = epoch(state, x, y, idx[e])
@@ -131,5 +126,11 @@ def main(argv=None) -> dict:
     return results
 
 
+def cli(argv: list[str] | None = None) -> int:
+    """Command-line entry point (`funcnn-symmetry-breaking`): run `main(argv)`, return exit status 0."""
+    main(argv)
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    cli()

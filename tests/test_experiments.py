@@ -1,6 +1,10 @@
 """Each experiment runs small and its results.json holds the claims it makes, as numbers."""
 
+import importlib
+import importlib.metadata
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,9 +24,11 @@ from experiments import (
     lottery_ticket,
     symmetry_breaking,
 )
-from tests.conftest import require_fashion_mnist
+from funcnn import cpu
+from tests.conftest import IN_CI, require_fashion_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py") if p.name not in ("__init__.py", "common.py"))
 
 
 def check_pngs(results: dict, out: Path):
@@ -37,14 +43,99 @@ def check_pngs(results: dict, out: Path):
     assert on_disk["figures"] == results["figures"]
 
 
-@pytest.mark.parametrize(
-    "script", sorted(p.name for p in (ROOT / "experiments").glob("*.py") if p.name not in ("__init__.py", "common.py"))
-)
+@pytest.mark.parametrize("script", [f"{name}.py" for name in EXPERIMENTS])
 def test_help_runs(script):
+    """`python experiments/<name>.py`, as the README runs them from the repository root."""
     r = subprocess.run(
-        [sys.executable, str(ROOT / "experiments" / script), "--help"], capture_output=True, text=True, timeout=120
+        [sys.executable, str(Path("experiments") / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
     )
     assert r.returncode == 0 and "--out" in r.stdout
+
+
+def test_no_sys_path_edits():
+    """experiments is a package installed with funcnn: no script reaches for the repository by editing
+    sys.path (the benchmarks neither, their child processes' code included)."""
+    pattern = re.compile(r"\bsys\.path\b|\baddsitedir\b")
+    files = sorted((ROOT / "experiments").rglob("*.py")) + sorted((ROOT / "benchmarks").rglob("*.py"))
+    assert len(files) > 10
+    offenders = [
+        f"{f.relative_to(ROOT)}:{i}: {line.strip()}"
+        for f in files
+        for i, line in enumerate(f.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert not offenders, "\n".join(offenders)
+
+
+def test_module_runs_from_any_directory(tmp_path):
+    """`python -m experiments.<name>` from a folder outside the repository (the installed package)."""
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments.forward_pass", "--out", "out"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[0.62, 0.83]" in r.stdout
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["inputs"]["[1, -1]"]
+
+
+def installed_scripts() -> dict[str, str]:
+    """funcnn's console scripts as installed (name -> "module:function"); skips (fails under CI) when
+    funcnn is importable but not pip-installed (PYTHONPATH=.)."""
+    try:
+        eps = importlib.metadata.distribution("funcnn").entry_points
+    except importlib.metadata.PackageNotFoundError:
+        eps = []
+    scripts = {ep.name: ep.value for ep in eps if ep.group == "console_scripts"}
+    if not scripts:
+        message = "funcnn's console scripts are not installed: pip install -e ."
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return scripts
+
+
+def test_console_scripts_cover_every_experiment():
+    scripts = installed_scripts()
+    # funcnn-<module, dashed>; the main experiment's is short
+    names = {name: "funcnn-" + {"lottery_ticket": "lottery"}.get(name, name).replace("_", "-") for name in EXPERIMENTS}
+    expected = {names[name]: f"experiments.{name}:cli" for name in EXPERIMENTS}
+    assert scripts == expected
+    for name, target in scripts.items():
+        module, function = target.split(":")
+        entry = getattr(importlib.import_module(module), function)
+        assert callable(entry) and entry.__doc__ and f"`{name}`" in entry.__doc__
+
+
+def test_console_script_runs_from_any_directory(tmp_path):
+    installed_scripts()
+    script = Path(sys.executable).parent / "funcnn-lottery"
+    assert script.is_file(), f"{script} missing next to {sys.executable}"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    r = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode == 0 and "--out" in r.stdout and "--preset" in r.stdout, r.stderr[-2000:]
+    assert not list(tmp_path.iterdir())  # --help writes nothing
+
+
+def test_lottery_cli_sets_fast_flags_before_jax_starts(tmp_path):
+    """The console script's path imports the module, then runs cli(): importing must not start JAX, so
+    that cli's cpu.use_fast_flags() still takes effect (one CPU device per core)."""
+    code = (
+        "from experiments.lottery_ticket import cli\n"
+        "try:\n    cli(['--help'])\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "import jax\n"
+        "print('cpu devices', len(jax.devices('cpu')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"cpu devices {cpu.cores()}" in r.stdout
 
 
 @pytest.mark.parametrize(
@@ -136,7 +227,7 @@ def test_symmetry_breaking(tmp_path):
 
 def test_learning_rates(tmp_path):
     r = learning_rates.main(["--out", str(tmp_path), "--epochs", "8", "--sweep-epochs", "4"])
-    loss = {rate: c[-1] for rate, c in zip(r["sweep"]["rates"], r["sweep"]["loss"])}
+    loss = {rate: c[-1] for rate, c in zip(r["sweep"]["rates"], r["sweep"]["loss"], strict=True)}
     init = r["sweep"]["initial_loss"]
     assert not np.isfinite(loss[10.0]) or loss[10.0] > loss[1.0]  # far too high
     assert abs(init - loss[1e-4]) < abs(init - loss[0.1])  # far too low barely moves
@@ -170,7 +261,7 @@ def test_lottery_ticket_small(tmp_path):
         ["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200", "--report-only"]
     )
     assert again["summary"] == r["summary"] and again["complete"]
-    with pytest.raises(SystemExit, match="config.json"):
+    with pytest.raises(SystemExit, match=r"config\.json"):
         lottery_ticket.main(["--out", str(tmp_path / "empty"), "--seeds", "3", "--report-only"])
 
 
