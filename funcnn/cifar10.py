@@ -23,6 +23,19 @@ import numpy as np
 
 from funcnn.data import DataError, Dataset, _fetch_resumable, sha256, verify
 
+__all__ = [
+    "ARCHIVE",
+    "FOLDER",
+    "RECORD_BYTES",
+    "SHA256",
+    "TEST_FILES",
+    "TRAIN_FILES",
+    "augment",
+    "download",
+    "load",
+    "read",
+]
+
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 ARCHIVE = "cifar-10-binary.tar.gz"
 FOLDER = "cifar-10-batches-bin"
@@ -84,9 +97,10 @@ def _read_archive(path: Path, names: tuple[str, ...]) -> dict[str, bytes]:
                     )
                 if len(parts) != 2 or parts[0] != FOLDER or parts[1] not in names:
                     continue
-                if not member.isfile():
+                f = tar.extractfile(member) if member.isfile() else None
+                if f is None:
                     raise DataError(f"archive {path}: member {member.name!r} is not a regular file")
-                found[parts[1]] = tar.extractfile(member).read()
+                found[parts[1]] = f.read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise DataError(f"cannot read archive {path}: {e}; corrupted or truncated?") from None
     missing = [f"{FOLDER}/{n}" for n in names if n not in found]
@@ -102,6 +116,26 @@ def read(path: str | os.PathLike, *, digests: Mapping[str, set[str] | frozenset[
     Each file is checked against `digests` (file name -> accepted SHA-256s; default: the official
     release) before it is read. Returns x_train (50000, 32, 32, 3) and x_test (10000, 32, 32, 3) float32
     in [0, 1] (NHWC), y_train (50000,) and y_test (10000,) int32 in 0..9, n_classes 10.
+
+    Example:
+        >>> import hashlib
+        >>> import pathlib
+        >>> import tempfile
+        >>> from funcnn import cifar10
+        >>> # a stand-in release, 2 records per file: label 3, then the red, green, blue planes
+        >>> record = bytes([3]) + bytes([10]) * 1024 + bytes([20]) * 1024 + bytes([30]) * 1024
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     folder = pathlib.Path(d) / cifar10.FOLDER
+        ...     folder.mkdir()
+        ...     digests = {}
+        ...     for name in cifar10.TRAIN_FILES + cifar10.TEST_FILES:
+        ...         _ = (folder / name).write_bytes(record * 2)
+        ...         digests[name] = {hashlib.sha256(record * 2).hexdigest()}
+        ...     ds = cifar10.read(d, digests=digests)
+        >>> ds.x_train.shape, ds.x_test.shape, ds.y_train.tolist()[:3]
+        ((10, 32, 32, 3), (2, 32, 32, 3), [3, 3, 3])
+        >>> (ds.x_train[0, 0, 0] * 255).round().tolist()  # one pixel: the planes become channels
+        [10.0, 20.0, 30.0]
     """
     path = Path(path)
     names = TRAIN_FILES + TEST_FILES
@@ -132,6 +166,30 @@ def load(
     """CIFAR-10 from `data_dir`, else $FUNCNN_DATA: its `cifar-10-binary.tar.gz` or `cifar-10-batches-bin`.
 
     Shapes and dtypes as in `read`. Raises `DataError`, saying how to get the data, when neither is there.
+
+    Example:
+        >>> import hashlib
+        >>> import pathlib
+        >>> import tempfile
+        >>> from funcnn import cifar10
+        >>> from funcnn.data import DataError
+        >>> # a stand-in release, 2 records per file: label 3, then the red, green, blue planes
+        >>> record = bytes([3]) + bytes([10]) * 1024 + bytes([20]) * 1024 + bytes([30]) * 1024
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     folder = pathlib.Path(d) / cifar10.FOLDER
+        ...     folder.mkdir()
+        ...     digests = {}
+        ...     for name in cifar10.TRAIN_FILES + cifar10.TEST_FILES:
+        ...         _ = (folder / name).write_bytes(record * 2)
+        ...         digests[name] = {hashlib.sha256(record * 2).hexdigest()}
+        ...     ds = cifar10.load(d, digests=digests)  # finds cifar-10-batches-bin in d
+        ...     try:
+        ...         cifar10.load(pathlib.Path(d) / "nothing-here")
+        ...     except DataError as e:
+        ...         print(str(e).split(". ")[0])  # then: how to get the data
+        dataset 'cifar10': no cifar-10-binary.tar.gz or cifar-10-batches-bin in data_dir='.../nothing-here'
+        >>> ds.x_train.shape, ds.y_test.tolist()
+        ((10, 32, 32, 3), [3, 3])
     """
     folder = data_dir if data_dir is not None else os.environ.get("FUNCNN_DATA")
     if folder is None:
@@ -162,6 +220,18 @@ def download(
     A partial `.part` file is resumed with an HTTP Range request; the result must match the pinned
     SHA-256 (`digests[ARCHIVE]`) or it is deleted and `DataError` is raised. An archive already present
     with the right digest is kept.
+
+    Example (offline: an archive already there with the right digest is kept and nothing is fetched):
+        >>> import hashlib
+        >>> import pathlib
+        >>> import tempfile
+        >>> from funcnn import cifar10
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     _ = (pathlib.Path(d) / cifar10.ARCHIVE).write_bytes(b"a stand-in archive")
+        ...     digests = {cifar10.ARCHIVE: {hashlib.sha256(b"a stand-in archive").hexdigest()}}
+        ...     folder = cifar10.download(d, url="https://example.invalid/never-fetched", digests=digests)
+        ...     sorted(p.name for p in folder.iterdir())
+        ['cifar-10-binary.tar.gz']
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,7 +261,19 @@ def augment(key: jax.Array, x: jax.Array, *, pad: int = 4, flip: bool = True) ->
 
     Each image gets its own offset, uniform over the (2*pad+1)^2 crops of the image padded with `pad`
     zeros on each side, and is mirrored left-right (along W) with probability 1/2. Returns an array of
-    x's shape and dtype. Pure and keyed: usable under `jax.jit`, `jax.vmap` and `lax.scan`.
+    x's shape and dtype. Pure and keyed: usable under `jax.jit`, `jax.vmap` and `jax.lax.scan`.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import cifar10
+        >>> x = jnp.tile(jnp.arange(1.0, 4.0).reshape(1, 1, 3, 1), (4, 1, 1, 1))  # 4 images, one row 1 2 3
+        >>> y = cifar10.augment(jax.random.key(0), x, pad=0)  # flips only
+        >>> y.shape, y[:, 0, :, 0].tolist()  # each row kept or mirrored
+        ((4, 1, 3, 1), [[3.0, 2.0, 1.0], [3.0, 2.0, 1.0], [1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+        >>> img = jnp.arange(1.0, 10.0).reshape(1, 3, 3, 1)  # one 3x3 image, 1 ... 9
+        >>> cifar10.augment(jax.random.key(1), img, pad=1, flip=False)[0, :, :, 0].tolist()  # shifted down-left
+        [[0.0, 0.0, 0.0], [2.0, 3.0, 0.0], [5.0, 6.0, 0.0]]
     """
     x = jnp.asarray(x)
     if x.ndim != 4:

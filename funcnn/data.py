@@ -18,15 +18,31 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
 
 from funcnn import io as funcnn_io
 from funcnn.io import sha256_file as sha256
+
+__all__ = [
+    "DATASETS",
+    "FASHION_MNIST_DIR",
+    "DataError",
+    "Dataset",
+    "cache_dir",
+    "download",
+    "load",
+    "mnist1d",
+    "read_idx",
+    "train_val_split",
+    "two_spirals",
+    "verify",
+    "xor",
+]
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_INSTALL = "apt-get install dataset-fashion-mnist"
@@ -76,11 +92,31 @@ DATASETS = ("mnist1d", "fashion-mnist", "mnist", "cifar10", "xor", "spirals")
 
 
 class DataError(RuntimeError):
-    """A data file is missing, corrupted or malformed."""
+    """A data file is missing, corrupted or malformed.
+
+    Example:
+        >>> import pathlib
+        >>> import tempfile
+        >>> from funcnn import data
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     try:
+        ...         data.read_idx(pathlib.Path(d) / "absent-idx1-ubyte")
+        ...     except data.DataError as e:
+        ...         print(type(e).__name__, "/ a RuntimeError:", isinstance(e, RuntimeError))
+        DataError / a RuntimeError: True
+    """
 
 
 class Dataset(NamedTuple):
-    """Train and test arrays: float32 features (n, *feature_shape), int32 labels (n,)."""
+    """Train and test arrays: float32 features (n, *feature_shape), int32 labels (n,).
+
+    Example:
+        >>> from funcnn import data
+        >>> d = data.load("xor", n=8)  # a synthetic set: no files needed
+        >>> d.x_train.shape, d.x_train.dtype, d.y_test.shape, d.y_test.dtype, d.n_classes
+        ((8, 2), dtype('float32'), (8,), dtype('int32'), 2)
+        >>> x_train, y_train, x_test, y_test, n_classes = d  # a NamedTuple unpacks too
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -89,23 +125,58 @@ class Dataset(NamedTuple):
     n_classes: int
 
 
-def verify(path: str | os.PathLike, expected: str | Sequence[str], how_to_get: str = "") -> None:
-    """Raise `DataError` unless the file exists and its SHA-256 is one of `expected`."""
+def verify(path: str | os.PathLike, expected: str | Iterable[str], how_to_get: str = "") -> None:
+    """Raise `DataError` unless the file exists and its SHA-256 is one of `expected`.
+
+    `expected`: one hex digest or several accepted ones; `how_to_get` is appended to the message.
+
+    Example:
+        >>> import hashlib
+        >>> import pathlib
+        >>> import tempfile
+        >>> from funcnn import data
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = pathlib.Path(d) / "labels.bin"
+        ...     _ = path.write_bytes(b"abc")
+        ...     data.verify(path, hashlib.sha256(b"abc").hexdigest())  # passes: returns None
+        ...     data.verify(path, "0" * 64, how_to_get="ask a colleague")
+        Traceback (most recent call last):
+        ...
+        funcnn.data.DataError: data file .../labels.bin has SHA-256 ba7816bf..., expected 000...: the file is
+        corrupted or truncated; delete it and get it again. To get it: ask a colleague
+    """
     path = Path(path)
-    expected = {expected} if isinstance(expected, str) else set(expected)
+    accepted = {expected} if isinstance(expected, str) else set(expected)
     hint = f" To get it: {how_to_get}" if how_to_get else ""
     if not path.is_file():
         raise DataError(f"data file {path} is missing.{hint}")
     digest = sha256(path)
-    if digest not in expected:
+    if digest not in accepted:
         raise DataError(
-            f"data file {path} has SHA-256 {digest}, expected {' or '.join(sorted(expected))}: "
+            f"data file {path} has SHA-256 {digest}, expected {' or '.join(sorted(accepted))}: "
             f"the file is corrupted or truncated; delete it and get it again.{hint}"
         )
 
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
-    """Read an IDX file (gzipped or not) into a uint8 array, checking the magic number and size."""
+    """Read an IDX file (gzipped or not) into a uint8 array, checking the magic number and size.
+
+    IDX: bytes 0, 0, 0x08 (uint8 data), ndim; then each dimension as a big-endian uint32; then the data.
+
+    Example:
+        >>> import gzip
+        >>> import pathlib
+        >>> import struct
+        >>> import tempfile
+        >>> from funcnn import data
+        >>> header = bytes([0, 0, 0x08, 2]) + struct.pack(">2I", 2, 3)  # a 2x3 uint8 array
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     path = pathlib.Path(d) / "tiny-idx2-ubyte.gz"
+        ...     _ = path.write_bytes(gzip.compress(header + bytes(range(6))))
+        ...     a = data.read_idx(path)
+        >>> a.dtype, a.tolist()
+        (dtype('uint8'), [[0, 1, 2], [3, 4, 5]])
+    """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -127,7 +198,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _load_idx_set(folder: Path, digests: dict, how_to_get: str) -> Dataset:
+def _load_idx_set(folder: Path, digests: Mapping[str, Iterable[str]], how_to_get: str) -> Dataset:
     arrays = {}
     for key, name in IDX_FILES.items():
         path = folder / name
@@ -149,12 +220,21 @@ _MNIST1D_MEMO: dict[str, Dataset] = {}  # cache name -> read-only arrays; caller
 
 
 def cache_dir() -> Path:
-    """Where generated data sets are cached: $FUNCNN_CACHE, else ~/.cache/funcnn."""
+    """Where generated data sets are cached: $FUNCNN_CACHE, else ~/.cache/funcnn.
+
+    Example:
+        >>> import os
+        >>> from unittest import mock
+        >>> from funcnn import data
+        >>> with mock.patch.dict(os.environ, {"FUNCNN_CACHE": "/scratch/me/funcnn-cache"}):
+        ...     print(data.cache_dir())
+        /scratch/me/funcnn-cache
+    """
     env = os.environ.get("FUNCNN_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "funcnn"
 
 
-def mnist1d(*, cache: bool = True, **args) -> Dataset:
+def mnist1d(*, cache: bool = True, **args: Any) -> Dataset:
     """MNIST-1D generated offline: x (4000, 40) / (1000, 40) float32, y int32, with the default args.
 
     `args` override mnist1d's `get_dataset_args()` (num_samples=5000, train_split=0.8, seed=42, ...).
@@ -163,6 +243,12 @@ def mnist1d(*, cache: bool = True, **args) -> Dataset:
     file beside it; a cache file that fails the check is regenerated. Every call returns fresh copies,
     bit-identical to an uncached generation, so a caller may change them without touching the cache.
     `cache=False` generates without reading or writing any cache.
+
+    Example:
+        >>> from funcnn import data
+        >>> d = data.mnist1d(cache=False, num_samples=50)  # a small set; the default has 5000
+        >>> d.x_train.shape, d.x_test.shape, d.n_classes  # train_split=0.8 of 50
+        ((40, 40), (10, 40), 10)
     """
     try:
         from mnist1d.data import get_dataset_args, make_dataset
@@ -203,7 +289,9 @@ def mnist1d(*, cache: bool = True, **args) -> Dataset:
         for a in cached[:4]:
             a.flags.writeable = False
         _MNIST1D_MEMO[name] = cached
-    return Dataset(*(a.copy() for a in cached[:4]), cached.n_classes)
+    return Dataset(
+        cached.x_train.copy(), cached.y_train.copy(), cached.x_test.copy(), cached.y_test.copy(), cached.n_classes
+    )
 
 
 def _version(package: str) -> str:
@@ -230,7 +318,7 @@ def _read_cached(path: Path) -> Dataset | None:
     want = {"x_train": np.float32, "y_train": np.int32, "x_test": np.float32, "y_test": np.int32}
     if any(arrays[k].dtype != want[k] for k in MNIST1D_FIELDS):
         return None
-    return Dataset(*(arrays[k] for k in MNIST1D_FIELDS), 10)
+    return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], 10)
 
 
 def _write_cached(path: Path, d: Dataset, ident: dict) -> None:
@@ -252,7 +340,18 @@ def _write_cached(path: Path, d: Dataset, ident: dict) -> None:
 
 
 def xor(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """XOR: points near the corners of [0,1]^2, label = x0 XOR x1; x (n, 2) float32, y (n,) int32."""
+    """XOR: points near the corners of [0,1]^2, label = x0 XOR x1; x (n, 2) float32, y (n,) int32.
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> from funcnn import data
+        >>> x, y = data.xor(jax.random.key(0), n=8, noise=0.0)  # noise 0: exactly the corners
+        >>> x.shape, sorted(np.unique(x).tolist())
+        ((8, 2), [0.0, 1.0])
+        >>> bool(np.all(y == (x[:, 0] != x[:, 1])))  # the label is x0 XOR x1
+        True
+    """
     k1, k2 = jax.random.split(key)
     corners = jax.random.bernoulli(k1, 0.5, (n, 2)).astype(np.float32)
     x = corners + noise * jax.random.normal(k2, (n, 2))
@@ -261,7 +360,19 @@ def xor(key: jax.Array, n: int = 200, noise: float = 0.1) -> tuple[np.ndarray, n
 
 
 def two_spirals(key: jax.Array, n: int = 400, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaved spirals, n points in all; x (n, 2) float32, y (n,) int32 in {0, 1}."""
+    """Two interleaved spirals, n points in all; x (n, 2) float32, y (n,) int32 in {0, 1}.
+
+    Labels alternate (0, 1, 0, ...), so the two spirals get n/2 points each; the second is the first
+    rotated by 180 degrees.
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> from funcnn import data
+        >>> x, y = data.two_spirals(jax.random.key(0), n=10)
+        >>> x.shape, x.dtype, np.bincount(y).tolist()
+        ((10, 2), dtype('float32'), [5, 5])
+    """
     k1, k2 = jax.random.split(key)
     t = np.asarray(jax.random.uniform(k1, (n,)), np.float32) * 2 * np.pi + 0.5
     y = np.arange(n) % 2
@@ -288,10 +399,17 @@ def load(
 ) -> Dataset:
     """Load a data set by name: 'mnist1d' (default), 'fashion-mnist', 'mnist', 'cifar10', 'xor' or 'spirals'.
 
-    MNIST-1D: x (4000, 40) / (1000, 40), generated once and cached (see `mnist1d`). (Fashion-)MNIST: x (60000, 28, 28, 1) / (10000, 28, 28, 1)
-    in [0, 1]. 'mnist' and 'cifar10' (x (50000, 32, 32, 3) / (10000, 32, 32, 3), from its binary
-    release: `funcnn.cifar10`) are read from `data_dir` or $FUNCNN_DATA. The synthetic sets draw n points
-    for each split from `key` (default key 0).
+    MNIST-1D: x (4000, 40) / (1000, 40), generated once and cached (see `mnist1d`). (Fashion-)MNIST:
+    x (60000, 28, 28, 1) / (10000, 28, 28, 1) in [0, 1]. 'mnist' and 'cifar10' (x (50000, 32, 32, 3) /
+    (10000, 32, 32, 3), from its binary release: `funcnn.cifar10`) are read from `data_dir` or
+    $FUNCNN_DATA. The synthetic sets draw n points for each split from `key` (default key 0).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import data
+        >>> d = data.load("spirals", key=jax.random.key(0), n=20)
+        >>> d.x_train.shape, d.x_test.shape, d.n_classes
+        ((20, 2), (20, 2), 2)
     """
     if name == "mnist1d":
         return mnist1d()
@@ -299,14 +417,14 @@ def load(
         folder = Path(data_dir) if data_dir is not None else FASHION_MNIST_DIR
         return _load_idx_set(folder, SHA256["fashion-mnist"], FASHION_MNIST_INSTALL)
     if name == "mnist":
-        folder = data_dir if data_dir is not None else os.environ.get("FUNCNN_DATA")
-        if folder is None:
+        mnist_dir = data_dir if data_dir is not None else os.environ.get("FUNCNN_DATA")
+        if mnist_dir is None:
             raise DataError(
                 "dataset 'mnist' needs its IDX files in a folder: set FUNCNN_DATA or pass data_dir=; "
                 "to fetch them (online): python -c \"import funcnn.data as d; d.download('DIR')\""
             )
-        how = f"python -c \"import funcnn.data as d; d.download('{folder}')\""
-        return _load_idx_set(Path(folder), SHA256["mnist"], how)
+        how = f"python -c \"import funcnn.data as d; d.download('{mnist_dir}')\""
+        return _load_idx_set(Path(mnist_dir), SHA256["mnist"], how)
     if name == "cifar10":
         from funcnn import cifar10
 
@@ -319,7 +437,21 @@ def load(
 def train_val_split(
     x: np.ndarray, y: np.ndarray, n_val: int, key: jax.Array
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Hold out `n_val` examples drawn by `key`: returns ((x_train, y_train), (x_val, y_val))."""
+    """Hold out `n_val` examples drawn by `key`: returns ((x_train, y_train), (x_val, y_val)).
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> from funcnn import data
+        >>> x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+        >>> (x_tr, y_tr), (x_val, y_val) = data.train_val_split(x, y, 3, jax.random.key(0))
+        >>> x_tr.shape, x_val.shape
+        ((7, 2), (3, 2))
+        >>> sorted(y_tr.tolist() + y_val.tolist()) == list(range(10))  # a partition of the examples
+        True
+        >>> bool(np.all(x_val[:, 0] == 2 * y_val))  # rows stay paired with their labels
+        True
+    """
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x and y must have the same length, got {n} and {len(y)}")
@@ -334,13 +466,29 @@ def download(
     folder: str | os.PathLike,
     *,
     mirrors: Sequence[str] = MNIST_MIRRORS,
-    digests: dict | None = None,
+    digests: Mapping[str, Iterable[str]] | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Fetch the four MNIST IDX files into `folder` (online use only), verifying each by SHA-256.
 
     Tries each mirror in turn; a partial `.part` file is resumed with an HTTP Range request. A file
-    already present with the right digest is kept. Returns the folder.
+    already present with the right digest is kept. Returns the folder. `digests`: file name ->
+    accepted SHA-256s (default: the pinned MNIST digests).
+
+    Example (offline: the files are already there, so nothing is fetched; stand-ins for MNIST here):
+        >>> import hashlib
+        >>> import pathlib
+        >>> import tempfile
+        >>> from funcnn import data
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     digests = {}
+        ...     for name in data.IDX_FILES.values():
+        ...         _ = (pathlib.Path(d) / name).write_bytes(name.encode())
+        ...         digests[name] = {hashlib.sha256(name.encode()).hexdigest()}
+        ...     folder = data.download(d, mirrors=["https://example.invalid/"], digests=digests)
+        ...     sorted(p.name for p in folder.iterdir())
+        ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz',
+         'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz']
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,34 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from funcnn import nn
+
+__all__ = [
+    "MODELS",
+    "VGG11_PLAN",
+    "VGG16_PLAN",
+    "build",
+    "cnn",
+    "conv2",
+    "conv4",
+    "conv6",
+    "lenet5",
+    "lenet_300_100",
+    "mlp",
+    "mnist1d_cnn",
+    "resmlp",
+    "resnet",
+    "resnet20",
+    "vgg",
+    "vgg11",
+    "vgg16",
+]
 
 # PyTorch's kaiming_normal_ (fan_in, gain sqrt(2), untruncated normal): OpenLTH's conv/linear init.
 # jax.nn.initializers.he_normal() has the same variance but draws from a truncated normal.
@@ -27,11 +49,11 @@ BN_SCALE_INIT = jax.nn.initializers.uniform(1.0)
 TORCH_W_INIT = jax.nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
 
 
-def torch_bias_init(fan_in: int):
+def torch_bias_init(fan_in: int) -> Callable[..., jax.Array]:
     """PyTorch's default bias init for a layer with `fan_in` inputs: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     bound = 1.0 / math.sqrt(fan_in)
 
-    def init(key, shape, dtype=jnp.float32):
+    def init(key: jax.Array, shape: Sequence[int], dtype: Any = jnp.float32) -> jax.Array:
         return jax.random.uniform(key, shape, dtype, -bound, bound)
 
     return init
@@ -41,6 +63,17 @@ def mlp(hidden: Sequence[int], n_classes: int = 10, flatten: bool = False) -> nn
     """Dense-ReLU stack: [Flatten] -> (Dense(h) -> Relu) for h in hidden -> Dense(n_classes).
 
     Dense weights use the Gaussian Glorot init (Frankle & Carbin's choice), biases zero.
+    flatten: a leading Flatten, for image inputs (H, W, C).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.mlp((8,), n_classes=3)
+        >>> params = jax.eval_shape(lambda k: net.init(k, (4,)), jax.random.key(0))  # shapes only
+        >>> params["dense_0"]["w"].shape, params["dense_2"]["w"].shape  # 4 -> 8 hidden -> 3
+        ((4, 8), (8, 3))
+        >>> nn.count_params(params), net.output_shape((4,))  # (4 + 1) * 8 + (8 + 1) * 3
+        (67, (3,))
     """
     layers = [nn.Flatten()] if flatten else []
     for h in hidden:
@@ -50,14 +83,32 @@ def mlp(hidden: Sequence[int], n_classes: int = 10, flatten: bool = False) -> nn
 
 
 def lenet_300_100(n_classes: int = 10) -> nn.Layer:
-    """784-300-100-10 ReLU MLP on (28, 28, 1) images (266,200 weights, 266,610 params)."""
+    """784-300-100-10 ReLU MLP on (28, 28, 1) images (266,200 weights, 266,610 params).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.lenet_300_100()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (266610, (10,))
+    """
     return mlp((300, 100), n_classes, flatten=True)
 
 
 def lenet5(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """LeNet-5 with ReLU and max-pooling: conv 6@5x5 (SAME) -> pool -> conv 16@5x5 -> pool ->
     120 -> 84 -> n_classes. Any (H, W, C) input large enough (28x28x1: 61,706 params).
-    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU)."""
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.lenet5()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (61706, (10,))
+    """
     return nn.serial(
         nn.Conv2D(6, 5, padding="SAME", impl=impl),
         nn.Relu(),
@@ -79,6 +130,14 @@ def cnn(widths: Sequence[int] = (16, 32), dense: int = 128, n_classes: int = 10,
 
     On (28, 28, 1) with the defaults: 206,922 params; ~90% on Fashion-MNIST in 3-4 epochs.
     impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.cnn()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (206922, (10,))
     """
     layers = []
     for w in widths:
@@ -87,8 +146,8 @@ def cnn(widths: Sequence[int] = (16, 32), dense: int = 128, n_classes: int = 10,
     return nn.serial(*layers)
 
 
-def _check_dropout(dropout, name: str) -> float:
-    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout < 1:
+def _check_dropout(dropout: float, name: str) -> float:
+    if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= float(dropout) < 1:
         raise ValueError(
             f"{name}: dropout must be in [0, 1) (the probability of dropping a unit), got dropout={dropout!r}"
         )
@@ -127,17 +186,43 @@ def conv2(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> n
     dropout: Dropout(dropout) after each hidden dense ReLU (their dropout experiments use 0.5); 0
     (default) adds no layer. On (28, 28, 1): 3,317,450 params. impl: the convolutions'
     implementation (`nn.Conv2D`'s; "auto" is im2col on CPU, fast inside compiled loops).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.conv2(dropout=0.5)
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (3317450, (10,))
     """
     return _conv_n((64,), n_classes, dropout, "conv2", impl)
 
 
 def conv4(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> nn.Layer:
-    """Conv-4: 64-64, pool, 128-128, pool, dense 256-256-n_classes; dropout and impl as in `conv2`."""
+    """Conv-4: 64-64, pool, 128-128, pool, dense 256-256-n_classes; dropout and impl as in `conv2`.
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.conv4()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (1933258, (10,))
+    """
     return _conv_n((64, 128), n_classes, dropout, "conv4", impl)
 
 
 def conv6(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> nn.Layer:
-    """Conv-6: 64-64, pool, 128-128, pool, 256-256, pool, dense 256-256-n_classes; dropout and impl as in `conv2`."""
+    """Conv-6: 64-64, pool, 128-128, pool, 256-256, pool, dense 256-256-n_classes; dropout and impl as in `conv2`.
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.conv6()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (1802698, (10,))
+    """
     return _conv_n((64, 128, 256), n_classes, dropout, "conv6", impl)
 
 
@@ -183,6 +268,18 @@ def resnet(depth: int = 20, width: int = 16, n_classes: int = 10, *, impl: str =
     ~271K), 270,608 on 28x28x1; 272,186 params in all on 28x28x1 (with 1,568 BN params over 784
     channels and 10 dense biases); 1,568 state entries (BN running mean and var).
     impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.resnet(depth=8, width=4)  # one block per stage
+        >>> params = jax.eval_shape(lambda k: net.init(k, (8, 8, 3)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((8, 8, 3))
+        (5214, (10,))
+        >>> sorted(params["residual_5"])  # the first block of stage 2 projects its shortcut
+        ['main', 'shortcut']
+        >>> nn.count_params(net.init_state((8, 8, 3)))  # BN running means and variances
+        168
     """
     if not isinstance(depth, int) or isinstance(depth, bool) or depth < 8 or (depth - 2) % 6:
         raise ValueError(
@@ -202,7 +299,16 @@ def resnet(depth: int = 20, width: int = 16, n_classes: int = 10, *, impl: str =
 
 
 def resnet20(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
-    """ResNet-20: `resnet(20, 16, n_classes)` (270,608 conv/dense weights on 28x28x1)."""
+    """ResNet-20: `resnet(20, 16, n_classes)` (270,608 conv/dense weights on 28x28x1).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.resnet20()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (272186, (10,))
+    """
     return resnet(20, 16, n_classes, impl=impl)
 
 
@@ -219,6 +325,16 @@ def vgg(plan: Sequence[int | str], n_classes: int = 10, *, impl: str = "auto") -
     Init as in `resnet`: Kaiming normal weights, BN scale ~ U[0, 1) and offset 0. Conv and dense
     biases start at 0 (PyTorch's default draws them small and uniform; a bias before BN cancels anyway).
     impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.vgg([4, "M", 8], n_classes=3)  # conv-BN-ReLU, pool, conv-BN-ReLU, avg pool, dense
+        >>> params = jax.eval_shape(lambda k: net.init(k, (8, 8, 3)), jax.random.key(0))  # shapes only
+        >>> sorted(name for name in params if params[name])  # the layers that hold params
+        ['batchnorm_1', 'batchnorm_5', 'conv2d_0', 'conv2d_4', 'dense_8']
+        >>> nn.count_params(params), net.output_shape((8, 8, 3))
+        (459, (3,))
     """
     plan = list(plan)
     if (
@@ -232,7 +348,8 @@ def vgg(plan: Sequence[int | str], n_classes: int = 10, *, impl: str = "auto") -
         )
     layers = []
     for p in plan:
-        layers += [nn.MaxPool(2)] if p == "M" else [_conv3x3(p, use_bias=True, impl=impl), _bn(), nn.Relu()]
+        # plan holds only 'M' and ints (checked above)
+        layers += [nn.MaxPool(2)] if isinstance(p, str) else [_conv3x3(p, use_bias=True, impl=impl), _bn(), nn.Relu()]
     layers += [nn.GlobalAvgPool(), nn.Dense(n_classes, w_init=KAIMING_NORMAL)]
     return nn.serial(*layers)
 
@@ -241,6 +358,14 @@ def vgg11(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """VGG-11 with BN, OpenLTH's plan [64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512].
 
     28x28x1: 9,229,962 params (9,221,696 conv/dense weights); 5,504 state entries.
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.vgg11()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((28, 28, 1))
+        (9229962, (10,))
     """
     return vgg(VGG11_PLAN, n_classes, impl=impl)
 
@@ -250,6 +375,14 @@ def vgg16(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
 
     32x32x3: 14,728,266 params (14,715,584 conv/dense weights, of which the 5,120 of the final dense
     layer OpenLTH never prunes); 28x28x1: 14,727,114 params; 8,448 state entries.
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.vgg16()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (32, 32, 3)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((32, 32, 3))
+        (14728266, (10,))
     """
     return vgg(VGG16_PLAN, n_classes, impl=impl)
 
@@ -258,7 +391,7 @@ def _torch_dense(features: int) -> nn.Layer:
     """Dense(features) with PyTorch's nn.Linear default init: w and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     base = nn.Dense(features, w_init=TORCH_W_INIT)
 
-    def init(key, input_shape):
+    def init(key: jax.Array, input_shape: tuple[int, ...]) -> Any:
         base.output_shape(input_shape)  # validates the rank
         (fan_in,) = tuple(input_shape)
         return nn.Dense(features, w_init=TORCH_W_INIT, b_init=torch_bias_init(fan_in)).init(key, input_shape)
@@ -274,9 +407,18 @@ def resmlp(n_classes: int = 10, width: int = 500, torch_init: bool = True) -> nn
     on MNIST-1D's (40,) inputs with the defaults: 20,500 + 250,500 + 5,010 = 276,010 params.
     torch_init: PyTorch's nn.Linear default (the notebook's), w and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in));
     False: Glorot normal weights and zero biases.
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.resmlp()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (40,)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((40,))
+        (276010, (10,))
     """
     if not isinstance(width, int) or isinstance(width, bool) or width < 1:
         raise ValueError(f"resmlp: width must be a positive int, got width={width!r}")
+    dense: Callable[[int], nn.Layer]
     if torch_init:
         dense = _torch_dense
     else:
@@ -293,12 +435,20 @@ def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40, *, im
     U(-1/sqrt(fan_in), 1/sqrt(fan_in))), as the paper's. Defaults on (40,): 5,210 params
     (150 + 1,900 + 1,900 + 1,260); about 94% test accuracy on MNIST-1D (the paper's figure; see
     experiments/mnist1d_cnn.py). impl: the convolutions' implementation (`nn.Conv1D`'s).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.mnist1d_cnn()
+        >>> params = jax.eval_shape(lambda k: net.init(k, (40,)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params), net.output_shape((40,))
+        (5210, (10,))
     """
     for name, v in (("n_classes", n_classes), ("channels", channels), ("length", length)):
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"mnist1d_cnn: {name} must be a positive int, got {name}={v!r}")
 
-    def conv(k, c_in):
+    def conv(k: int, c_in: int) -> nn.Layer:
         return nn.Conv1D(
             channels, k, stride=2, padding=1, w_init=TORCH_W_INIT, b_init=torch_bias_init(k * c_in), impl=impl
         )
@@ -320,7 +470,8 @@ def mnist1d_cnn(n_classes: int = 10, channels: int = 25, length: int = 40, *, im
     )
 
 
-MODELS = {
+# The networks `build` knows by name, each a factory called with its defaults.
+MODELS: dict[str, Callable[..., nn.Layer]] = {
     "lenet_300_100": lenet_300_100,
     "lenet5": lenet5,
     "cnn": cnn,
@@ -338,7 +489,18 @@ MODELS = {
 def build(name: str) -> nn.Layer:
     """A network by name: a key of MODELS, 'mlp-H1-H2-...' for an MLP with those hidden widths,
     'resnet-D-W' for `resnet(depth=D, width=W)` (e.g. 'resnet-56-16'), or 'vgg16-W' / 'vgg11-W' for
-    that plan with its widths scaled so that the first is W (e.g. 'vgg16-16': 16 ... 128)."""
+    that plan with its widths scaled so that the first is W (e.g. 'vgg16-16': 16 ... 128).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import models, nn
+        >>> net = models.build("mlp-32-16")  # Flatten -> 32 -> 16 -> 10
+        >>> params = jax.eval_shape(lambda k: net.init(k, (28, 28, 1)), jax.random.key(0))  # shapes only
+        >>> nn.count_params(params)  # (784 + 1) * 32 + (32 + 1) * 16 + (16 + 1) * 10
+        25818
+        >>> models.build("resnet-14-8").output_shape((32, 32, 3))
+        (10,)
+    """
     if name in MODELS:
         return MODELS[name]()
     if name.startswith("mlp-"):
@@ -355,7 +517,7 @@ def build(name: str) -> nn.Layer:
     for plan_name, plan in (("vgg16-", VGG16_PLAN), ("vgg11-", VGG11_PLAN)):
         w = name[len(plan_name) :]
         if name.startswith(plan_name) and w.isdigit() and int(w) > 0:
-            return vgg([p if p == "M" else max(1, p * int(w) // 64) for p in plan])
+            return vgg([p if isinstance(p, str) else max(1, p * int(w) // 64) for p in plan])
     raise ValueError(
         f"unknown model name={name!r}; expected one of {sorted(MODELS)}, 'mlp-H1-H2-...', 'resnet-D-W' "
         "(depth D = 6n + 2, width W) or 'vgg16-W' / 'vgg11-W' (first width W)"

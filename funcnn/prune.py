@@ -9,7 +9,7 @@ threshold per member under `jax.vmap`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
@@ -18,13 +18,41 @@ import numpy as np
 
 from funcnn import nn as nn_lib
 
+__all__ = [
+    "ROUNDINGS",
+    "SCOPES",
+    "apply",
+    "check_masks",
+    "compact",
+    "density",
+    "magnitude",
+    "ones",
+    "path_name",
+    "prunable",
+    "random",
+    "random_like",
+    "rewind",
+]
+
 Array = jax.Array
 Params = Any
 Masks = Any
 
 
-def path_name(path) -> str:
-    """'dense_1/w' for the key path of params['dense_1']['w']."""
+def path_name(path: Iterable[Any]) -> str:
+    """'dense_1/w' for the key path of params['dense_1']['w'].
+
+    The names `layer_rates` and `density` use, joined with '/' from dict keys, sequence indices and
+    attribute names.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"dense_1": {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}, "taps": [jnp.zeros(2)]}
+        >>> [prune.path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
+        ['dense_1/b', 'dense_1/w', 'taps/0']
+    """
     parts = []
     for k in path:
         for attr in ("key", "idx", "name"):
@@ -54,37 +82,88 @@ def check_arrays(tree: Params, fn: str = "prune", what: str = "params") -> None:
 
 
 def prunable(params: Params, predicate: Callable[[str, Array], bool] | None = None) -> Params:
-    """The static spec: a pytree of Python bools, True where `predicate(name, leaf)` (default ndim > 1)."""
+    """The static spec: a pytree of Python bools, True where `predicate(name, leaf)` (default ndim > 1).
+
+    `name` is the leaf's `path_name`, e.g. 'dense_0/w'.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"dense_0": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}}
+        >>> prune.prunable(params)
+        {'dense_0': {'b': False, 'w': True}}
+        >>> prune.prunable(params, lambda name, leaf: name.endswith("b"))
+        {'dense_0': {'b': True, 'w': False}}
+    """
     check_arrays(params, "prunable")
     predicate = predicate or (lambda name, leaf: np.ndim(leaf) > 1)
     return jax.tree_util.tree_map_with_path(lambda p, leaf: bool(predicate(path_name(p), leaf)), params)
 
 
 def ones(params: Params) -> Masks:
-    """All-True masks with the params' structure (the dense network)."""
+    """All-True masks with the params' structure (the dense network).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> masks = prune.ones({"dense_0": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}})
+        >>> masks["dense_0"]["w"].tolist()
+        [[True, True, True], [True, True, True]]
+    """
     check_arrays(params, "ones")
     return jax.tree.map(lambda x: jnp.ones(jnp.shape(x), bool), params)
 
 
 def apply(params: Params, masks: Masks) -> Params:
-    """params ⊙ masks: pruned entries become exactly 0."""
+    """params ⊙ masks: pruned entries become exactly 0.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"w": jnp.array([[1.0, -2.0], [3.0, 4.0]])}
+        >>> masks = {"w": jnp.array([[True, False], [False, True]])}
+        >>> prune.apply(params, masks)["w"].tolist()
+        [[1.0, 0.0], [0.0, 4.0]]
+    """
     check_masks(params, masks)
     return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros_like(x)), params, masks)
 
 
 def rewind(saved_params: Params, masks: Masks) -> Params:
-    """The survivors reset to saved weights (θ0, or θk for late rewinding): saved ⊙ masks."""
+    """The survivors reset to saved weights (θ0, or θk for late rewinding): saved ⊙ masks.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> theta0 = {"w": jnp.array([[0.5, -0.5], [0.25, 1.0]])}  # the weights at initialization
+        >>> trained = {"w": jnp.array([[2.0, -0.1], [0.2, 3.0]])}
+        >>> masks = prune.magnitude(trained, prune.ones(trained), 0.5)  # keeps the two largest |w|
+        >>> prune.rewind(theta0, masks)["w"].tolist()
+        [[0.5, 0.0], [0.0, 1.0]]
+    """
     return apply(saved_params, masks)
 
 
 def check_masks(params: Params, masks: Masks) -> None:
-    """Raise ValueError unless masks has the params' structure and leaf shapes, with bool leaves."""
+    """Raise ValueError unless masks has the params' structure and leaf shapes, with bool leaves.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"dense_0": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}}
+        >>> prune.check_masks(params, prune.ones(params))  # fine: returns None
+        >>> prune.check_masks(params, {"dense_0": {"w": jnp.ones((2, 3)), "b": jnp.ones(3, bool)}})
+        Traceback (most recent call last):
+        ...
+        ValueError: mask for 'dense_0/w' must be boolean, got dtype float32
+    """
     check_arrays(params, "prune")
     check_arrays(masks, "prune", "masks")
     ps, ms = jax.tree.structure(params), jax.tree.structure(masks)
-    if ps != ms:
+    # jax binds PyTreeDef by assignment (not a class statement), so mypy sees no `!=` on it
+    if ps != ms:  # type: ignore[operator]
         raise ValueError(f"masks must have the params' tree structure;\n params: {ps}\n masks:  {ms}")
-    for (path, p), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks)):
+    for (path, p), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks), strict=True):
         if jnp.shape(p) != jnp.shape(m):
             raise ValueError(
                 f"mask for '{path_name(path)}' has shape {jnp.shape(m)}, expected the param's {jnp.shape(p)}"
@@ -94,36 +173,50 @@ def check_masks(params: Params, masks: Masks) -> None:
 
 
 def density(masks: Masks, spec: Params | None = None) -> dict[str, Array]:
-    """Remaining fraction of each prunable leaf (by path name) and 'total' over all of them (P_m)."""
+    """Remaining fraction of each prunable leaf (by path name) and 'total' over all of them (P_m).
+
+    Each value is a float32 scalar array; `spec` defaults to `prunable(masks)` (the weight matrices).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> masks = {"w": jnp.array([[True, False], [False, False]]), "v": jnp.ones((2, 2), bool)}
+        >>> {name: float(d) for name, d in prune.density(masks).items()}
+        {'v': 1.0, 'w': 0.25, 'total': 0.625}
+    """
     spec = prunable(masks) if spec is None else spec
-    out, alive, size = {}, 0, 0
-    for (path, m), s in zip(jax.tree_util.tree_leaves_with_path(masks), jax.tree.leaves(spec)):
+    out: dict[str, Array] = {}
+    alive: Array | int = 0
+    size = 0
+    for (path, m), s in zip(jax.tree_util.tree_leaves_with_path(masks), jax.tree.leaves(spec), strict=True):
         if s:
             n = jnp.sum(m)
             out[path_name(path)] = n / m.size
             alive, size = alive + n, size + m.size
-    out["total"] = alive / size
+    out["total"] = jnp.asarray(alive / size)
     return out
 
 
-def _check_rate(name: str, rate) -> None:
+def _check_rate(name: str, rate: float | Array) -> None:
     if isinstance(rate, (int, float)) and not 0 <= rate < 1:
         raise ValueError(f"{name} must be in [0, 1), got {name}={rate!r}")
 
 
-def _rates(masks: Masks, spec: Params, rate, layer_rates: Mapping[str, float] | None) -> list:
+def _rates(
+    masks: Masks, spec: Params, rate: float | Array, layer_rates: Mapping[str, float] | None
+) -> list[float | Array | None]:
     """One rate per leaf (None for leaves that are not pruned)."""
     _check_rate("rate", rate)
     layer_rates = dict(layer_rates or {})
     names = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(masks)]
     flags = jax.tree.leaves(spec)
-    known = {n for n, f in zip(names, flags) if f}
+    known = {n for n, f in zip(names, flags, strict=True) if f}
     for key, r in layer_rates.items():
         _check_rate(f"layer_rates[{key!r}]", r)
         if not any(n == key or n.startswith(key + "/") for n in known):
             raise ValueError(f"layer_rates names {key!r}, which is no prunable layer; prunable: {sorted(known)}")
-    out = []
-    for n, f in zip(names, flags):
+    out: list[float | Array | None] = []
+    for n, f in zip(names, flags, strict=True):
         if not f:
             out.append(None)
             continue
@@ -153,16 +246,16 @@ def layer_of(name: str) -> str:
     return name.rsplit("/", 1)[0] if "/" in name else name
 
 
-def _count(rate, alive: Array, rounding: str) -> Array:
+def _count(rate: float | Array, alive: Array, rounding: str) -> Array:
     if rounding == "nearest":
         return jnp.round(rate * alive).astype(jnp.int32)
     # floor(rate * alive) exactly as Python's int(p * n) in float64: in float32 a product just below
     # an integer (0.03 off for n ~ 250,000) would floor one lower, so it is computed on the host.
     rate = jnp.asarray(rate, jnp.float32) if isinstance(rate, jax.Array) else rate
 
-    def host(a, r=None):
-        r = rate if r is None else np.asarray(r, np.float64)
-        return np.floor(r * np.asarray(a, np.float64)).astype(np.int32)
+    def host(a: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
+        r_host = rate if r is None else np.asarray(r, np.float64)
+        return np.floor(r_host * np.asarray(a, np.float64)).astype(np.int32)
 
     out = jax.ShapeDtypeStruct(jnp.shape(alive), jnp.int32)
     if isinstance(rate, jax.Array):
@@ -192,7 +285,15 @@ def _check_scope(scope: str, rounding: str) -> None:
         raise ValueError(f"rounding must be one of {ROUNDINGS}, got rounding={rounding!r}")
 
 
-def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec, rounding: str = "nearest") -> Masks:
+def _prune(
+    scores: Params,
+    masks: Masks,
+    rate: float | Array,
+    scope: str,
+    layer_rates: Mapping[str, float] | None,
+    spec: Params | None,
+    rounding: str = "nearest",
+) -> Masks:
     _check_scope(scope, rounding)
     spec = prunable(masks) if spec is None else spec
     if layer_rates and scope == "global":
@@ -211,7 +312,9 @@ def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec, ro
             )
         flat_s = jnp.concatenate([s_leaves[i].reshape(-1) for i in group])
         flat_m = jnp.concatenate([m_leaves[i].reshape(-1) for i in group])
-        flat_new = _drop_lowest(flat_s, flat_m, _count(rates[group[0]], jnp.sum(flat_m), rounding))
+        group_rate = rates[group[0]]
+        assert group_rate is not None  # groups hold prunable leaves only, and each has a rate
+        flat_new = _drop_lowest(flat_s, flat_m, _count(group_rate, jnp.sum(flat_m), rounding))
         start = 0
         for i in group:
             size = m_leaves[i].size
@@ -223,7 +326,7 @@ def _prune(scores: Params, masks: Masks, rate, scope: str, layer_rates, spec, ro
 def magnitude(
     params: Params,
     masks: Masks,
-    rate,
+    rate: float | Array,
     *,
     scope: str = "layer",
     layer_rates: Mapping[str, float] | None = None,
@@ -239,6 +342,17 @@ def magnitude(
     prunable leaves together. rounding='floor' removes floor(rate * survivors) instead of the nearest
     integer (the notebook's int(p * n)). Ties go by position (lower index pruned first). Masks only
     ever lose entries.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"dense_0": {"w": jnp.array([[1.0, -6.0, 3.0], [-4.0, 5.0, 2.0]]), "b": jnp.ones(3)}}
+        >>> masks = prune.magnitude(params, prune.ones(params), 0.5)  # round(0.5 * 6) = 3 removed
+        >>> masks["dense_0"]["w"].tolist()  # |w| = 1, 2, 3 go; the bias is never pruned
+        [[False, True, False], [True, True, False]]
+        >>> masks = prune.magnitude(params, masks, 0.5)  # 0.5 of the 3 survivors: 2 removed
+        >>> int(masks["dense_0"]["w"].sum())
+        1
     """
     check_masks(params, masks)
     scores = jax.tree.map(lambda p: jnp.abs(p).astype(jnp.float32), params)
@@ -249,24 +363,49 @@ def random(
     key: Array,
     params: Params,
     masks: Masks,
-    rate,
+    rate: float | Array,
     *,
     scope: str = "layer",
     layer_rates: Mapping[str, float] | None = None,
     spec: Params | None = None,
     rounding: str = "nearest",
 ) -> Masks:
-    """The random-pruning control: remove the same counts as `magnitude`, chosen uniformly at random."""
+    """The random-pruning control: remove the same counts as `magnitude`, chosen uniformly at random.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"w": jnp.ones((4, 5)), "b": jnp.ones(5)}
+        >>> masks = prune.random(jax.random.key(0), params, prune.ones(params), 0.2)
+        >>> int(masks["w"].sum()), int(masks["b"].sum())  # 20 - round(0.2 * 20); biases kept
+        (16, 5)
+    """
     check_masks(params, masks)
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
-    scores = jax.tree.unflatten(treedef, [jax.random.uniform(k, jnp.shape(p)) for k, p in zip(keys, leaves)])
+    scores = jax.tree.unflatten(
+        treedef, [jax.random.uniform(k, jnp.shape(p)) for k, p in zip(keys, leaves, strict=True)]
+    )
     return _prune(scores, masks, rate, scope, layer_rates, spec, rounding)
 
 
 def random_like(key: Array, masks: Masks, spec: Params | None = None, *, scope: str = "layer") -> Masks:
     """A uniformly random mask with as many survivors as `masks` in each prunable leaf (scope
-    'layer' or 'global'), or in each layer's pooled leaves (scope 'layer_joint')."""
+    'layer' or 'global'), or in each layer's pooled leaves (scope 'layer_joint').
+
+    The random-reinitialization control's mask: the same density per layer, a different pattern.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import prune
+        >>> params = {"w": jnp.arange(12.0).reshape(3, 4)}
+        >>> masks = prune.magnitude(params, prune.ones(params), 0.75)  # 3 of 12 survive
+        >>> shuffled = prune.random_like(jax.random.key(0), masks)
+        >>> int(shuffled["w"].sum()), shuffled["w"].shape
+        (3, (3, 4))
+    """
     _check_scope(scope, "nearest")
     spec = prunable(masks) if spec is None else spec
     leaves, treedef = jax.tree.flatten(masks)
@@ -283,7 +422,7 @@ def random_like(key: Array, masks: Masks, spec: Params | None = None, *, scope: 
     return jax.tree.unflatten(treedef, out)
 
 
-def compact(net, params: Params, masks: Masks):
+def compact(net: nn_lib.Layer, params: Params, masks: Masks) -> tuple[nn_lib.Layer, Params]:
     """Remove hidden units of a Dense MLP whose incoming or outgoing weights are all pruned.
 
     Returns (smaller_net, smaller_params) computing the same function as net.apply(params ⊙ masks):
@@ -292,6 +431,24 @@ def compact(net, params: Params, masks: Masks):
     next layer's bias. Works on `serial` nets of Dense layers and elementwise activations (and a
     leading Flatten) and on one network at a time (not a population with a leading member axis,
     whose members would compact to different widths); raises ValueError otherwise.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import nn, prune
+        >>> net = nn.serial(nn.Dense(3), nn.Relu(), nn.Dense(1))
+        >>> params = {
+        ...     "dense_0": {"w": jnp.array([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]]), "b": jnp.zeros(3)},
+        ...     "relu_1": {},
+        ...     "dense_2": {"w": jnp.array([[1.0], [4.0], [-2.0]]), "b": jnp.zeros(1)},
+        ... }
+        >>> masks = prune.ones(params)
+        >>> masks["dense_2"]["w"] = jnp.array([[True], [False], [True]])  # hidden unit 1 feeds nothing
+        >>> small_net, small = prune.compact(net, params, masks)
+        >>> small["dense_0"]["w"].shape, small["dense_2"]["w"].tolist()  # 3 hidden units -> 2
+        ((2, 2), [[1.0], [-2.0]])
+        >>> x = jnp.array([[1.0, 1.0]])  # hidden relu(1.5, -1, 1) = (1.5, 0, 1): 1.5 * 1 + 1 * (-2)
+        >>> small_net.apply(small, x).tolist(), net.apply(prune.apply(params, masks), x).tolist()
+        ([[-0.5]], [[-0.5]])
     """
     layers = list(getattr(net, "layers", ()))
     if not layers:
@@ -300,9 +457,9 @@ def compact(net, params: Params, masks: Masks):
             f"{getattr(net, 'kind', type(net).__name__)!r} with no sub-layers"
         )
     names = nn_lib.layer_names(layers)
-    dense = [i for i, l in enumerate(layers) if l.kind == "dense"]
-    for i, l in enumerate(layers):
-        if l.kind not in (
+    dense = [i for i, layer in enumerate(layers) if layer.kind == "dense"]
+    for i, layer in enumerate(layers):
+        if layer.kind not in (
             "dense",
             "flatten",
             "sigmoid",
@@ -314,7 +471,7 @@ def compact(net, params: Params, masks: Masks):
             "elu",
             "prelu",
         ):
-            raise ValueError(f"compact supports Dense MLPs only; layer '{names[i]}' is a {l.kind}")
+            raise ValueError(f"compact supports Dense MLPs only; layer '{names[i]}' is a {layer.kind}")
     for i in dense:
         w = params[names[i]]["w"]
         if jnp.ndim(w) != 2:
@@ -355,11 +512,11 @@ def compact(net, params: Params, masks: Masks):
         widths[i] = int(keep.size)
         keep_in = keep
     new_layers = []
-    for i, l in enumerate(layers):
-        if l.kind == "dense":
+    for i, layer in enumerate(layers):
+        if layer.kind == "dense":
             if widths[i] == 0:
                 raise ValueError(f"layer '{names[i]}' has no surviving units; the network computes a constant")
             new_layers.append(nn_lib.Dense(widths[i]))
         else:
-            new_layers.append(l)
+            new_layers.append(layer)
     return nn_lib.serial(*new_layers), p
