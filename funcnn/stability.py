@@ -32,8 +32,28 @@ import optax
 
 from funcnn import losses, train
 
+__all__ = [
+    "DEFAULT_ALPHAS",
+    "Barrier",
+    "Stability",
+    "Sweep",
+    "barrier",
+    "data_order",
+    "interpolate",
+    "recompute_statistics",
+    "stability",
+    "statistics_batches",
+    "sweep_rewind_steps",
+    "train_copies",
+]
+
 Array = jax.Array
 Params = Any
+Net = train.Net
+Data = train.Data
+LossFn = train.LossFn
+# α values: a 1-D sequence in [0, 1]
+Alphas = Sequence[float] | np.ndarray | Array
 DEFAULT_ALPHAS = np.linspace(0.0, 1.0, 11, dtype=np.float32)
 _STAT_FOLD = 1 << 30  # statistics_batches folds this into the order key (order seeds must stay below it)
 
@@ -43,7 +63,13 @@ class Barrier(NamedTuple):
     train_error, test_error, train_loss, test_loss (M, P) at θ_a + α(θ_b - θ_a), error = 1 - metric;
     train_barrier, test_barrier (M,) = max over α of the error - mean of the errors at α = 0 and 1;
     recomputed_statistics: True when each interpolated net's running statistics were recomputed
-    (`recompute_statistics`), False when there are none or they were interpolated like the params."""
+    (`recompute_statistics`), False when there are none or they were interpolated like the params.
+
+    Example:
+        >>> from funcnn import stability
+        >>> stability.Barrier._fields[-3:]  # what `barrier` returns, ending with the heights
+        ('train_barrier', 'test_barrier', 'recomputed_statistics')
+    """
 
     alphas: Array
     pairs: np.ndarray
@@ -57,44 +83,64 @@ class Barrier(NamedTuple):
 
 
 class Stability(NamedTuple):
-    """copies: the trained copies' TrainState (leading copy axis N); barrier: their `Barrier`."""
+    """copies: the trained copies' TrainState (leading copy axis N); barrier: their `Barrier`.
+
+    Example:
+        >>> from funcnn import stability
+        >>> stability.Stability._fields  # what `stability.stability` returns
+        ('copies', 'barrier')
+    """
 
     copies: train.TrainState
     barrier: Barrier
 
 
 class Sweep(NamedTuple):
-    """rewind_steps (K,); barriers: one `Barrier` per k; train_barrier, test_barrier (K, M)."""
+    """rewind_steps (K,); barriers: one `Barrier` per k; train_barrier, test_barrier (K, M).
+
+    Example:
+        >>> from funcnn import stability
+        >>> stability.Sweep._fields  # what `sweep_rewind_steps` returns
+        ('rewind_steps', 'barriers', 'train_barrier', 'test_barrier')
+    """
 
     rewind_steps: np.ndarray
-    barriers: tuple
+    barriers: tuple[Barrier, ...]
     train_barrier: Array
     test_barrier: Array
 
 
-def _lerp(a, b, alpha):
+def _lerp(a: Array, b: Array, alpha: Array) -> Array:
     """a + α(b - a) below α = 1/2, b - (1 - α)(b - a) from it: exactly a at α = 0, b at α = 1, and a
     wherever a == b (the two-sided form of C++'s std::lerp)."""
     d = b - a
     return jnp.where(alpha < 0.5, a + alpha * d, b - (1 - alpha) * d)
 
 
-def _mix(tree_a, tree_b, alpha):
+def _mix(tree_a: Params, tree_b: Params, alpha: Array | float) -> Params:
+    """`_lerp` leafwise, α cast to each leaf's dtype."""
     return jax.tree.map(lambda a, b: _lerp(a, b, jnp.asarray(alpha, a.dtype)), tree_a, tree_b)
 
 
-def interpolate(params_a: Params, params_b: Params, alphas) -> Params:
+def interpolate(params_a: Params, params_b: Params, alphas: Alphas) -> Params:
     """θ_a + α(θ_b - θ_a) leafwise for each α: leaves (*s) -> (P, *s), P = len(alphas).
 
     Bit-exact ends: α = 0 gives params_a and α = 1 gives params_b (see `_lerp`), and every α gives
     params_a when the two are equal. alphas: a 1-D sequence in [0, 1].
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import stability
+        >>> a, b = {"w": jnp.array([0.0, 2.0])}, {"w": jnp.array([1.0, 4.0])}
+        >>> stability.interpolate(a, b, [0.0, 0.5, 1.0])["w"].tolist()  # (P, 2): a, the midpoint, b
+        [[0.0, 2.0], [0.5, 3.0], [1.0, 4.0]]
     """
     _check_same_tree(params_a, params_b)
     a = _check_alphas(alphas, ends=False)
     return jax.tree.map(lambda x, y: jax.vmap(lambda al: _lerp(x, y, al.astype(x.dtype)))(a), params_a, params_b)
 
 
-def recompute_statistics(net, params: Params, model_state: Params, x: Array, idx: Array) -> Params:
+def recompute_statistics(net: Net, params: Params, model_state: Params, x: Array, idx: Array) -> Params:
     """Running statistics recomputed for `params` from the batches x[idx[b]], b < B (train mode).
 
     idx: (B, batch) int indices into x (n, ...). The convention is PyTorch's `momentum=None`: each
@@ -109,6 +155,18 @@ def recompute_statistics(net, params: Params, model_state: Params, x: Array, idx
     1 - fl32(1 - m), within 3e-7 of m). Entries with m = 0 (never updated in training) keep
     `model_state`'s value. Cost: B + 1 train-mode forward passes. A stateless
     net (model_state None or without arrays) returns model_state unchanged. Pure; deterministic.
+
+    Example: batches [0, 1, 2, 3] and [4, 5, 6, 7] have means 1.5 and 5.5 and unbiased variances 5/3.
+
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import nn, stability
+        >>> net = nn.serial(nn.BatchNorm())
+        >>> params, model_state = net.init(jax.random.key(0), (1,)), net.init_state((1,))
+        >>> x, idx = jnp.arange(8.0).reshape(8, 1), jnp.arange(8).reshape(2, 4)
+        >>> stats = stability.recompute_statistics(net, params, model_state, x, idx)["batchnorm_0"]
+        >>> round(float(stats["mean"][0]), 4), round(float(stats["var"][0]), 4)  # (1.5 + 5.5) / 2, 5/3
+        (3.5, 1.6667)
     """
     if model_state is None or not jax.tree.leaves(model_state):
         return model_state
@@ -120,22 +178,36 @@ def recompute_statistics(net, params: Params, model_state: Params, x: Array, idx
     big = jax.tree.map(lambda t: jnp.exp2(jnp.ceil(jnp.log2(jnp.maximum(jnp.abs(t), 1))) + 40).astype(t.dtype), first)
     kept = run(big, idx[0])
 
-    def average(total, kept, big, old):
+    def average(total: Array, kept: Array, big: Array, old: Array) -> Array:
         m = 1 - kept / big
         return jnp.where(m > 0, total / (idx.shape[0] * jnp.where(m > 0, m, 1)), old)
 
     return jax.tree.map(average, total, kept, big, model_state)
 
 
-def data_order(key: Array, seeds: Sequence[int], n: int, batch_size: int, *, start: int, steps: int) -> Array:
-    """(S, steps, batch_size) indices: positions start .. start + steps - 1 of each seed's data order."""
+def data_order(
+    key: Array, seeds: Sequence[int] | np.ndarray, n: int, batch_size: int, *, start: int, steps: int
+) -> Array:
+    """(S, steps, batch_size) indices: positions start .. start + steps - 1 of each seed's data order.
+
+    Example: 8 examples in batches of 4 are 2 steps per epoch; 5 steps run into a third epoch.
+
+        >>> import jax
+        >>> from funcnn import stability
+        >>> order = stability.data_order(jax.random.key(0), [1, 2], 8, 4, start=0, steps=5)
+        >>> order.shape  # (seeds, steps, batch_size)
+        (2, 5, 4)
+        >>> later = stability.data_order(jax.random.key(0), [1, 2], 8, 4, start=3, steps=2)
+        >>> later.tolist() == order[:, 3:].tolist()  # a copy started at step 3 continues each order
+        True
+    """
     train.check_batch_size(batch_size, n)
     for name, v in (("start", start), ("steps", steps)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0:
             raise ValueError(f"{name} must be an int >= 0, got {name}={v!r}")
     epochs = max(1, math.ceil((start + steps) / (n // batch_size)))
 
-    def order(s):
+    def order(s: Array) -> Array:
         k = jax.random.fold_in(key, s)
         e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), n, batch_size))(jnp.arange(epochs))
         return e.reshape(-1, batch_size)[start : start + steps]
@@ -144,7 +216,14 @@ def data_order(key: Array, seeds: Sequence[int], n: int, batch_size: int, *, sta
 
 
 def statistics_batches(key: Array, n: int, batch_size: int, batches: int) -> Array:
-    """(batches, batch_size) indices for `recompute_statistics`: a shuffle from fold_in(key, 2**30)."""
+    """(batches, batch_size) indices for `recompute_statistics`: a shuffle from fold_in(key, 2**30).
+
+    Example:
+        >>> import jax
+        >>> from funcnn import stability
+        >>> stability.statistics_batches(jax.random.key(0), 100, 10, 3).shape  # 3 of the 10 batches of an epoch
+        (3, 10)
+    """
     if not isinstance(batches, (int, np.integer)) or not 1 <= batches <= n // max(batch_size, 1):
         raise ValueError(
             f"stat_batches must be an int in [1, {n // max(batch_size, 1)}] (batches in one epoch), "
@@ -153,24 +232,35 @@ def statistics_batches(key: Array, n: int, batch_size: int, batches: int) -> Arr
     return train.batch_indices(jax.random.fold_in(key, _STAT_FOLD), n, batch_size)[:batches]
 
 
-def _over_members(fn, xs, chunk):
+def _over_members(fn: Callable[[Any], Any], xs: Any, chunk: int | None) -> Any:
+    """fn over the leading axis of xs: `jax.vmap`, or `lax.map` in batches of `chunk` members."""
     n = jax.tree.leaves(xs)[0].shape[0]
     return jax.vmap(fn)(xs) if chunk is None or chunk >= n else jax.lax.map(fn, xs, batch_size=chunk)
 
 
 @partial(jax.jit, static_argnames=("net", "loss", "optimizer", "chunk"))
-def _train_program(states, idx, x, y, *, net, loss, optimizer, chunk):
+def _train_program(
+    states: train.TrainState,
+    idx: Array,
+    x: Array,
+    y: Array,
+    *,
+    net: Net,
+    loss: LossFn,
+    optimizer: optax.GradientTransformation,
+    chunk: int | None,
+) -> train.TrainState:
     step = train.make_train_step(net, loss, optimizer)
     body = lambda s, i: (step(s, (x[i], y[i]))[0], None)
     return _over_members(lambda si: jax.lax.scan(body, si[0], si[1])[0], (states, idx), chunk)
 
 
 def train_copies(
-    net,
+    net: Net,
     theta_k: Params,
     optimizer: optax.GradientTransformation,
-    loss: Callable,
-    data,
+    loss: LossFn,
+    data: tuple[Data, Data],
     *,
     steps: int,
     batch_size: int,
@@ -190,6 +280,20 @@ def train_copies(
     `optimizer.init`); model_state: θk's running statistics (default: `net.init_state`); the step
     counter starts at `start`. masks keep pruned weights at 0; copy i's Dropout key is
     fold_in(dropout_key, order_seeds[i]).
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> import optax
+        >>> from funcnn import losses, nn, stability
+        >>> net = nn.serial(nn.Dense(4), nn.Tanh(), nn.Dense(2))  # a 2-4-2 classifier
+        >>> x, x_test = np.random.default_rng(0).normal(size=(2, 8, 2)).astype(np.float32)  # 8 points each
+        >>> y, y_test = (x[:, 0] > x[:, 1]).astype(np.int32), (x_test[:, 0] > x_test[:, 1]).astype(np.int32)
+        >>> copies = stability.train_copies(
+        ...     net, net.init(jax.random.key(0), (2,)), optax.sgd(0.5), losses.softmax_cross_entropy, (x, y),
+        ...     steps=4, batch_size=4, order_seeds=[1, 2], key=jax.random.key(2))
+        >>> copies.step.tolist(), copies.params["dense_0"]["w"].shape  # 2 copies, 4 steps each
+        ([4, 4], (2, 2, 4))
     """
     x, y = data
     train.validate_data(x, y)
@@ -211,32 +315,53 @@ def train_copies(
 
 
 @partial(jax.jit, static_argnames=("net", "loss", "metric", "chunk"))
-def _barrier_program(pa, pb, sa, sb, alphas, stat_idx, x, xe, ye, xt, yt, *, net, loss, metric, chunk):
+def _barrier_program(
+    pa: Params,
+    pb: Params,
+    sa: Params | None,
+    sb: Params | None,
+    alphas: Array,
+    stat_idx: Array | None,
+    x: Array,
+    xe: Array,
+    ye: Array,
+    xt: Array,
+    yt: Array,
+    *,
+    net: Net,
+    loss: LossFn,
+    metric: LossFn,
+    chunk: int | None,
+) -> tuple[Array, Array, Array, Array]:
     evaluate = train.make_evaluate(net, loss, metric)
 
-    def point(p_a, p_b, s_a, s_b, alpha):
+    def point(
+        p_a: Params, p_b: Params, s_a: Params | None, s_b: Params | None, alpha: Array
+    ) -> tuple[Array, Array, Array, Array]:
         p, s = _mix(p_a, p_b, alpha), _mix(s_a, s_b, alpha)
         if stat_idx is not None:
             s = recompute_statistics(net, p, s, x, stat_idx)
         tr, te = evaluate(p, xe, ye, s), evaluate(p, xt, yt, s)
         return 1 - tr["accuracy"], 1 - te["accuracy"], tr["loss"], te["loss"]
 
-    pair = lambda args: jax.vmap(point, in_axes=(None, None, None, None, 0))(*args, alphas)
+    def pair(args: tuple[Params, Params, Params | None, Params | None]) -> tuple[Array, Array, Array, Array]:
+        return jax.vmap(point, in_axes=(None, None, None, None, 0))(*args, alphas)
+
     return _over_members(pair, (pa, pb, sa, sb), chunk)
 
 
 def barrier(
-    net,
+    net: Net,
     params: Params,
-    train_data,
-    test_data,
+    train_data: tuple[Data, Data],
+    test_data: tuple[Data, Data],
     *,
-    pairs=None,
-    alphas=DEFAULT_ALPHAS,
+    pairs: Sequence[Sequence[int]] | np.ndarray | None = None,
+    alphas: Alphas = DEFAULT_ALPHAS,
     model_state: Params | None = None,
     stat_idx: Array | None = None,
-    loss: Callable = losses.softmax_cross_entropy,
-    metric: Callable = losses.accuracy,
+    loss: LossFn = losses.softmax_cross_entropy,
+    metric: LossFn = losses.accuracy,
     chunk: int | None = None,
     train_eval: int | None = None,
 ) -> Barrier:
@@ -249,6 +374,22 @@ def barrier(
     included, so every point is treated alike); without, they are interpolated like the params.
     train_eval: measure the train error on the first `train_eval` training examples only (a cheaper
     estimate for big nets; the statistics still come from stat_idx over the whole set).
+
+    Example: two nets from different inits, untrained, on 8 test points (errors in eighths).
+
+        >>> import jax
+        >>> import numpy as np
+        >>> import optax
+        >>> from funcnn import losses, nn, stability
+        >>> net = nn.serial(nn.Dense(4), nn.Tanh(), nn.Dense(2))  # a 2-4-2 classifier
+        >>> x, x_test = np.random.default_rng(0).normal(size=(2, 8, 2)).astype(np.float32)  # 8 points each
+        >>> y, y_test = (x[:, 0] > x[:, 1]).astype(np.int32), (x_test[:, 0] > x_test[:, 1]).astype(np.int32)
+        >>> two = jax.vmap(net.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), (2,))
+        >>> b = stability.barrier(net, two, (x, y), (x_test, y_test), alphas=[0.0, 0.5, 1.0])
+        >>> b.pairs.tolist(), b.test_error.shape  # one pair, 3 points on its segment
+        ([[0, 1]], (1, 3))
+        >>> b.test_error[0].tolist(), b.test_barrier.tolist()  # barrier: 1.0 - (0.625 + 1.0) / 2
+        ([0.625, 0.75, 1.0], [0.1875])
     """
     n = train.population_size(params, "params")
     pairs = np.array(list(itertools.combinations(range(n), 2)) if pairs is None else pairs, dtype=np.int64)
@@ -296,12 +437,12 @@ def barrier(
 
 
 def stability(
-    net,
+    net: Net,
     theta_k: Params,
     optimizer: optax.GradientTransformation,
-    loss: Callable,
-    train_data,
-    test_data,
+    loss: LossFn,
+    train_data: tuple[Data, Data],
+    test_data: tuple[Data, Data],
     *,
     steps: int,
     batch_size: int,
@@ -309,13 +450,13 @@ def stability(
     copies: int = 2,
     order_seeds: Sequence[int] | None = None,
     start: int = 0,
-    alphas=DEFAULT_ALPHAS,
+    alphas: Alphas = DEFAULT_ALPHAS,
     model_state: Params | None = None,
     opt_state: Any = None,
     masks: Params | None = None,
     stat_batches: int = 20,
     dropout_key: Array | None = None,
-    metric: Callable = losses.accuracy,
+    metric: LossFn = losses.accuracy,
     chunk: int | None = None,
     train_eval: int | None = None,
 ) -> Stability:
@@ -324,6 +465,25 @@ def stability(
     With running statistics, `stat_batches` training batches (`statistics_batches(key, ...)`, the same
     for every point) recompute them at each α; stat_batches=0 interpolates them instead. train_eval:
     as in `barrier`.
+
+    Example: two copies of one init (data orders of seeds 1 and 2), 4 SGD steps each, then their barrier.
+
+        >>> import jax
+        >>> import numpy as np
+        >>> import optax
+        >>> from funcnn import losses, nn, stability
+        >>> net = nn.serial(nn.Dense(4), nn.Tanh(), nn.Dense(2))  # a 2-4-2 classifier
+        >>> x, x_test = np.random.default_rng(0).normal(size=(2, 8, 2)).astype(np.float32)  # 8 points each
+        >>> y, y_test = (x[:, 0] > x[:, 1]).astype(np.int32), (x_test[:, 0] > x_test[:, 1]).astype(np.int32)
+        >>> result = stability.stability(
+        ...     net, net.init(jax.random.key(0), (2,)), optax.sgd(0.5), losses.softmax_cross_entropy, (x, y),
+        ...     (x_test, y_test), steps=4, batch_size=4, key=jax.random.key(2), alphas=[0.0, 0.5, 1.0])
+        >>> result.copies.step.tolist(), result.barrier.pairs.tolist()  # 2 copies: 1 pair
+        ([4, 4], [[0, 1]])
+        >>> result.barrier.test_error[0].tolist()  # test error at α = 0, 1/2, 1 (in eighths)
+        [0.0, 0.0, 0.125]
+        >>> result.barrier.test_barrier.tolist()  # max - mean of the ends: 0.125 - (0 + 0.125) / 2
+        [0.0625]
     """
     ok = isinstance(copies, (int, np.integer)) and not isinstance(copies, bool) and copies >= 2
     seeds = (list(range(1, copies + 1)) if ok else []) if order_seeds is None else list(order_seeds)
@@ -370,12 +530,12 @@ def stability(
 
 
 def sweep_rewind_steps(
-    net,
+    net: Net,
     params0: Params,
     optimizer: optax.GradientTransformation,
-    loss: Callable,
-    train_data,
-    test_data,
+    loss: LossFn,
+    train_data: tuple[Data, Data],
+    test_data: tuple[Data, Data],
     *,
     steps: int,
     rewind_steps: Sequence[int],
@@ -385,12 +545,30 @@ def sweep_rewind_steps(
     model_state: Params | None = None,
     masks: Params | None = None,
     dropout_key: Array | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> Sweep:
     """Instability as a function of k: one parent run from params0 on seed `parent_seed`'s order, its
     state (params, optimizer and model state) kept at each k in rewind_steps, then `stability` of
     copies trained from each θk to step `steps` (steps - k steps; kwargs: copies, order_seeds,
     alphas, stat_batches, metric, chunk, train_eval). One compiled training program per distinct length.
+
+    Example: rewinding to k = 0 and k = 2 of a 4-step run (two copies from each θk).
+
+        >>> import jax
+        >>> import numpy as np
+        >>> import optax
+        >>> from funcnn import losses, nn, stability
+        >>> net = nn.serial(nn.Dense(4), nn.Tanh(), nn.Dense(2))  # a 2-4-2 classifier
+        >>> x, x_test = np.random.default_rng(0).normal(size=(2, 8, 2)).astype(np.float32)  # 8 points each
+        >>> y, y_test = (x[:, 0] > x[:, 1]).astype(np.int32), (x_test[:, 0] > x_test[:, 1]).astype(np.int32)
+        >>> sweep = stability.sweep_rewind_steps(
+        ...     net, net.init(jax.random.key(0), (2,)), optax.sgd(0.5), losses.softmax_cross_entropy, (x, y),
+        ...     (x_test, y_test), steps=4, rewind_steps=[0, 2], batch_size=4, key=jax.random.key(2),
+        ...     alphas=[0.0, 0.5, 1.0])
+        >>> sweep.test_barrier.shape  # (rewind steps, pairs)
+        (2, 1)
+        >>> sweep.test_barrier[:, 0].tolist()  # the barrier at k = 0 and at k = 2
+        [0.0625, 0.0625]
     """
     ks = np.asarray(rewind_steps)
     if (
@@ -453,19 +631,22 @@ def sweep_rewind_steps(
 
 
 def _check_same_tree(a: Params, b: Params) -> None:
-    if jax.tree.structure(a) != jax.tree.structure(b):
+    """Raise ValueError unless a and b have the same tree structure and leaf shapes."""
+    # jaxlib ships no type stubs for PyTreeDef, so mypy cannot see its comparison operators
+    if jax.tree.structure(a) != jax.tree.structure(b):  # type: ignore[operator]
         raise ValueError(
             f"params_b must have params_a's tree structure (copies of one net), got "
             f"{jax.tree.structure(b)} vs {jax.tree.structure(a)}"
         )
-    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b)):
+    for (path, x), y in zip(jax.tree_util.tree_leaves_with_path(a), jax.tree.leaves(b), strict=True):
         if jnp.shape(x) != jnp.shape(y):
             raise ValueError(
                 f"params_b{jax.tree_util.keystr(path)} has shape {jnp.shape(y)}, expected {jnp.shape(x)} (params_a's)"
             )
 
 
-def _check_alphas(alphas, *, ends: bool) -> Array:
+def _check_alphas(alphas: Alphas, *, ends: bool) -> Array:
+    """alphas as a float32 array after checking them (a traced array passes through unchecked)."""
     if isinstance(alphas, jax.core.Tracer):
         return alphas
     a = np.asarray(alphas, dtype=np.float32)
