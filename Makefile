@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast lint types docs bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,11 +15,25 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(PY) experiments/lottery_ticket.py
 
-test: $(VENV)/.installed
-	$(PY) -m pytest -q tests
+# The whole check, as CI runs it: lint and format, types, the API reference (with its docstring
+# checks), then the docstring examples and the tests, slow ones included, on every core.
+test: lint types docs
+	$(PY) -m pytest -q -n auto --doctest-modules funcnn tests
 
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n auto -m "not slow" --doctest-modules funcnn tests
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+# API reference (pdoc) in build/api/; fails on a public name without docstring, example or type
+# hints, and on a broken cross-reference.
+docs: $(VENV)/.installed
+	$(PY) tools/api_docs.py --out build/api
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks

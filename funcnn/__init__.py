@@ -4,6 +4,10 @@ The whole public API, by module: nn (layers, combinators, serial), activations, 
 kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), lottery (IMP
 studies: Spec, run), stability (linear mode connectivity), io (verified checkpoints), distributed
 (sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
+
+The API reference (`make docs`) opens with docs/guide.md:
+
+.. include:: ../docs/guide.md
 """
 
 from importlib.metadata import PackageNotFoundError

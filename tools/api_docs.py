@@ -6,7 +6,7 @@ Fails (exit 1, one line per problem) when:
 - a public module, function or class has no docstring;
 - a public function or class has no runnable example (a `>>>` line) in its docstring;
 - a public function's signature lacks a type hint (a parameter or the return);
-- a docstring names a dotted funcnn, jax, optax, chex or numpy object in backticks that does not exist
+- a docstring (or docs/guide.md) names a dotted funcnn, jax, optax, chex or numpy object in backticks that does not exist
   (a broken cross-reference), e.g. `prune.magnitude` when funcnn.prune has no `magnitude`.
 
 Public: every module of the funcnn package whose name has no leading underscore; in it, the names in its
@@ -129,6 +129,11 @@ def problems(package: str = "funcnn") -> list[str]:
             for match in XREF.finditer(doc or ""):
                 if resolve(match.group(1), module, by_short) is False:
                     found.append(f"{where}: broken cross-reference `{match.group(1)}`")
+    # the "which function do I want" guide names functions by their full path; each must exist
+    guide = Path(__file__).resolve().parent.parent / "docs" / "guide.md"
+    for match in XREF.finditer(guide.read_text()):
+        if match.group(1).startswith("funcnn.") and resolve(match.group(1), by_short["funcnn"], by_short) is False:
+            found.append(f"docs/guide.md: broken cross-reference `{match.group(1)}`")
     return found
 
 
@@ -136,7 +141,13 @@ def build(out: Path, package: str = "funcnn") -> list[str]:
     import pdoc
     import pdoc.render
 
-    pdoc.render.configure(docformat="markdown", search=True, show_source=True)
+    # A NamedTuple's generated __new__ claims a module of its own ("namedtuple_TrainState"), where pdoc
+    # cannot evaluate the (string) annotations of its fields; point it at the class's module.
+    for module in public_modules(package):
+        for _, obj in public_objects(module):
+            if inspect.isclass(obj) and issubclass(obj, tuple) and hasattr(obj, "_fields"):
+                obj.__new__.__module__ = obj.__module__
+    pdoc.render.configure(docformat="google", search=True, show_source=True)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pdoc.pdoc(package, output_directory=out)
