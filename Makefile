@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test test-fast lint types docs bench clean
+.PHONY: run test test-fast lint types docs doctest bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,13 +15,16 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(PY) experiments/lottery_ticket.py
 
-# The whole check, as CI runs it: lint and format, types, the API reference (with its docstring
-# checks), then the docstring examples and the tests, slow ones included, on every core.
-test: lint types docs
-	$(PY) -m pytest -q -n auto --doctest-modules funcnn tests
+# The whole check, as CI runs it, quickest parts first: lint and format, types, the API reference
+# (with its docstring checks), the docstring examples, then the tests, slow ones included, on every core.
+test: lint types docs doctest
+	$(PY) -m pytest -q -n auto tests
 
-test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -n auto -m "not slow" --doctest-modules funcnn tests
+test-fast: lint types docs doctest
+	$(PY) -m pytest -q -n auto -m "not slow" tests
+
+doctest: $(VENV)/.installed
+	$(PY) -m pytest -q --doctest-modules funcnn
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -12,6 +12,22 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
+__all__ = [
+    "DERIVATIVES",
+    "FUNCTIONS",
+    "KINKS",
+    "arctan",
+    "binary_step",
+    "derivative",
+    "elu",
+    "get",
+    "prelu",
+    "relu",
+    "sigmoid",
+    "softplus",
+    "tanh",
+]
+
 Array = jax.Array
 
 sigmoid = jax.nn.sigmoid
@@ -27,52 +43,79 @@ def binary_step(x: Array) -> Array:
     Its gradient is zero almost everywhere (and undefined at 0): the step is flat on both sides, so
     `jax.grad` returns 0 and a network of binary-step units cannot learn by gradient descent. That is
     why the course replaces it with sigmoid-like units.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import activations
+        >>> activations.binary_step(jnp.array([-2.0, 0.0, 3.0])).tolist()
+        [0.0, 1.0, 1.0]
+        >>> float(jax.grad(activations.binary_step)(0.5))
+        0.0
     """
     return jnp.where(x >= 0, jnp.ones_like(x), jnp.zeros_like(x))
 
 
 def prelu(x: Array, alpha: Array | float = 0.25) -> Array:
-    """Parametric ReLU: x for x >= 0, alpha * x otherwise (alpha learnable in the `PReLU` layer)."""
+    """Parametric ReLU: x for x >= 0, alpha * x otherwise (alpha learnable in the `PReLU` layer).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import activations
+        >>> activations.prelu(jnp.array([-2.0, 0.0, 3.0])).tolist()
+        [-0.5, 0.0, 3.0]
+        >>> activations.prelu(jnp.array([-2.0, 3.0]), alpha=0.1).tolist()
+        [-0.2, 3.0]
+    """
     return jnp.where(x >= 0, x, alpha * x)
 
 
 def elu(x: Array, alpha: float = 1.0) -> Array:
-    """ELU: x for x > 0, alpha * (exp(x) - 1) otherwise."""
+    """ELU: x for x > 0, alpha * (exp(x) - 1) otherwise.
+
+    Example:
+        >>> import math
+        >>> import jax.numpy as jnp
+        >>> from funcnn import activations
+        >>> y = activations.elu(jnp.array([-1.0, 2.0]))
+        >>> round(float(y[0]), 6), round(math.exp(-1) - 1, 6), float(y[1])
+        (-0.632121, -0.632121, 2.0)
+    """
     return jax.nn.elu(x, alpha)
 
 
 # Analytic derivatives, written from the formulas, never from jax.grad.
-def _d_sigmoid(x):
+def _d_sigmoid(x: Array) -> Array:
     s = sigmoid(x)
     return s * (1 - s)
 
 
-def _d_tanh(x):
+def _d_tanh(x: Array) -> Array:
     return 1 - jnp.tanh(x) ** 2
 
 
-def _d_arctan(x):
+def _d_arctan(x: Array) -> Array:
     return 1 / (1 + x**2)
 
 
-def _d_binary_step(x):
+def _d_binary_step(x: Array) -> Array:
     return jnp.zeros_like(x)
 
 
-def _d_relu(x):
+def _d_relu(x: Array) -> Array:
     # 0 at the kink, matching jax.grad's convention for relu.
     return jnp.where(x > 0, jnp.ones_like(x), jnp.zeros_like(x))
 
 
-def _d_prelu(x, alpha=0.25):
+def _d_prelu(x: Array, alpha: Array | float = 0.25) -> Array:
     return jnp.where(x >= 0, jnp.ones_like(x), alpha * jnp.ones_like(x))
 
 
-def _d_elu(x, alpha=1.0):
+def _d_elu(x: Array, alpha: float = 1.0) -> Array:
     return jnp.where(x > 0, jnp.ones_like(x), alpha * jnp.exp(x))
 
 
-def _d_softplus(x):
+def _d_softplus(x: Array) -> Array:
     return sigmoid(x)
 
 
@@ -86,6 +129,7 @@ FUNCTIONS: dict[str, Callable[..., Array]] = {
     "elu": elu,
     "softplus": softplus,
 }
+"""Every activation by name: `get(name)` looks it up here."""
 
 DERIVATIVES: dict[str, Callable[..., Array]] = {
     "sigmoid": _d_sigmoid,
@@ -97,14 +141,15 @@ DERIVATIVES: dict[str, Callable[..., Array]] = {
     "elu": _d_elu,
     "softplus": _d_softplus,
 }
+"""The analytic derivative of each activation in `FUNCTIONS`, by name (see `derivative`)."""
 
-# Where the derivative is not defined; tests and plots compare away from these points.
 KINKS: dict[str, tuple[float, ...]] = {
     "binary_step": (0.0,),
     "relu": (0.0,),
     "prelu": (0.0,),
     "elu": (0.0,),
 }
+"""Where the derivative is not defined; tests and plots compare away from these points."""
 
 
 def _check_name(name: str) -> None:
@@ -113,12 +158,35 @@ def _check_name(name: str) -> None:
 
 
 def get(name: str) -> Callable[..., Array]:
-    """The activation function called `name` (one of `FUNCTIONS`)."""
+    """The activation function called `name` (one of `FUNCTIONS`).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn import activations
+        >>> sorted(activations.FUNCTIONS)
+        ['arctan', 'binary_step', 'elu', 'prelu', 'relu', 'sigmoid', 'softplus', 'tanh']
+        >>> float(activations.get("sigmoid")(jnp.array(0.0)))
+        0.5
+    """
     _check_name(name)
     return FUNCTIONS[name]
 
 
 def derivative(name: str) -> Callable[..., Array]:
-    """The analytic derivative d f(x) / dx of the activation called `name`, elementwise."""
+    """The analytic derivative d f(x) / dx of the activation called `name`, elementwise.
+
+    sigmoid'(0) = s(1 - s) = 1/4, as `jax.grad` finds; relu' is taken as 0 at the kink.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn import activations
+        >>> float(activations.derivative("sigmoid")(jnp.array(0.0)))
+        0.25
+        >>> float(jax.grad(activations.sigmoid)(0.0))
+        0.25
+        >>> activations.derivative("relu")(jnp.array([-1.0, 0.0, 2.0])).tolist()
+        [0.0, 0.0, 1.0]
+    """
     _check_name(name)
     return DERIVATIVES[name]

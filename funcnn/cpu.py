@@ -14,16 +14,33 @@ from __future__ import annotations
 import os
 from collections.abc import MutableMapping
 
+__all__ = ["cores", "fast_flags", "use_fast_flags"]
+
 _OURS = ("xla_force_host_platform_device_count", "xla_cpu_multi_thread_eigen")
 
 
 def cores() -> int:
-    """CPU cores this process may run on (its affinity mask, which taskset and containers set)."""
+    """CPU cores this process may run on (its affinity mask, which taskset and containers set).
+
+    Example:
+        >>> import os
+        >>> from funcnn import cpu
+        >>> 1 <= cpu.cores() <= (os.cpu_count() or 1)  # at most every core of the machine
+        True
+    """
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def fast_flags(n_cores: int | None = None) -> str:
-    """XLA_FLAGS for populations: one CPU device per core, single-threaded Eigen dots."""
+    """XLA_FLAGS for populations: one CPU device per core, single-threaded Eigen dots.
+
+    Pure: it returns the string and sets nothing. n_cores defaults to `cores()`.
+
+    Example:
+        >>> from funcnn import cpu
+        >>> cpu.fast_flags(2)
+        '--xla_force_host_platform_device_count=2 --xla_cpu_multi_thread_eigen=false'
+    """
     n = cores() if n_cores is None else n_cores
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n_cores must be a positive int, got n_cores={n_cores!r}")
@@ -35,6 +52,16 @@ def use_fast_flags(environ: MutableMapping[str, str] | None = None, n_cores: int
 
     Must run before JAX creates its CPU backend (the first computation or `jax.devices()`), since
     XLA reads XLA_FLAGS once: raises RuntimeError after that. `environ` defaults to os.environ.
+
+    Example:
+        >>> from funcnn import cpu
+        >>> env = {"XLA_FLAGS": "--xla_dump_to=/tmp/dump"}  # stands in for os.environ: this process is untouched
+        >>> cpu.use_fast_flags(env, n_cores=2)
+        True
+        >>> env["XLA_FLAGS"]
+        '--xla_dump_to=/tmp/dump --xla_force_host_platform_device_count=2 --xla_cpu_multi_thread_eigen=false'
+        >>> cpu.use_fast_flags({"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=true"})  # the user chose: left alone
+        False
     """
     env = os.environ if environ is None else environ
     current = env.get("XLA_FLAGS", "")

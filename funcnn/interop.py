@@ -13,20 +13,39 @@ called. Not supported: flax variables other than 'params' (batch_stats) and equi
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 
 from funcnn.nn import Layer
+from funcnn.nn.layer import Params
+
+if TYPE_CHECKING:  # neither is a dependency: each is imported when its adapter is called
+    import equinox as eqx
+    import flax.linen
+
+__all__ = ["from_equinox", "from_flax"]
 
 
-def from_flax(module) -> Layer:
+def from_flax(module: flax.linen.Module) -> Layer:
     """A flax.linen Module as a funcnn `Layer` whose params are its 'params' collection.
 
     init(key, input_shape) = module.init(key, zeros((1, *input_shape)))["params"];
     apply(params, x) = module.apply({"params": params}, x), x: (*batch, *input_shape) as the module takes.
+
+    Example:
+        >>> import flax.linen as nn
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn.interop import from_flax
+        >>> net = from_flax(nn.Dense(3))
+        >>> params = net.init(jax.random.key(0), (4,))
+        >>> jax.tree.map(jnp.shape, params)  # flax's own names
+        {'bias': (3,), 'kernel': (4, 3)}
+        >>> net.apply(params, jnp.ones((2, 4))).shape, net.output_shape((4,))
+        ((2, 3), (3,))
     """
     import flax.core
     import flax.linen
@@ -34,7 +53,7 @@ def from_flax(module) -> Layer:
     if not isinstance(module, flax.linen.Module):
         raise TypeError(f"from_flax takes a flax.linen Module (e.g. MLP(), not MLP), got {module!r}")
 
-    def init(key, input_shape):
+    def init(key: jax.Array, input_shape: Sequence[int]) -> Params:
         variables = flax.core.unfreeze(module.init(key, jnp.zeros((1,) + tuple(input_shape))))
         extra = sorted(set(variables) - {"params"})
         if extra:
@@ -45,11 +64,12 @@ def from_flax(module) -> Layer:
             )
         return variables.get("params", {})
 
-    def apply(params, x, *, key=None, train=False):
+    def apply(params: Params, x: jax.Array, *, key: jax.Array | None = None, train: bool = False) -> jax.Array:
         del key, train
-        return module.apply({"params": params}, x)
+        # flax types apply's result as out | (out, mutated variables); without `mutable=` it is out
+        return module.apply({"params": params}, x)  # type: ignore[return-value]
 
-    def output_shape(input_shape):
+    def output_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
         x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
         y = jax.eval_shape(lambda k, x: apply(init(k, x.shape[1:]), x), jax.random.key(0), x)
         return tuple(y.shape[1:])
@@ -65,6 +85,18 @@ def from_equinox(make: Callable[[jax.Array], Any]) -> Layer:
     them back (`eqx.combine`) and maps the model over x's leading axis (equinox layers take one
     example): x (batch, *input_shape) -> (batch, *output_shape). `input_shape` is not used by init:
     the model fixes its own sizes.
+
+    Example:
+        >>> import equinox as eqx
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> from funcnn.interop import from_equinox
+        >>> net = from_equinox(lambda key: eqx.nn.Linear(4, 3, key=key))
+        >>> params = net.init(jax.random.key(0), (4,))
+        >>> params.weight.shape, params.bias.shape  # the model's own structure, arrays only
+        ((3, 4), (3,))
+        >>> net.apply(params, jnp.ones((2, 4))).shape  # mapped over the batch axis
+        (2, 3)
     """
     import equinox as eqx
 
@@ -76,7 +108,7 @@ def from_equinox(make: Callable[[jax.Array], Any]) -> Layer:
     if not callable(make):
         raise TypeError(f"from_equinox takes a factory make(key) -> eqx.Module, got {make!r}")
 
-    def build(key):
+    def build(key: jax.Array) -> eqx.Module:
         model = make(key)
         if not isinstance(model, eqx.Module):
             raise TypeError(
@@ -89,15 +121,15 @@ def from_equinox(make: Callable[[jax.Array], Any]) -> Layer:
     abstract = eqx.filter_eval_shape(build, jax.random.key(0))
     _, static = eqx.partition(abstract, lambda a: isinstance(a, jax.ShapeDtypeStruct))
 
-    def init(key, input_shape):
+    def init(key: jax.Array, input_shape: Sequence[int] | None) -> Params:
         del input_shape
         return eqx.partition(build(key), eqx.is_array)[0]
 
-    def apply(params, x, *, key=None, train=False):
+    def apply(params: Params, x: jax.Array, *, key: jax.Array | None = None, train: bool = False) -> jax.Array:
         del key, train
         return jax.vmap(eqx.combine(params, static))(x)
 
-    def output_shape(input_shape):
+    def output_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
         x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
         y = jax.eval_shape(lambda k, x: apply(init(k, None), x), jax.random.key(0), x)
         return tuple(y.shape[1:])
