@@ -26,11 +26,11 @@ from funcnn.lottery.config import PRESETS, Config
 from funcnn.lottery.driver import (
     CheckpointWriteError,
     RunFolderBusy,
-    _prepare_folder,
     load_report,
     run,
     run_dir,
 )
+from funcnn.lottery.driver import _prepare_folder as _prepare_folder  # the tests' (an explicit re-export)
 from funcnn.lottery.identity import identity
 from funcnn.lottery.notebook import mnist1d_notebook
 from funcnn.lottery.program import make_round_program, metric_names

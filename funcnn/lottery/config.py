@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from typing import Any, NoReturn
 
 import jax
 import numpy as np
@@ -17,6 +18,8 @@ import optax
 from funcnn import data as data_lib
 from funcnn import models, prune
 from funcnn.lottery.spec import ARMS, Spec
+
+__all__ = ["PRESETS", "Config"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,7 +32,20 @@ class Config:
     layer out of pruning (OpenLTH's VGG); other output_rate values are then not used.
     `optimizer`: 'adam' (Adam at `learning_rate`) or 'sgd' (SGD with `momentum`); `weight_decay` is
     added to the gradient (PyTorch's SGD weight_decay, OpenLTH's); `lr_drops`: fractions of
-    `iterations` where the learning rate is multiplied by 0.1; `warmup`: steps of linear warmup from 0."""
+    `iterations` where the learning rate is multiplied by 0.1; `warmup`: steps of linear warmup from 0.
+
+    Example:
+        >>> from funcnn.lottery import PRESETS, Config
+        >>> cfg = Config(model="mlp-64-64", rounds=3, seeds=2)
+        >>> cfg.validate().dataset, cfg.iterations, cfg.arms
+        ('mnist1d', 1500, ('ticket', 'reinit', 'random'))
+        >>> PRESETS["lenet-fashion"].model, PRESETS["lenet-fashion"].rate
+        ('lenet_300_100', 0.2)
+        >>> Config(iterations=150).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: config iterations must be a multiple of eval_every=100, got iterations=150
+    """
 
     dataset: str = "mnist1d"
     model: str = "mlp-300-300"
@@ -59,7 +75,10 @@ class Config:
     warmup: int = 0
 
     def validate(self) -> Config:
-        def bad(name, expected):
+        """Check every field (and that `model` names a model); returns self, or raises a ValueError
+        naming the field, its value and what was expected."""
+
+        def bad(name: str, expected: str) -> NoReturn:
             raise ValueError(f"config {name} must be {expected}, got {name}={getattr(self, name)!r}")
 
         for name in ("batch_size", "iterations", "eval_every", "seeds", "n_val", "checkpoints_per_round", "unroll") + (
@@ -108,6 +127,7 @@ class Config:
         return self
 
     def to_json(self) -> dict:
+        """The fields as JSON (a run folder's config.json); fields added later are left out at their defaults."""
         d = dataclasses.asdict(self)
         d["arms"] = list(self.arms)
         d["lr_drops"] = list(self.lr_drops)
@@ -120,7 +140,7 @@ class Config:
         """The optimizer these fields name (plain `optax.adam(learning_rate)` for the defaults)."""
         lr = self.learning_rate
         if self.lr_drops or self.warmup:
-            drops = {int(round(f * self.iterations)) - self.warmup: 0.1 for f in self.lr_drops}
+            drops = {round(f * self.iterations) - self.warmup: 0.1 for f in self.lr_drops}
             lr = optax.piecewise_constant_schedule(self.learning_rate, {k: v for k, v in drops.items() if k > 0})
             if self.warmup:
                 lr = optax.join_schedules(
@@ -130,6 +150,7 @@ class Config:
         return optax.chain(optax.add_decayed_weights(self.weight_decay), tx) if self.weight_decay else tx
 
     def digest(self) -> str:
+        """10 hex digits of the SHA-256 of `to_json()`: names the run folder (`driver.run_dir`)."""
         return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
 
     def to_spec(self) -> Spec:
@@ -182,7 +203,7 @@ class Config:
 NEW_CONFIG_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "lr_drops": [], "warmup": 0}
 
 
-def _output_layer(params) -> str:
+def _output_layer(params: Any) -> str:
     """The top-level layer with prunable weights and the highest index: the output layer."""
     pspec = prune.prunable(params)
     names = [n for n in params if any(jax.tree.leaves(pspec[n]))]
@@ -314,3 +335,4 @@ PRESETS: dict[str, Config] = {
         seeds=5,
     ),
 }
+"""Named studies (`experiments/lottery_ticket.py --preset NAME`): CPU-sized ones, the papers' protocols (GPU work)."""

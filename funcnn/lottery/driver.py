@@ -18,8 +18,9 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -33,25 +34,71 @@ from funcnn.lottery.program import start_carry
 from funcnn.lottery.spec import Spec, prune_round
 from funcnn.lottery.study import NonFiniteLoss, RoundResult, Study, _npz_bytes, segment_size
 
+__all__ = ["CheckpointWriteError", "RunFolderBusy", "load_report", "run", "run_dir"]
+
 
 class RunFolderBusy(RuntimeError):
-    """Another process holds the run folder's lock."""
+    """Another process holds the run folder's lock.
+
+    `run` raises it at the start, before anything is read or trained: one process per run folder.
+
+    Example:
+        >>> import fcntl
+        >>> import os
+        >>> import tempfile
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery import RunFolderBusy, Spec, run
+        >>> spec = Spec(nn.serial(nn.Dense(2)), optax.sgd(0.1), train=(jnp.zeros((8, 4)), jnp.zeros(8, "int32")))
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     fd = os.open(os.path.join(out, "LOCK"), os.O_RDWR | os.O_CREAT)
+        ...     fcntl.flock(fd, fcntl.LOCK_EX)  # as a running study holds it
+        ...     try:
+        ...         run(spec, out=out)
+        ...     except RunFolderBusy as e:
+        ...         print("busy:", e)
+        ...     os.close(fd)
+        busy: run folder ... is in use by another process; wait for it to end (or stop it) before starting ...
+    """
 
 
 class CheckpointWriteError(OSError):
-    """A checkpoint could not be written (a full disk, no permission); what was committed is intact."""
+    """A checkpoint could not be written (a full disk, no permission); what was committed is intact.
+
+    `run` raises it for any OSError while writing, with the original errno and file name; re-run
+    once there is room to resume from the last checkpoint.
+
+    Example:
+        >>> import errno
+        >>> from funcnn.lottery import CheckpointWriteError
+        >>> e = CheckpointWriteError(errno.ENOSPC, "No space left on device", "runs/x/round_01/trained.npz")
+        >>> isinstance(e, OSError), e.errno == errno.ENOSPC, e.filename
+        (True, True, 'runs/x/round_01/trained.npz')
+    """
 
 
 def run_dir(config: Config, root: str | Path = "runs/lottery_ticket", name: str = "study") -> Path:
-    """The folder of a config's run: `<root>/<name>-<hash of the config>`."""
+    """The folder of a config's run: `<root>/<name>-<hash of the config>`.
+
+    The hash is `Config.digest()` of `config`: another config gets another folder. Nothing is created.
+
+    Example:
+        >>> from funcnn.lottery import Config, run_dir
+        >>> path = run_dir(Config(seeds=2), name="mnist1d")
+        >>> path.as_posix()
+        'runs/lottery_ticket/mnist1d-...'
+        >>> run_dir(Config(seeds=3), name="mnist1d") == path  # a different study, a different folder
+        False
+    """
     return Path(root) / f"{name}-{config.digest()}"
 
 
-def _take(tree, i):
+def _take(tree: Any, i: Any) -> Any:
     return jax.tree.map(lambda a: a[i], tree)
 
 
-def _concat(trees):
+def _concat(trees: list) -> Any:
     return jax.tree.map(lambda *xs: jnp.concatenate(xs), *trees)
 
 
@@ -78,6 +125,33 @@ def run(
     an error naming the difference. A non-finite loss raises FloatingPointError naming round, arm,
     seed and iteration; with `skip_nonfinite` the member is recorded in `failed_members` (its
     metrics NaN) and the others go on.
+
+    Returns the report: `summary` (a row per round and arm, `aggregate`: means and stds over
+    seeds), `rounds` (every round's record: per-member densities and summaries), `config` (the
+    study's fields), `complete`, and timings. `summary_table(report)` prints it; `load_report(out)`
+    reads it back. progress: tqdm bars; log: where the one-line round summaries go.
+
+    Example:
+        >>> import tempfile
+        >>> import jax
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery import Spec, run
+        >>> x = jax.random.normal(jax.random.key(0), (64, 4))
+        >>> y = (x[:, 0] > 0).astype("int32")
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))  # a 4-8-2 MLP
+        >>> spec = Spec(net, optax.adam(1e-2), train=(x, y), n_val=16, iterations=20, batch_size=8, eval_every=10,
+        ...             rounds=2, rate=0.5, seeds=2, arms=("ticket", "random"))
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     report = run(spec, out=out, progress=False, log=lambda line: None)
+        ...     again = run(spec, out=out, progress=False, log=print)  # committed rounds: not trained again
+        round 0: resumed from .../round_00
+        round 1: resumed from .../round_01
+        round 2: resumed from .../round_02
+        >>> [(r["round"], r["arm"], r["percent_remaining"]) for r in report["summary"]]
+        [(0, 'ticket', 100.0), (1, 'ticket', 50.0), (1, 'random', 50.0), (2, 'ticket', 25.0), (2, 'random', 25.0)]
+        >>> report["complete"], again["summary"] == report["summary"]
+        (True, True)
     """
     if not isinstance(study, (Spec, Config)):
         raise TypeError(f"study must be a lottery.Spec or lottery.Config, got study={type(study).__name__}")
@@ -103,7 +177,7 @@ def _describe(runtime: Study, config: Config | None) -> dict:
     return config.to_json() if config is not None else runtime.spec.describe()
 
 
-def _run(runtime: Study, config: Config | None, out: Path, log, skip_nonfinite: bool) -> dict:
+def _run(runtime: Study, config: Config | None, out: Path, log: Callable[[str], None], skip_nonfinite: bool) -> dict:
     spec, R = runtime.spec, runtime.n_replicates
     rep_seed, rep_setting = jnp.asarray(runtime.rep_seed), jnp.asarray(runtime.rep_setting)
     describe = _describe(runtime, config)
@@ -118,10 +192,10 @@ def _run(runtime: Study, config: Config | None, out: Path, log, skip_nonfinite: 
         folder = out / f"round_{r:02d}"
         resumed = _load_round(folder, runtime, r, log, parent) if folder.exists() else None
         if resumed is not None:
-            rec, masks_prev, trained_ticket, saved_rewind = resumed
+            rec, masks_prev, trained_ticket, loaded_rewind = resumed
             if r == 0:
                 dense_trained = trained_ticket
-                rewind.update({k: v for k, v in saved_rewind.items() if v is not None})
+                rewind.update({k: v for k, v in loaded_rewind.items() if v is not None})
             parent = lineage(folder)
             rounds.append(rec)
             log(f"round {r}: resumed from {folder}")
@@ -172,11 +246,11 @@ def _run(runtime: Study, config: Config | None, out: Path, log, skip_nonfinite: 
                 raise _coordinates(e, r, member_arm, seeds) from None
             trained_ticket = dense_trained = result.scored(spec.score_step)
         else:
-            masks = jax.vmap(lambda t, m, d: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
+            masks = jax.vmap(lambda t, m, d, r=r: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
                 trained_ticket, masks_prev, dense_trained
             )
             # One key per seed (not per replicate): every sweep setting of a seed draws the same random mask.
-            keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(rep_seed)
+            keys = jax.vmap(lambda s, r=r: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(rep_seed)
             pops_p, pops_m, member_arm = [], [], []
             for arm in runtime.arms:
                 p, m = jax.vmap(arm.fn)(rewind["params"], runtime.theta0_reinit, masks, keys)
@@ -213,8 +287,8 @@ def _run(runtime: Study, config: Config | None, out: Path, log, skip_nonfinite: 
         t_train = time.perf_counter() - t0
         curves, failed = result.curves, result.failed
         dens = jax.vmap(lambda m: prune.density(m, runtime.spec_prunable))(member_masks)
-        named = dict(zip(runtime.metric_names, np.moveaxis(curves, -1, 0)))
-        ends = dict(zip(runtime.end_names, np.moveaxis(result.ends, -1, 0)))
+        named = dict(zip(runtime.metric_names, np.moveaxis(curves, -1, 0), strict=True))
+        ends = dict(zip(runtime.end_names, np.moveaxis(result.ends, -1, 0), strict=True))
         its = start + spec.eval_every * (1 + np.arange(curves.shape[1]))
         seg_its = _segment_ends(spec, r, its)  # where the test set was evaluated
         rec = {
@@ -254,7 +328,7 @@ def _run(runtime: Study, config: Config | None, out: Path, log, skip_nonfinite: 
     return report
 
 
-def _train_to_rewind_step(runtime: Study, masks, folder: Path):
+def _train_to_rewind_step(runtime: Study, masks: Any, folder: Path) -> RoundResult:
     """Round 0's first k iterations, as a `RoundResult` whose carry holds the TrainStates at k (params,
     model and optimizer state) and the best validation params so far; saved on their own so a kill
     after them keeps them."""
@@ -279,10 +353,10 @@ def _train_to_rewind_step(runtime: Study, masks, folder: Path):
     return first
 
 
-def _segment_ends(spec, r: int, its: np.ndarray) -> list:
+def _segment_ends(spec: Spec, r: int, its: np.ndarray) -> list[int]:
     """The iterations at which a round's segments end (where the test set was evaluated)."""
 
-    def cut(chunk_its):
+    def cut(chunk_its: np.ndarray) -> list[int]:
         size = segment_size(len(chunk_its), spec.checkpoints_per_round)
         return [int(i) for i in chunk_its[size - 1 :: size]]
 
@@ -292,7 +366,7 @@ def _segment_ends(spec, r: int, its: np.ndarray) -> list:
     return cut(its)
 
 
-def _coordinates(e: NonFiniteLoss, r: int, member_arm: list, seeds) -> FloatingPointError:
+def _coordinates(e: NonFiniteLoss, r: int, member_arm: list[str], seeds: Any) -> FloatingPointError:
     return FloatingPointError(
         f"non-finite training loss in round {r}, arm '{member_arm[e.member]}', seed {int(seeds[e.member])} "
         f"(population member {e.member}), by iteration {e.iteration}; completed rounds are kept on disk. "
@@ -312,7 +386,7 @@ def lineage(folder: Path) -> str:
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
 
 
-def _commit_round(folder: Path, rec: dict, masks, trained, curves: dict, rewind: dict | None) -> None:
+def _commit_round(folder: Path, rec: dict, masks: Any, trained: Any, curves: dict, rewind: dict | None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / io.COMMIT).unlink(missing_ok=True)
     io.save_tree(folder / "masks.npz", masks)
@@ -332,7 +406,9 @@ def _commit_round(folder: Path, rec: dict, masks, trained, curves: dict, rewind:
     io.commit(folder, files)  # the round counts as complete from this rename on
 
 
-def _load_round(folder: Path, runtime: Study, r: int, log: Callable[[str], None], parent: str):
+def _load_round(
+    folder: Path, runtime: Study, r: int, log: Callable[[str], None], parent: str
+) -> tuple[dict, Any, Any, dict] | None:
     """A committed round's (metrics, masks, trained ticket, rewind dict), or None if it must be redone."""
     if not io.verify_commit(folder):
         if (folder / io.COMMIT).exists():
@@ -401,7 +477,7 @@ def _prepare_folder(out: Path, config: Config | None) -> None:
 
 
 @contextlib.contextmanager
-def _lock(out: Path):
+def _lock(out: Path) -> Iterator[None]:
     """Hold `out/LOCK` (an flock, released by the OS even when the process is killed)."""
     if not distributed.is_writer():
         yield
@@ -432,7 +508,30 @@ def _lock(out: Path):
 def load_report(out: str | Path) -> dict:
     """The report of the rounds committed so far in run folder `out`, training nothing: what a long
     run has to show while it goes on, or after a kill. Stops at the first round that is missing or
-    fails its checksum (a resumed run would train that one again)."""
+    fails its checksum (a resumed run would train that one again).
+
+    Example:
+        >>> import tempfile
+        >>> import jax
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery import Spec, load_report, run
+        >>> x = jax.random.normal(jax.random.key(0), (64, 4))
+        >>> y = (x[:, 0] > 0).astype("int32")
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))  # a 4-8-2 MLP
+        >>> spec = Spec(net, optax.adam(1e-2), train=(x, y), n_val=16, iterations=20, batch_size=8, eval_every=10,
+        ...             rounds=0, seeds=2)
+        >>> with tempfile.TemporaryDirectory() as out:
+        ...     report = run(spec, out=out, progress=False, log=lambda line: None)  # the dense round only
+        ...     loaded = load_report(out)
+        >>> loaded["rounds_completed"], loaded["complete"], loaded["summary"] == report["summary"]
+        (1, True, True)
+        >>> with tempfile.TemporaryDirectory() as empty:
+        ...     load_report(empty)
+        Traceback (most recent call last):
+        ...
+        ValueError: out ... does not hold a lottery run with a readable config.json or identity.json (...)
+    """
     out = Path(out)
     try:
         if (out / "config.json").exists():

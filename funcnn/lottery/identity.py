@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -14,12 +15,14 @@ import numpy as np
 from funcnn import io, prune
 from funcnn.lottery.study import Study, advance_schedule
 
+__all__ = ["check_identity", "identity"]
 
-def _take(tree, i):
+
+def _take(tree: Any, i: Any) -> Any:
     return jax.tree.map(lambda a: a[i], tree)
 
 
-def _sha256_tree(tree) -> str:
+def _sha256_tree(tree: Any) -> str:
     h = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         a = np.asarray(jax.random.key_data(leaf) if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key) else leaf)
@@ -58,7 +61,30 @@ def _net_probe(runtime: Study) -> list[float]:
 def identity(runtime: Study, describe: dict) -> dict:
     """Everything that changes a study's results, as JSON: its fields, the param tree (names, shapes,
     dtypes), the prunable leaves, fingerprints of θ0 (and the reinit draw) and of the data, and what
-    the net and the optimizer compute on fixed probes."""
+    the net and the optimizer compute on fixed probes.
+
+    runtime: the study made ready (`Study(spec)`); describe: its fields as JSON (`Spec.describe()`,
+    or a Config's `to_json()`). `run` stores it as a run folder's identity.json (`check_identity`).
+
+    Example:
+        >>> import jax
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery import Spec, Study
+        >>> from funcnn.lottery.identity import identity
+        >>> x = jax.random.normal(jax.random.key(0), (64, 4))
+        >>> y = (x[:, 0] > 0).astype("int32")
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))  # a 4-8-2 MLP
+        >>> spec = Spec(net, optax.adam(1e-2), train=(x, y), n_val=16, iterations=20, batch_size=8, eval_every=10,
+        ...             seeds=2)
+        >>> ident = identity(Study(spec, progress=False), spec.describe())
+        >>> sorted(ident)
+        ['data', 'label', 'net', 'optimizer', 'params', 'prunable', 'study', 'theta0']
+        >>> ident["params"]
+        ['dense_0/b: float32[8]', 'dense_0/w: float32[4, 8]', 'dense_2/b: float32[2]', 'dense_2/w: float32[8, 2]']
+        >>> ident["prunable"], ident["study"]["rate"], len(ident["theta0"])  # θ0 by its SHA-256
+        (['dense_0/w', 'dense_2/w'], 0.2, 64)
+    """
     member0 = _take(runtime.theta0, 0)
     return {
         "study": describe,
@@ -88,6 +114,22 @@ _EXPLAIN = {
 
 
 def check_identity(out: Path, ident: dict) -> None:
+    """Write `ident` (an `identity`) as `out/identity.json`, or, if the folder has one, check that it
+    is the same study: a ValueError names what differs (the fields one by one), so a run folder is
+    never resumed with another study. The net's and the optimizer's probes match to rtol 1e-4.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from funcnn.lottery.identity import check_identity
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     check_identity(Path(d), {"study": {"rate": 0.2}, "label": ""})  # writes identity.json
+        ...     check_identity(Path(d), {"study": {"rate": 0.2}, "label": ""})  # the same study: fine
+        ...     check_identity(Path(d), {"study": {"rate": 0.5}, "label": ""})
+        Traceback (most recent call last):
+        ...
+        ValueError: run folder ... holds a different study, ...: the study's fields differ: rate 0.2 -> 0.5. ...
+    """
     path = out / "identity.json"
     if not path.exists():
         io.atomic_write_json(path, ident)

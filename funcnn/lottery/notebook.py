@@ -28,11 +28,24 @@ import optax
 from funcnn import data, models
 from funcnn.lottery.spec import Spec
 
+__all__ = ["mnist1d_notebook"]
+
 
 def mnist1d_notebook(trials: int = 2, levels: int = 100, score: str = "step1000") -> Spec:
     """The notebook's study: `trials` seeds, `levels` sparsity levels (rounds = levels - 2), the
     next level's mask scored on the weights at step 1000 (`score="step1000"`, the notebook's) or at
-    the end of the level (`score="final"`)."""
+    the end of the level (`score="final"`).
+
+    Loads MNIST-1D (`data.load("mnist1d")`); `lottery.run(spec, out=...)` trains the study.
+
+    Example:
+        >>> from funcnn.lottery import mnist1d_notebook
+        >>> spec = mnist1d_notebook(trials=1, levels=5)  # levels at 0%, 25%, 50%, 75% (and 100%) sparsity
+        >>> spec.rounds, spec.sparsities, spec.score_step, spec.arms
+        (3, (0.25, 0.5, 0.75), 1000, ('ticket', 'random'))
+        >>> spec.train[0].shape, spec.iterations, spec.batch_order
+        ((4000, 40), 1500, 'sequential')
+    """
     if not isinstance(trials, int) or isinstance(trials, bool) or trials < 1:
         raise ValueError(f"mnist1d_notebook: trials must be a positive int, got trials={trials!r}")
     if not isinstance(levels, int) or isinstance(levels, bool) or levels < 2:

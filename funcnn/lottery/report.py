@@ -13,6 +13,8 @@ import numpy as np
 
 from funcnn import io
 
+__all__ = ["aggregate", "load_curves", "summaries", "summary_table"]
+
 SUMMARY_FIELDS = ("final_test", "best_test", "early_stop_iteration", "early_stop_test")
 
 
@@ -27,6 +29,14 @@ def summaries(
     measure); final_test_<metric>: after the last iteration. best_test_<metric>: the best test
     metric seen: over every evaluation with a full test curve, else over the segments' ends and the
     early-stop params (the test set is not evaluated in between).
+
+    Example:
+        >>> import numpy as np
+        >>> from funcnn.lottery.report import summaries
+        >>> curves = {"val_loss": np.array([[0.9, 0.5, 0.7]]), "test_accuracy": np.array([[0.6, 0.8, 0.7]])}
+        >>> s = summaries(curves, eval_every=100, start=0)  # one member, evaluated at 100, 200, 300
+        >>> s["early_stop_iteration"], s["early_stop_test_accuracy"], s["final_test_accuracy"]
+        ([200], [0.8], [0.7])
     """
     m = metric_name
     val_loss = np.asarray(curves["val_loss"])
@@ -37,6 +47,8 @@ def summaries(
         test = np.asarray(curves[f"test_{m}"])
         final, at_stop, seen = test[:, -1], test[np.arange(len(stop)), stop], test
     else:
+        if ends is None:
+            raise ValueError(f"summaries: without a test_{m} curve, ends (the segments' test evaluations) are needed")
         test = np.asarray(ends[f"test_{m}"])
         final, at_stop = test[:, -1], np.asarray(ends[f"best_test_{m}"])[:, -1]
         seen = np.concatenate([test, at_stop[:, None]], axis=1)
@@ -70,7 +82,22 @@ def _column(arm: str, setting: str) -> str:
 
 
 def aggregate(rounds: list[dict]) -> list[dict]:
-    """Mean and std over seeds of each round and arm's metrics (and each sweep setting's, if any)."""
+    """Mean and std over seeds of each round and arm's metrics (and each sweep setting's, if any).
+
+    rounds: the round records of a report (`report["rounds"]`); one row per round and arm, with
+    `<summary>_mean` and `<summary>_std` of each summary (members with non-finite values left out).
+
+    Example:
+        >>> from funcnn.lottery.report import aggregate
+        >>> rec = {"round": 1, "arms": ["ticket", "ticket", "random", "random"], "density": [0.5] * 4,
+        ...        "final_test_accuracy": [0.9, 0.8, 0.7, 0.5], "best_test_accuracy": [0.9, 0.9, 0.7, 0.6],
+        ...        "early_stop_iteration": [100, 200, 100, 100], "early_stop_test_accuracy": [0.9, 0.8, 0.7, 0.6]}
+        >>> rows = aggregate([rec])
+        >>> [(r["arm"], r["n_seeds"], r["percent_remaining"]) for r in rows]
+        [('ticket', 2, 50.0), ('random', 2, 50.0)]
+        >>> [(round(r["final_test_accuracy_mean"], 3), round(r["final_test_accuracy_std"], 3)) for r in rows]
+        [(0.85, 0.05), (0.6, 0.1)]
+    """
     rows = []
     for rec in rounds:
         for arm, setting, sel in _groups(rec):
@@ -129,7 +156,24 @@ def round_line(rec: dict) -> str:
 
 
 def summary_table(report: dict) -> str:
-    """The printed table: one row per round, the test metric mean ± std per arm, early-stop iteration."""
+    """The printed table: one row per round, the test metric mean ± std per arm, early-stop iteration.
+
+    report: what `run` and `load_report` return (its `summary` rows and `rounds` records).
+
+    Example:
+        >>> from funcnn.lottery.report import aggregate, summary_table
+        >>> keys = ("final_test_accuracy", "best_test_accuracy", "early_stop_test_accuracy")
+        >>> dense = {"round": 0, "arms": ["ticket"] * 2, "density": [1.0] * 2, "early_stop_iteration": [300, 500]}
+        >>> pruned = {"round": 1, "arms": ["ticket", "ticket", "reinit", "reinit"], "density": [0.8] * 4,
+        ...           "early_stop_iteration": [200, 200, 400, 500]}
+        >>> dense |= {k: [0.90, 0.92] for k in keys}
+        >>> pruned |= {k: [0.93, 0.93, 0.88, 0.86] for k in keys}
+        >>> print(summary_table({"summary": aggregate([dense, pruned]), "rounds": [dense, pruned]}))
+        round   P_m %     ticket acc %     reinit acc % ticket stop it
+        --------------------------------------------------------------
+            0  100.00     91.00 ± 1.00                -            400
+            1   80.00     93.00 ± 0.00     87.00 ± 1.00            200
+    """
     rows = report["summary"]
     metric = report["rounds"][0].get("metric_name", "accuracy") if report.get("rounds") else "accuracy"
     label = "acc" if metric == "accuracy" else metric
@@ -158,13 +202,27 @@ def summary_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def load_curves(folder: Path) -> dict:
+def load_curves(folder: str | Path) -> dict:
     """A committed round's curves by name, from its curves.npz: {name: (P, C)} after every
     `eval_every` steps (at the record's `iterations`), and `end_<name>`: (P, S) at the segments'
-    ends (at its `test_iterations`), where the test set is evaluated without `test_curve`."""
+    ends (at its `test_iterations`), where the test set is evaluated without `test_curve`.
+
+    folder: a round's folder in a run folder, e.g. `out / "round_01"`.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import numpy as np
+        >>> from funcnn.lottery.report import load_curves
+        >>> with tempfile.TemporaryDirectory() as d:  # a round folder's curves.npz, as run writes it
+        ...     np.savez(Path(d) / "curves.npz", val_loss=np.ones((6, 15)), end_test_accuracy=np.ones((6, 3)))
+        ...     curves = load_curves(d)
+        >>> {name: c.shape for name, c in curves.items()}  # 6 members, 15 evaluations, 3 segments
+        {'val_loss': (6, 15), 'end_test_accuracy': (6, 3)}
+    """
     with np.load(Path(folder) / "curves.npz", allow_pickle=False) as z:
         if "curves" in z.files:  # written before curves were named: the five default metrics in order
             from funcnn.lottery.program import metric_names
 
-            return dict(zip(metric_names(), np.moveaxis(z["curves"], -1, 0)))
+            return dict(zip(metric_names(), np.moveaxis(z["curves"], -1, 0), strict=True))
         return {k: z[k] for k in z.files}

@@ -4,14 +4,14 @@
     report = lottery.run(spec, out="runs/mine")
 
 `Config` and `PRESETS` (in `config.py`) are one way to build a `Spec` from the command line's
-names (`config.to_spec()`); both give bit-identical results.
+names (`lottery.Config.to_spec()`); both give bit-identical results.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import jax
 import numpy as np
@@ -23,7 +23,13 @@ from funcnn.lottery import arms as arms_lib
 if TYPE_CHECKING:
     from funcnn.lottery.config import Config
 
+__all__ = ["ARMS", "Spec", "density_ladder", "prune_round", "round_rates"]
+
 ARMS = arms_lib.BUILT_IN
+"""The built-in arms, by name: 'ticket' (always first), 'reinit', 'random' (see `arms`)."""
+
+Params = Any  # a pytree of arrays
+Masks = Any  # bool arrays, like params
 
 
 # Fields added after run folders were first written: describe() leaves them out at these values,
@@ -53,8 +59,9 @@ class Spec:
       biases). score_step: score the next round's mask on the ticket's weights at this iteration
       (the MNIST-1D notebook's step-1000 checkpoint) instead of its final ones. batch_order
       'shuffled' (a seeded shuffle per seed and epoch) or 'sequential' (step t takes examples
-      t*B mod n onwards, the same for every seed). rewind_step: k for late rewinding; rewind_optimizer: also restore the optimizer
-      state saved at k (default: a fresh one). arms: names or `arms.Arm`s, 'ticket' first.
+      t*B mod n onwards, the same for every seed). rewind_step: k for late rewinding;
+      rewind_optimizer: also restore the optimizer state saved at k (default: a fresh one).
+      arms: names or `arms.Arm`s, 'ticket' first.
     sweep: per-member hyperparameters, {name: values} with lists of one length V (zipped: setting v
       takes the v-th value of each); every seed trains under every setting, all in one program, and
       the report groups by setting. The optimizer must expose each name as a constant through
@@ -65,6 +72,23 @@ class Spec:
     population_chunk: members vmapped together (None: 4 on CPU, all on a GPU/TPU); unroll: scan unroll
       of the steps (execution only: neither changes results beyond float rounding).
     label: a free text that becomes part of the run's identity.
+
+    Example:
+        >>> import dataclasses
+        >>> import jax
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery import Spec
+        >>> x = jax.random.normal(jax.random.key(0), (64, 4))
+        >>> y = (x[:, 0] > 0).astype("int32")
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))  # a 4-8-2 MLP
+        >>> spec = Spec(net, optax.adam(1e-2), train=(x, y), n_val=16, iterations=20, batch_size=8, eval_every=10)
+        >>> spec.validate().arm_names(), spec.rounds, spec.seeds
+        (['ticket', 'reinit', 'random'], 8, 4)
+        >>> dataclasses.replace(spec, iterations=25).validate()
+        Traceback (most recent call last):
+        ...
+        ValueError: spec iterations must be a multiple of eval_every=10, got iterations=25
     """
 
     net: Any
@@ -105,7 +129,7 @@ class Spec:
     def validate(self) -> Spec:
         """Check every field; a ValueError names the field, its value and what was expected."""
 
-        def bad(name, expected, value=None):
+        def bad(name: str, expected: str, value: Any = None) -> NoReturn:
             value = getattr(self, name) if value is None else value
             raise ValueError(f"spec {name} must be {expected}, got {name}={value!r}")
 
@@ -186,6 +210,7 @@ class Spec:
         return self
 
     def arm_names(self) -> list[str]:
+        """The arms' names, in order ('ticket' first)."""
         return [a.name if isinstance(a, arms_lib.Arm) else a for a in self.arms]
 
     def describe(self) -> dict:
@@ -214,7 +239,25 @@ class Spec:
 
 
 def round_rates(spec: Spec, r: int) -> tuple[float, dict]:
-    """(rate, layer_rates) that round r prunes with: one-shot rounds compound the per-round rates."""
+    """(rate, layer_rates) that round r prunes with: one-shot rounds compound the per-round rates.
+
+    Iterative pruning removes `rate` of the survivors every round; one-shot round r prunes the dense
+    weights at once to the same density, 1 - (1 - rate)^r (and likewise each of `layer_rates`).
+
+    Example:
+        >>> import dataclasses
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery.spec import Spec, round_rates
+        >>> data = (jnp.zeros((8, 4)), jnp.zeros(8, "int32"))
+        >>> spec = Spec(nn.serial(nn.Dense(2)), optax.sgd(0.1), train=data, rate=0.2, layer_rates={"dense_0": 0.5})
+        >>> round_rates(spec, 2)  # iterative: the same rates every round
+        (0.2, {'dense_0': 0.5})
+        >>> rate, layer_rates = round_rates(dataclasses.replace(spec, pruning="oneshot"), 2)
+        >>> round(rate, 6), layer_rates  # 1 - 0.8^2 and 1 - 0.5^2
+        (0.36, {'dense_0': 0.75})
+    """
     rate, layer_rates = spec.rate, dict(spec.layer_rates)
     if spec.pruning == "oneshot":
         rate = 1 - (1 - rate) ** r
@@ -222,8 +265,26 @@ def round_rates(spec: Spec, r: int) -> tuple[float, dict]:
     return rate, layer_rates
 
 
-def prune_round(spec: Spec, trained, masks, dense_trained, r: int, prunable_spec):
-    """Round r's mask for one member, from the last ticket's trained weights (or the dense run's)."""
+def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params, r: int, prunable_spec: Any) -> Masks:
+    """Round r's mask for one member, from the last ticket's trained weights (or the dense run's).
+
+    trained, masks: the last round's trained ticket and its mask; dense_trained: round 0's trained
+    weights (what one-shot pruning scores); prunable_spec: `prune.prunable(params, spec.prunable)`.
+    With `Spec.sparsities` set, each prunable leaf is pruned to round r's absolute sparsity.
+
+    Example:
+        >>> import jax
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from funcnn import nn, prune
+        >>> from funcnn.lottery.spec import Spec, prune_round
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))
+        >>> trained = net.init(jax.random.key(0), (4,))
+        >>> spec = Spec(net, optax.sgd(0.1), train=(jnp.zeros((8, 4)), jnp.zeros(8, "int32")), rate=0.5)
+        >>> masks = prune_round(spec, trained, prune.ones(trained), trained, 1, prune.prunable(trained))
+        >>> {name: float(d) for name, d in prune.density(masks).items()}  # half of each weight matrix
+        {'dense_0/w': 0.5, 'dense_2/w': 0.5, 'total': 0.5}
+    """
     if spec.sparsities is not None:
         # Absolute targets: every prunable leaf pruned to that fraction of its size, scored by the
         # magnitudes of the last trained (masked) weights; pruned weights are 0, so masks nest.
@@ -252,8 +313,22 @@ def prune_round(spec: Spec, trained, masks, dense_trained, r: int, prunable_spec
     )
 
 
-def density_ladder(spec: Spec | Config, params_template=None) -> list[float]:
-    """P_m (percent of prunable weights remaining) at each round 0..rounds, without training."""
+def density_ladder(spec: Spec | Config, params_template: Params | None = None) -> list[float]:
+    """P_m (percent of prunable weights remaining) at each round 0..rounds, without training.
+
+    params_template: params of the net (default: the net's `init` at the data's input shape); only
+    their shapes and structure matter.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery.spec import Spec, density_ladder
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))  # 4x8 + 8x2 prunable weights
+        >>> data = (jnp.zeros((8, 4)), jnp.zeros(8, "int32"))
+        >>> density_ladder(Spec(net, optax.sgd(0.1), train=data, rate=0.5, rounds=3))
+        [100.0, 50.0, 25.0, 12.5]
+    """
     from funcnn.lottery.config import Config  # config builds on this module
 
     if isinstance(spec, Config):

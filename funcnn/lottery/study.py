@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -13,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
 
 from funcnn import data as data_lib
 from funcnn import distributed, io, prune, train
@@ -21,9 +23,26 @@ from funcnn.lottery.config import Config
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
 from funcnn.lottery.spec import Spec
 
+__all__ = ["NonFiniteLoss", "RoundResult", "Study", "advance_schedule"]
+
+Params = Any  # a pytree of arrays; in a population, every leaf has a leading member axis
+Masks = Any  # bool arrays, like params
+
 
 class NonFiniteLoss(FloatingPointError):
-    def __init__(self, member: int, iteration: int):
+    """A member's training loss went non-finite (NaN or inf) by `iteration`: raised by
+    `Study.train_round` unless `skip_nonfinite`; `run` re-raises it naming the round, arm and seed.
+
+    Example:
+        >>> from funcnn.lottery import NonFiniteLoss
+        >>> e = NonFiniteLoss(member=3, iteration=200)
+        >>> isinstance(e, FloatingPointError), e.member, e.iteration
+        (True, 3, 200)
+        >>> str(e)
+        'non-finite training loss for population member 3 by iteration 200'
+    """
+
+    def __init__(self, member: int, iteration: int) -> None:
         self.member, self.iteration = member, iteration
         super().__init__(f"non-finite training loss for population member {member} by iteration {iteration}")
 
@@ -33,10 +52,22 @@ def segment_size(n_chunks: int, max_segments: int) -> int:
     return next(d for d in range(1, n_chunks + 1) if n_chunks % d == 0 and n_chunks // d <= max_segments)
 
 
-def advance_schedule(opt_state, count):
+def advance_schedule(opt_state: Any, count: int | jax.Array) -> Any:
     """opt_state with every schedule counter (optax's `scale_by_schedule` and `inject_hyperparams`
     states) set to `count`, and nothing else touched: a fresh optimizer whose learning-rate schedule
-    resumes at step `count` (OpenLTH's rewinding). Adam's own step count stays at 0."""
+    resumes at step `count` (OpenLTH's rewinding). Adam's own step count stays at 0.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from funcnn.lottery import advance_schedule
+        >>> tx = optax.sgd(optax.piecewise_constant_schedule(1.0, {100: 0.1}))  # x0.1 at step 100
+        >>> params = {"w": jnp.ones(1)}
+        >>> state = advance_schedule(tx.init(params), 150)  # a fresh state, its schedule at step 150
+        >>> updates, _ = tx.update({"w": jnp.ones(1)}, state)
+        >>> round(float(updates["w"][0]), 6)  # -lr x grad, at the rate of step 150
+        -0.1
+    """
     import optax
 
     # optax >= 0.2 builds inject_hyperparams' state as InjectStatefulHyperparamsState, whose rate
@@ -51,10 +82,10 @@ def advance_schedule(opt_state, count):
     )
     kinds = (optax.ScaleByScheduleState,) + injected
 
-    def at(c):
+    def at(c: jax.Array) -> jax.Array:
         return jnp.full_like(c, count)
 
-    def fix(s):
+    def fix(s: Any) -> Any:
         if isinstance(s, optax.ScaleByScheduleState):
             return s._replace(count=at(s.count))
         if isinstance(s, injected):
@@ -72,7 +103,7 @@ def advance_schedule(opt_state, count):
     return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, kinds))
 
 
-def _npz_bytes(**arrays) -> bytes:
+def _npz_bytes(**arrays: Any) -> bytes:
     import io as _io
 
     buf = _io.BytesIO()
@@ -81,9 +112,60 @@ def _npz_bytes(**arrays) -> bytes:
 
 
 class Study:
-    """A `Spec` (or a `Config`) made ready to train: built once per run by `run`."""
+    """A `Spec` (or a `Config`) made ready to train: built once per run by `run`.
 
-    def __init__(self, spec: Spec | Config, progress: bool = True):
+    Holds the data on the device (`data`: x, y, x_val, y_val, x_test, y_test), the jitted round
+    program (`program`), the keys, every replicate's θ0 and reinit draw (`theta0`,
+    `theta0_reinit`: leaves with a leading axis of `n_replicates` = seeds x sweep settings) and each
+    seed's batch order (`idx`: (seeds, iterations, batch_size) indices). `train_round` trains a
+    population of members from any params and masks.
+
+    Example:
+        >>> import jax
+        >>> import optax
+        >>> from funcnn import nn, prune
+        >>> from funcnn.lottery import Spec, Study
+        >>> x = jax.random.normal(jax.random.key(0), (64, 4))
+        >>> y = (x[:, 0] > 0).astype("int32")
+        >>> net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))  # a 4-8-2 MLP
+        >>> spec = Spec(net, optax.adam(1e-2), train=(x, y), n_val=16, iterations=20, batch_size=8, eval_every=10,
+        ...             seeds=2)
+        >>> study = Study(spec, progress=False)
+        >>> study.theta0["dense_0"]["w"].shape, study.idx.shape, study.n_train  # 16 of 64 held out
+        ((2, 4, 8), (2, 20, 8), 48)
+        >>> masks = jax.vmap(prune.ones)(study.theta0)
+        >>> result = study.train_round(study.theta0, masks, study.rep_seed, 0, "dense")
+        >>> result.curves.shape, study.metric_names  # (members, evaluations, metrics)
+        ((2, 2, 3), ('train_loss', 'val_loss', 'val_accuracy'))
+    """
+
+    spec: Spec
+    config: Config | None
+    progress: bool
+    data: tuple[jax.Array, ...]
+    n_train: int
+    input_shape: tuple[int, ...]
+    net: Any
+    tx: optax.GradientTransformation
+    metric_names: tuple[str, ...]
+    end_names: tuple[str, ...]
+    layout: str
+    mesh: Mesh | None
+    program: Callable[..., Any]
+    program_data: Any
+    sweep: dict[str, np.ndarray]
+    rep_seed: np.ndarray
+    rep_setting: np.ndarray
+    n_replicates: int
+    setting_labels: list[str]
+    theta0: Params
+    theta0_reinit: Params
+    state0: Params | None
+    spec_prunable: Any
+    arms: tuple[arms_lib.Arm, ...]
+    idx: jax.Array
+
+    def __init__(self, spec: Spec | Config, progress: bool = True) -> None:
         if isinstance(spec, Config):
             self.config = spec.validate()
             spec = spec.to_spec()
@@ -127,7 +209,7 @@ class Study:
         )
         # With several devices (or hosts), each device trains its slice of the population.
         self.layout = distributed.population_layout()
-        self.mesh = distributed.population_mesh() if self.layout == "shard" else None
+        self.mesh = None
         if self.layout == "one":
             self.program = jax.jit(program)
             self.program_data = self.data
@@ -136,8 +218,9 @@ class Study:
             self.program = distributed.split_population(program, devices)
             self.program_data = [jax.device_put(self.data, d) for d in devices]
         else:
-            self.program = distributed.shard_population(program, self.mesh)
-            self.program_data = distributed.replicate(self.data, self.mesh)
+            self.mesh = mesh = distributed.population_mesh()
+            self.program = distributed.shard_population(program, mesh)
+            self.program_data = distributed.replicate(self.data, mesh)
         # Replicates: every seed under every sweep setting (setting-major); without a sweep, the seeds.
         self.sweep = {k: np.asarray(v, np.float64) for k, v in sorted(dict(spec.sweep).items())}
         n_settings = len(next(iter(self.sweep.values()))) if self.sweep else 1
@@ -192,7 +275,7 @@ class Study:
 
     # Kept for callers of the earlier API, which named the prunable spec `spec`.
     @property
-    def prunable_spec(self):
+    def prunable_spec(self) -> Any:
         return self.spec_prunable
 
     def _batch_order(self) -> jax.Array:
@@ -212,7 +295,7 @@ class Study:
         per_epoch = self.n_train // c.batch_size
         epochs = math.ceil(c.iterations / per_epoch)
 
-        def order(s):
+        def order(s: jax.Array) -> jax.Array:
             k = jax.random.fold_in(self.k_order, s)
             e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), self.n_train, c.batch_size))(
                 jnp.arange(epochs)
@@ -221,15 +304,22 @@ class Study:
 
         return jax.vmap(order)(jnp.arange(c.seeds))
 
-    def member_state0(self, seed_of_member):
+    def member_state0(self, seed_of_member: Any) -> Params | None:
         """Each member's initial model state (None for a net without one)."""
         if self.state0 is None:
             return None
         return jax.tree.map(lambda a: a[np.asarray(seed_of_member)], self.state0)
 
     def initial_states(
-        self, params, masks, seed_of_member, start: int, model_state=None, opt_state=None, setting_of_member=None
-    ):
+        self,
+        params: Params,
+        masks: Masks,
+        seed_of_member: Any,
+        start: int,
+        model_state: Params | None = None,
+        opt_state: Any = None,
+        setting_of_member: Any = None,
+    ) -> train.TrainState:
         """TrainStates for members: fresh optimizer state with its schedule at `start` (or `opt_state`),
         each member's sweep setting in its hyperparameters, the model state given (default: the
         initial one), a Dropout key per seed, step = start."""
@@ -238,7 +328,7 @@ class Study:
         keys = jax.vmap(lambda s: jax.random.fold_in(self.k_step, s))(seed_of_member)
         setting = jnp.zeros_like(seed_of_member) if setting_of_member is None else jnp.asarray(setting_of_member)
 
-        def one(p, m, ms, k, v):
+        def one(p: Params, m: Masks, ms: Params | None, k: jax.Array, v: jax.Array) -> train.TrainState:
             s = train.init_state(p, self.tx, m, model_state=ms, key=k)
             o = advance_schedule(s.opt_state, start)
             for name, values in self.sweep.items():
@@ -253,19 +343,19 @@ class Study:
 
     def train_round(
         self,
-        params,
-        masks,
-        seed_of_member,
+        params: Params,
+        masks: Masks,
+        seed_of_member: Any,
         start: int,
         desc: str,
         *,
         checkpoint: Path | None = None,
         skip_nonfinite: bool = False,
-        model_state=None,
-        opt_state=None,
+        model_state: Params | None = None,
+        opt_state: Any = None,
         carry: Carry | None = None,
         stop: int | None = None,
-        setting_of_member=None,
+        setting_of_member: Any = None,
     ) -> RoundResult:
         """Train members from iteration `start` to `stop` (default: `iterations`) in segments.
 
@@ -293,15 +383,26 @@ class Study:
             carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite, snapshot_chunk=snap
         )
 
-    def train_population(self, params, masks, seed_of_member, start: int, desc: str, **kwargs):
+    def train_population(
+        self, params: Params, masks: Masks, seed_of_member: Any, start: int, desc: str, **kwargs: Any
+    ) -> tuple[Params, np.ndarray, list]:
         """`train_round`'s (trained params, curves (P, C, M) in the order of `metric_names`, failed)."""
         result = self.train_round(params, masks, seed_of_member, start, desc, **kwargs)
         return result.carry.state.params, result.curves, result.failed
 
     def _run_chunks(
-        self, carry: Carry, idx, desc, *, checkpoint=None, skip_nonfinite=False, snapshot_chunk=None
+        self,
+        carry: Carry,
+        idx: jax.Array,
+        desc: str,
+        *,
+        checkpoint: Path | None = None,
+        skip_nonfinite: bool = False,
+        snapshot_chunk: int | None = None,
     ) -> RoundResult:
-        curves, ends, done, bar, snapshot = [], [], 0, None, None
+        curves: list[np.ndarray] = []
+        ends: list[np.ndarray] = []
+        done, bar, snapshot = 0, None, None
         failed: set[int] = set()
         # Equal segments (one also ends at the snapshot), so a resumed round is cut exactly as the run
         # that was killed.
@@ -379,7 +480,19 @@ class RoundResult(NamedTuple):
     """A trained population: its carry (`carry.state` is the TrainState at the end), curves (P, C, M)
     after every `eval_every` steps in the order of `Study.metric_names`, ends (P, S, 4) after each of
     the S segments in the order of `Study.end_names`, the members whose loss went non-finite, and
-    with `spec.score_step` in this call's range, the params at that iteration (else None)."""
+    with `Spec.score_step` in this call's range, the params at that iteration (else None).
+
+    `Study.train_round` returns one (see `Study` for a round trained end to end).
+
+    Example:
+        >>> import numpy as np
+        >>> from funcnn.lottery.study import RoundResult
+        >>> final, at_step_100 = {"w": np.array([0.5, -2.0])}, {"w": np.array([1.0, -1.0])}
+        >>> curves, ends = np.zeros((2, 3, 3)), np.zeros((2, 1, 4))  # 2 members, 3 evaluations, 1 segment
+        >>> result = RoundResult(None, curves, ends, failed=[], snapshot=at_step_100)
+        >>> result.scored(100)["w"].tolist()  # with a score_step, the next mask is scored on the snapshot
+        [1.0, -1.0]
+    """
 
     carry: Carry
     curves: np.ndarray
@@ -387,13 +500,13 @@ class RoundResult(NamedTuple):
     failed: list
     snapshot: Any = None
 
-    def scored(self, score_step: int | None):
+    def scored(self, score_step: int | None) -> Params:
         """The params the next round's mask is scored on (saved as the round's trained.npz): the
         final ones, or with a score_step the snapshot taken there."""
         return self.carry.state.params if score_step is None else self.snapshot
 
 
-def _check_prunable(spec: Spec, spec_prunable) -> None:
+def _check_prunable(spec: Spec, spec_prunable: Any) -> None:
     """Before any training: some leaf is prunable, and every `layer_rates` name is a prunable layer or leaf."""
     known = [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(spec_prunable) if s]
     if not known:
@@ -406,7 +519,13 @@ def _check_prunable(spec: Spec, spec_prunable) -> None:
 
 
 def save_progress(
-    folder: Path, carry, curves: np.ndarray, done: int, failed: list, ends: np.ndarray, snapshot=None
+    folder: Path,
+    carry: Carry,
+    curves: np.ndarray,
+    done: int,
+    failed: list,
+    ends: np.ndarray,
+    snapshot: Params | None = None,
 ) -> None:
     """A mid-round checkpoint in a folder of its own (`seg_<done>`), committed before the older
     ones are removed: a write that fails (a full disk) leaves the previous checkpoint loadable."""
@@ -425,7 +544,9 @@ def save_progress(
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _load_progress(folder: Path, like):
+def _load_progress(
+    folder: Path, like: Carry
+) -> tuple[Carry, list[np.ndarray], list[np.ndarray], int, set[int], Params | None] | None:
     """The newest committed mid-round checkpoint (carry, [curves], [ends], done, failed), or None."""
     for seg in sorted(Path(folder).glob("seg_*"), reverse=True):
         if not io.verify_commit(seg):
