@@ -2,6 +2,7 @@ import http.server
 import os
 import tempfile
 from pathlib import Path
+from typing import ClassVar
 
 import jax
 import pytest
@@ -41,7 +42,7 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
     """A local HTTP server's handler with Range support (for the resumable downloads); records the
     start of every range request in `ranges`."""
 
-    ranges: list[int] = []
+    ranges: ClassVar[list[int]] = []
 
     def log_message(self, *args):
         pass

@@ -1,5 +1,6 @@
 import http.server
 import io
+import re
 import tarfile
 import threading
 from functools import partial
@@ -134,7 +135,7 @@ def test_corrupted_file_names_the_file(tmp_path, files, source, damage):
 def test_unsafe_tar_member_is_refused(tmp_path, files, bad):
     members = {bad: b"x", **archive_members(files)}
     archive = write_tar(tmp_path / cifar10.ARCHIVE, members)
-    with pytest.raises(data.DataError, match="absolute path or one with '..'"):
+    with pytest.raises(data.DataError, match=re.escape("absolute path or one with '..'")):
         cifar10.read(archive, digests=digests_of(archive=archive))
 
 
@@ -198,7 +199,7 @@ def test_download_resumes_and_verifies(tmp_path, files):
         assert not (out / (cifar10.ARCHIVE + ".part")).exists()
         check_dataset(cifar10.load(out, digests=digests), files)
         cifar10.download(out, url="http://127.0.0.1:1/nothing", digests=digests, timeout=5)  # kept
-        with pytest.raises(data.DataError, match="has SHA-256 .* deleted it"):
+        with pytest.raises(data.DataError, match=r"has SHA-256 .* deleted it"):
             cifar10.download(tmp_path / "out2", url=url, timeout=5)  # the official digest
         assert not (tmp_path / "out2" / (cifar10.ARCHIVE + ".part")).exists()
         with pytest.raises(data.DataError, match="could not download"):
@@ -221,7 +222,7 @@ def which_crop(out: np.ndarray, x: np.ndarray, pad: int) -> list[tuple[int, int,
     _, h, w, _ = x.shape
     padded = np.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
     found = []
-    for o, p in zip(out, padded):
+    for o, p in zip(out, padded, strict=True):
         shifts = [(dy, dx) for dy in range(2 * pad + 1) for dx in range(2 * pad + 1)]
         matches = [
             (dy, dx, f)
@@ -267,7 +268,7 @@ def test_keys_determinism_jit_and_vmap():
     batched = jax.vmap(lambda k: cifar10.augment(k, x))(keys)
     assert batched.shape == (3, *x.shape)
     singles = [jitted(k, x) for k in keys]
-    for out, single in zip(batched, singles):
+    for out, single in zip(batched, singles, strict=True):
         np.testing.assert_array_equal(out, single)
 
     # Inside a scanned program, as a training loop would use it.

@@ -112,7 +112,7 @@ def test_residual_is_x_plus_main(getkey):
     params = net.init(getkey(), (5,))
     x = jax.random.normal(getkey(), (7, 5))
     np.testing.assert_allclose(net.apply(params, x), x + mlp(params["main"], x), rtol=1e-5, atol=1e-6)
-    assert net.kind == "residual" and [l.kind for l in net.layers] == ["serial", "identity"]
+    assert net.kind == "residual" and [layer.kind for layer in net.layers] == ["serial", "identity"]
 
 
 def test_residual_with_projection_shortcut(getkey):
@@ -269,10 +269,10 @@ def test_state_under_vmap_over_a_population(getkey):
     xs = jax.random.normal(getkey(), (3, 4, 2))  # a different batch per member
     ys, new = jax.vmap(lambda p, s, x: net.apply_with_state(p, s, x, train=True))(pop, state, xs)
     for i in range(3):
-        p_i = jax.tree.map(lambda a: a[i], pop)
+        p_i = jax.tree.map(lambda a, i=i: a[i], pop)
         y_i, s_i = net.apply_with_state(p_i, net.init_state((2,)), xs[i], train=True)
         np.testing.assert_allclose(ys[0][i], y_i[0], rtol=1e-5, atol=1e-6)
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6), new, s_i)
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_allclose(a[i], b, rtol=1e-5, atol=1e-6), new, s_i)
     means = new["residual_1"]["main"]["runningmean_1"]["mean"]
     assert means.shape == (3, 3) and not np.allclose(means[0], means[1])
     np.testing.assert_array_equal(new["parallel_3"]["runningmean_0"]["count"], [1, 1, 1])
@@ -301,9 +301,9 @@ def test_key_is_split_per_branch(make, getkey):
     k1, k2 = getkey(), getkey()
     a, a2, b = (net.apply(params, x, key=k) for k in (k1, k1, k2))
     leaves = lambda t: jax.tree.leaves(t)
-    for u, v in zip(leaves(a), leaves(a2)):
+    for u, v in zip(leaves(a), leaves(a2), strict=True):
         np.testing.assert_array_equal(u, v)
-    for u, v in zip(leaves(a), leaves(b)):
+    for u, v in zip(leaves(a), leaves(b), strict=True):
         assert not np.allclose(u, v)
     for u in leaves(net.apply(params, x)):
         np.testing.assert_array_equal(u, x)  # no key, no noise

@@ -16,7 +16,7 @@ def _explicit(padding, n_hw, k_hw, s_hw):
         return [(0, 0), (0, 0)]
     if padding == "SAME":
         out = []
-        for n, k, s in zip(n_hw, k_hw, s_hw):
+        for n, k, s in zip(n_hw, k_hw, s_hw, strict=True):
             want = -(-n // s)
             total = max(0, (want - 1) * s + k - n)
             out.append((total // 2, total - total // 2))
@@ -28,7 +28,7 @@ def _explicit(padding, n_hw, k_hw, s_hw):
 
 def ref_conv(x, w, b, s, pads):
     """Brute-force loops: x (N, H, W, C), w (kh, kw, C, F)."""
-    n, h, wd, c = x.shape
+    n, h, wd, _ = x.shape
     kh, kw, _, f = w.shape
     xp = np.pad(x, [(0, 0), pads[0], pads[1], (0, 0)])
     ho = (h + sum(pads[0]) - kh) // s[0] + 1
@@ -75,7 +75,7 @@ def test_conv_matches_loops(hw, k, s, padding):
     pads = _explicit(padding, hw, (k, k), (s, s))
     got = conv.conv2d(x, w, b, s, padding)
     np.testing.assert_allclose(got, ref_conv(x, w, b, (s, s), pads), rtol=1e-4, atol=1e-4)
-    expect_hw = tuple(conv.output_size(n, k, s, sum(p)) for n, p in zip(hw, pads))
+    expect_hw = tuple(conv.output_size(n, k, s, sum(p)) for n, p in zip(hw, pads, strict=True))
     assert got.shape == (2,) + expect_hw + (2,)
     assert conv.output_hw(hw, (k, k), s, padding) == expect_hw
 
@@ -174,8 +174,8 @@ def _conv_pair(f, x, w, g):
     def both(x, w, g):
         out = []
         for impl in ["xla", "im2col"]:
-            fn = lambda x, w: f(x, w, impl=impl)
-            out.append((fn(x, w),) + jax.grad(lambda x, w: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
+            fn = lambda x, w, impl=impl: f(x, w, impl=impl)
+            out.append((fn(x, w),) + jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
         return out
 
     return jax.jit(both)(x, w, g)
@@ -216,7 +216,7 @@ def test_im2col_under_vmap_over_a_population_of_weights():
     with jax.default_matmul_precision("highest"):
         want, got = jax.jit(run, static_argnums=0)("xla"), jax.jit(run, static_argnums=0)("im2col")
     assert got[0].shape == (4, 2, 5, 5, 5)
-    for a, b in zip(got, want):
+    for a, b in zip(got, want, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got[0][1], conv.conv2d(x, ws[1], stride=2, padding="SAME"), rtol=1e-5, atol=1e-5)
 
@@ -274,10 +274,10 @@ def test_block_pooling_equals_reduce_window_with_gradients_and_ties(window, hw, 
         )
 
     for kind, fn in [("max", conv.max_pool), ("avg", conv.avg_pool)]:
-        got = jax.jit(lambda: results(lambda x: fn(x, window, padding=padding)))()
-        want = jax.jit(lambda: results(lambda x: _rw_pool(kind, x, window, padding=padding)))()
+        got = jax.jit(lambda fn=fn: results(lambda x: fn(x, window, padding=padding)))()
+        want = jax.jit(lambda kind=kind: results(lambda x: _rw_pool(kind, x, window, padding=padding)))()
         assert got[0].shape == out_shape
-        for a, b in zip(got, want):
+        for a, b in zip(got, want, strict=True):
             if kind == "max":  # the same values; each window's gradient to its first maximum, as reduce_window
                 np.testing.assert_array_equal(a, b)
             else:  # sums in another order
@@ -321,11 +321,11 @@ def test_scanned_training_steps_equal_the_python_loop():
     scanned, loop = run("auto", True), run("auto", False)
     assert int(scanned[0].step) == 3
     assert not np.allclose(scanned[0].params["conv2d_0"]["w"], params["conv2d_0"]["w"])  # it trained
-    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(loop)):
+    for a, b in zip(jax.tree.leaves(scanned), jax.tree.leaves(loop), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     with jax.default_matmul_precision("highest"):
         xla_loop, im2col_scan = run("xla", False), run("im2col", True)
-    for a, b in zip(jax.tree.leaves(im2col_scan), jax.tree.leaves(xla_loop)):
+    for a, b in zip(jax.tree.leaves(im2col_scan), jax.tree.leaves(xla_loop), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 

@@ -69,7 +69,7 @@ def test_corrupted_fashion_copy_is_rejected(tmp_path):
         shutil.copy(data.FASHION_MNIST_DIR / name, tmp_path / name)
     labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:-10])
-    with pytest.raises(data.DataError, match="t10k-labels.*corrupted or truncated"):
+    with pytest.raises(data.DataError, match=r"t10k-labels.*corrupted or truncated"):
         data.load("fashion-mnist", data_dir=tmp_path)
 
 
@@ -92,7 +92,7 @@ def test_mnist1d_is_deterministic():
 
 def test_split_and_synthetic_sets():
     d = data.load("xor", n=100)
-    (xt, yt), (xv, yv) = data.train_val_split(d.x_train, d.y_train, 20, jax.random.key(0))
+    (xt, _), (xv, _) = data.train_val_split(d.x_train, d.y_train, 20, jax.random.key(0))
     assert len(xt) == 80 and len(xv) == 20
     together = np.concatenate([xt, xv])
     assert sorted(map(tuple, together.tolist())) == sorted(map(tuple, d.x_train.tolist()))
@@ -115,7 +115,7 @@ def test_download_from_local_server_resumes_and_verifies(tmp_path):
     served.mkdir()
     digests = {}
     rng = np.random.default_rng(0)
-    for i, name in enumerate(data.IDX_FILES.values()):
+    for name in data.IDX_FILES.values():
         arr = rng.integers(0, 255, size=(10, 4, 4) if "images" in name else (10,))
         write_idx(served / name, arr)
         digests[name] = {data.sha256(served / name)}
@@ -162,7 +162,7 @@ def generations(monkeypatch):
 
 
 def assert_bit_identical(a: data.Dataset, b: data.Dataset):
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         if isinstance(x, np.ndarray):
             assert x.dtype == y.dtype and x.shape == y.shape and x.tobytes() == y.tobytes()
         else:

@@ -28,7 +28,8 @@ POPULATION = textwrap.dedent("""
     masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
     out = {"devices": jax.device_count(), "processes": jax.process_count(), "layout": study.layout}
     if study.mesh is not None:
-        placed = distributed.put_population(distributed.pad_population(study.theta0, distributed.padded_size(n, study.mesh)), study.mesh)
+        padded = distributed.pad_population(study.theta0, distributed.padded_size(n, study.mesh))
+        placed = distributed.put_population(padded, study.mesh)
         w = placed["dense_1"]["w"]
         out["shard_shape"] = list(w.sharding.shard_shape(w.shape))
         out["local_shards"] = len(w.addressable_shards)
@@ -73,7 +74,7 @@ def run(script, args=(), devices=1, env_extra=None, timeout=300):
 def result(proc, timeout=300):
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
-    lines = [l for l in out.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
     return json.loads(lines[-1][7:]) if lines else None
 
 

@@ -42,7 +42,7 @@ def test_adapted_net_matches_the_module(make, getkey):
     assert all(isinstance(leaf, jax.Array) for leaf in jax.tree.leaves(params))
     # Different keys draw different weights (each lottery seed gets its own θ0).
     other = net.init(getkey(), (40,))
-    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(other)))
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(other), strict=True))
 
 
 def test_flax_params_are_the_modules_own_and_apply_is_the_modules():
@@ -79,8 +79,8 @@ def test_prune_takes_adapted_params(make):
     assert jax.tree.structure(masks) == jax.tree.structure(params)
     assert float(prune.density(masks, spec)["total"]) == pytest.approx(0.5, abs=0.01)
     pruned = prune.apply(params, masks)
-    n_zero = sum(int(jnp.sum(p == 0)) for p, s in zip(jax.tree.leaves(pruned), jax.tree.leaves(spec)) if s)
-    n_weights = sum(p.size for p, s in zip(jax.tree.leaves(pruned), jax.tree.leaves(spec)) if s)
+    n_zero = sum(int(jnp.sum(p == 0)) for p, s in zip(jax.tree.leaves(pruned), jax.tree.leaves(spec), strict=True) if s)
+    n_weights = sum(p.size for p, s in zip(jax.tree.leaves(pruned), jax.tree.leaves(spec), strict=True) if s)
     assert n_zero == n_weights // 2
     assert net.apply(pruned, jnp.ones((2, 40))).shape == (2, 10)
 

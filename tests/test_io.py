@@ -16,7 +16,7 @@ def test_roundtrip_and_template_checks(tmp_path):
     digest = io.save_tree(tmp_path / "t.npz", tree())
     assert digest == io.sha256_file(tmp_path / "t.npz")
     back = io.load_tree(tmp_path / "t.npz", tree())
-    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(tree())):
+    for a, b in zip(jax.tree.leaves(back), jax.tree.leaves(tree()), strict=True):
         np.testing.assert_array_equal(a, b)
         assert a.dtype == b.dtype
     wrong_shape = dict(tree(), step=jnp.zeros((2,), jnp.int32))
@@ -54,7 +54,7 @@ def test_no_pickle_and_atomic_write(tmp_path):
 
     with zipfile.ZipFile(tmp_path / "evil.npz", "w") as z:
         z.write(tmp_path / "obj.npy", "x.npy")
-    with pytest.raises(io.CheckpointError, match="evil.npz"):
+    with pytest.raises(io.CheckpointError, match=r"evil\.npz"):
         io.load_tree(tmp_path / "evil.npz", {"x": jnp.zeros(1)})
     io.atomic_write_json(tmp_path / "a.json", {"x": 1})
     assert json.loads((tmp_path / "a.json").read_text()) == {"x": 1}

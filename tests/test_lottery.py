@@ -33,10 +33,10 @@ def test_population_equals_members_trained_alone():
     pop_params, pop_curves, failed = study.train_population(params, masks, seeds, 0, "pop")
     assert failed == []
     for i in range(4):
-        one = lambda t: jax.tree.map(lambda a: a[i : i + 1], t)
+        one = lambda t, i=i: jax.tree.map(lambda leaf: leaf[i : i + 1], t)
         alone_params, alone_curves, _ = study.train_population(one(params), one(masks), seeds[i : i + 1], 0, "one")
         np.testing.assert_allclose(pop_curves[i], alone_curves[0], rtol=2e-5, atol=2e-6)
-        for a, b in zip(jax.tree.leaves(one(pop_params)), jax.tree.leaves(alone_params)):
+        for a, b in zip(jax.tree.leaves(one(pop_params)), jax.tree.leaves(alone_params), strict=True):
             np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6)
         # pruned weights are exactly zero after training
         w = np.asarray(pop_params["dense_1"]["w"][i])
@@ -66,7 +66,7 @@ def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
     partial = lottery.load_report(tmp_path / "b")
     assert not partial["complete"] and partial["rounds_completed"] == 1
     assert partial["summary"] == lottery.aggregate(report["rounds"][:1])
-    with pytest.raises(ValueError, match="config.json"):
+    with pytest.raises(ValueError, match=r"config\.json"):
         lottery.load_report(tmp_path / "nothing-here")
     lottery._prepare_folder(tmp_path / "c", SMALL)  # started, killed before round 0 committed
     with pytest.raises(ValueError, match="no round completed"):
@@ -75,7 +75,7 @@ def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
     resumed = lottery.run(SMALL, out=tmp_path / "b", progress=False, log=lines.append)
     assert lines[0].startswith("round 0: resumed")
     assert not lines[1].startswith("round 1: resumed")
-    for a, b in zip(report["rounds"], resumed["rounds"]):
+    for a, b in zip(report["rounds"], resumed["rounds"], strict=True):
         assert a["final_test_accuracy"] == b["final_test_accuracy"]
         assert a["density"] == b["density"]
     # Same config in the same folder: every round resumes, nothing retrains.
@@ -222,7 +222,7 @@ def test_nonfinite_member_is_reported_or_skipped():
     seeds = jnp.arange(3)
     with pytest.raises(lottery.NonFiniteLoss, match="member 1 by iteration 100"):
         study.train_population(poisoned, masks, seeds, 0, "x")
-    params, curves, failed = study.train_population(poisoned, masks, seeds, 0, "x", skip_nonfinite=True)
+    _, curves, failed = study.train_population(poisoned, masks, seeds, 0, "x", skip_nonfinite=True)
     assert failed == [1]
     _, clean, _ = study.train_population(study.theta0, masks, seeds, 0, "x")
     np.testing.assert_array_equal(curves[[0, 2]], clean[[0, 2]])  # the others are untouched

@@ -227,7 +227,7 @@ def test_rewound_rounds_start_from_the_saved_model_and_optimizer_state(tmp_path,
         like = jax.tree.map(lambda a: a[:2], inputs["opt_state"])
         names = [funcnn.prune.path_name(p) or "_" for p, _ in jax.tree_util.tree_leaves_with_path(like)]
         assert sorted(names) == sorted(saved_opt)
-        for name, leaf in zip(names, jax.tree.leaves(inputs["opt_state"])):
+        for name, leaf in zip(names, jax.tree.leaves(inputs["opt_state"]), strict=True):
             np.testing.assert_array_equal(leaf, np.concatenate([saved_opt[name]] * 2))
         assert any(name.endswith("count") and np.all(saved_opt[name] == 100) for name in saved_opt)
         assert any(np.abs(v).max() > 0 for name, v in saved_opt.items() if name.endswith("mu/dense_0/w"))
@@ -485,10 +485,10 @@ def test_dropout_and_batchnorm_net_through_a_whole_study(tmp_path):
     x = study.data[0][:8]
     outs = [
         forward(
-            jax.tree.map(lambda a: a[i], states.params),
-            jax.tree.map(lambda a: a[i], states.model_state),
+            jax.tree.map(lambda a, i=i: a[i], states.params),
+            jax.tree.map(lambda a, i=i: a[i], states.model_state),
             x,
-            key=train.step_key(jax.tree.map(lambda a: a[i], states)),
+            key=train.step_key(jax.tree.map(lambda a, i=i: a[i], states)),
             train=True,
         )[0]
         for i in range(3)
@@ -526,7 +526,7 @@ def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_s
         alone = lottery.run(
             lottery.Spec(net, tx(lr), **common), out=tmp_path / f"lr{i}", progress=False, log=lambda s: None
         )
-        for r_s, r_a in zip(swept["rounds"], alone["rounds"]):
+        for r_s, r_a in zip(swept["rounds"], alone["rounds"], strict=True):
             arms = np.array(r_s["arms"])
             sel = np.array(r_s["settings"]) == f"learning_rate={lr:g}"
             for arm in dict.fromkeys(r_a["arms"]):

@@ -58,7 +58,7 @@ def _resnet_weights_by_hand(c_in: int, widths=(16, 32, 64), n=3, n_classes=10) -
     total = k * c_in * widths[0]  # stem
     prev = widths[0]
     for w in widths:
-        for b in range(n):
+        for _ in range(n):
             total += k * prev * w + k * w * w  # two 3x3 convs
             if prev != w:
                 total += prev * w  # 1x1 projection shortcut
@@ -148,7 +148,7 @@ def test_resnet_shapes_and_depths():
         net = models.resnet(14, 8, n_classes=7)
         assert net.output_shape(shape) == (7,)
         y = jax.eval_shape(
-            lambda: net.apply_with_state(
+            lambda net=net, shape=shape: net.apply_with_state(
                 net.init(jax.random.key(0), shape), net.init_state(shape), jnp.zeros((2,) + shape), train=True
             )[0]
         )
@@ -178,8 +178,10 @@ def test_vgg16_output_shapes_and_structure():
     net = models.vgg16()
     for shape in ((28, 28, 1), (32, 32, 3)):
         assert net.output_shape(shape) == (10,)
-        params = jax.eval_shape(lambda: net.init(jax.random.key(0), shape))
-        y = jax.eval_shape(lambda p: net.apply_with_state(p, net.init_state(shape), jnp.zeros((2,) + shape))[0], params)
+        params = jax.eval_shape(lambda shape=shape: net.init(jax.random.key(0), shape))
+        y = jax.eval_shape(
+            lambda p, shape=shape: net.apply_with_state(p, net.init_state(shape), jnp.zeros((2,) + shape))[0], params
+        )
         assert y.shape == (2, 10)
     kinds = [layer.kind for layer in net.layers]
     assert kinds.count("conv2d") == 13 and kinds.count("batchnorm") == 13 and kinds.count("maxpool") == 4
@@ -315,7 +317,7 @@ def test_mnist1d_cnn_shapes_and_count():
 def test_mnist1d_cnn_reaches_90_percent():
     d = data.load("mnist1d")
     net = models.mnist1d_cnn()
-    state, hist = fit(
+    _, hist = fit(
         net,
         net.init(jax.random.key(0), (40,)),
         (d.x_train, d.y_train),

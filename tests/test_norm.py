@@ -108,7 +108,7 @@ def test_batchnorm_under_vmap_keeps_each_members_statistics():
     step = jax.jit(jax.vmap(lambda p, s, x: bn.apply_with_state(p, s, x, train=True)))
     ys, new = step(pop_params, pop_state, xs)
     for i in range(3):
-        member = jax.tree.map(lambda a: a[i], (pop_params, pop_state))
+        member = jax.tree.map(lambda a, i=i: a[i], (pop_params, pop_state))
         y_i, s_i = bn.apply_with_state(*member, xs[i], train=True)
         np.testing.assert_allclose(ys[i], y_i, rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(new["var"][i], s_i["var"], rtol=1e-5)

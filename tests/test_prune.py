@@ -154,7 +154,7 @@ def test_vmapped_magnitude_uses_per_member_thresholds():
     pop = jax.vmap(net.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), (4,))
     masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(pop)
     for i in range(3):
-        one = jax.tree.map(lambda a: a[i], pop)
+        one = jax.tree.map(lambda a, i=i: a[i], pop)
         expect = prune.magnitude(one, prune.ones(one), 0.5)
         np.testing.assert_array_equal(masks["dense_0"]["w"][i], expect["dense_0"]["w"])
 
@@ -210,7 +210,7 @@ def test_compact_on_a_population_says_to_index_a_member():
         prune.compact(net, pop, masks)
     # As the message says: one member at a time.
     member, member_masks = jax.tree.map(lambda a: a[1], (pop, masks))
-    small_net, small = prune.compact(net, member, member_masks)
+    _, small = prune.compact(net, member, member_masks)
     assert jax.tree.map(jnp.shape, small) == jax.tree.map(jnp.shape, member)  # nothing pruned, nothing removed
 
 
@@ -303,7 +303,7 @@ def test_random_like_layer_joint_keeps_each_layers_count_not_each_leafs():
         per_leaf_differs |= int(jnp.sum(r["dense_0"]["b"])) != int(jnp.sum(masks["dense_0"]["b"]))
     assert per_leaf_differs  # the split between w and b is random, as the notebook's random control
     same = prune.random_like(jax.random.key(0), masks, spec)  # default: each leaf's count
-    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(masks)):
+    for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(masks), strict=True):
         assert int(jnp.sum(a)) == int(jnp.sum(b))
 
 

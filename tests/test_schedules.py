@@ -123,7 +123,7 @@ def test_plateau_is_shift_invariant_for_negative_values(values, kw, expected):
 
 def test_plateau_random_sequences_match_keras_reference():
     rng = np.random.default_rng(0)
-    for trial in range(20):
+    for _ in range(20):
         values = list(np.cumsum(rng.normal(-0.05, 0.2, size=40)) - 3.0)
         kw = dict(
             init_lr=1.0,

@@ -39,7 +39,7 @@ def test_interpolate_matches_numpy_loop(mlp):
     b = net.init(jax.random.key(2), (10,))
     alphas = [0.0, 0.25, 0.5, 0.7, 1.0]
     out = stability.interpolate(a, b, alphas)
-    for leaf, la, lb in zip(jax.tree.leaves(out), jax.tree.leaves(a), jax.tree.leaves(b)):
+    for leaf, la, lb in zip(jax.tree.leaves(out), jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
         la, lb = np.asarray(la), np.asarray(lb)
         assert leaf.shape == (len(alphas),) + la.shape
         for j, al in enumerate(alphas):
@@ -48,7 +48,7 @@ def test_interpolate_matches_numpy_loop(mlp):
         np.testing.assert_array_equal(np.asarray(leaf[0]), la)  # bit-exact ends
         np.testing.assert_array_equal(np.asarray(leaf[-1]), lb)
     same = stability.interpolate(a, a, alphas)
-    for leaf, la in zip(jax.tree.leaves(same), jax.tree.leaves(a)):
+    for leaf, la in zip(jax.tree.leaves(same), jax.tree.leaves(a), strict=True):
         np.testing.assert_array_equal(np.asarray(leaf), np.broadcast_to(la, leaf.shape))
 
 
@@ -89,7 +89,7 @@ def test_endpoints_match_make_evaluate(mlp, data):
     evaluate = jax.jit(train.make_evaluate(net, LOSS))
     for m, (i, j) in enumerate(b.pairs):
         for col, c in ((0, i), (-1, j)):
-            p = jax.tree.map(lambda a: a[c], s.copies.params)
+            p = jax.tree.map(lambda a, c=c: a[c], s.copies.params)
             tr, te = evaluate(p, *data[0]), evaluate(p, *data[1])
             # the same examples misclassified (the float32 means may differ in the last bit)
             assert _count(b.train_error[m, col], N) == _count(1 - tr["accuracy"], N)
@@ -114,7 +114,7 @@ def test_population_equals_copies_trained_alone(mlp, data):
         state = train.init_state(params, tx)
         for i in order[:steps]:
             state, _ = step(state, (x[i], y[i]))
-        for alone, together in zip(jax.tree.leaves(state.params), jax.tree.leaves(pop.params)):
+        for alone, together in zip(jax.tree.leaves(state.params), jax.tree.leaves(pop.params), strict=True):
             np.testing.assert_allclose(np.asarray(together[c]), np.asarray(alone), rtol=1e-5, atol=1e-6)
         assert int(pop.step[c]) == steps
 
@@ -128,7 +128,7 @@ def test_copy_on_the_parent_seed_continues_the_parent_run(mlp, data):
     whole = run(params, steps=10)
     first = jax.tree.map(lambda a: a[0], run(params, steps=4))
     rest = run(first.params, steps=6, start=4, opt_state=first.opt_state)
-    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(rest.params)):
+    for a, b in zip(jax.tree.leaves(whole.params), jax.tree.leaves(rest.params), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
 
 
@@ -290,7 +290,7 @@ def test_train_eval_measures_the_train_error_on_a_prefix(mlp, data):
     part = stability.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0], train_eval=40)
     evaluate = train.make_evaluate(net, LOSS)
     for j, copy in ((0, 0), (2, 1)):
-        p = jax.tree.map(lambda a: a[copy], pop)
+        p = jax.tree.map(lambda a, copy=copy: a[copy], pop)
         ref = 1 - evaluate(p, data[0][0][:40], data[0][1][:40])["accuracy"]
         assert round(float(part.train_error[0, j]) * 40) == round(float(ref) * 40)
     np.testing.assert_array_equal(part.test_error, full.test_error)

@@ -51,20 +51,22 @@ def _population_setup(n_members=4):
 
 
 def test_vmapped_population_equals_members_trained_alone():
-    net, tx, x, y, params, states, idx, epoch = _population_setup()
+    _, tx, x, y, params, states, idx, epoch = _population_setup()
     x, y = jnp.asarray(x), jnp.asarray(y)
     pop_epoch = jax.jit(jax.vmap(epoch, in_axes=(0, None, None, 0)))
     pop_states, pop_losses = pop_epoch(states, x, y, idx)
     one_epoch = jax.jit(epoch)
     for i in range(4):
-        alone = train.init_state(jax.tree.map(lambda a: a[i], params), tx)
+        alone = train.init_state(jax.tree.map(lambda a, i=i: a[i], params), tx)
         alone, losses_i = one_epoch(alone, x, y, idx[i])
-        chex.assert_trees_all_close(jax.tree.map(lambda a: a[i], pop_states.params), alone.params, rtol=1e-5, atol=1e-6)
+        chex.assert_trees_all_close(
+            jax.tree.map(lambda a, i=i: a[i], pop_states.params), alone.params, rtol=1e-5, atol=1e-6
+        )
         np.testing.assert_allclose(pop_losses[i], losses_i, rtol=1e-5)
 
 
 def test_epoch_compiles_once():
-    net, tx, x, y, params, states, idx, epoch = _population_setup(1)
+    _, _, x, y, _, states, idx, epoch = _population_setup(1)
     counted = jax.jit(chex.assert_max_traces(epoch, n=1))
     state = jax.tree.map(lambda a: a[0], states)
     for _ in range(3):

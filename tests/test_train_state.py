@@ -66,12 +66,12 @@ def test_dropout_needs_a_key_in_training_and_masks_follow_the_step_count():
     with pytest.raises(nn.LayerError, match="key"):
         step(train.init_state(params, tx, model_state=DROP_NET.init_state((2,))), (x, y))
     state = train.init_state(params, tx, model_state=DROP_NET.init_state((2,)), key=jax.random.key(7))
-    a, la = step(state, (x, y))
-    b, lb = step(state, (x, y))
+    _, la = step(state, (x, y))
+    _, lb = step(state, (x, y))
     assert float(la["loss"]) == float(lb["loss"])  # same state, same step: the same masks
-    later, ll = step(state._replace(step=jnp.asarray(5, jnp.int32)), (x, y))
+    _, ll = step(state._replace(step=jnp.asarray(5, jnp.int32)), (x, y))
     assert float(ll["loss"]) != float(la["loss"])  # step 5 draws other masks than step 0
-    other, lo = step(state._replace(key=jax.random.key(8)), (x, y))
+    _, lo = step(state._replace(key=jax.random.key(8)), (x, y))
     assert float(lo["loss"]) != float(la["loss"])
 
 
