@@ -6,8 +6,8 @@ Fails (exit 1, one line per problem) when:
 - a public module, function or class has no docstring;
 - a public function or class has no runnable example (a `>>>` line) in its docstring;
 - a public function's signature lacks a type hint (a parameter or the return);
-- a docstring (or docs/guide.md) names a dotted funcnn, jax, optax, chex or numpy object in backticks that does not exist
-  (a broken cross-reference), e.g. `prune.magnitude` when funcnn.prune has no `magnitude`.
+- a docstring (or docs/guide.md) names a dotted funcnn, jax, optax, chex or numpy object in backticks that
+  does not exist (a broken cross-reference), e.g. `prune.magnitude` when funcnn.prune has no `magnitude`.
 
 Public: every module of the funcnn package whose name has no leading underscore; in it, the names in its
 `__all__` (which every public module must define) that are functions or classes defined there. A package's
