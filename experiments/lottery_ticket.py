@@ -130,6 +130,7 @@ def notebook(p, args) -> dict:
             "batch_size",
             "pruning",
             "scope",
+            "structure",
             "seed",
             "population_chunk",
             "unroll",
@@ -185,6 +186,12 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--batch-size", type=common.positive_int)
     p.add_argument("--pruning", choices=["iterative", "oneshot"])
     p.add_argument("--scope", choices=["layer", "global"])
+    p.add_argument(
+        "--structure",
+        choices=["unit", "channel"],
+        help="structured pruning: whole hidden units and conv output channels by L1 norm (channel = unit); "
+        "the output layer is never pruned",
+    )
     p.add_argument("--seed", type=int, help="base PRNG seed")
     p.add_argument(
         "--test-curve",
@@ -218,6 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
             "batch_size": args.batch_size,
             "pruning": args.pruning,
             "scope": args.scope,
+            "structure": args.structure,
             "seed": args.seed,
             "test_curve": args.test_curve or None,
             "population_chunk": args.population_chunk,

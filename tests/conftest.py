@@ -4,7 +4,13 @@ import tempfile
 from pathlib import Path
 from typing import ClassVar
 
-import jax
+# XLA's persistent compilation cache, fresh for each test run: many tests compile the same programs
+# (a small study's round program, a ResNet step), which are then loaded instead. Set before jax is
+# imported; pytest-xdist's workers and the subprocesses tests start inherit it through the environment.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="funcnn-test-xla-cache-"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+
+import jax  # after the cache settings above
 import pytest
 
 # Catch accidental broadcasting between mismatched ranks (equinox's habit).

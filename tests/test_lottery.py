@@ -396,3 +396,76 @@ def test_sgd_global_resnet_study_runs_with_late_rewinding(tmp_path):
     assert r1["iterations"][0] == 200 and len(r1["arms"]) == 3
     assert np.allclose(r1["density"], 0.8, atol=1e-3)
     assert all(0.05 < a <= 1 for a in r1["final_test_accuracy"])
+
+
+def _whole_units(m):
+    """Every unit (slice along the last axis) all True or all False."""
+    u = np.asarray(m).reshape(-1, np.shape(m)[-1])
+    return bool(np.all(u.all(0) | ~u.any(0)))
+
+
+def test_structured_study_prunes_whole_units_and_never_the_output_layer(tmp_path):
+    from funcnn import io
+    from funcnn.lottery.spec import output_layer
+
+    cfg = dataclasses.replace(SMALL, structure="unit")
+    report = lottery.run(cfg, out=tmp_path / "s", progress=False, log=lambda s: None)
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2]
+    study = lottery.Study(cfg, progress=False)
+    member0 = jax.tree.map(lambda a: a[0], study.theta0)
+    out, hidden = "dense_5", ["dense_1", "dense_3"]  # Flatten -> 64 -> 64 -> 10
+    assert output_layer(member0) == out
+    masks = io.load_tree(tmp_path / "s" / "round_02" / "masks.npz", jax.vmap(prune.ones)(study.theta0))
+    for i in range(cfg.seeds):
+        for n in hidden:
+            w = masks[n]["w"][i]
+            assert _whole_units(w) and int(w.any(axis=0).sum()) == 16  # 64 units, half, then half again
+        assert bool(masks[out]["w"][i].all())
+    layer = report["rounds"][2]["layer_density"]
+    for n in hidden:  # every arm (ticket, reinit, random) at the ticket's density: 16 of 64 whole units
+        np.testing.assert_allclose(layer[f"{n}/w"], 0.25, rtol=1e-6)
+    np.testing.assert_allclose(layer[f"{out}/w"], 1.0)
+    # The random arm draws whole units, as many per layer as the ticket keeps.
+    random_arm = {a.name: a for a in study.arms}["random"]
+    ticket = jax.tree.map(lambda a: jnp.asarray(a[0]), masks)
+    _, rm = random_arm.fn(member0, member0, ticket, jax.random.key(0))
+    for n in hidden:
+        assert _whole_units(rm[n]["w"]) and int(rm[n]["w"].any(axis=0).sum()) == 16
+        assert not np.array_equal(rm[n]["w"], ticket[n]["w"])
+    assert bool(rm[out]["w"].all())
+
+
+def test_structure_field_defaults_leave_identities_unchanged_and_validate():
+    import optax
+
+    from funcnn import nn
+
+    net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))
+    data = (jnp.zeros((8, 4)), jnp.zeros(8, "int32"))
+    spec = lottery.Spec(net, optax.sgd(0.1), train=data, rate=0.5, rounds=3)
+    # describe() of a default Spec: the same fields as before `structure` existed
+    assert set(spec.describe()) == {
+        "n_val", "input_shape", "loss", "metric", "metric_name", "iterations", "batch_size", "eval_every",
+        "rounds", "rate", "layer_rates", "scope", "pruning", "sparsities", "rewind_step", "rewind_optimizer",
+        "arms", "seeds", "sweep", "seed", "checkpoints_per_round", "population_chunk", "test_curve", "unroll",
+        "label",
+    }  # fmt: skip
+    assert dataclasses.replace(spec, structure="channel").describe()["structure"] == "unit"  # synonyms
+    assert "structure" not in SMALL.to_json()
+    assert dataclasses.replace(SMALL, structure="unit").digest() != SMALL.digest()
+    assert dataclasses.replace(SMALL, structure="unit").to_spec().structure == "unit"
+    # P_m: dense_0 (4x8) loses half its units a round, dense_2 (8x2, the output layer) never
+    ladder = lottery.density_ladder(dataclasses.replace(spec, structure="unit"))
+    np.testing.assert_allclose(ladder, [100.0, 100 * 32 / 48, 100 * 24 / 48, 100 * 20 / 48], rtol=1e-6)
+    for kw, match in [
+        (dict(structure="filter"), "structure"),
+        (dict(structure="unit", scope="layer_joint"), "scope"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(spec, **kw).validate()
+        with pytest.raises(ValueError, match=match):
+            dataclasses.replace(SMALL, **kw).validate()
+    one_layer = lottery.Spec(nn.serial(nn.Dense(2)), optax.sgd(0.1), train=(jnp.zeros((40, 4)), jnp.zeros(40, "int32")),
+                             n_val=8, batch_size=8, structure="unit")  # fmt: skip
+    with pytest.raises(ValueError, match="output layer"):
+        lottery.Study(one_layer, progress=False)

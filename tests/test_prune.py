@@ -320,3 +320,215 @@ def test_floor_count_is_pythons_int_of_the_float64_product():
     pop = jax.tree.map(lambda a: jnp.stack([a, a, a]), params)
     masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.7, rounding="floor"))(pop)
     np.testing.assert_array_equal(jnp.sum(~masks["d"]["w"], axis=(1, 2)), [30708] * 3)
+
+
+# ---- structured pruning: whole units (Dense columns, conv output channels) ------------------------
+
+
+def _conv_params(seed=0):
+    """Prunable kernels of every kind, in tree order: Conv2D, Conv1D, two Dense; biases beside them."""
+    k = jax.random.split(jax.random.key(seed), 4)
+    return {
+        "conv1d_1": {"w": jax.random.normal(k[1], (3, 4, 5)), "b": jnp.ones(5)},
+        "conv2d_0": {"w": jax.random.normal(k[0], (3, 3, 2, 6)), "b": jnp.ones(6)},
+        "dense_2": {"w": jax.random.normal(k[2], (20, 9)), "b": jnp.ones(9)},
+        "dense_3": {"w": jax.random.normal(k[3], (9, 4)), "b": jnp.ones(4)},
+    }
+
+
+def _random_masks(params, seed, density=0.7, dead_units=True):
+    """Random masks of the prunable leaves: entries off at random, and a few whole units off."""
+    rng = np.random.default_rng(seed)
+    spec = prune.prunable(params)
+    out = {}
+    for name, layer in params.items():
+        out[name] = {}
+        for leaf, w in layer.items():
+            m = np.ones(w.shape, bool)
+            if spec[name][leaf]:
+                m = rng.random(w.shape) < density
+                if dead_units:
+                    m[..., rng.random(w.shape[-1]) < 0.2] = False
+            out[name][leaf] = jnp.asarray(m)
+    return out
+
+
+def _ref_structured(ws, ms, rates, norm, scope):
+    """Brute force over Python loops: each leaf's units (slices along the last axis), their norms
+    over surviving weights, the round(rate * alive) lowest (ties by leaf, then unit index) zeroed."""
+    units = []  # (score, leaf, unit) of every alive unit
+    for li, (w, m) in enumerate(zip(ws, ms, strict=True)):
+        w, m = np.asarray(w, np.float64), np.asarray(m)
+        for j in range(w.shape[-1]):
+            col, cm = w[..., j].ravel(), m[..., j].ravel()
+            if not cm.any():
+                continue
+            vals = [abs(x) for x, keep in zip(col, cm, strict=True) if keep]
+            s = sum(vals) if norm == "l1" else float(np.sqrt(sum(v * v for v in vals)))
+            if scope == "global":
+                s = s / col.size if norm == "l1" else s / np.sqrt(col.size)
+            units.append((s, li, j))
+    new = [np.asarray(m).copy() for m in ms]
+    groups = [units] if scope == "global" else [[u for u in units if u[1] == li] for li in range(len(ws))]
+    for gi, group in enumerate(groups):
+        k = int(np.round(rates[gi] * len(group)))
+        for _, li, j in sorted(group)[:k]:  # by score, then leaf, then unit index
+            new[li][..., j] = False
+    return new
+
+
+PRUNED = ["conv1d_1", "conv2d_0", "dense_2", "dense_3"]
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2"])
+@pytest.mark.parametrize("scope", ["layer", "global"])
+@pytest.mark.parametrize("rate", [0.0, 0.25, 0.5, 0.9])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_structured_matches_numpy_reference_for_dense_and_conv_kernels(norm, scope, rate, seed):
+    p = _conv_params(seed)
+    m = _random_masks(p, seed) if seed else prune.ones(p)
+    layer_rates = {"dense_3": rate / 2, "conv1d_1": 0.0} if scope == "layer" else None
+    new = prune.structured(p, m, rate, norm=norm, scope=scope, layer_rates=layer_rates)
+    rates = [rate] if scope == "global" else [0.0, rate, rate, rate / 2]
+    ref = _ref_structured([p[n]["w"] for n in PRUNED], [m[n]["w"] for n in PRUNED], rates, norm, scope)
+    for n, r in zip(PRUNED, ref, strict=True):
+        np.testing.assert_array_equal(np.asarray(new[n]["w"]), r, err_msg=n)
+        np.testing.assert_array_equal(new[n]["b"], m[n]["b"])  # biases are not masked
+    if scope == "layer":
+        np.testing.assert_array_equal(new["conv1d_1"]["w"], m["conv1d_1"]["w"])  # a rate of 0: whole
+
+
+def test_structured_global_normalizes_by_fan_in():
+    # Two layers whose weights all have magnitude 1: raw L1 norms 20 vs 9 would prune only dense_3's
+    # units; per weight they are equal, so ties go by position and the first leaf's units go first.
+    p = {"dense_2": {"w": jnp.ones((20, 4))}, "dense_3": {"w": -jnp.ones((9, 4))}}
+    new = prune.structured(p, prune.ones(p), 0.5, scope="global")
+    assert new["dense_2"]["w"].any(axis=0).tolist() == [False, False, False, False]
+    assert new["dense_3"]["w"].any(axis=0).tolist() == [True] * 4
+    p["dense_2"]["w"] = p["dense_2"]["w"].at[:, 1].set(3.0)  # unit 1 of dense_2 now the largest
+    new = prune.structured(p, prune.ones(p), 0.5, scope="global", norm="l2")
+    assert new["dense_2"]["w"].any(axis=0).tolist() == [False, True, False, False]
+    assert new["dense_3"]["w"].any(axis=0).tolist() == [False, True, True, True]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_structured_properties_over_random_masks(seed):
+    rng = np.random.default_rng(100 + seed)
+    p = _conv_params(seed)
+    m = _random_masks(p, seed, density=float(rng.uniform(0.05, 1.0)), dead_units=bool(seed % 2))
+    rate = float(rng.uniform(0, 0.95))
+    for scope in ("layer", "global"):
+        new = prune.structured(p, m, rate, scope=scope, norm=("l1", "l2")[seed % 2])
+        removed, alive_before = 0, 0
+        for n in PRUNED:
+            old, cur = np.asarray(m[n]["w"]), np.asarray(new[n]["w"])
+            assert not np.any(cur & ~old), "masks never gain entries"
+            old_u, cur_u = old.reshape(-1, old.shape[-1]), cur.reshape(-1, cur.shape[-1])
+            for j in range(old_u.shape[1]):
+                # a unit is either kept as it was or pruned whole
+                assert np.array_equal(cur_u[:, j], old_u[:, j]) or not cur_u[:, j].any()
+            n_alive, n_removed = int(old_u.any(0).sum()), int(old_u.any(0).sum() - cur_u.any(0).sum())
+            if scope == "layer":
+                assert n_removed == int(np.round(rate * n_alive)), n
+            removed, alive_before = removed + n_removed, alive_before + n_alive
+        if scope == "global":
+            assert removed == int(np.round(rate * alive_before))
+        counts = prune.units_alive(new)
+        assert {k: int(v) for k, v in counts.items()} == {
+            f"{n}/w": int(np.asarray(new[n]["w"]).reshape(-1, new[n]["w"].shape[-1]).any(0).sum()) for n in PRUNED
+        }
+
+
+def test_structured_is_jittable_and_vmaps_per_member():
+    p = _conv_params(3)
+    m = _random_masks(p, 3)
+    for scope in ("layer", "global"):
+        eager = prune.structured(p, m, 0.4, scope=scope, norm="l2")
+        jitted = jax.jit(lambda p, m, r, scope=scope: prune.structured(p, m, r, scope=scope, norm="l2"))(
+            p, m, jnp.float32(0.4)
+        )
+        for a, b in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted), strict=True):
+            np.testing.assert_array_equal(a, b)
+    pop = jax.tree.map(lambda *xs: jnp.stack(xs), *[_conv_params(s) for s in range(3)])
+    pop_m = jax.tree.map(lambda *xs: jnp.stack(xs), *[_random_masks(_conv_params(s), s) for s in range(3)])
+    out = jax.vmap(lambda p, m: prune.structured(p, m, 0.3, scope="global"))(pop, pop_m)
+    for i in range(3):
+        one = lambda t, i=i: jax.tree.map(lambda a: a[i], t)
+        expect = prune.structured(one(pop), one(pop_m), 0.3, scope="global")
+        for got, want in zip(jax.tree.leaves(one(out)), jax.tree.leaves(expect), strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
+def test_structured_iterates_a_unit_ladder_and_breaks_ties_by_position():
+    p = {"dense_0": {"w": jnp.ones((3, 16))}}
+    m = prune.ones(p)
+    alive = []
+    for _ in range(4):
+        m = prune.structured(p, m, 0.5)
+        alive.append(int(prune.units_alive(m)["dense_0/w"]))
+    assert alive == [8, 4, 2, 1]
+    assert m["dense_0"]["w"].all(axis=0).tolist() == [False] * 15 + [True]  # equal norms: lowest index first
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda p, m: prune.structured(p, m, 1.0), "rate must be in"),
+        (lambda p, m: prune.structured(p, m, -0.1), "rate must be in"),
+        (lambda p, m: prune.structured(p, m, 0.2, norm="l3"), "norm"),
+        (lambda p, m: prune.structured(p, m, 0.2, scope="layer_joint"), "scope"),
+        (lambda p, m: prune.structured(p, m, 0.2, rounding="up"), "rounding"),
+        (lambda p, m: prune.structured(p, m, 0.2, scope="global", layer_rates={"dense_0": 0.1}), "layer_rates"),
+        (lambda p, m: prune.structured(p, m, 0.2, layer_rates={"dense_9": 0.1}), "dense_9"),
+        (lambda p, m: prune.structured(p, m, 0.2, layer_rates={"dense_0": 1.5}), r"layer_rates\['dense_0'\]"),
+        (lambda p, m: prune.structured(p, {"dense_0": m["dense_0"]}, 0.2), "tree structure"),
+        (lambda p, m: prune.unit_scores(p, m, norm="max"), "norm"),
+    ],
+)
+def test_structured_bad_input(call, match):
+    _, p = _params()
+    with pytest.raises(ValueError, match=match):
+        call(p, prune.ones(p))
+
+
+def test_structured_random_like_keeps_each_leafs_unit_count_in_whole_units():
+    p = _conv_params(4)
+    m = prune.structured(p, prune.ones(p), 0.5)
+    spec = prune.prunable(p)
+    spec["dense_3"]["w"] = False  # not prunable: kept as it is
+    m["dense_3"]["w"] = m["dense_3"]["w"].at[0, 0].set(False)
+    fn = jax.jit(lambda k, m: prune.structured_random_like(k, m, spec))
+    draws = [fn(jax.random.key(s), m) for s in range(4)]
+    for r in draws:
+        for n in ["conv1d_1", "conv2d_0", "dense_2"]:
+            w = np.asarray(r[n]["w"]).reshape(-1, r[n]["w"].shape[-1])
+            assert np.all(w.all(0) | ~w.any(0))  # whole units
+            assert int(w.any(0).sum()) == int(prune.units_alive(m)[f"{n}/w"])
+            np.testing.assert_array_equal(r[n]["b"], m[n]["b"])
+        np.testing.assert_array_equal(r["dense_3"]["w"], m["dense_3"]["w"])
+    assert any(not np.array_equal(draws[0]["dense_2"]["w"], d["dense_2"]["w"]) for d in draws[1:])
+    pop = jax.tree.map(lambda a: jnp.stack([a, a]), m)
+    keys = jax.random.split(jax.random.key(0), 2)
+    twice = jax.vmap(lambda k, m: prune.structured_random_like(k, m, spec))(keys, pop)
+    assert twice["dense_2"]["w"].shape == (2, 20, 9)
+
+
+@jax.default_matmul_precision("highest")
+def test_a_pruned_channel_outputs_its_bias_and_compact_drops_pruned_units():
+    conv = nn.Conv2D(4, 3)
+    p = conv.init(jax.random.key(0), (6, 6, 2))
+    p["b"] = jnp.arange(4.0)
+    m = prune.structured({"c": p}, prune.ones({"c": p}), 0.5)["c"]
+    dead = np.flatnonzero(~np.asarray(m["w"]).any(axis=(0, 1, 2)))
+    assert dead.size == 2
+    y = conv.apply(prune.apply(p, m), jax.random.normal(jax.random.key(1), (2, 6, 6, 2)))
+    for j in dead:
+        np.testing.assert_array_equal(y[..., j], np.full(y.shape[:-1], float(j)))
+    net = nn.serial(nn.Dense(10), nn.Relu(), nn.Dense(6), nn.Tanh(), nn.Dense(3))
+    params = net.init(jax.random.key(2), (5,))
+    masks = prune.structured(params, prune.ones(params), 0.5, layer_rates={"dense_4": 0.0})
+    small_net, small = prune.compact(net, params, masks)
+    assert small["dense_0"]["w"].shape == (5, 5) and small["dense_2"]["w"].shape == (5, 3)
+    x = jax.random.normal(jax.random.key(3), (4, 5))
+    expect = net.apply(prune.apply(params, masks), x)
+    np.testing.assert_allclose(small_net.apply(small, x), expect, rtol=1e-5, atol=1e-6)

@@ -33,6 +33,9 @@ class Config:
     `optimizer`: 'adam' (Adam at `learning_rate`) or 'sgd' (SGD with `momentum`); `weight_decay` is
     added to the gradient (PyTorch's SGD weight_decay, OpenLTH's); `lr_drops`: fractions of
     `iterations` where the learning rate is multiplied by 0.1; `warmup`: steps of linear warmup from 0.
+    `structure`: None, or 'unit' ('channel' is a synonym) to prune whole hidden units and conv
+    output channels by their L1 norm (`prune.structured`; `Spec.structure`): `rate` and
+    `conv_rate` then count units, and the output layer is never pruned (`output_rate` is unused).
 
     Example:
         >>> from funcnn.lottery import PRESETS, Config
@@ -73,6 +76,7 @@ class Config:
     weight_decay: float = 0.0
     lr_drops: tuple = ()
     warmup: int = 0
+    structure: str | None = None  # 'unit' (or 'channel'): prune whole units / output channels
 
     def validate(self) -> Config:
         """Check every field (and that `model` names a model); returns self, or raises a ValueError
@@ -98,6 +102,11 @@ class Config:
             bad("scope", "'layer', 'layer_joint' or 'global'")
         if self.pruning not in ("iterative", "oneshot"):
             bad("pruning", "'iterative' or 'oneshot'")
+        if self.structure is not None:
+            if self.structure not in prune.STRUCTURES:
+                bad("structure", "None, 'unit' or 'channel' (the same: a unit or output channel)")
+            if self.scope not in ("layer", "global"):
+                bad("scope", "'layer' or 'global' with a structure")
         if self.iterations % self.eval_every:
             bad("iterations", f"a multiple of eval_every={self.eval_every}")
         if not 0 <= self.rewind_step < self.iterations or self.rewind_step % self.eval_every:
@@ -171,7 +180,8 @@ class Config:
             names = [n for n in params if any(jax.tree.leaves(pspec[n]))]
             conv_rate = c.rate if c.conv_rate is None else c.conv_rate
             layer_rates = {n: conv_rate for n in names if n.startswith("conv")}
-            layer_rates[_output_layer(params)] = c.output_rate
+            if c.structure is None:  # with a structure the output layer is never pruned
+                layer_rates[_output_layer(params)] = c.output_rate
         return Spec(
             net=net,
             optimizer=c.make_optimizer(),
@@ -197,10 +207,18 @@ class Config:
             test_curve=c.test_curve,
             unroll=c.unroll,
             label=f"config:{c.dataset}/{c.model}",
+            structure=c.structure,
         )
 
 
-NEW_CONFIG_DEFAULTS = {"optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "lr_drops": [], "warmup": 0}
+NEW_CONFIG_DEFAULTS = {
+    "optimizer": "adam",
+    "momentum": 0.9,
+    "weight_decay": 0.0,
+    "lr_drops": [],
+    "warmup": 0,
+    "structure": None,
+}
 
 
 def _output_layer(params: Any) -> str:

@@ -10,6 +10,7 @@ names (`lottery.Config.to_spec()`); both give bit-identical results.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -23,7 +24,7 @@ from funcnn.lottery import arms as arms_lib
 if TYPE_CHECKING:
     from funcnn.lottery.config import Config
 
-__all__ = ["ARMS", "Spec", "density_ladder", "prune_round", "round_rates"]
+__all__ = ["ARMS", "Spec", "density_ladder", "output_layer", "prune_round", "round_rates", "units_prunable"]
 
 ARMS = arms_lib.BUILT_IN
 """The built-in arms, by name: 'ticket' (always first), 'reinit', 'random' (see `arms`)."""
@@ -34,7 +35,7 @@ Masks = Any  # bool arrays, like params
 
 # Fields added after run folders were first written: describe() leaves them out at these values,
 # so a folder written before they existed still resumes (identity.json holds the old field set).
-NEW_FIELD_DEFAULTS = {"rounding": "nearest", "batch_order": "shuffled", "score_step": None}
+NEW_FIELD_DEFAULTS = {"rounding": "nearest", "batch_order": "shuffled", "score_step": None, "structure": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,13 @@ class Spec:
       pruned: round or floor of rate x survivors); `pruning` 'iterative' (prune the last ticket) or 'oneshot'
       (prune the dense run straight to round r's density); `sparsities`: absolute target
       sparsities per round (len == rounds) instead of `rate`, each leaf pruned to that fraction.
+    structure: None (prune single weights by magnitude) or 'unit' (structured pruning, `prune.structured`
+      with L1 norms: whole hidden units of Dense layers and output channels of convolutions, the
+      slices along each prunable leaf's last axis; 'channel' is a synonym). `rate`, `layer_rates`,
+      `sparsities` and `pruning` then count units, `scope` is 'layer' or 'global', the output layer
+      (`output_layer`) is never pruned (its units are the classes; a `layer_rates` entry for it is
+      ignored), and the 'random' arm keeps as many random whole units per leaf
+      (`prune.structured_random_like`).
     prunable(path_name, leaf) -> bool picks the prunable leaves (default ndim > 1: weights, not
       biases). score_step: score the next round's mask on the ticket's weights at this iteration
       (the MNIST-1D notebook's step-1000 checkpoint) instead of its final ones. batch_order
@@ -125,6 +133,7 @@ class Spec:
     test_curve: bool = False
     unroll: int = 1
     label: str = ""
+    structure: str | None = None
 
     def validate(self) -> Spec:
         """Check every field; a ValueError names the field, its value and what was expected."""
@@ -182,6 +191,11 @@ class Spec:
             or self.score_step % self.eval_every
         ):
             bad("score_step", f"None or a multiple of eval_every={self.eval_every} in (rewind_step, iterations]")
+        if self.structure is not None:
+            if self.structure not in prune.STRUCTURES:
+                bad("structure", "None, 'unit' or 'channel' (the same: a unit or output channel)")
+            if self.scope not in ("layer", "global"):
+                bad("scope", "'layer' or 'global' with a structure (units are pruned one leaf at a time)")
         if self.scope == "global" and self.layer_rates:
             bad("layer_rates", "empty with scope='global' (one threshold for all layers)")
         if self.pruning not in ("iterative", "oneshot"):
@@ -234,6 +248,8 @@ class Spec:
                 v = [float(s) for s in v]
             elif f.name == "input_shape" and v is not None:
                 v = list(v)
+            elif f.name == "structure":
+                v = "unit"  # 'channel' is the same structure
             out[f.name] = v
         return out
 
@@ -273,6 +289,7 @@ def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params
     With `Spec.sparsities` set, each prunable leaf is pruned to round r's absolute sparsity.
 
     Example:
+        >>> import dataclasses
         >>> import jax
         >>> import jax.numpy as jnp
         >>> import optax
@@ -284,12 +301,22 @@ def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params
         >>> masks = prune_round(spec, trained, prune.ones(trained), trained, 1, prune.prunable(trained))
         >>> {name: float(d) for name, d in prune.density(masks).items()}  # half of each weight matrix
         {'dense_0/w': 0.5, 'dense_2/w': 0.5, 'total': 0.5}
+        >>> unit_spec = dataclasses.replace(spec, structure="unit")  # whole hidden units; the output layer never
+        >>> masks = prune_round(unit_spec, trained, prune.ones(trained), trained, 1, prune.prunable(trained))
+        >>> masks["dense_0"]["w"].any(axis=0).sum().item(), masks["dense_2"]["w"].all().item()
+        (4, True)
     """
+    method: Callable[..., Masks] = prune.magnitude
+    if spec.structure is not None:
+        # Whole units (L1 norms), the output layer's never: its units are the classes.
+        prunable_spec = units_prunable(prunable_spec, trained)
+        method = prune.structured
     if spec.sparsities is not None:
-        # Absolute targets: every prunable leaf pruned to that fraction of its size, scored by the
-        # magnitudes of the last trained (masked) weights; pruned weights are 0, so masks nest.
+        # Absolute targets: every prunable leaf pruned to that fraction of its size (of its units
+        # with a structure), scored by the magnitudes of the last trained (masked) weights; pruned
+        # weights are 0, so masks nest.
         scores = prune.apply(trained, masks)
-        return prune.magnitude(
+        return method(
             scores,
             prune.ones(trained),
             float(spec.sparsities[r - 1]),
@@ -298,8 +325,11 @@ def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params
             rounding=spec.rounding,
         )
     rate, layer_rates = round_rates(spec, r)
+    if spec.structure is not None:
+        names = [prune.path_name(p) for p, f in jax.tree_util.tree_leaves_with_path(prunable_spec) if f]
+        layer_rates = {k: v for k, v in layer_rates.items() if any(n == k or n.startswith(k + "/") for n in names)}
     if spec.pruning == "oneshot":
-        return prune.magnitude(
+        return method(
             dense_trained,
             prune.ones(dense_trained),
             rate,
@@ -308,8 +338,46 @@ def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params
             spec=prunable_spec,
             rounding=spec.rounding,
         )
-    return prune.magnitude(
+    return method(
         trained, masks, rate, scope=spec.scope, layer_rates=layer_rates, spec=prunable_spec, rounding=spec.rounding
+    )
+
+
+def output_layer(params: Params) -> str:
+    """The output layer's name: of the top-level layers with weight matrices or kernels (ndim > 1),
+    the one with the highest index suffix ('dense_11' of funcnn's 'conv2d_0' ... 'dense_11'); for
+    other names, the layer of the last such leaf in tree order. Only shapes matter.
+
+    Example:
+        >>> import numpy as np
+        >>> from funcnn.lottery.spec import output_layer
+        >>> w, b = np.zeros((2, 2)), np.zeros(2)
+        >>> output_layer({"dense_0": {"w": w, "b": b}, "dense_10": {"w": w}, "dense_2": {"w": w}, "prelu_11": {"a": b}})
+        'dense_10'
+    """
+    names = [prune.path_name(p) for p, f in jax.tree_util.tree_leaves_with_path(prune.prunable(params)) if f]
+    if not names:
+        raise ValueError("params have no weight matrix or kernel (ndim > 1), so no output layer")
+    tops = {n.split("/")[0] for n in names}
+    if all(re.fullmatch(r".+_\d+", t) for t in tops):
+        return max(tops, key=lambda t: int(t.rsplit("_", 1)[1]))
+    return prune.layer_of(names[-1])
+
+
+def units_prunable(prunable_spec: Any, params: Params) -> Any:
+    """The prunable spec structured pruning uses: `prunable_spec` less the leaves of `params`'
+    `output_layer` (whose units are the classes).
+
+    Example:
+        >>> import numpy as np
+        >>> from funcnn.lottery.spec import units_prunable
+        >>> params = {"dense_0": {"w": np.zeros((4, 3)), "b": np.zeros(3)}, "dense_1": {"w": np.zeros((3, 2))}}
+        >>> units_prunable({"dense_0": {"w": True, "b": False}, "dense_1": {"w": True}}, params)
+        {'dense_0': {'b': False, 'w': True}, 'dense_1': {'w': False}}
+    """
+    out = output_layer(params)
+    return jax.tree_util.tree_map_with_path(
+        lambda p, f: bool(f) and not (prune.path_name(p) + "/").startswith(out + "/"), prunable_spec
     )
 
 

@@ -21,7 +21,7 @@ from funcnn import distributed, io, prune, train
 from funcnn.lottery import arms as arms_lib
 from funcnn.lottery.config import Config
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
-from funcnn.lottery.spec import Spec
+from funcnn.lottery.spec import Spec, units_prunable
 
 __all__ = ["NonFiniteLoss", "RoundResult", "Study", "advance_schedule"]
 
@@ -262,6 +262,19 @@ class Study:
         self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
         _check_prunable(spec, self.spec_prunable)
         self.arms = arms_lib.resolve(spec.arms, self.spec_prunable, spec.scope)
+        if spec.structure is not None:
+            # The built-in random control keeps as many random whole units per leaf as the ticket.
+            units = units_prunable(self.spec_prunable, jax.tree.map(lambda a: a[0], self.theta0))
+            if not any(jax.tree.leaves(units)):
+                raise ValueError(
+                    f"spec structure={spec.structure!r} prunes no layer: the only prunable layer is the output "
+                    "layer, whose units are never pruned"
+                )
+            random_arm = arms_lib.Arm("random", _structured_random(units))
+            self.arms = tuple(
+                random_arm if isinstance(given, str) and given == "random" else arm
+                for given, arm in zip(spec.arms, self.arms, strict=True)
+            )
         if self.sweep:
             probe = self.tx.init(jax.tree.map(lambda a: a[0], self.theta0))
             missing = object()
@@ -504,6 +517,16 @@ class RoundResult(NamedTuple):
         """The params the next round's mask is scored on (saved as the round's trained.npz): the
         final ones, or with a score_step the snapshot taken there."""
         return self.carry.state.params if score_step is None else self.snapshot
+
+
+def _structured_random(units: Any) -> arms_lib.ArmFn:
+    """The random arm with a structure: `prune.structured_random_like` over the prunable leaves `units`."""
+
+    def fn(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
+        del theta_reinit
+        return theta_rewind, prune.structured_random_like(key, mask, units)
+
+    return fn
 
 
 def _check_prunable(spec: Spec, spec_prunable: Any) -> None:
