@@ -228,6 +228,22 @@ def _output_layer(params: Any) -> str:
     return max(names, key=lambda n: int(n.rsplit("_", 1)[1]))
 
 
+# OpenLTH's CIFAR recipe (SGD 0.1, momentum 0.9, weight decay 1e-4, batch 128, x0.1 at 50% and 75%),
+# with global pruning of 20% of the weights per round, shared by the ResNet and VGG presets.
+_OPENLTH_SGD: dict[str, Any] = dict(
+    dataset="fashion-mnist",
+    optimizer="sgd",
+    learning_rate=0.1,
+    momentum=0.9,
+    weight_decay=1e-4,
+    lr_drops=(0.5, 0.75),
+    batch_size=128,
+    eval_every=100,
+    rate=0.2,
+    scope="global",
+    seeds=2,
+)
+
 PRESETS: dict[str, Config] = {
     # MNIST-1D MLP: a few minutes on 2 CPU cores, down to ~2% of the weights in 8 rounds.
     "mnist1d": Config(),
@@ -266,78 +282,14 @@ PRESETS: dict[str, Config] = {
     # batch 128, x0.1 at 50% and 75%; 30 epochs), global pruning of 20% of the conv and dense weights
     # per round (BatchNorm never). Tickets at θ0 are expected to fail at this learning rate; late
     # rewinding (--rewind-step k, k from experiments/stability.py) to rescue them. GPU work.
-    "resnet20-fashion": Config(
-        dataset="fashion-mnist",
-        model="resnet20",
-        n_val=5000,
-        optimizer="sgd",
-        learning_rate=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        lr_drops=(0.5, 0.75),
-        batch_size=128,
-        iterations=12_800,
-        eval_every=100,
-        rounds=10,
-        rate=0.2,
-        scope="global",
-        seeds=2,
-    ),
+    "resnet20-fashion": Config(**_OPENLTH_SGD, model="resnet20", n_val=5000, iterations=12_800, rounds=10),
     # CPU-sized: ResNet-8 of width 8, 2,000 iterations, 5 rounds (minutes a round on 2 cores).
-    "resnet8-fashion": Config(
-        dataset="fashion-mnist",
-        model="resnet-8-8",
-        n_val=2000,
-        optimizer="sgd",
-        learning_rate=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        lr_drops=(0.5, 0.75),
-        batch_size=128,
-        iterations=2000,
-        eval_every=100,
-        rounds=5,
-        rate=0.2,
-        scope="global",
-        seeds=2,
-    ),
+    "resnet8-fashion": Config(**_OPENLTH_SGD, model="resnet-8-8", n_val=2000, iterations=2000, rounds=5),
     # OpenLTH's VGG-16 (BatchNorm) recipe, its output layer never pruned. GPU work.
-    "vgg16-fashion": Config(
-        dataset="fashion-mnist",
-        model="vgg16",
-        n_val=5000,
-        optimizer="sgd",
-        learning_rate=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        lr_drops=(0.5, 0.75),
-        batch_size=128,
-        iterations=12_800,
-        eval_every=100,
-        rounds=10,
-        rate=0.2,
-        scope="global",
-        output_rate=0.0,
-        seeds=2,
-    ),
+    "vgg16-fashion": Config(**_OPENLTH_SGD, model="vgg16", n_val=5000, iterations=12_800, rounds=10, output_rate=0.0),
     # CPU-sized: VGG-16's plan at 1/8 of its widths (8 ... 64), 2,000 iterations, 5 rounds.
     "vgg16-fashion-cpu": Config(
-        dataset="fashion-mnist",
-        model="vgg16-8",
-        n_val=2000,
-        optimizer="sgd",
-        learning_rate=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        lr_drops=(0.5, 0.75),
-        batch_size=128,
-        iterations=2000,
-        eval_every=100,
-        rounds=5,
-        rate=0.2,
-        scope="global",
-        output_rate=0.0,
-        seeds=2,
+        **_OPENLTH_SGD, model="vgg16-8", n_val=2000, iterations=2000, rounds=5, output_rate=0.0
     ),
     "lenet-mnist": Config(
         dataset="mnist",
