@@ -244,23 +244,27 @@ _OPENLTH_SGD: dict[str, Any] = dict(
     seeds=2,
 )
 
+# Frankle & Carbin's LeNet-300-100 protocol (Adam 1.2e-3, batch 60, 50,000 iterations, 20% of the
+# hidden layers and 10% of the output layer per round), for Fashion-MNIST and MNIST alike.
+_LENET_300_100 = Config(
+    dataset="fashion-mnist",
+    model="lenet_300_100",
+    n_val=5000,
+    learning_rate=1.2e-3,
+    batch_size=60,
+    iterations=50_000,
+    eval_every=100,
+    rounds=15,
+    rate=0.2,
+    output_rate=0.1,
+    seeds=5,
+)
+
 PRESETS: dict[str, Config] = {
     # MNIST-1D MLP: a few minutes on 2 CPU cores, down to ~2% of the weights in 8 rounds.
     "mnist1d": Config(),
     # Frankle & Carbin's LeNet-300-100 protocol, on Fashion-MNIST (offline) or MNIST.
-    "lenet-fashion": Config(
-        dataset="fashion-mnist",
-        model="lenet_300_100",
-        n_val=5000,
-        learning_rate=1.2e-3,
-        batch_size=60,
-        iterations=50_000,
-        eval_every=100,
-        rounds=15,
-        rate=0.2,
-        output_rate=0.1,
-        seeds=5,
-    ),
+    "lenet-fashion": _LENET_300_100,
     # Conv-2 (64-64 convs, pool, 256-256-10): convs pruned 10%, dense 20%, output 10% per round.
     # On CPU the convolutions run as im2col + one matmul inside the compiled round (XLA's own are slow
     # inside loops there, jax-ml/jax#12868); ~0.24 s a member-step on one core, so the full run is GPU work.
@@ -291,18 +295,6 @@ PRESETS: dict[str, Config] = {
     "vgg16-fashion-cpu": Config(
         **_OPENLTH_SGD, model="vgg16-8", n_val=2000, iterations=2000, rounds=5, output_rate=0.0
     ),
-    "lenet-mnist": Config(
-        dataset="mnist",
-        model="lenet_300_100",
-        n_val=5000,
-        learning_rate=1.2e-3,
-        batch_size=60,
-        iterations=50_000,
-        eval_every=100,
-        rounds=15,
-        rate=0.2,
-        output_rate=0.1,
-        seeds=5,
-    ),
+    "lenet-mnist": dataclasses.replace(_LENET_300_100, dataset="mnist"),
 }
 """Named studies (`experiments/lottery_ticket.py --preset NAME`): CPU-sized ones, the papers' protocols (GPU work)."""
