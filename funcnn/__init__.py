@@ -1,7 +1,8 @@
 """funcnn: neural networks as pure functions over parameter pytrees, in JAX.
 
 The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
-kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), lottery (IMP
+kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), compaction
+(pruned nets made smaller), lottery (IMP
 studies: Spec, run), stability (linear mode connectivity), io (verified checkpoints), distributed
 (sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
 
@@ -16,6 +17,7 @@ from importlib.metadata import version as _version
 from funcnn import (
     activations,
     cifar10,
+    compaction,
     conv,
     cpu,
     data,
@@ -100,6 +102,7 @@ __all__ = [
     "TrainState",
     "activations",
     "cifar10",
+    "compaction",
     "constant",
     "conv",
     "cpu",

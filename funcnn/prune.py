@@ -618,15 +618,12 @@ def structured_random_like(key: Array, masks: Masks, spec: Params | None = None)
     return jax.tree.unflatten(treedef, out)
 
 
-def compact(net: nn_lib.Layer, params: Params, masks: Masks) -> tuple[nn_lib.Layer, Params]:
-    """Remove hidden units of a Dense MLP whose incoming or outgoing weights are all pruned.
+def compact(net: nn_lib.Layer, params: Params, masks: Masks, **kwargs: Any) -> Any:
+    """`funcnn.compaction.compact`, kept here for the scripts that call it as `prune.compact`.
 
-    Returns (smaller_net, smaller_params) computing the same function as net.apply(params ⊙ masks):
-    a unit with no surviving outgoing weight contributes nothing; a unit with no surviving incoming
-    weight outputs the constant g(b_j) (g: the elementwise layers after it), which is folded into the
-    next layer's bias. Works on `serial` nets of Dense layers and elementwise activations (and a
-    leading Flatten) and on one network at a time (not a population with a leading member axis,
-    whose members would compact to different widths); raises ValueError otherwise.
+    Returns (smaller_net, smaller_params) computing net.apply(params ⊙ masks), with hidden units
+    and channels that no longer reach the output removed; see `funcnn.compaction` for every layer
+    kind, BatchNorm state (`state=`, then a third value), residual blocks and populations.
 
     Example:
         >>> import jax.numpy as jnp
@@ -646,73 +643,6 @@ def compact(net: nn_lib.Layer, params: Params, masks: Masks) -> tuple[nn_lib.Lay
         >>> small_net.apply(small, x).tolist(), net.apply(prune.apply(params, masks), x).tolist()
         ([[-0.5]], [[-0.5]])
     """
-    layers = list(getattr(net, "layers", ()))
-    if not layers:
-        raise ValueError(
-            f"compact supports `serial` Dense MLPs only; got a net of kind "
-            f"{getattr(net, 'kind', type(net).__name__)!r} with no sub-layers"
-        )
-    names = nn_lib.layer_names(layers)
-    dense = [i for i, layer in enumerate(layers) if layer.kind == "dense"]
-    for i, layer in enumerate(layers):
-        if layer.kind not in (
-            "dense",
-            "flatten",
-            "sigmoid",
-            "tanh",
-            "arctan",
-            "binary_step",
-            "relu",
-            "softplus",
-            "elu",
-            "prelu",
-        ):
-            raise ValueError(f"compact supports Dense MLPs only; layer '{names[i]}' is a {layer.kind}")
-    for i in dense:
-        w = params[names[i]]["w"]
-        if jnp.ndim(w) != 2:
-            hint = (
-                f"a population ({jnp.shape(w)[0]} members on a leading axis)? compact takes one network: "
-                "index a member first, `member = jax.tree.map(lambda a: a[i], params)` (and the same for "
-                "the masks), and compact each member on its own"
-                if jnp.ndim(w) == 3
-                else "expected (in, out)"
-            )
-            raise ValueError(f"compact: layer '{names[i]}' has w of shape {jnp.shape(w)}, {hint}")
-    p = apply(params, masks)
-    p = {k: dict(v) for k, v in p.items()}
-    keep_in = None  # rows of the current dense layer's w that survive (from the previous compaction)
-    widths = {}
-    for n_d, i in enumerate(dense):
-        w, b = p[names[i]]["w"], p[names[i]]["b"]
-        if keep_in is not None:
-            w = w[keep_in]
-        if n_d == len(dense) - 1:
-            p[names[i]] = {"w": w, "b": b}
-            widths[i] = w.shape[1]
-            break
-        j = dense[n_d + 1]
-        between = [(names[k], layers[k]) for k in range(i + 1, j)]
-        w_next = p[names[j]]["w"]
-        has_in = np.asarray(jnp.any(w != 0, axis=0))
-        has_out = np.asarray(jnp.any(w_next != 0, axis=1))
-        keep = np.flatnonzero(has_in & has_out)
-        dead_in = np.flatnonzero(~has_in & has_out)
-        if dead_in.size:
-            const = b
-            for name, layer in between:
-                const = layer.apply(p[name], const)
-            # The unit outputs g(b_j) whatever the input: move that into the next layer's bias.
-            p[names[j]]["b"] = p[names[j]]["b"] + const[dead_in] @ w_next[dead_in]
-        p[names[i]] = {"w": w[:, keep], "b": b[keep]}
-        widths[i] = int(keep.size)
-        keep_in = keep
-    new_layers = []
-    for i, layer in enumerate(layers):
-        if layer.kind == "dense":
-            if widths[i] == 0:
-                raise ValueError(f"layer '{names[i]}' has no surviving units; the network computes a constant")
-            new_layers.append(nn_lib.Dense(widths[i]))
-        else:
-            new_layers.append(layer)
-    return nn_lib.serial(*new_layers), p
+    from funcnn import compaction  # compaction builds on this module
+
+    return compaction.compact(net, params, masks, **kwargs)

@@ -194,33 +194,6 @@ def test_compact_computes_the_same_function(act):
     assert nn.count_params(small) < nn.count_params(p)
 
 
-def test_compact_rejects_convolutions():
-    net = nn.serial(nn.Conv2D(2, 3), nn.Flatten(), nn.Dense(3))
-    p = net.init(jax.random.key(0), (5, 5, 1))
-    with pytest.raises(ValueError, match="conv2d"):
-        prune.compact(net, p, prune.ones(p))
-
-
-def test_compact_on_a_population_says_to_index_a_member():
-    net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(3))
-    params = net.init(jax.random.key(0), (4,))
-    pop = jax.tree.map(lambda a: jnp.stack([a, a + 1, a - 1]), params)  # 3 members on a leading axis
-    masks = prune.ones(pop)
-    with pytest.raises(ValueError, match=r"population \(3 members.*jax\.tree\.map\(lambda a: a\[i\], params\)"):
-        prune.compact(net, pop, masks)
-    # As the message says: one member at a time.
-    member, member_masks = jax.tree.map(lambda a: a[1], (pop, masks))
-    _, small = prune.compact(net, member, member_masks)
-    assert jax.tree.map(jnp.shape, small) == jax.tree.map(jnp.shape, member)  # nothing pruned, nothing removed
-
-
-def test_compact_refuses_a_net_without_layers():
-    dense = nn.Dense(3)
-    p = dense.init(jax.random.key(0), (4,))
-    with pytest.raises(ValueError, match="serial"):
-        prune.compact(dense, p, prune.ones(p))
-
-
 def test_non_array_leaves_name_the_leaf_and_the_fix():
     params = {"dense_0": {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}, "activation": jax.nn.relu}
     masks = {"dense_0": {"w": jnp.ones((3, 2), bool), "b": jnp.ones(2, bool)}, "activation": jax.nn.relu}
