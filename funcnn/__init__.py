@@ -2,7 +2,7 @@
 
 The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
 kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), compaction
-(pruned nets made smaller), lottery (IMP
+(pruned nets made smaller), sparse (sparse inference), lottery (IMP
 studies: Spec, run), stability (linear mode connectivity), io (verified checkpoints), distributed
 (sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
 
@@ -30,6 +30,7 @@ from funcnn import (
     nn,
     prune,
     schedules,
+    sparse,
     stability,
     train,
 )
@@ -124,6 +125,7 @@ __all__ = [
     "prune",
     "schedules",
     "serial",
+    "sparse",
     "stability",
     "step_decay",
     "summary",
