@@ -14,13 +14,13 @@ flattened), y = x @ w + b is then computed by one of the kernels in `FORMATS`:
 - "bcoo": x @ w by `jax.experimental.sparse.BCOO` (gather and scatter-add, as "coo"), for comparison.
 - "auto" (default): "coo" for n < `SMALL_BATCH` rows, "bcsr" otherwise (chosen when traced).
 
-Measured on one core of a shared Xeon VM (JAX 0.10.2; noisy), sparse beats masked dense at batch 1000
-at or below 5% density for 784x300 and 256x256 layers (1.9-2.4x at 1%), 2% for 300x100, never for
-12544x256 (transposing the 50 MB input costs as much as the dense product); at batch 1 at or below
-2% for 784x300, 10% for 12544x256 (10x at 1%), while layers of 100-300 units stay within the ~20-35 µs
-of a call either way. Whole LeNet-300-100: 1.9x the images/s at 5% and 3.6x at 1% (batch 1000), 1.3x
-at 1% (batch 1). `python -m benchmarks.sparse_crossover` measures this on any machine; `time_layer`
-and `crossover` one layer shape. Conv layers and populations are out of scope.
+Measured on one pinned core of the 2-core Xeon VM (JAX 0.10.2, 2026-11-28,
+`benchmarks/results/sparse-crossover.md`): at batch 1000 sparse beats masked dense at or below 5%
+density for 784x300, 300x100 and 256x256 layers (2.2x at 1% for 784x300), for 12544x256 only at
+0.5% (transposing the 50 MB input costs as much as the dense product); at batch 1 at or below 1%
+for 784x300 and 10% for 12544x256 (13x at 1%), while layers of 100-300 units stay within the
+~15-25 µs of a call either way. `python -m benchmarks.sparse_crossover` measures this on any
+machine; `time_layer` and `crossover` one layer shape. Conv layers and populations are out of scope.
 """
 
 from __future__ import annotations

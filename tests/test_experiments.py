@@ -499,3 +499,80 @@ def test_mnist1d_notebook_preset_small(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and "--iterations: not supported by --preset mnist1d-notebook" in bad.stderr
+
+
+def test_prune_speed_expand_inverts_compaction():
+    """The structured arms fine-tune the compacted net and store it expanded back to full shapes."""
+    import jax
+    import jax.numpy as jnp
+
+    from experiments import prune_speed
+    from funcnn import compaction, nn, prune
+
+    net = nn.serial(
+        nn.Conv2D(8, 3, padding="SAME"),
+        nn.Relu(),
+        nn.MaxPool(2),
+        nn.Flatten(ndim=3),
+        nn.Dense(16),
+        nn.Relu(),
+        nn.Dense(5),
+    )
+    like = net.init(jax.random.key(0), (6, 6, 1))
+    masks = prune.structured(like, prune.ones(like), 0.5, layer_rates={"dense_6": 0})
+    masks = compaction.mask_dead_biases(masks)
+    small_net, small = compaction.compact(net, like, masks, input_shape=(6, 6, 1))
+    assert small["conv2d_0"]["w"].shape == (3, 3, 1, 4) and small["dense_4"]["w"].shape == (36, 8)
+    small = jax.tree.map(lambda a: a + 1.0, small)  # as if fine-tuned: every kept weight changed
+    full = prune_speed.expand(net, like, small, masks)
+    assert prune_speed.widths(full, masks) == [4, 8, 5] and prune_speed.widths(full) == [8, 16, 5]
+    x = jax.random.normal(jax.random.key(1), (3, 6, 6, 1))
+    np.testing.assert_allclose(net.apply(full, x), small_net.apply(small, x), rtol=1e-5, atol=1e-5)
+    again = compaction.compact(net, full, masks, input_shape=(6, 6, 1))[1]
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), again, small))
+    assert prune_speed.density(full, masks) == (9 * 4 + 36 * 8 + 8 * 5) / (9 * 8 + 72 * 16 + 16 * 5)
+
+
+@pytest.mark.slow
+def test_prune_speed_quick(tmp_path):
+    """Trains tiny arms of both models, checks every variant against its masked dense net, times them."""
+    require_fashion_mnist()
+    from experiments import prune_speed
+
+    r = prune_speed.main(["--out", str(tmp_path), "--quick", "--no-progress"])
+    for name in ("prune_speed.png", "prune_speed.json", "prune_speed.md", "training.json"):
+        assert (tmp_path / name).is_file()
+    check_pngs(r, tmp_path)
+    assert json.loads((tmp_path / "prune_speed.json").read_text())["rows"] == r["rows"]
+    expected = [
+        ("dense", "dense"),
+        ("dense-longer", "dense"),
+        ("imp-01", "masked"),
+        ("imp-01", "sparse"),
+        ("imp-01", "compacted"),
+        ("structured-0.5", "compacted"),
+    ]
+    table = (tmp_path / "prune_speed.md").read_text()
+    for model, units in (("lenet", [150, 50, 10]), ("conv2", [32, 32, 128, 128, 10])):
+        rows = [row for row in r["rows"] if row["model"] == model]
+        assert [(row["arm"], row["variant"]) for row in rows] == expected
+        for row in rows:
+            assert row["agrees"] and row["max_abs_diff"] < 1e-3, row
+            assert 0.1 < row["test_accuracy"] <= 1 and row["test_images"] == 1000
+            for b in ("1", "100"):
+                s = row["speed"][b]
+                assert s["images_per_s"] > 0 and len(s["seconds_per_call"]) >= 3 and row["speedup"][b] > 0
+            assert f"| {row['arm']} | {row['variant']} |" in table
+        assert rows[-1]["units"] == units and rows[-1]["density"] < 0.5  # structured: compacted to half the units
+        assert rows[0]["speedup"] == {"1": 1.0, "100": 1.0}
+        summary = r["summary"][model]["batch"]
+        assert set(summary) == {"1", "100"} and all(s["best_speedup"] >= 1.0 for s in summary.values())
+    assert table.count("best speed-up within 0.5 pt of dense") == 4
+    # the arms are cached: timing alone reads them back
+    again = prune_speed.main(["--out", str(tmp_path), "--time-only", "--models", "lenet", "--batch-sizes", "1"])
+    lenet = [row for row in r["rows"] if row["model"] == "lenet"]
+    assert [(row["arm"], row["test_accuracy"]) for row in again["rows"]] == [
+        (row["arm"], row["test_accuracy"]) for row in lenet
+    ]
+    with pytest.raises(SystemExit, match="no trained arms"):
+        prune_speed.main(["--out", str(tmp_path / "empty"), "--time-only", "--models", "conv2"])
