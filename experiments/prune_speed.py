@@ -1,5 +1,7 @@
 """Does pruning make the model faster? Test accuracy against inference speed (images/s) on one CPU
-core, at batch 1 and batch 1,000, for LeNet-300-100 and Conv-2 on Fashion-MNIST.
+core, at batch 1 and batch 1,000, for LeNet-300-100 and Conv-2 on Fashion-MNIST (the default
+`--models lenet conv2`), and, opt-in, OpenLTH's ResNet-20 (`--models resnet20`) and a CPU-sized
+ResNet-8 of width 16 (`--models resnet8`), both with BatchNorm.
 
 Phase 1, training (cached in --out/arms as .npz + .json, so a rerun skips the arms already trained):
 
@@ -16,7 +18,25 @@ Phase 1, training (cached in --out/arms as .npz + .json, so a rerun skips the ar
   fine-tunes the compacted one. That is the same training as fine-tuning the masked network (the
   removed units output 0 and the weights that read them get zero gradients), at the small net's cost.
 
-Test accuracy: on the 10,000 test images (1,000 with --quick), once per arm, after fine-tuning.
+The ResNets (convolutions without bias, each followed by BatchNorm) carry their BatchNorm statistics
+through every step: trained by `fit(model_state=...)`, cached beside the params (<arm>.state.npz),
+evaluated in inference mode on them. Their structured arms prune only the inner convolution of each
+residual block (Li et al. 2017: the first of its two); the convolutions writing the residual stream
+(`stream_convs`: the stem, each block's last, the projection shortcuts) stay whole, since a stream
+channel leaves only where every branch summed into it drops it. A removed channel's BatchNorm scale
+and offset are masked too (`mask_batchnorms`), so it outputs exactly 0 and compaction removes it; the
+structured arms fine-tune that masked full-size net (the same training; `expand` handles `serial`
+nets only). IMP prunes every convolution at the full rate, the output layer at half (as LeNet's).
+
+Budgets and run times on this 2-core machine (phase 1; phase 2 takes a few minutes per model):
+LeNet-300-100 ~2 min, Conv-2 ~21 min (the arms' train_seconds in runs/prune_speed); ResNet-8 (5,000
+training and 2,000 test images: a demonstration sized to train in ~10 min on 2 shared cores, not a
+converged net) 7 min beside a test suite, then 2.3 min of timing; ResNet-20 (60,000 images, 10 dense
+epochs, 3 IMP rounds of 1 epoch, 2 structured steps of 2 epochs: 21 epochs in all at ~50-100 images/s
+on 2 cores) 4-7 hours, so neither ResNet is in the default --models.
+
+Test accuracy: on the 10,000 test images (ResNet-8: 2,000; 1,000 with --quick), once per arm, after
+fine-tuning.
 
 Phase 2, timing (`--time-only` runs it alone from the cached arms): a fresh process pinned to one
 core (`os.sched_setaffinity`, set before JAX starts, so XLA's thread pool has one thread) times,
@@ -27,6 +47,12 @@ in one run, for every arm:
   (`funcnn.sparse.sparsify`: every Dense layer as CSR, max_density=1; convolutions stay dense) and
   compacted (`funcnn.compaction.compact`: units with no input or no output weight removed);
 - structured: compacted.
+
+A ResNet's variants all run with BatchNorm folded into the convolution before it
+(`compaction.fold_batchnorm`), the dense baseline too (the speed-ups are against the folded dense
+net); the dense arm is also timed as trained, BatchNorm unfolded (dense-bn). They have no sparse
+variant: `sparsify` converts Dense layers only, and a ResNet's one Dense layer (64 x 10) is not where
+its time goes.
 
 Every variant's outputs are first checked against the masked dense net's on the first test images
 (as many as the largest batch): the same function up to float rounding, so each variant has its
@@ -89,7 +115,66 @@ class Model(NamedTuple):
 MODELS = {
     "lenet": Model(lambda impl: models.lenet_300_100(), "dense_5", (), "LeNet-300-100"),
     "conv2": Model(lambda impl: models.conv2(impl=impl), "dense_10", ("conv2d_0", "conv2d_2"), "Conv-2"),
+    # OpenLTH's CIFAR ResNets (BatchNorm, no conv biases); every conv at the full IMP rate
+    "resnet8": Model(lambda impl: models.resnet(8, 16, impl=impl), "dense_10", (), "ResNet-8 (width 16)"),
+    "resnet20": Model(lambda impl: models.resnet20(impl=impl), "dense_22", (), "ResNet-20"),
 }
+
+
+def stream_convs(net: nn.Layer) -> tuple[str, ...]:
+    """The convolutions that write a ResNet's residual stream: every Dense / Conv but the ones inside a
+    `Residual`'s main branch before its last. Their channels are summed with other branches', so one
+    leaves only where every branch drops it; the structured arms leave them whole and prune the inner
+    convs (Li et al. 2017: the first layer of each residual block), whose channels compaction removes."""
+    out: list[str] = []
+
+    def walk(layer: nn.Layer, path: tuple[str, ...], inner: bool) -> None:
+        if layer.kind == "serial":
+            names = nn.layer_names(layer.layers)
+            producers = [i for i, sub in enumerate(layer.layers) if sub.kind in ("dense", "conv2d")]
+            for i, (name, sub) in enumerate(zip(names, layer.layers, strict=True)):
+                walk(sub, (*path, name), inner and bool(producers) and i != producers[-1])
+        elif layer.kind == "residual":
+            for name, sub in zip(("main", "shortcut"), layer.layers, strict=True):
+                walk(sub, (*path, name), name == "main")
+        elif layer.kind in ("dense", "conv2d") and not inner:
+            out.append("/".join(path))
+
+    walk(net, (), False)
+    return tuple(out)
+
+
+def mask_batchnorms(net: nn.Layer, masks: Params) -> Params:
+    """Masks whose BatchNorm right after a Dense / Conv loses its scale and offset on the channels
+    that layer lost whole: such a channel's BatchNorm then outputs exactly 0 (0 * x + 0, in training
+    and in inference), ReLU(0) = 0, and `compaction.compact` can remove it. The BatchNorm counterpart
+    of `compaction.mask_dead_biases`, for convolutions without bias. Walks `serial` and `Residual`."""
+
+    def walk(layer: nn.Layer, m: Params) -> Params:
+        if layer.kind == "serial":
+            names = nn.layer_names(layer.layers)
+            m = {k: walk(sub, m[k]) for k, sub in zip(names, layer.layers, strict=True)} | {
+                k: v for k, v in m.items() if k not in names
+            }
+            for i in range(1, len(names)):
+                prev, cur = layer.layers[i - 1], layer.layers[i]
+                if cur.kind != "batchnorm" or prev.kind not in ("dense", "conv2d") or "w" not in m[names[i - 1]]:
+                    continue
+                w = np.asarray(m[names[i - 1]]["w"])
+                alive = np.any(w.reshape(-1, w.shape[-1]), axis=0)
+                m[names[i]] = {k: np.asarray(v) & alive for k, v in m[names[i]].items()}
+            return m
+        if layer.kind == "residual":
+            return {k: walk(sub, m[k]) for k, sub in zip(("main", "shortcut"), layer.layers, strict=True)}
+        return m
+
+    return walk(net, masks)
+
+
+def state_like(net: nn.Layer) -> Params | None:
+    """The net's (BatchNorm) state at init, or None for a stateless net."""
+    state = net.init_state(INPUT_SHAPE)
+    return state if jax.tree.leaves(state) else None
 
 
 class Budget(NamedTuple):
@@ -134,10 +219,56 @@ BUDGETS = {
     ),
     # Conv-2: 2 epochs, then 4 more from the fine-tuning rate (2 epochs alone left it 0.6 pt short)
     "conv2": Budget(60_000, 2, 2e-3, 0.5, 5e-4, 0.6, 2, (0.625, 0.5, 0.375, 0.25), 1, dense_polish=4),
+    # ResNets (opt-in: --models resnet8 / resnet20). Structured: the inner convs only (`stream_convs`
+    # whole), to 8 / 4 of 16 (x2, x4 deeper); every arm fine-tunes the masked full-size net.
+    "resnet8": Budget(
+        5000,
+        3,
+        2e-3,
+        0.5,
+        5e-4,
+        0.5,
+        2,
+        (0.5, 0.25),
+        0.5,
+        test_images=2000,
+        structured_whole=stream_convs(models.resnet(8, 16)),
+    ),
+    "resnet20": Budget(
+        60_000, 10, 2e-3, 1, 5e-4, 0.5, 3, (0.5, 0.25), 2, structured_whole=stream_convs(models.resnet20())
+    ),
 }
 QUICK = {
     "lenet": Budget(2000, 1, 1.2e-3, 1, 3e-4, 0.5, 1, (0.5,), 1, test_images=1000),
     "conv2": Budget(300, 1, 1e-3, 1, 3e-4, 0.5, 1, (0.5,), 1, batch_size=30, test_images=1000),
+    "resnet8": Budget(
+        300,
+        1,
+        2e-3,
+        1,
+        5e-4,
+        0.5,
+        1,
+        (0.5,),
+        1,
+        batch_size=30,
+        test_images=1000,
+        structured_whole=stream_convs(models.resnet(8, 16)),
+    ),
+    "resnet20": Budget(
+        300,
+        1,
+        2e-3,
+        1,
+        5e-4,
+        0.5,
+        1,
+        (0.5,),
+        1,
+        batch_size=30,
+        test_images=1000,
+        structured_whole=stream_convs(models.resnet20()),
+    ),
 }
 DENSE_FIELDS = ("train_images", "epochs", "lr", "batch_size", "test_images", "dense_polish")
 ARM_FIELDS = {
@@ -147,20 +278,46 @@ ARM_FIELDS = {
     "structured": (*DENSE_FIELDS, "structured_epochs", "finetune_lr", "structured_whole"),
 }
 """The budget fields an arm depends on: a rerun retrains an arm only when one of them changed."""
-IMPLS = {"lenet": ("auto",), "conv2": ("im2col", "xla")}
+IMPLS = {"lenet": ("auto",), "conv2": ("im2col", "xla"), "resnet8": ("im2col", "xla"), "resnet20": ("im2col", "xla")}
 EVAL_IMPL = "xla"  # XLA's convolution: the faster one at batch 1,000 (for the test-set evaluations)
 
 
 # ---------------------------------------------------------------- phase 1: training
 
 
+def _layer_order(key: str) -> tuple[int, str]:
+    """Sort key of a param dict's keys in layer order: "dense_3" by its index; "main" before "shortcut"."""
+    tail = key.rsplit("_", 1)[-1]
+    return (int(tail), key) if tail.isdigit() else ({"main": 0, "shortcut": 1}.get(key, 2), key)
+
+
+def _weight_paths(params: Params, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Paths of the param dicts holding a "w" (Dense / Conv layers), in layer order, nested ones too."""
+    if "w" in params:
+        return [path]
+    return [
+        q
+        for k in sorted(params, key=_layer_order)
+        if isinstance(params[k], dict)
+        for q in _weight_paths(params[k], (*path, k))
+    ]
+
+
+def _at(tree: Params, path: tuple[str, ...]) -> Any:
+    for k in path:
+        tree = tree[k]
+    return tree
+
+
 def widths(params: Params, masks: Params | None = None) -> list[int]:
     """Units of each Dense / Conv layer in order: all of them (masks None) or those with any kept weight."""
     out = []
-    for name in sorted((k for k in params if "w" in params[k]), key=lambda k: int(k.rsplit("_", 1)[1])):
-        w = params[name]["w"]
+    for path in _weight_paths(params):
+        w = _at(params, path)["w"]
         alive = (
-            np.ones(w.shape[-1], bool) if masks is None else np.any(np.reshape(masks[name]["w"], (-1, w.shape[-1])), 0)
+            np.ones(w.shape[-1], bool)
+            if masks is None
+            else np.any(np.reshape(_at(masks, path)["w"], (-1, w.shape[-1])), 0)
         )
         out.append(int(alive.sum()))
     return out
@@ -211,10 +368,12 @@ def expand(net: nn.Layer, like: Params, small: Params, masks: Params) -> Params:
 _EVALUATE: dict[int, Callable[..., dict]] = {}
 
 
-def accuracy(net: nn.Layer, params: Params, x: np.ndarray, y: np.ndarray) -> float:
-    """Test accuracy of net(params) on (x, y), in chunks of 1,000."""
+def accuracy(net: nn.Layer, params: Params, x: np.ndarray, y: np.ndarray, state: Params | None = None) -> float:
+    """Test accuracy of net(params) on (x, y), in chunks of 1,000 (inference mode: BatchNorm on `state`)."""
     evaluate = _EVALUATE.setdefault(id(net), jax.jit(train_lib.make_evaluate(net, losses.softmax_cross_entropy)))
-    return float(evaluate(params, x, y)["accuracy"])
+    if state is None:
+        return float(evaluate(params, x, y)["accuracy"])
+    return float(evaluate(params, x, y, state)["accuracy"])
 
 
 def _train(
@@ -228,15 +387,17 @@ def _train(
     key: jax.Array,
     masks: Params | None,
     progress: bool,
-) -> Params:
+    state: Params | None = None,
+) -> tuple[Params, Params | None]:
     """Adam with the rate decayed from `lr` to 0 by a cosine over the run; epochs below 1: one pass over
-    that fraction of the training images, drawn with `key`."""
+    that fraction of the training images, drawn with `key`. state: a stateful net's (BatchNorm)
+    statistics to start from (None for a stateless net); returns (params, trained statistics or None)."""
     x, y = train
     if epochs < 1:
         idx = np.sort(np.asarray(jax.random.permutation(jax.random.fold_in(key, 1), len(x)))[: round(epochs * len(x))])
         x, y, epochs = x[idx], y[idx], 1
     steps = int(epochs) * (len(x) // budget.batch_size)
-    state, _ = fit(
+    trained, _ = fit(
         net,
         params,
         (x, y),
@@ -246,10 +407,12 @@ def _train(
         batch_size=budget.batch_size,
         key=key,
         masks=masks,
+        model_state=state,
         n_classes=10,
         progress=progress,
     )
-    return jax.tree.map(np.asarray, state.params)
+    new_state = None if state is None else jax.tree.map(np.asarray, trained.model_state)
+    return jax.tree.map(np.asarray, trained.params), new_state
 
 
 def _paths(out: Path, model: str, arm: str) -> tuple[Path, Path, Path]:
@@ -269,13 +432,26 @@ def _same_budget(stored: dict, config: dict, kind: str, step: int) -> bool:
     return same
 
 
+def _state_path(out: Path, model: str, arm: str) -> Path:
+    return out / "arms" / model / f"{arm}.state.npz"
+
+
 def _load_arm(
-    out: Path, model: str, arm: str, like: Params, config: dict | None = None, kind: str = "dense", step: int = 0
-) -> tuple[dict, Params, Params] | None:
-    """The cached arm (record, params, masks), or None when missing or trained under another config
-    (config None: any)."""
+    out: Path,
+    model: str,
+    arm: str,
+    like: Params,
+    config: dict | None = None,
+    kind: str = "dense",
+    step: int = 0,
+    state: Params | None = None,
+) -> tuple[dict, Params, Params, Params | None] | None:
+    """The cached arm (record, params, masks, state), or None when missing or trained under another
+    config (config None: any). state: the net's init state, for a stateful net (its statistics are
+    read from <arm>.state.npz); None for a stateless net, whose arm's state is None."""
     meta, p_path, m_path = _paths(out, model, arm)
-    if not (meta.is_file() and p_path.is_file() and m_path.is_file()):
+    s_path = _state_path(out, model, arm)
+    if not (meta.is_file() and p_path.is_file() and m_path.is_file() and (state is None or s_path.is_file())):
         return None
     record = json.loads(meta.read_text())
     if config is not None and not _same_budget(record.get("config", {}), config, kind, step):
@@ -283,16 +459,22 @@ def _load_arm(
     shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.float32), like)
     masks_like = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.bool_), like)
     try:
-        return record, io.load_tree(p_path, shapes), io.load_tree(m_path, masks_like)
+        loaded = None
+        if state is not None:
+            state_shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.float32), state)
+            loaded = io.load_tree(s_path, state_shapes)
+        return record, io.load_tree(p_path, shapes), io.load_tree(m_path, masks_like), loaded
     except io.CheckpointError:
         return None
 
 
-def _save_arm(out: Path, model: str, record: dict, params: Params, masks: Params) -> None:
+def _save_arm(out: Path, model: str, record: dict, params: Params, masks: Params, state: Params | None) -> None:
     meta, p_path, m_path = _paths(out, model, record["arm"])
     meta.parent.mkdir(parents=True, exist_ok=True)
     io.save_tree(p_path, params)
     io.save_tree(m_path, masks)
+    if state is not None:
+        io.save_tree(_state_path(out, model, record["arm"]), state)
     io.atomic_write_json(meta, record)
 
 
@@ -306,20 +488,20 @@ def train_model(
     x_test, y_test = d.x_test[: budget.test_images], d.y_test[: budget.test_images]
     val = (x_test[:500], y_test[:500])  # fit's per-epoch progress only; the accuracy below is on all of x_test
     like = net.init(jax.random.key(seed), INPUT_SHAPE)
+    state0 = state_like(net)  # None: a stateless net
     config = {"budget": budget._asdict(), "seed": seed}
     t_model = time.perf_counter()
     records = []
+    Arm = tuple[Params, Params, Params | None]  # params, masks, state
 
-    def arm(
-        arm_name: str, kind: str, parent: str | None, make: Callable[[], tuple[Params, Params]], step: int = 0
-    ) -> tuple[Params, Params]:
-        cached = _load_arm(out, name, arm_name, like, config, kind, step)
+    def arm(arm_name: str, kind: str, parent: str | None, make: Callable[[], Arm], step: int = 0) -> Arm:
+        cached = _load_arm(out, name, arm_name, like, config, kind, step, state0)
         if cached is not None:
-            record, params, masks = cached
+            record, params, masks, state = cached
             print(f"{name} {arm_name}: cached, test accuracy {record['test_accuracy'] * 100:.2f}%")
         else:
             t0 = time.perf_counter()
-            params, masks = make()
+            params, masks, state = make()
             seconds = time.perf_counter() - t0
             record = {
                 "model": name,
@@ -328,78 +510,74 @@ def train_model(
                 "parent": parent,
                 "density": density(params, masks),
                 "units": widths(params, masks),
-                "test_accuracy": accuracy(eval_net, params, x_test, y_test),
+                "test_accuracy": accuracy(eval_net, params, x_test, y_test, state),
                 "test_images": len(x_test),
                 "train_seconds": seconds,
                 "config": config,
             }
-            _save_arm(out, name, record, params, masks)
+            _save_arm(out, name, record, params, masks, state)
             print(
                 f"{name} {arm_name}: test accuracy {record['test_accuracy'] * 100:.2f}%, weights kept "
                 f"{record['density'] * 100:.1f}%, units {record['units']} ({seconds:.0f}s)"
             )
         records.append(record)
-        return params, masks
+        return params, masks, state
 
     key = jax.random.key(seed + 1)
 
-    def train_dense() -> tuple[Params, Params]:
-        params = _train(net, like, (x, y), val, budget.epochs, budget.lr, budget, key, None, progress)
+    def train_dense() -> Arm:
+        params, state = _train(net, like, (x, y), val, budget.epochs, budget.lr, budget, key, None, progress, state0)
         if budget.dense_polish:
             k = jax.random.fold_in(key, 300)
-            params = _train(
-                net, params, (x, y), val, budget.dense_polish, budget.finetune_lr, budget, k, None, progress
+            params, state = _train(
+                net, params, (x, y), val, budget.dense_polish, budget.finetune_lr, budget, k, None, progress, state
             )
-        return params, prune.ones(like)
+        return params, prune.ones(like), state
 
-    dense, ones = arm("dense", "dense", None, train_dense)
+    dense, ones, dense_state = arm("dense", "dense", None, train_dense)
 
     # The control for the extra training the pruned arms get: the dense net trained on for as many
     # epochs as the whole structured chain's fine-tuning, from the same rate. The accuracy to stay
     # within is the better of the two dense nets.
     longer_epochs = budget.structured_epochs * len(budget.keep)
-    arm(
-        "dense-longer",
-        "dense-longer",
-        "dense",
-        lambda: (
-            _train(
-                net,
-                dense,
-                (x, y),
-                val,
-                longer_epochs,
-                budget.finetune_lr,
-                budget,
-                jax.random.fold_in(key, 400),
-                None,
-                progress,
-            ),
-            ones,
-        ),
-        1,
-    )
 
-    params, masks = dense, ones
+    def train_longer() -> Arm:
+        k = jax.random.fold_in(key, 400)
+        params, state = _train(
+            net, dense, (x, y), val, longer_epochs, budget.finetune_lr, budget, k, None, progress, dense_state
+        )
+        return params, ones, state
+
+    arm("dense-longer", "dense-longer", "dense", train_longer, 1)
+
+    params, masks, state = dense, ones, dense_state
     rates = {spec.output: budget.imp_rate / 2, **{c: budget.imp_rate / 2 for c in spec.convs}}
     for r in range(1, budget.imp_rounds + 1):
 
-        def imp_round(params: Params = params, masks: Params = masks, r: int = r) -> tuple[Params, Params]:
+        def imp_round(params: Params = params, masks: Params = masks, state: Params = state, r: int = r) -> Arm:
             new = prune.magnitude(params, masks, budget.imp_rate, layer_rates=rates)
             p = prune.apply(params, new)
             k = jax.random.fold_in(key, 100 + r)
-            return _train(
-                net, p, (x, y), val, budget.finetune_epochs, budget.finetune_lr, budget, k, new, progress
-            ), new
+            p, s = _train(
+                net, p, (x, y), val, budget.finetune_epochs, budget.finetune_lr, budget, k, new, progress, state
+            )
+            return p, new, s
 
-        params, masks = arm(f"imp-{r:02d}", "unstructured", "dense" if r == 1 else f"imp-{r - 1:02d}", imp_round, r)
+        params, masks, state = arm(
+            f"imp-{r:02d}", "unstructured", "dense" if r == 1 else f"imp-{r - 1:02d}", imp_round, r
+        )
 
-    params, masks, kept, parent = dense, ones, 1.0, "dense"
+    params, masks, state, kept, parent = dense, ones, dense_state, 1.0, "dense"
     for i, keep in enumerate(budget.keep):
 
         def structured_step(
-            params: Params = params, masks: Params = masks, kept: float = kept, keep: float = keep, i: int = i
-        ) -> tuple[Params, Params]:
+            params: Params = params,
+            masks: Params = masks,
+            state: Params = state,
+            kept: float = kept,
+            keep: float = keep,
+            i: int = i,
+        ) -> Arm:
             new = prune.structured(
                 params,
                 masks,
@@ -408,19 +586,37 @@ def train_model(
                 layer_rates={spec.output: 0, **{n: 0 for n in budget.structured_whole}},
             )
             new = compaction.mask_dead_biases(new)
-            small_net, small = compaction.compact(net, params, new, input_shape=INPUT_SHAPE)
             k = jax.random.fold_in(key, 200 + i)
-            small = _train(
+            if state0 is not None:
+                # BatchNorm: the removed channels' scale and offset masked too, so they output 0. Fine-tuned
+                # masked at full size (the same training as the compacted net's, at the dense net's cost).
+                new = mask_batchnorms(net, new)
+                p, s = _train(
+                    net,
+                    prune.apply(params, new),
+                    (x, y),
+                    val,
+                    budget.structured_epochs,
+                    budget.finetune_lr,
+                    budget,
+                    k,
+                    new,
+                    progress,
+                    state,
+                )
+                return p, new, s
+            small_net, small = compaction.compact(net, params, new, input_shape=INPUT_SHAPE)
+            small, _ = _train(
                 small_net, small, (x, y), val, budget.structured_epochs, budget.finetune_lr, budget, k, None, progress
             )
             full = expand(net, like, small, new)
             y_small, y_full = small_net.apply(small, x_test[:100]), net.apply(full, x_test[:100])
             if not np.allclose(y_small, y_full, rtol=1e-4, atol=1e-4 * float(np.max(np.abs(y_full)))):
                 raise RuntimeError(f"{name} keep {keep}: the expanded params do not compute the fine-tuned net")
-            return full, new
+            return full, new, None
 
         arm_name = f"structured-{keep:.3f}".rstrip("0")
-        params, masks = arm(arm_name, "structured", parent, structured_step, i)
+        params, masks, state = arm(arm_name, "structured", parent, structured_step, i)
         kept, parent = keep, arm_name
     io.atomic_write_json(out / "arms" / name / "index.json", [r["arm"] for r in records])
     return records, time.perf_counter() - t_model
@@ -463,16 +659,57 @@ def call_floor(x: jax.Array, repeats: int, min_seconds: float) -> float:
     return 1 / float(np.median(clean if len(clean) >= repeats else [t for t, _ in runs]))
 
 
-def _variants(record: dict, net: nn.Layer, params: Params, masks: Params) -> dict[str, tuple]:
-    """The variants of one arm, on `net` (one conv implementation): variant -> (net, params)."""
+# id(net) -> (net, apply): holding the net keeps its id from being reused by another
+_WITH_STATE: dict[int, tuple[nn.Layer, Callable[..., jax.Array]]] = {}
+_FOLDED: dict[int, tuple[nn.Layer, Callable[..., jax.Array]]] = {}
+
+
+def with_state(net: nn.Layer) -> Callable[..., jax.Array]:
+    """apply({"params": p, "state": s}, x): a stateful net in inference mode (one function per net)."""
+
+    def apply(ps: Params, x: jax.Array) -> jax.Array:
+        return net.apply_with_state(ps["params"], ps["state"], x, train=False)[0]
+
+    return _WITH_STATE.setdefault(id(net), (net, apply))[1]
+
+
+def _variants(
+    record: dict, net: nn.Layer, params: Params, masks: Params, state: Params | None
+) -> dict[str, tuple[Callable[..., jax.Array], Params]]:
+    """The variants of one arm, on `net` (one conv implementation): variant -> (apply, params).
+
+    A stateful (BatchNorm) net's variants all run with BatchNorm folded into the convolution before it
+    (`compaction.fold_batchnorm`), the dense baseline included; the dense arm is also timed unfolded
+    ("dense-bn"). No sparse variant for them: `sparse.sparsify` converts Dense layers only, and a
+    ResNet's one Dense layer (64 x 10) is not where its time goes."""
     masked = prune.apply(params, masks)
+    if state is None:
+        if record["kind"] in ("dense", "dense-longer"):
+            return {"dense": (net.apply, masked)}
+        out: dict[str, tuple[Callable[..., jax.Array], Params]] = {}
+        if record["kind"] == "unstructured":
+            out["masked"] = (net.apply, masked)
+            s_net, s_params = sparse.sparsify(net, params, masks, max_density=1.0)
+            out["sparse"] = (s_net.apply, s_params)
+        c_net, c_params = compaction.compact(net, params, masks, input_shape=INPUT_SHAPE)
+        out["compacted"] = (c_net.apply, c_params)
+        return out
+
+    def folded(n: nn.Layer, p: Params, s: Params) -> tuple[Callable[..., jax.Array], Params]:
+        f_net, f_params, _ = compaction.fold_batchnorm(n, p, s)
+        # the folded net depends on n alone: one apply per net, so that the full-size variants of all
+        # arms share one compiled function (as the stateless nets' dense and masked variants do)
+        return _FOLDED.setdefault(id(n), (n, f_net.apply))[1], f_params
+
     if record["kind"] in ("dense", "dense-longer"):
-        return {"dense": (net, masked)}
+        out = {"dense": folded(net, masked, state)}
+        if record["kind"] == "dense":
+            out["dense-bn"] = (with_state(net), {"params": masked, "state": state})
+        return out
     out = {}
     if record["kind"] == "unstructured":
-        out["masked"] = (net, masked)
-        out["sparse"] = sparse.sparsify(net, params, masks, max_density=1.0)
-    out["compacted"] = compaction.compact(net, params, masks, input_shape=INPUT_SHAPE)
+        out["masked"] = folded(net, masked, state)
+    out["compacted"] = folded(*compaction.compact(net, params, masks, input_shape=INPUT_SHAPE, state=state))
     return out
 
 
@@ -498,18 +735,27 @@ def time_all(
         entries = []  # (row, {impl: (jitted apply, params on device)}) of the variants to time
         like = MODELS[name].build("auto").init(jax.random.key(0), INPUT_SHAPE)
         nets = {impl: MODELS[name].build(impl) for impl in IMPLS[name]}
-        cache: dict[int, Callable[..., jax.Array]] = {}  # one jitted apply per net: dense and masked share it
+        state0 = state_like(nets[IMPLS[name][0]])
+        cache: dict[int, Callable[..., jax.Array]] = {}  # one jitted apply per function: dense and masked share it
 
-        def jitted(net: nn.Layer, cache: dict = cache) -> Callable[..., jax.Array]:
-            return cache.setdefault(id(net), jax.jit(net.apply))
+        def jitted(apply: Callable[..., jax.Array], cache: dict = cache) -> Callable[..., jax.Array]:
+            return cache.setdefault(id(apply), jax.jit(apply))
 
         for record in _arm_index(out, name):
-            cached = _load_arm(out, name, record["arm"], like, None)
+            cached = _load_arm(out, name, record["arm"], like, None, state=state0)
             assert cached is not None  # _arm_index listed it
-            _, params, masks = cached
+            _, params, masks, state = cached
             masked = jax.device_put(prune.apply(params, masks))
-            by_impl = {impl: _variants(record, nets[impl], params, masks) for impl in IMPLS[name]}
-            refs = {impl: np.asarray(jitted(nets[impl])(masked, x_check)) for impl in IMPLS[name]}
+            by_impl = {impl: _variants(record, nets[impl], params, masks, state) for impl in IMPLS[name]}
+            # the reference: the masked net as trained (BatchNorm unfolded, on its running statistics)
+            refs = {
+                impl: np.asarray(
+                    jitted(nets[impl].apply)(masked, x_check)
+                    if state is None
+                    else jitted(with_state(nets[impl]))({"params": masked, "state": state}, x_check)
+                )
+                for impl in IMPLS[name]
+            }
             for variant in by_impl[IMPLS[name][0]]:
                 # device_put: numpy params would be copied to the device at every call
                 fns = {impl: (jitted(v[variant][0]), jax.device_put(v[variant][1])) for impl, v in by_impl.items()}
@@ -520,7 +766,7 @@ def time_all(
                     "variant": variant,
                     "density": record["density"],
                     "test_accuracy": record["test_accuracy"],
-                    "units": widths(fns[IMPLS[name][0]][1]) if variant == "compacted" else widths(params),
+                    "units": widths(by_impl[IMPLS[name][0]][variant][1]) if variant == "compacted" else widths(params),
                     "max_abs_diff": 0.0,
                     "agrees": True,
                     "speed": {},
@@ -582,7 +828,12 @@ def _arm_index(out: Path, name: str) -> list[dict]:
     folder = out / "arms" / name
     index = folder / "index.json"
     arms = json.loads(index.read_text()) if index.is_file() else []
-    missing = [a for a in arms if not all(p.is_file() for p in _paths(out, name, a))]
+    stateful = state_like(MODELS[name].build("auto")) is not None
+    missing = [
+        a
+        for a in arms
+        if not all(p.is_file() for p in (*_paths(out, name, a), *[_state_path(out, name, a)] * stateful))
+    ]
     if not arms or missing:
         raise SystemExit(
             f"error: no trained arms of {name} in {folder}{f' (missing {missing})' if missing else ''}; "
@@ -651,19 +902,41 @@ def markdown(results: dict) -> str:
             fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in tr["budget"].items()}
             bud = Budget(**fields)
             minutes = sum(r["train_seconds"] for r in results["arms"][name]) / 60
+            stateful = state_like(MODELS[name].build("auto")) is not None
+            structured_text = (
+                (
+                    f"structured: keep {', '.join(f'{k:.3g}' for k in bud.keep)} of the channels of the inner "
+                    "convolutions (the first of each residual block; those writing the residual stream stay "
+                    "whole), BatchNorm scale and offset masked with them, one step after the other, each "
+                    f"fine-tuned {bud.structured_epochs:g} epoch(s) masked at full size"
+                )
+                if stateful
+                else (
+                    f"structured: keep {', '.join(f'{k:.3g}' for k in bud.keep)} of the units of every hidden layer"
+                    + (f" but {', '.join(bud.structured_whole)}" if bud.structured_whole else "")
+                    + ", one step after the other"
+                )
+            )
             lines += [
                 f"Training ({minutes:.1f} min over all arms, on {os.cpu_count()} cores): dense {bud.epochs} epochs "
                 f"on {bud.train_images:,} images, Adam {bud.lr:g} with cosine decay, batch {bud.batch_size}"
                 + (f", then {bud.dense_polish:g} more from Adam {bud.finetune_lr:g}" if bud.dense_polish else "")
                 + f"; fine-tuning from Adam {bud.finetune_lr:g}: {bud.finetune_epochs:g} epoch(s) per unstructured "
-                f"arm (masked net), {bud.structured_epochs:g} per structured arm (compacted net); "
-                f"IMP {bud.imp_rounds} rounds of {bud.imp_rate:.0%}; structured: keep "
-                f"{', '.join(f'{k:.3g}' for k in bud.keep)} of the units of every hidden layer"
-                + (f" but {', '.join(bud.structured_whole)}" if bud.structured_whole else "")
-                + f", one step after the other; dense-longer: the dense net trained "
+                f"arm (masked net), {bud.structured_epochs:g} per structured arm "
+                f"({'masked net' if stateful else 'compacted net'}); "
+                f"IMP {bud.imp_rounds} rounds of {bud.imp_rate:.0%}; "
+                + structured_text
+                + f"; dense-longer: the dense net trained "
                 f"{bud.structured_epochs * len(bud.keep):g} more epochs from Adam {bud.finetune_lr:g}.",
                 "",
             ]
+            if stateful:
+                lines += [
+                    "BatchNorm is folded into the convolution before it in every variant (the dense baseline "
+                    "included) but dense-bn, the dense net as trained; no sparse variant (`sparse.sparsify` "
+                    "converts Dense layers only).",
+                    "",
+                ]
         head = ["arm", "variant", "weights kept", "units per layer", "test acc %"]
         for b in bs:
             head += [f"img/s b={b}", f"x dense b={b}"]
@@ -701,6 +974,7 @@ def markdown(results: dict) -> str:
 
 STYLE = {
     ("dense", "dense"): ("k", "*", "dense"),
+    ("dense", "dense-bn"): ("0.65", "*", "dense, BatchNorm not folded"),
     ("dense-longer", "dense"): ("0.3", "*", "dense, trained as long as the structured chain"),
     ("unstructured", "masked"): ("0.55", "o", "unstructured, masked dense"),
     ("unstructured", "sparse"): ("tab:blue", "s", "unstructured, sparse (CSR)"),
@@ -806,7 +1080,13 @@ def _timing_child(args: Any, out: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     p = common.parser("prune_speed", __doc__)
-    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS), help="default: both")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["lenet", "conv2"],
+        choices=list(MODELS),
+        help="default: lenet conv2 (the ResNets are opt-in)",
+    )
     p.add_argument("--quick", action="store_true", help="tiny budgets on data subsets, batch 1 and 100 (< 1 min)")
     p.add_argument("--time-only", action="store_true", help="skip training: time the arms cached in --out")
     p.add_argument("--batch-sizes", nargs="+", type=common.positive_int, help="default 1 1000 (--quick: 1 100)")

@@ -566,7 +566,12 @@ def test_prune_speed_quick(tmp_path):
         assert rows[-1]["units"] == units and rows[-1]["density"] < 0.5  # structured: compacted to half the units
         assert rows[0]["speedup"] == {"1": 1.0, "100": 1.0}
         summary = r["summary"][model]["batch"]
-        assert set(summary) == {"1", "100"} and all(s["best_speedup"] >= 1.0 for s in summary.values())
+        assert set(summary) == {"1", "100"}
+        # the fastest variant within 0.5 pt of the better dense net (dense alone need not qualify: with
+        # these budgets dense-longer can be > 0.5 pt better, and its speed-up is then ~1 +- timing noise)
+        reference = r["summary"][model]["dense_test_accuracy"]
+        ok = [row for row in rows if row["test_accuracy"] >= reference - 0.005 - 1e-9]
+        assert all(s["best_speedup"] == max(row["speedup"][b] for row in ok) for b, s in summary.items())
     assert table.count("best speed-up within 0.5 pt of dense") == 4
     # the arms are cached: timing alone reads them back
     again = prune_speed.main(["--out", str(tmp_path), "--time-only", "--models", "lenet", "--batch-sizes", "1"])
@@ -576,3 +581,65 @@ def test_prune_speed_quick(tmp_path):
     ]
     with pytest.raises(SystemExit, match="no trained arms"):
         prune_speed.main(["--out", str(tmp_path / "empty"), "--time-only", "--models", "conv2"])
+
+
+def test_prune_speed_masks_batchnorms_after_the_convs_that_lose_channels():
+    """A ResNet's structured masks: BatchNorm scale and offset go with their conv's removed channels,
+    the residual-stream convs stay whole, and compaction removes the inner channels exactly."""
+    import jax
+
+    from experiments import prune_speed
+    from funcnn import compaction, models, prune
+
+    net = models.resnet(depth=8, width=4)
+    whole = prune_speed.stream_convs(net)
+    assert whole == (
+        "conv2d_0",
+        "residual_3/main/conv2d_3",
+        "residual_5/main/conv2d_3",
+        "residual_5/shortcut/conv2d_0",
+        "residual_7/main/conv2d_3",
+        "residual_7/shortcut/conv2d_0",
+        "dense_10",
+    )
+    shape = (8, 8, 1)
+    p, s = net.init(jax.random.key(0), shape), net.init_state(shape)
+    s = jax.tree.map(lambda a: a + 0.3, s)  # BatchNorm a real affine map
+    m = prune.structured(p, prune.ones(p), 0.5, layer_rates=dict.fromkeys(whole, 0))
+    m = prune_speed.mask_batchnorms(net, m)
+    bn = m["residual_3"]["main"]["batchnorm_1"]
+    assert np.asarray(bn["scale"]).sum() == 2 and np.array_equal(bn["scale"], bn["offset"])
+    assert np.asarray(m["batchnorm_1"]["scale"]).all()  # the stem conv is whole
+    small_net, small, small_s = compaction.compact(net, p, m, input_shape=shape, state=s)
+    assert prune_speed.widths(small) == [4, 2, 4, 4, 8, 8, 8, 16, 16, 10]
+    assert prune_speed.widths(p) == [4, 4, 4, 8, 8, 8, 16, 16, 16, 10]
+    x = jax.random.normal(jax.random.key(1), (3, *shape))
+    want = net.apply_with_state(prune.apply(p, m), s, x)[0]
+    np.testing.assert_allclose(small_net.apply_with_state(small, small_s, x)[0], want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_prune_speed_quick_resnet(tmp_path):
+    """A tiny ResNet-8 end to end: BatchNorm state trained, cached and folded; every variant agrees."""
+    require_fashion_mnist()
+    from experiments import prune_speed
+
+    r = prune_speed.main(["--out", str(tmp_path), "--quick", "--models", "resnet8", "--no-progress"])
+    assert (tmp_path / "arms" / "resnet8" / "dense.state.npz").is_file()
+    rows = r["rows"]
+    assert [(row["arm"], row["variant"]) for row in rows] == [
+        ("dense", "dense"),
+        ("dense", "dense-bn"),
+        ("dense-longer", "dense"),
+        ("imp-01", "masked"),
+        ("imp-01", "compacted"),
+        ("structured-0.5", "compacted"),
+    ]
+    for row in rows:
+        assert row["agrees"] and row["max_abs_diff"] < 1e-3, row
+        assert 0.1 < row["test_accuracy"] <= 1 and row["test_images"] == 1000
+        assert all(row["speed"][b]["images_per_s"] > 0 for b in ("1", "100"))
+    assert rows[0]["speedup"] == {"1": 1.0, "100": 1.0}
+    # structured: the first conv of each block to half its channels, compacted and BatchNorm folded
+    assert rows[-1]["units"] == [16, 8, 16, 16, 32, 32, 32, 64, 64, 10]
+    assert "BatchNorm is folded" in (tmp_path / "prune_speed.md").read_text()
