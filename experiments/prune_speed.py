@@ -241,34 +241,23 @@ BUDGETS = {
 QUICK = {
     "lenet": Budget(2000, 1, 1.2e-3, 1, 3e-4, 0.5, 1, (0.5,), 1, test_images=1000),
     "conv2": Budget(300, 1, 1e-3, 1, 3e-4, 0.5, 1, (0.5,), 1, batch_size=30, test_images=1000),
-    "resnet8": Budget(
-        300,
-        1,
-        2e-3,
-        1,
-        5e-4,
-        0.5,
-        1,
-        (0.5,),
-        1,
-        batch_size=30,
-        test_images=1000,
-        structured_whole=stream_convs(models.resnet(8, 16)),
-    ),
-    "resnet20": Budget(
-        300,
-        1,
-        2e-3,
-        1,
-        5e-4,
-        0.5,
-        1,
-        (0.5,),
-        1,
-        batch_size=30,
-        test_images=1000,
-        structured_whole=stream_convs(models.resnet20()),
-    ),
+    **{
+        name: Budget(
+            300,
+            1,
+            2e-3,
+            1,
+            5e-4,
+            0.5,
+            1,
+            (0.5,),
+            1,
+            batch_size=30,
+            test_images=1000,
+            structured_whole=stream_convs(build()),
+        )
+        for name, build in (("resnet8", lambda: models.resnet(8, 16)), ("resnet20", models.resnet20))
+    },
 }
 DENSE_FIELDS = ("train_images", "epochs", "lr", "batch_size", "test_images", "dense_polish")
 ARM_FIELDS = {
