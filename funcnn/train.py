@@ -160,12 +160,23 @@ def step_key(state: TrainState) -> Array | None:
     return None if state.key is None else jax.random.fold_in(state.key, state.step)
 
 
-def make_train_step(net: Net, loss: LossFn, optimizer: optax.GradientTransformation) -> Step:
+def make_train_step(
+    net: Net,
+    loss: LossFn,
+    optimizer: optax.GradientTransformation,
+    *,
+    augment: Callable[[Array, Array], Array] | None = None,
+) -> Step:
     """Build `step(state, (x, y)) -> (state, {"loss": J})`: one gradient-descent update, pure.
 
     J = loss(net(params, x; train=True), y); W <- W + optimizer.update(dJ/dW). `net` is a Layer (its
     model state is threaded through `state.model_state`) or an apply function. Not jitted: wrap it
     in `jax.jit`, `jax.vmap` or `lax.scan` as needed.
+
+    augment(key, x) -> x' (e.g. `funcnn.cifar10.augment`, random crops and flips) transforms each
+    training batch before the forward pass, keyed by the step: with k = fold_in(state.key,
+    state.step), (k_augment, k_net) = split(k), and the net (Dropout) gets k_net. So it needs a
+    TrainState with a key, and a resumed run draws the same augmentations. Evaluation never augments.
 
     Example:
         >>> import jax
@@ -186,10 +197,20 @@ def make_train_step(net: Net, loss: LossFn, optimizer: optax.GradientTransformat
         ([0.557, 0.51, 0.47, 0.436, 0.406], 5)
     """
     forward = as_forward(net)
+    if augment is not None and not callable(augment):
+        raise ValueError(f"augment must be None or a function augment(key, x) -> x, got augment={augment!r}")
 
     def step(state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, Array]]:
         x, y = batch
         key = step_key(state)
+        if augment is not None:
+            if key is None:
+                raise ValueError(
+                    "augment needs a TrainState with a key (train.init_state(..., key=jax.random.key(seed))): "
+                    "it draws each step's augmentation from fold_in(state.key, state.step)"
+                )
+            k_augment, key = jax.random.split(key)
+            x = augment(k_augment, x)
 
         def objective(p: Params) -> tuple[Array, Params | None]:
             y_hat, model_state = forward(p, state.model_state, x, key=key, train=True)
@@ -395,6 +416,7 @@ def fit(
     progress: bool = True,
     scan: bool | None = None,
     data_parallel: bool = False,
+    augment: Callable[[Array, Array], Array] | None = None,
 ) -> tuple[TrainState, History]:
     """Train `net` for `epochs` epochs; evaluate on `val` after each; return (final state, history).
 
@@ -419,6 +441,8 @@ def fit(
     whose fastest CPU setting is `impl="xla"` in their Conv layers with scan=False (~1.3x).
     data_parallel: split every batch over all devices (params and optimizer state replicated,
     gradients all-reduced by XLA); batch_size must be a multiple of the device count.
+    augment(key, x) -> x': a keyed transform of every training batch (`make_train_step`), e.g.
+    `funcnn.cifar10.augment`; its keys come from `key` too. Validation data are never augmented.
 
     Example:
         >>> import jax
@@ -466,7 +490,7 @@ def fit(
     if model_state is None and hasattr(net, "init_state"):
         model_state = net.init_state(tuple(np.shape(x)[1:]))
     state = init_state(params, tx, masks, model_state=model_state, key=jax.random.fold_in(key, _STEP_KEY_FOLD))
-    step_fn = make_train_step(net, loss, tx)
+    step_fn = make_train_step(net, loss, tx, augment=augment)
     batch_sharding = None
     if data_parallel:
         from jax.sharding import NamedSharding, PartitionSpec

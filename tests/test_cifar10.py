@@ -1,5 +1,6 @@
 import http.server
 import io
+import json
 import re
 import tarfile
 import threading
@@ -290,3 +291,60 @@ def test_offsets_and_flips_are_spread():
         counts[dy, dx] = counts.get((dy, dx), 0) + 1
     assert len(counts) == (2 * pad + 1) ** 2  # all 9 offsets (each expected ~44 times)
     assert min(counts.values()) > 15
+
+
+# ---- the -cifar10 lottery presets ------------------------------------------------------------------
+
+
+def test_cifar10_presets_are_the_papers_protocols_and_their_nets_take_32x32x3():
+    from funcnn import models
+    from funcnn.lottery import PRESETS
+
+    names = sorted(n for n in PRESETS if "cifar10" in n)
+    assert names == [
+        "conv2-cifar10",
+        "conv4-cifar10",
+        "conv6-cifar10",
+        "resnet20-cifar10",
+        "resnet8-cifar10",
+        "vgg16-cifar10",
+        "vgg16-cifar10-cpu",
+    ]
+    for name in names:
+        cfg = PRESETS[name].validate()
+        assert cfg.dataset == "cifar10"
+        # OpenLTH's ResNet/VGG recipe augments (crop with padding 4, flip); Frankle & Carbin's Conv-k did not
+        assert cfg.augment == (None if name.startswith("conv") else "crop-flip"), name
+        assert models.build(cfg.model).output_shape((32, 32, 3)) == (10,)
+    assert PRESETS["resnet20-cifar10"].iterations == 62_500 and PRESETS["vgg16-cifar10"].output_rate == 0.0
+    assert [PRESETS[f"conv{k}-cifar10"].iterations for k in (2, 4, 6)] == [20_000, 25_000, 30_000]
+    assert [PRESETS[f"conv{k}-cifar10"].conv_rate for k in (2, 4, 6)] == [0.1, 0.1, 0.15]
+    # the Fashion-MNIST presets are unchanged by the new field: their run folders keep their names
+    assert "augment" not in PRESETS["resnet20-fashion"].to_json()
+
+
+def test_cifar10_preset_trains_with_augmentation_from_funcnn_data(tmp_path, files, monkeypatch):
+    import dataclasses
+
+    from funcnn import lottery
+
+    folder = write_folder(tmp_path, files)
+    for name in NAMES:  # the stand-in files are the "release" this test pins
+        monkeypatch.setitem(cifar10.SHA256, name, frozenset({data.sha256(folder / name)}))
+    monkeypatch.setenv("FUNCNN_DATA", str(tmp_path))
+    cfg = dataclasses.replace(
+        lottery.PRESETS["resnet8-cifar10"],
+        n_val=3,
+        batch_size=4,
+        iterations=20,
+        eval_every=10,
+        rounds=0,
+        seeds=1,
+        arms=("ticket",),
+        lr_drops=(),
+    )
+    spec = cfg.to_spec()
+    assert spec.augment is cifar10.augment and spec.input_shape == (32, 32, 3)
+    report = lottery.run(cfg, out=tmp_path / "run", progress=False, log=lambda s: None)
+    assert report["complete"] and np.isfinite(report["rounds"][0]["final_test_accuracy"]).all()
+    assert "augment" in json.loads((tmp_path / "run" / "identity.json").read_text())

@@ -637,3 +637,44 @@ def test_score_step_snapshot_survives_a_kill_mid_round(tmp_path, monkeypatch):
     chex.assert_trees_all_equal(resumed.snapshot, clean.snapshot)
     chex.assert_trees_all_equal(resumed.carry.state.params, clean.carry.state.params)
     assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), clean.snapshot, clean.carry.state.params))
+
+
+def _noisy(key, x):
+    """A keyed augmentation for MNIST-1D vectors: Gaussian noise of scale 0.5."""
+    return x + 0.5 * jax.random.normal(key, x.shape, x.dtype)
+
+
+def test_augmented_round_resumes_exactly_after_a_kill_and_is_part_of_the_identity(tmp_path, monkeypatch):
+    spec = small_spec(iterations=400, checkpoints_per_round=2, rounds=0, augment=_noisy)
+    study = study_lib.Study(spec, progress=False)
+    masks = jax.vmap(prune.ones)(study.theta0)
+    clean = study.train_round(study.theta0, masks, jnp.arange(2), 0, "clean")
+    plain = study_lib.Study(dataclasses.replace(spec, augment=None), progress=False)
+    unaugmented = plain.train_round(plain.theta0, masks, jnp.arange(2), 0, "plain")
+    assert not np.allclose(clean.curves[..., 0], unaugmented.curves[..., 0])  # the noise changed training
+    calls = {"n": 0}
+    program = study.program
+
+    def dying(*args):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second segment dies
+            raise KeyboardInterrupt
+        return program(*args)
+
+    monkeypatch.setattr(study, "program", dying)
+    with pytest.raises(KeyboardInterrupt):
+        study.train_round(study.theta0, masks, jnp.arange(2), 0, "killed", checkpoint=tmp_path)
+    monkeypatch.setattr(study, "program", program)
+    resumed = study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=tmp_path)
+    chex.assert_trees_all_equal(resumed.carry.state.params, clean.carry.state.params)
+    np.testing.assert_array_equal(resumed.curves, clean.curves)
+    # the run folder knows the augmentation: by name in the fields, by what it does in a probe
+    described = spec.describe()
+    assert described["augment"].endswith("_noisy") and "augment" not in plain.spec.describe()
+    lottery.run(dataclasses.replace(spec, iterations=200), out=tmp_path / "run", **QUIET)
+    stored = json.loads((tmp_path / "run" / "identity.json").read_text())
+    assert isinstance(stored["augment"], str) and len(stored["augment"]) == 64
+    with pytest.raises(ValueError, match="study's fields differ: augment"):
+        lottery.run(dataclasses.replace(spec, iterations=200, augment=None), out=tmp_path / "run", **QUIET)
+    with pytest.raises(ValueError, match="spec augment must be None or a function"):
+        small_spec(augment="crop-flip").validate()

@@ -15,8 +15,8 @@ import jax
 import numpy as np
 import optax
 
+from funcnn import cifar10, models, prune
 from funcnn import data as data_lib
-from funcnn import models, prune
 from funcnn.lottery.spec import ARMS, Spec
 
 __all__ = ["PRESETS", "Config"]
@@ -36,6 +36,8 @@ class Config:
     `structure`: None, or 'unit' ('channel' is a synonym) to prune whole hidden units and conv
     output channels by their L1 norm (`prune.structured`; `Spec.structure`): `rate` and
     `conv_rate` then count units, and the output layer is never pruned (`output_rate` is unused).
+    `augment`: None, or 'crop-flip' for the standard CIFAR augmentation of every training batch
+    (`funcnn.cifar10.augment`: a random crop of the image padded by 4, a random horizontal flip).
 
     Example:
         >>> from funcnn.lottery import PRESETS, Config
@@ -77,6 +79,7 @@ class Config:
     lr_drops: tuple = ()
     warmup: int = 0
     structure: str | None = None  # 'unit' (or 'channel'): prune whole units / output channels
+    augment: str | None = None  # 'crop-flip': random crops (padding 4) and flips of training batches
 
     def validate(self) -> Config:
         """Check every field (and that `model` names a model); returns self, or raises a ValueError
@@ -118,6 +121,8 @@ class Config:
             or len(set(self.arms)) != len(self.arms)
         ):
             bad("arms", f"'ticket' first, then any of {ARMS[1:]}")
+        if self.augment not in AUGMENTATIONS:
+            bad("augment", f"one of {tuple(AUGMENTATIONS)}")
         if self.dataset not in data_lib.DATASETS:
             bad("dataset", f"one of {data_lib.DATASETS}")
         if self.optimizer not in ("adam", "sgd"):
@@ -208,6 +213,7 @@ class Config:
             unroll=c.unroll,
             label=f"config:{c.dataset}/{c.model}",
             structure=c.structure,
+            augment=AUGMENTATIONS[c.augment],
         )
 
 
@@ -218,7 +224,11 @@ NEW_CONFIG_DEFAULTS = {
     "lr_drops": [],
     "warmup": 0,
     "structure": None,
+    "augment": None,
 }
+
+AUGMENTATIONS: dict[str | None, Any] = {None: None, "crop-flip": cifar10.augment}
+"""`Config.augment` names: the transform of each training batch (`Spec.augment`)."""
 
 
 def _output_layer(params: Any) -> str:
@@ -297,4 +307,31 @@ PRESETS: dict[str, Config] = {
     ),
     "lenet-mnist": dataclasses.replace(_LENET_300_100, dataset="mnist"),
 }
-"""Named studies (`experiments/lottery_ticket.py --preset NAME`): CPU-sized ones, the papers' protocols (GPU work)."""
+"""Named studies (`experiments/lottery_ticket.py --preset NAME`): CPU-sized ones, the papers' protocols
+(GPU work), and the same on CIFAR-10 (`-cifar10`, the data from `$FUNCNN_DATA`)."""
+
+
+# The CIFAR-10 protocols the papers ran (the data from the binary release, in $FUNCNN_DATA: `funcnn.cifar10`).
+# Frankle & Carbin's Conv-2/4/6 (their Fig. 2: Adam, batch 60; no augmentation), 5,000 training images
+# held out for validation. OpenLTH's ResNet-20 and VGG-16: 160 epochs of batch 128 (62,560 steps there,
+# 62,500 here), x0.1 at 50% and 75%, random crops and flips; plus the CPU-sized ResNet-8 and VGG-16/8.
+def _cifar10(fashion: Config, iterations: int | None = None) -> Config:
+    """A Fashion-MNIST preset on CIFAR-10 with crops and flips (OpenLTH's), at `iterations` if given."""
+    cfg = dataclasses.replace(fashion, dataset="cifar10", augment="crop-flip")
+    return cfg if iterations is None else dataclasses.replace(cfg, iterations=iterations)
+
+
+_FC_CIFAR: dict[str, Any] = dict(
+    dataset="cifar10", n_val=5000, batch_size=60, eval_every=100, rounds=15, rate=0.2, output_rate=0.1
+)
+PRESETS.update(
+    {
+        "conv2-cifar10": Config(**_FC_CIFAR, model="conv2", learning_rate=2e-4, iterations=20_000, conv_rate=0.1),
+        "conv4-cifar10": Config(**_FC_CIFAR, model="conv4", learning_rate=3e-4, iterations=25_000, conv_rate=0.1),
+        "conv6-cifar10": Config(**_FC_CIFAR, model="conv6", learning_rate=3e-4, iterations=30_000, conv_rate=0.15),
+        "resnet20-cifar10": _cifar10(PRESETS["resnet20-fashion"], iterations=62_500),
+        "vgg16-cifar10": _cifar10(PRESETS["vgg16-fashion"], iterations=62_500),
+        "resnet8-cifar10": _cifar10(PRESETS["resnet8-fashion"]),
+        "vgg16-cifar10-cpu": _cifar10(PRESETS["vgg16-fashion-cpu"]),
+    }
+)

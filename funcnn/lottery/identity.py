@@ -58,10 +58,17 @@ def _net_probe(runtime: Study) -> list[float]:
     return np.asarray(y, np.float64).ravel()[:64].tolist()
 
 
+def _augment_probe(runtime: Study) -> str:
+    """What the augmentation does: the SHA-256 of its output on the first 4 training examples, key 0."""
+    augment = runtime.spec.augment
+    assert augment is not None  # identity() asks only when there is one
+    return _sha256_tree(augment(jax.random.key(0), runtime.data[0][:4]))
+
+
 def identity(runtime: Study, describe: dict) -> dict:
     """Everything that changes a study's results, as JSON: its fields, the param tree (names, shapes,
     dtypes), the prunable leaves, fingerprints of θ0 (and the reinit draw) and of the data, and what
-    the net and the optimizer compute on fixed probes.
+    the net and the optimizer compute on fixed probes (and the augmentation, where the spec has one).
 
     runtime: the study made ready (`Study(spec)`); describe: its fields as JSON (`Spec.describe()`,
     or a Config's `to_json()`). `run` stores it as a run folder's identity.json (`check_identity`).
@@ -86,6 +93,7 @@ def identity(runtime: Study, describe: dict) -> dict:
         (['dense_0/w', 'dense_2/w'], 0.2, 64)
     """
     member0 = _take(runtime.theta0, 0)
+    augment = {} if runtime.spec.augment is None else {"augment": _augment_probe(runtime)}
     return {
         "study": describe,
         "params": [
@@ -98,6 +106,7 @@ def identity(runtime: Study, describe: dict) -> dict:
         "net": _net_probe(runtime),
         "optimizer": _optimizer_probe(runtime),
         "label": runtime.spec.label,
+        **augment,  # only where there is one: older run folders stay resumable
     }
 
 
@@ -110,6 +119,7 @@ _EXPLAIN = {
     "net": "the network (its outputs on a probe batch)",
     "optimizer": "the optimizer (its updates on a probe)",
     "label": "the label",
+    "augment": "the augmentation (its output on a probe batch)",
 }
 
 

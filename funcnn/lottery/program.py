@@ -121,6 +121,7 @@ def make_round_program(
     metric_name: str = "accuracy",
     test_curve: bool = False,
     unroll: int = 1,
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> RoundProgram:
     """Build `program(carry, idx, data) -> (carry, (curves, ends))`, one program for all members.
 
@@ -149,6 +150,8 @@ def make_round_program(
     - test_curve: also evaluate the test set after every chunk (two more curves).
     - unroll: `lax.scan`'s unroll of the steps of a chunk (fewer loop iterations for the GPU's
       launch-bound loops).
+    - augment(key, x) -> x': a keyed transform of each training batch (e.g. `funcnn.cifar10.augment`),
+      drawn from each member's step key (`train.make_train_step`); evaluation never augments.
 
     Arguments of `program(carry, idx, data)`:
 
@@ -195,7 +198,7 @@ def make_round_program(
         ([15, 15], [3, 3])
     """
     del eval_every  # the chunk length is idx's third axis; kept in the signature for callers' clarity
-    step = train.make_train_step(net, loss, optimizer)
+    step = train.make_train_step(net, loss, optimizer, augment=augment)
     evaluate = train.make_evaluate(net, loss, metric)
     names = metric_names(metric_name, test_curve)
 

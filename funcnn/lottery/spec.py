@@ -35,7 +35,13 @@ Masks = Any  # bool arrays, like params
 
 # Fields added after run folders were first written: describe() leaves them out at these values,
 # so a folder written before they existed still resumes (identity.json holds the old field set).
-NEW_FIELD_DEFAULTS = {"rounding": "nearest", "batch_order": "shuffled", "score_step": None, "structure": None}
+NEW_FIELD_DEFAULTS = {
+    "rounding": "nearest",
+    "batch_order": "shuffled",
+    "score_step": None,
+    "structure": None,
+    "augment": None,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +86,9 @@ class Spec:
     population_chunk: members vmapped together (None: 4 on CPU, all on a GPU/TPU); unroll: scan unroll
       of the steps (execution only: neither changes results beyond float rounding).
     label: a free text that becomes part of the run's identity.
+    augment(key, x) -> x': a keyed transform of every training batch inside the program (e.g.
+      `funcnn.cifar10.augment`: random crops and flips), drawn from each member's step key, so a
+      resumed run sees the same augmentations; validation and test data are never augmented.
 
     Example:
         >>> import dataclasses
@@ -134,6 +143,7 @@ class Spec:
     unroll: int = 1
     label: str = ""
     structure: str | None = None
+    augment: Callable[[Any, Any], Any] | None = None
 
     def validate(self) -> Spec:
         """Check every field; a ValueError names the field, its value and what was expected."""
@@ -213,6 +223,8 @@ class Spec:
         for name in ("loss", "metric"):
             if not callable(getattr(self, name)):
                 bad(name, "a function (logits, labels) -> scalar")
+        if self.augment is not None and not callable(self.augment):
+            bad("augment", "None or a function augment(key, x) -> x")
         sweep = dict(self.sweep)
         lengths = {k: len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1 for k, v in sweep.items()}
         if sweep and (min(lengths.values()) < 1 or len(set(lengths.values())) != 1):
@@ -240,6 +252,8 @@ class Spec:
                 v = self.arm_names()
             elif f.name in ("loss", "metric"):
                 v = f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', repr(v))}"
+            elif f.name == "augment":  # by name here; what it does is fingerprinted (identity)
+                v = f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', type(v).__name__)}"
             elif f.name == "layer_rates":
                 v = dict(sorted(dict(v).items()))
             elif f.name == "sweep":

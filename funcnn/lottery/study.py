@@ -206,6 +206,7 @@ class Study:
             metric_name=spec.metric_name,
             test_curve=spec.test_curve,
             unroll=spec.unroll,
+            augment=spec.augment,
         )
         # With several devices (or hosts), each device trains its slice of the population.
         self.layout = distributed.population_layout()
