@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument(
         "--population-chunk",
         type=common.positive_int,
-        help="members vmapped together (default: 4 on CPU, all on a GPU)",
+        help="members vmapped together (default: all on a GPU; on CPU 4, or 1 for conv nets)",
     )
     p.add_argument("--unroll", type=common.positive_int, help="lax.scan unroll of the training steps (default 1)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")

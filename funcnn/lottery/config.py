@@ -70,7 +70,7 @@ class Config:
     arms: tuple = ARMS
     seed: int = 0
     checkpoints_per_round: int = 10  # at most this many segments per round, each ending in a save
-    population_chunk: int | None = None  # members vmapped together (None: 4 on CPU, all on GPU)
+    population_chunk: int | None = None  # members vmapped together (None: study.default_chunk)
     test_curve: bool = False  # evaluate the test set every eval_every steps, not once per segment
     unroll: int = 1  # lax.scan unroll of the training steps (execution only)
     optimizer: str = "adam"

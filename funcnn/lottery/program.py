@@ -141,10 +141,11 @@ def make_round_program(
     - optimizer: the optax optimizer each member's `opt_state` was made by (`train.init_state`).
     - eval_every: E, for callers' clarity only: the program reads E from `idx`'s third axis.
     - chunk: members vmapped together (a group of members, not the chunks of steps); the groups run
-      one after another inside the program (`lax.map(..., batch_size=chunk)`); None vmaps all
-      members at once (the choice on a GPU). On CPU, vmapping all members at once ran at 0.75x the
-      sequential speed for LeNet-300-100 (XLA copies the stacked weights), groups of 2-4 at
-      1.05-1.1x. Results do not depend on it beyond float rounding.
+      one after another inside the program (`lax.map(..., batch_size=chunk)`); 1 runs the members
+      one after another without vmap; None vmaps all members at once (the choice on a GPU). On CPU,
+      vmapping all members at once ran at 0.75x the sequential speed for LeNet-300-100 (XLA copies
+      the stacked weights), groups of 2-4 at 1.05-1.1x; conv nets are fastest one at a time there
+      (`study.default_chunk`). Results do not depend on it beyond float rounding.
     - loss(logits, labels) -> scalar, the training objective; metric(logits, labels) -> scalar,
       recorded as `val_<metric_name>` and `test_<metric_name>`.
     - test_curve: also evaluate the test set after every chunk (two more curves).
@@ -236,6 +237,8 @@ def make_round_program(
 
     def program(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:
         n = idx.shape[0]
+        if chunk == 1:  # one member after another, unbatched (no vmap: conv nets keep plain convolutions)
+            return jax.lax.map(lambda ci: member(ci[0], ci[1], data), (carry, idx))
         if chunk is None or chunk >= n:
             return jax.vmap(lambda c, i: member(c, i, data))(carry, idx)
         return jax.lax.map(lambda ci: member(ci[0], ci[1], data), (carry, idx), batch_size=chunk)

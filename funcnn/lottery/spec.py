@@ -83,7 +83,8 @@ class Spec:
     checkpoints_per_round: at most this many equal segments per round, each ending in a verified save
       and a test evaluation (final and best-validation params). test_curve: also evaluate the test set
       after every `eval_every` steps (a figure of the whole curve; ~30% slower on CPU for LeNet).
-    population_chunk: members vmapped together (None: 4 on CPU, all on a GPU/TPU); unroll: scan unroll
+    population_chunk: members vmapped together (None: `study.default_chunk`: all on a GPU/TPU; on
+      CPU 4, or 1 for nets with convolutions); unroll: scan unroll
       of the steps (execution only: neither changes results beyond float rounding).
     label: a free text that becomes part of the run's identity.
     augment(key, x) -> x': a keyed transform of every training batch inside the program (e.g.
