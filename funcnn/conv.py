@@ -7,8 +7,10 @@ out = floor((n + pad_total - k) / s) + 1.
 
 impl (conv2d, conv1d): "xla" is `lax.conv_general_dilated`; "im2col" pads x, takes the kh x kw
 shifted strided slices, concatenates them on the channel axis and does one matmul with w reshaped to
-(kh*kw*C_in, C_out); "auto" (default) is im2col on the CPU backend and xla elsewhere (decided at
-trace time). Why: XLA:CPU sends convolutions to its fast Eigen path only in the entry computation
+(kh*kw*C_in, C_out); "mixed" computes the forward pass with XLA's convolution and the gradients with
+im2col's (a custom VJP: one function, each direction on its faster CPU path); "auto" (default) is
+im2col on the CPU backend and xla elsewhere (decided at trace time). Why: XLA:CPU sends
+convolutions to its fast Eigen path only in the entry computation
 (xla/service/cpu/conv_canonicalization.cc, jax-ml/jax#12868), so the gradient convolutions of a
 training step inside `lax.scan` or a while loop run as a naive loop nest (Conv-2 at batch 60: ~70x
 slower than the same step in a Python loop; `python -m benchmarks.conv_step`); vmapped weights
@@ -153,18 +155,18 @@ def _as_nhwc(x: Array, name: str = "x") -> tuple[Array, tuple[int, ...]]:
     return x.reshape((-1,) + x.shape[-3:]), batch
 
 
-IMPLS = ("auto", "xla", "im2col")
+IMPLS = ("auto", "xla", "im2col", "mixed")
 
 
 def check_impl(impl: str) -> str:
-    """A validated convolution implementation name ("auto", "xla" or "im2col")."""
+    """A validated convolution implementation name ("auto", "xla", "im2col" or "mixed")."""
     if not isinstance(impl, str) or impl not in IMPLS:
-        raise ValueError(f"impl must be one of 'auto', 'xla', 'im2col', got impl={impl!r}")
+        raise ValueError(f"impl must be one of 'auto', 'xla', 'im2col', 'mixed', got impl={impl!r}")
     return impl
 
 
 def resolve_impl(impl: str) -> str:
-    """ "xla" or "im2col" for an impl name; "auto" is im2col on the CPU backend, xla elsewhere.
+    """ "xla", "im2col" or "mixed" for an impl name; "auto" is im2col on the CPU backend, xla elsewhere.
 
     Example:
         >>> import jax
@@ -175,7 +177,7 @@ def resolve_impl(impl: str) -> str:
         True
         >>> conv.resolve_impl("fft")
         Traceback (most recent call last):
-        ValueError: impl must be one of 'auto', 'xla', 'im2col', got impl='fft'
+        ValueError: impl must be one of 'auto', 'xla', 'im2col', 'mixed', got impl='fft'
     """
     check_impl(impl)
     if impl == "auto":
@@ -201,6 +203,48 @@ def _im2col(xp: Array, w: Array, out: Sequence[int], strides: Sequence[int]) -> 
         slices.append(jax.lax.slice(xp, start, limit, (1,) + tuple(strides) + (1,)))
     patches = slices[0] if len(slices) == 1 else jnp.concatenate(slices, axis=-1)
     return jnp.dot(patches, w.reshape(-1, w.shape[-1]))
+
+
+def _xla_conv(x: Array, w: Array, strides: tuple, pads: tuple) -> Array:
+    """XLA's convolution, channels-last (NWC/WIO or NHWC/HWIO by rank)."""
+    dn = ("NWC", "WIO", "NWC") if x.ndim == 3 else ("NHWC", "HWIO", "NHWC")
+    return jax.lax.conv_general_dilated(x, w, strides, pads, dimension_numbers=dn)
+
+
+def _im2col_conv(x: Array, w: Array, strides: tuple, pads: tuple, out: tuple) -> Array:
+    """im2col: pad, gather the shifted slices, one matmul (see `_im2col`)."""
+    return _im2col(jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),)), w, out, strides)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _mixed_conv(x: Array, w: Array, strides: tuple, pads: tuple, out: tuple) -> Array:
+    """XLA's convolution forward, im2col's gradients: the same function as both, computed by the
+    fastest path on CPU for each direction (see the module docstring)."""
+    return _xla_conv(x, w, strides, pads)
+
+
+def _mixed_fwd(x: Array, w: Array, strides: tuple, pads: tuple, out: tuple) -> tuple[Array, tuple[Array, Array]]:
+    return _xla_conv(x, w, strides, pads), (x, w)
+
+
+def _mixed_bwd(strides: tuple, pads: tuple, out: tuple, res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
+    return jax.vjp(lambda x, w: _im2col_conv(x, w, strides, pads, out), *res)[1](g)
+
+
+_mixed_conv.defvjp(_mixed_fwd, _mixed_bwd)
+
+
+def _conv(
+    impl: str, x: Array, w: Array, strides: Sequence[int], pads: Sequence[Sequence[int]], out: Sequence[int]
+) -> Array:
+    """Dispatch to an implementation; x is (N, *spatial, C), already validated."""
+    strides, out = tuple(strides), tuple(out)
+    pads = tuple(tuple(int(v) for v in p) for p in pads)
+    if impl == "im2col":
+        return _im2col_conv(x, w, strides, pads, out)
+    if impl == "mixed":
+        return _mixed_conv(x, w, strides, pads, out)
+    return _xla_conv(x, w, strides, pads)
 
 
 def conv2d(
@@ -236,10 +280,7 @@ def conv2d(
     strides = pair(stride, "stride")
     out_hw = output_hw(x4.shape[1:3], w.shape[:2], strides, padding)  # validates sizes
     pads = resolve_padding(padding, x4.shape[1:3], w.shape[:2], strides)
-    if impl == "im2col":
-        y = _im2col(jnp.pad(x4, ((0, 0),) + tuple(pads) + ((0, 0),)), w, out_hw, strides)
-    else:
-        y = jax.lax.conv_general_dilated(x4, w, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    y = _conv(impl, x4, w, strides, pads, out_hw)
     if b is not None:
         y = y + b.reshape(1, 1, 1, -1)
     return y.reshape(batch + y.shape[1:])
@@ -337,10 +378,7 @@ def conv1d(
     x3 = x.reshape((-1,) + x.shape[-2:])
     out_len = output_len(x3.shape[1], w.shape[0], stride, padding)  # validates stride, padding and sizes
     pads = resolve_padding_1d(padding, x3.shape[1], w.shape[0], stride)
-    if impl == "im2col":
-        y = _im2col(jnp.pad(x3, ((0, 0), tuple(pads), (0, 0))), w, (out_len,), (stride,))
-    else:
-        y = jax.lax.conv_general_dilated(x3, w, (stride,), (pads,), dimension_numbers=("NWC", "WIO", "NWC"))
+    y = _conv(impl, x3, w, (stride,), (pads,), (out_len,))
     if b is not None:
         y = y + b.reshape(1, 1, -1)
     return y.reshape(batch + y.shape[1:])

@@ -169,11 +169,11 @@ IM2COL_CASES = [(s, k, p) for s in [1, 2, 3] for k in [1, 3, 5] for p in ["VALID
 
 
 def _conv_pair(f, x, w, g):
-    """(y, dL/dx, dL/dw) with L = sum(f(x, w) * g), for impl "xla" and for "im2col" (one jitted program)."""
+    """(y, dL/dx, dL/dw) with L = sum(f(x, w) * g), for impl "xla", "im2col" and "mixed" (one jitted program)."""
 
     def both(x, w, g):
         out = []
-        for impl in ["xla", "im2col"]:
+        for impl in ["xla", "im2col", "mixed"]:
             fn = lambda x, w, impl=impl: f(x, w, impl=impl)
             out.append((fn(x, w),) + jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
         return out
@@ -193,10 +193,11 @@ def test_im2col_conv2d_equals_lax_conv_with_gradients(i, case):
     out_hw = conv.output_hw((7, 8), k_hw, s, padding)
     g = jnp.asarray(rng.normal(size=batch + out_hw + (4,)), jnp.float32)
     with jax.default_matmul_precision("highest"):
-        (y0, dx0, dw0), (y1, dx1, dw1) = _conv_pair(lambda x, w, **kw: conv.conv2d(x, w, b, s, padding, **kw), x, w, g)
-    assert y1.shape == y0.shape == batch + out_hw + (4,)
-    for got, want in [(y1, y0), (dx1, dx0), (dw1, dw0)]:
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        (y0, dx0, dw0), *others = _conv_pair(lambda x, w, **kw: conv.conv2d(x, w, b, s, padding, **kw), x, w, g)
+    for y1, dx1, dw1 in others:  # im2col, then mixed (XLA's forward, im2col's gradients)
+        assert y1.shape == y0.shape == batch + out_hw + (4,)
+        for got, want in [(y1, y0), (dx1, dx0), (dw1, dw0)]:
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
 def test_im2col_under_vmap_over_a_population_of_weights():
@@ -214,10 +215,13 @@ def test_im2col_under_vmap_over_a_population_of_weights():
         return (shared, own) + grads
 
     with jax.default_matmul_precision("highest"):
-        want, got = jax.jit(run, static_argnums=0)("xla"), jax.jit(run, static_argnums=0)("im2col")
-    assert got[0].shape == (4, 2, 5, 5, 5)
-    for a, b in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        want = jax.jit(run, static_argnums=0)("xla")
+        for impl in ["im2col", "mixed"]:
+            got = jax.jit(run, static_argnums=0)(impl)
+            assert got[0].shape == (4, 2, 5, 5, 5)
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+        got = jax.jit(run, static_argnums=0)("im2col")
     np.testing.assert_allclose(got[0][1], conv.conv2d(x, ws[1], stride=2, padding="SAME"), rtol=1e-5, atol=1e-5)
 
 
@@ -226,7 +230,7 @@ def test_auto_is_im2col_on_cpu_and_impl_is_validated():
     assert conv.resolve_impl("xla") == "xla" and conv.resolve_impl("im2col") == "im2col"
     x, w = jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1))
     for bad in ["eigen", "XLA", None, 1]:
-        with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', got impl="):
+        with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', 'mixed', got impl="):
             conv.conv2d(x, w, impl=bad)
     with pytest.raises(ValueError, match=r"Conv2D: impl must be one of .*got impl='fast'"):
         nn.Conv2D(4, 3, impl="fast")

@@ -439,7 +439,7 @@ def test_conv_models_take_the_convolution_impl(build, shape):
         outs[impl] = (params, net.apply_with_state(params, state, x, train=False)[0])
     chex.assert_trees_all_equal(outs["xla"][0], outs["im2col"][0])
     np.testing.assert_allclose(outs["xla"][1], outs["im2col"][1], rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', got impl='eigen'"):
+    with pytest.raises(ValueError, match=r"impl must be one of 'auto', 'xla', 'im2col', 'mixed', got impl='eigen'"):
         build("eigen")
 
 

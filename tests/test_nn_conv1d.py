@@ -198,16 +198,17 @@ def test_im2col_conv1d_equals_lax_conv_with_gradients(i, case):
 
     def both(x, w, g):
         out = []
-        for impl in ["xla", "im2col"]:
+        for impl in ["xla", "im2col", "mixed"]:
             fn = lambda x, w, impl=impl: conv.conv1d(x, w, b, s, padding, impl=impl)
             out.append((fn(x, w),) + jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) * g), argnums=(0, 1))(x, w))
         return out
 
     with jax.default_matmul_precision("highest"):
-        want, got = jax.jit(both)(x, w, g)
-    assert got[0].shape == batch + (n_out, 4)
-    for a, b_ in zip(got, want, strict=True):
-        np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
+        want, *others = jax.jit(both)(x, w, g)
+    for got in others:  # im2col, then mixed (XLA's forward, im2col's gradients)
+        assert got[0].shape == batch + (n_out, 4)
+        for a, b_ in zip(got, want, strict=True):
+            np.testing.assert_allclose(a, b_, rtol=1e-5, atol=1e-5)
 
 
 def test_conv1d_im2col_under_vmap_and_layer_impl():
@@ -224,10 +225,14 @@ def test_conv1d_im2col_under_vmap_and_layer_impl():
         )
 
     with jax.default_matmul_precision("highest"):
-        want, got = jax.jit(run, static_argnums=0)("xla"), jax.jit(run, static_argnums=0)("im2col")
-    for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match=r"Conv1D: impl must be one of 'auto', 'xla', 'im2col', got impl='eigen'"):
+        want = jax.jit(run, static_argnums=0)("xla")
+        for impl in ["im2col", "mixed"]:
+            got = jax.jit(run, static_argnums=0)(impl)
+            for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    with pytest.raises(
+        ValueError, match=r"Conv1D: impl must be one of 'auto', 'xla', 'im2col', 'mixed', got impl='eigen'"
+    ):
         nn.Conv1D(4, 3, impl="eigen")
     with pytest.raises(ValueError, match=r"impl must be one of"):
         conv.conv1d(xs[0], ws[0], impl="im2row")
