@@ -258,12 +258,22 @@ def main(argv: list[str] | None = None) -> dict:
     out = common.out_folder(out)
     print(f"lottery-ticket study '{args.preset}' -> {out}")
     t0 = time.perf_counter()
+    try:
+        done_before = lottery.load_report(out)["rounds_completed"]  # a resumed run's earlier rounds
+    except ValueError:
+        done_before = 0
     report = lottery.run(config, out=out, progress=not args.no_progress)
     report["figures"] = [str(x) for x in plot(report, out)]
-    report["wall_seconds_with_plots"] = time.perf_counter() - t0
+    report["wall_seconds_with_plots"] = wall = time.perf_counter() - t0
     common.save_results(out, report)
     print(lottery.summary_table(report))
     print(f"training time, all rounds: {report['train_seconds_total'] / 60:.1f} min")
+    trained_now = sum(r["train_seconds"] for r in report["rounds"][done_before:])
+    print(
+        f"this invocation: {wall / 60:.1f} min wall time (data, compilation, pruning, saves and figures "
+        f"included), {len(report['rounds']) - done_before} rounds trained in {trained_now / 60:.1f} min; "
+        f"{100 * max(wall - trained_now, 0.0) / wall:.1f}% of it outside training"
+    )
     print(f"results: {out / 'results.json'}  figures: {', '.join(Path(f).name for f in report['figures'])}")
     return report
 
