@@ -1,6 +1,6 @@
 """A conv2-fashion lottery round on CPU: funcnn's round program against a per-step Python loop.
 
-    python -m benchmarks.conv_round [--members 2] [--iterations 300]
+    python -m benchmarks.conv_round [--members 2] [--iterations 300] [--impl auto|im2col|mixed]
 
 (loop) what a round cost before funcnn trained conv nets inside `scan` on CPU: each member trained
        in a Python loop over a jitted step with XLA's convolution (its fastest form on CPU), the
@@ -30,7 +30,8 @@ CHILD = r"""
 import dataclasses, json, sys, time
 import jax, jax.numpy as jnp, numpy as np
 from funcnn import losses, lottery, prune, train
-mode, members, iterations, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+mode, members, iterations, out, impl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+from benchmarks.conv_step import forced_impl
 cfg = dataclasses.replace(lottery.PRESETS["conv2-fashion"], iterations=iterations, rounds=0, seeds=members,
                           checkpoints_per_round=1)
 study = lottery.Study(cfg, progress=False)
@@ -39,7 +40,8 @@ if mode == "round":
     masks = jax.vmap(prune.ones)(study.theta0)
     seeds = jnp.arange(members)
     t0 = time.perf_counter()
-    study.train_round(study.theta0, masks, seeds, 0, "compile")  # the same call: compiles the program
+    with forced_impl(impl):  # the program is traced (and compiled) here, once
+        study.train_round(study.theta0, masks, seeds, 0, "compile")  # the same call: compiles the program
     compile_s = time.perf_counter() - t0  # compilation and one round
     t0 = time.perf_counter()
     res = study.train_round(study.theta0, masks, seeds, 0, "timed")
@@ -47,7 +49,6 @@ if mode == "round":
     val = res.curves[..., study.metric_names.index("val_loss")]
     w = np.asarray(jax.tree.leaves(res.carry.state.params)[0])
 else:
-    from benchmarks.conv_step import forced_impl
     x, y, xv, yv, xt, yt = study.data
     with forced_impl("xla"):
         step = jax.jit(train.make_train_step(study.net, losses.softmax_cross_entropy, study.tx))
@@ -77,7 +78,7 @@ print("RESULT " + json.dumps({"mode": mode, "seconds": seconds, "compile_s": com
 """
 
 
-def run_child(mode: str, members: int, iterations: int, out: str) -> dict:
+def run_child(mode: str, members: int, iterations: int, out: str, impl: str = "auto") -> dict:
     from funcnn.cpu import fast_flags
 
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
@@ -85,7 +86,7 @@ def run_child(mode: str, members: int, iterations: int, out: str) -> dict:
     if mode == "round":
         env["XLA_FLAGS"] = fast_flags()
     r = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(members), str(iterations), out],
+        [sys.executable, "-c", CHILD, mode, str(members), str(iterations), out, impl],
         env=env,
         capture_output=True,
         text=True,
@@ -97,12 +98,12 @@ def run_child(mode: str, members: int, iterations: int, out: str) -> dict:
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
 
 
-def measure(members: int = 2, iterations: int = 300) -> dict:
+def measure(members: int = 2, iterations: int = 300, impl: str = "auto") -> dict:
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
         loop = run_child("loop", members, iterations, f"{tmp}/loop.npz")
-        rnd = run_child("round", members, iterations, f"{tmp}/round.npz")
+        rnd = run_child("round", members, iterations, f"{tmp}/round.npz", impl)
         a, b = np.load(f"{tmp}/loop.npz"), np.load(f"{tmp}/round.npz")
         val_diff = float(np.max(np.abs(a["val"] - b["val"]) / np.abs(a["val"])))
         w_diff = float(np.max(np.abs(a["w"] - b["w"])))
@@ -114,6 +115,7 @@ def measure(members: int = 2, iterations: int = 300) -> dict:
         "round_s": rnd["seconds"],
         "speedup": loop["seconds"] / rnd["seconds"],
         "round_devices": rnd["devices"],
+        "round_conv_impl": impl,
         "compile_s": {"loop": loop["compile_s"], "round": rnd["compile_s"]},
         "val_loss_max_rel_diff": val_diff,
         "first_kernel_max_abs_diff": w_diff,
@@ -129,8 +131,9 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--members", type=int, default=2)
     p.add_argument("--iterations", type=int, default=300, help="a multiple of 100 (the preset's eval_every)")
+    p.add_argument("--impl", default="auto", choices=["auto", "im2col", "mixed"], help="the round's convolutions")
     args = p.parse_args(argv)
-    r = measure(args.members, args.iterations)
+    r = measure(args.members, args.iterations, args.impl)
     print(json.dumps(r, indent=2))
     return r
 

@@ -8,16 +8,22 @@ out = floor((n + pad_total - k) / s) + 1.
 impl (conv2d, conv1d): "xla" is `lax.conv_general_dilated`; "im2col" pads x, takes the kh x kw
 shifted strided slices, concatenates them on the channel axis and does one matmul with w reshaped to
 (kh*kw*C_in, C_out); "mixed" computes the forward pass with XLA's convolution and the gradients with
-im2col's (a custom VJP: one function, each direction on its faster CPU path); "auto" (default) is
-im2col on the CPU backend and xla elsewhere (decided at trace time). Why: XLA:CPU sends
-convolutions to its fast Eigen path only in the entry computation
+im2col's (a custom VJP; the input gradient of a stride-1 convolution by XLA's convolution in its
+canonical layout); "auto" (default) is mixed on the CPU backend and xla elsewhere (decided at trace
+time). Why: XLA:CPU sends convolutions to its fast Eigen path only in the entry computation
 (xla/service/cpu/conv_canonicalization.cc, jax-ml/jax#12868), so the gradient convolutions of a
 training step inside `lax.scan` or a while loop run as a naive loop nest (Conv-2 at batch 60: ~70x
 slower than the same step in a Python loop; `python -m benchmarks.conv_step`); vmapped weights
 (populations) become grouped convolutions with a slow backward (jax-ml/jax#13800), where im2col
 gives batched matmuls. The two are equal up to float rounding. im2col holds a patch buffer of
 (N, H_out, W_out, kh*kw*C_in) floats; outside loops, on CPU, XLA's convolution is ~1.3x faster for
-mid-size layers (16-32 channels) and about even at 64 channels.
+mid-size layers (16-32 channels) and about even at 64 channels. Canonical convolutions (the forward
+pass, and the input gradient written as one) stay fast inside loops, hence "mixed": one Conv-2 step
+at batch 60 in `lax.scan` on one core ran 4.90 steps/s against im2col's 4.34, and evaluating 5,000
+images inside a loop 2.7 s against 8.7 s (2026-11-28). Its costs: a vmapped population of kernels
+makes its convolutions grouped ones (4 vmapped Conv-2 members 0.61x im2col's speed; train such
+populations one member at a time on CPU, as `lottery` does), and, as a custom VJP, no forward-mode
+autodiff (`jax.jvp`, `jax.hessian`): pass impl="im2col" or "xla" for those.
 
 Pooling: reduce_window has no such penalty inside loops, but on CPU its max-pool backward
 (select_and_scatter) is slow everywhere; non-overlapping windows without padding (the usual 2x2
@@ -166,14 +172,14 @@ def check_impl(impl: str) -> str:
 
 
 def resolve_impl(impl: str) -> str:
-    """ "xla", "im2col" or "mixed" for an impl name; "auto" is im2col on the CPU backend, xla elsewhere.
+    """ "xla", "im2col" or "mixed" for an impl name; "auto" is mixed on the CPU backend, xla elsewhere.
 
     Example:
         >>> import jax
         >>> from funcnn import conv
         >>> conv.resolve_impl("xla")
         'xla'
-        >>> conv.resolve_impl("auto") == {"cpu": "im2col"}.get(jax.default_backend(), "xla")
+        >>> conv.resolve_impl("auto") == {"cpu": "mixed"}.get(jax.default_backend(), "xla")
         True
         >>> conv.resolve_impl("fft")
         Traceback (most recent call last):
@@ -181,7 +187,7 @@ def resolve_impl(impl: str) -> str:
     """
     check_impl(impl)
     if impl == "auto":
-        return "im2col" if jax.default_backend() == "cpu" else "xla"
+        return "mixed" if jax.default_backend() == "cpu" else "xla"
     return impl
 
 
@@ -218,8 +224,8 @@ def _im2col_conv(x: Array, w: Array, strides: tuple, pads: tuple, out: tuple) ->
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def _mixed_conv(x: Array, w: Array, strides: tuple, pads: tuple, out: tuple) -> Array:
-    """XLA's convolution forward, im2col's gradients: the same function as both, computed by the
-    fastest path on CPU for each direction (see the module docstring)."""
+    """XLA's convolution forward and for dL/dx (stride 1), im2col's for dL/dw: the same function as
+    both, each part on its fastest path on CPU (see the module docstring)."""
     return _xla_conv(x, w, strides, pads)
 
 
@@ -228,7 +234,17 @@ def _mixed_fwd(x: Array, w: Array, strides: tuple, pads: tuple, out: tuple) -> t
 
 
 def _mixed_bwd(strides: tuple, pads: tuple, out: tuple, res: tuple[Array, Array], g: Array) -> tuple[Array, Array]:
-    return jax.vjp(lambda x, w: _im2col_conv(x, w, strides, pads, out), *res)[1](g)
+    x, w = res
+    if any(s != 1 for s in strides):  # strided: both gradients as im2col's (XLA's would need lhs dilation)
+        return jax.vjp(lambda x, w: _im2col_conv(x, w, strides, pads, out), x, w)[1](g)
+    # dL/dx: XLA's convolution of g with the kernel flipped and its in/out axes swapped, written in
+    # the canonical layout that XLA:CPU runs on Eigen inside loops too. dL/dw: im2col's (patches^T g).
+    k = w.shape[:-2]
+    w_t = jnp.swapaxes(jnp.flip(w, tuple(range(len(k)))), -1, -2)
+    padding = tuple((kk - 1 - lo, n + lo - o) for kk, (lo, _), n, o in zip(k, pads, x.shape[1:-1], out, strict=True))
+    dx = _xla_conv(g, w_t, strides, padding)
+    dw = jax.vjp(lambda w: _im2col_conv(x, w, strides, pads, out), w)[1](g)[0]
+    return dx, dw
 
 
 _mixed_conv.defvjp(_mixed_fwd, _mixed_bwd)
@@ -253,7 +269,7 @@ def conv2d(
     """Cross-correlation y[n,i,j,f] = sum_{p,q,c} x_pad[n, i*s+p, j*s+q, c] * w[p,q,c,f] (+ b[f]).
 
     x: (*batch, H, W, C_in) (no batch axis is fine); w: (kh, kw, C_in, C_out); b: (C_out,) or None.
-    impl: "auto" (im2col on CPU, xla elsewhere), "xla" or "im2col" (see the module docstring).
+    impl: "auto" (mixed on CPU, xla elsewhere), "xla", "im2col" or "mixed" (see the module docstring).
 
     Example:
         >>> import jax.numpy as jnp
@@ -349,7 +365,7 @@ def conv1d(
 
     x: (*batch, L, C_in) (no batch axis is fine); w: (k, C_in, C_out); b: (C_out,) or None.
     -> (*batch, L_out, C_out) with L_out = floor((L + pad_total - k) / s) + 1.
-    impl: "auto" (im2col on CPU, xla elsewhere), "xla" or "im2col" (see the module docstring).
+    impl: "auto" (mixed on CPU, xla elsewhere), "xla", "im2col" or "mixed" (see the module docstring).
 
     Example:
         >>> import jax.numpy as jnp

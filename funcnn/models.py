@@ -99,7 +99,7 @@ def lenet_300_100(n_classes: int = 10) -> nn.Layer:
 def lenet5(n_classes: int = 10, *, impl: str = "auto") -> nn.Layer:
     """LeNet-5 with ReLU and max-pooling: conv 6@5x5 (SAME) -> pool -> conv 16@5x5 -> pool ->
     120 -> 84 -> n_classes. Any (H, W, C) input large enough (28x28x1: 61,706 params).
-    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is mixed on CPU).
 
     Example:
         >>> import jax
@@ -129,7 +129,7 @@ def cnn(widths: Sequence[int] = (16, 32), dense: int = 128, n_classes: int = 10,
     """A small CNN: for each width, conv w@3x3 (SAME) -> ReLU -> 2x2 max-pool; then dense -> n_classes.
 
     On (28, 28, 1) with the defaults: 206,922 params; ~90% on Fashion-MNIST in 3-4 epochs.
-    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is mixed on CPU).
 
     Example:
         >>> import jax
@@ -185,7 +185,7 @@ def conv2(n_classes: int = 10, dropout: float = 0.0, *, impl: str = "auto") -> n
 
     dropout: Dropout(dropout) after each hidden dense ReLU (their dropout experiments use 0.5); 0
     (default) adds no layer. On (28, 28, 1): 3,317,450 params. impl: the convolutions'
-    implementation (`nn.Conv2D`'s; "auto" is im2col on CPU, fast inside compiled loops).
+    implementation (`nn.Conv2D`'s; "auto" is mixed on CPU, fast inside compiled loops).
 
     Example:
         >>> import jax
@@ -267,7 +267,7 @@ def resnet(depth: int = 20, width: int = 16, n_classes: int = 10, *, impl: str =
     ResNet-20 (depth 20, width 16, 10 classes): 270,896 conv/dense weights on 32x32x3 (OpenLTH's
     ~271K), 270,608 on 28x28x1; 272,186 params in all on 28x28x1 (with 1,568 BN params over 784
     channels and 10 dense biases); 1,568 state entries (BN running mean and var).
-    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is mixed on CPU).
 
     Example:
         >>> import jax
@@ -324,7 +324,7 @@ def vgg(plan: Sequence[int | str], n_classes: int = 10, *, impl: str = "auto") -
     28 -> 14 -> 7 -> 3 -> 1 through VGG-16's four pools (32x32: 32 -> 16 -> 8 -> 4 -> 2).
     Init as in `resnet`: Kaiming normal weights, BN scale ~ U[0, 1) and offset 0. Conv and dense
     biases start at 0 (PyTorch's default draws them small and uniform; a bias before BN cancels anyway).
-    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is im2col on CPU).
+    impl: the convolutions' implementation (`nn.Conv2D`'s; "auto" is mixed on CPU).
 
     Example:
         >>> import jax

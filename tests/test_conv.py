@@ -225,8 +225,8 @@ def test_im2col_under_vmap_over_a_population_of_weights():
     np.testing.assert_allclose(got[0][1], conv.conv2d(x, ws[1], stride=2, padding="SAME"), rtol=1e-5, atol=1e-5)
 
 
-def test_auto_is_im2col_on_cpu_and_impl_is_validated():
-    assert conv.resolve_impl("auto") == ("im2col" if jax.default_backend() == "cpu" else "xla")
+def test_auto_is_mixed_on_cpu_and_impl_is_validated():
+    assert conv.resolve_impl("auto") == ("mixed" if jax.default_backend() == "cpu" else "xla")
     assert conv.resolve_impl("xla") == "xla" and conv.resolve_impl("im2col") == "im2col"
     x, w = jnp.ones((1, 5, 5, 1)), jnp.ones((3, 3, 1, 1))
     for bad in ["eigen", "XLA", None, 1]:

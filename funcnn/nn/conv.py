@@ -80,9 +80,9 @@ def Conv2D(
     """2-D convolution, params {"w": (kh, kw, C_in, features), "b": (features,)} ("w" only when
     use_bias=False).
 
-    impl: "auto" (default: im2col + one matmul on the CPU backend, `lax.conv_general_dilated`
-    elsewhere), "xla" or "im2col"; equal up to float rounding (see `funcnn.conv`: on CPU, XLA's
-    convolutions inside `lax.scan` are many times slower than im2col).
+    impl: "auto" (default: "mixed" on the CPU backend, `lax.conv_general_dilated` elsewhere), "xla",
+    "im2col" or "mixed" (XLA's forward, im2col's gradients); equal up to float rounding (see
+    `funcnn.conv`: on CPU, XLA's gradient convolutions inside `lax.scan` are many times slower).
 
     x: (*batch, H, W, C_in) -> (*batch, H_out, W_out, features), with
     H_out = floor((H + pad_total - kh) / s) + 1 (see `funcnn.conv.output_size`).
