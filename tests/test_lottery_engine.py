@@ -615,25 +615,32 @@ def test_score_step_prunes_the_weights_at_that_iteration(tmp_path):
         small_spec(iterations=400, score_step=150).validate()
 
 
-def test_score_step_snapshot_survives_a_kill_mid_round(tmp_path, monkeypatch):
-    spec = small_spec(iterations=400, score_step=100, checkpoints_per_round=2, rounds=0)
-    study = study_lib.Study(spec, progress=False)
-    masks = jax.vmap(prune.ones)(study.theta0)
-    clean = study.train_round(study.theta0, masks, jnp.arange(2), 0, "clean")
+def _killed_at_call_then_resumed(study, masks, n_call, folder, monkeypatch):
+    """Train a round of 2 members with checkpoints in `folder`, killed (KeyboardInterrupt) at the
+    n-th call of the round program, then resume it; returns the resumed RoundResult."""
     calls = {"n": 0}
     program = study.program
 
     def dying(*args):
         calls["n"] += 1
-        if calls["n"] == 3:  # segments [0, 1) (the snapshot), [1, 3), then killed in [3, 4)
+        if calls["n"] == n_call:
             raise KeyboardInterrupt
         return program(*args)
 
     monkeypatch.setattr(study, "program", dying)
     with pytest.raises(KeyboardInterrupt):
-        study.train_round(study.theta0, masks, jnp.arange(2), 0, "killed", checkpoint=tmp_path)
+        study.train_round(study.theta0, masks, jnp.arange(2), 0, "killed", checkpoint=folder)
     monkeypatch.setattr(study, "program", program)
-    resumed = study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=tmp_path)
+    return study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=folder)
+
+
+def test_score_step_snapshot_survives_a_kill_mid_round(tmp_path, monkeypatch):
+    spec = small_spec(iterations=400, score_step=100, checkpoints_per_round=2, rounds=0)
+    study = study_lib.Study(spec, progress=False)
+    masks = jax.vmap(prune.ones)(study.theta0)
+    clean = study.train_round(study.theta0, masks, jnp.arange(2), 0, "clean")
+    # segments [0, 1) (the snapshot), [1, 3), then killed in [3, 4)
+    resumed = _killed_at_call_then_resumed(study, masks, 3, tmp_path, monkeypatch)
     chex.assert_trees_all_equal(resumed.snapshot, clean.snapshot)
     chex.assert_trees_all_equal(resumed.carry.state.params, clean.carry.state.params)
     assert not jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.all(a == b)), clean.snapshot, clean.carry.state.params))
@@ -652,20 +659,7 @@ def test_augmented_round_resumes_exactly_after_a_kill_and_is_part_of_the_identit
     plain = study_lib.Study(dataclasses.replace(spec, augment=None), progress=False)
     unaugmented = plain.train_round(plain.theta0, masks, jnp.arange(2), 0, "plain")
     assert not np.allclose(clean.curves[..., 0], unaugmented.curves[..., 0])  # the noise changed training
-    calls = {"n": 0}
-    program = study.program
-
-    def dying(*args):
-        calls["n"] += 1
-        if calls["n"] == 2:  # the second segment dies
-            raise KeyboardInterrupt
-        return program(*args)
-
-    monkeypatch.setattr(study, "program", dying)
-    with pytest.raises(KeyboardInterrupt):
-        study.train_round(study.theta0, masks, jnp.arange(2), 0, "killed", checkpoint=tmp_path)
-    monkeypatch.setattr(study, "program", program)
-    resumed = study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=tmp_path)
+    resumed = _killed_at_call_then_resumed(study, masks, 2, tmp_path, monkeypatch)  # the second segment dies
     chex.assert_trees_all_equal(resumed.carry.state.params, clean.carry.state.params)
     np.testing.assert_array_equal(resumed.curves, clean.curves)
     # the run folder knows the augmentation: by name in the fields, by what it does in a probe
