@@ -433,8 +433,10 @@ def fit(
     scan: run each epoch as one compiled `lax.scan` (True) or as a Python loop over a jitted step
     (False). None (default) picks scan, on every backend and for every net. XLA:CPU runs the
     gradient convolutions of `lax.conv` inside loop bodies as naive loop nests (jax-ml/jax#12868),
-    but funcnn's conv layers default to im2col + matmul on CPU (`funcnn.conv`), which has no such
-    penalty. Steps/s on one core, batch 60, Adam (`python -m benchmarks.conv_step`, 2026-11-27), for
+    but funcnn's conv layers default to impl="mixed" on CPU (`funcnn.conv`: XLA's forward and input
+    gradient in the canonical layout, im2col's kernel gradient), which has no such penalty (Conv-2
+    in lax.scan 4.90 steps/s vs im2col's 4.34, 2026-11-28). Steps/s on one core, batch 60, Adam
+    (`python -m benchmarks.conv_step`, 2026-11-27), for
     im2col in lax.scan / im2col in a Python loop / lax.conv in a Python loop / lax.conv in lax.scan:
     Conv-2 4.24 / 3.39 / 3.89 / 0.055; small CNN (`models.cnn`) 80 / 88 / 105 / 5.5; LeNet-5 88 /
     89 / 111 / 27. Scan is 1.25x the loop for Conv-2 and within ~10% of it for the small nets,
