@@ -269,11 +269,14 @@ def main(argv: list[str] | None = None) -> dict:
     print(lottery.summary_table(report))
     print(f"training time, all rounds: {report['train_seconds_total'] / 60:.1f} min")
     trained_now = sum(r["train_seconds"] for r in report["rounds"][done_before:])
-    print(
-        f"this invocation: {wall / 60:.1f} min wall time (data, compilation, pruning, saves and figures "
-        f"included), {len(report['rounds']) - done_before} rounds trained in {trained_now / 60:.1f} min; "
-        f"{100 * max(wall - trained_now, 0.0) / wall:.1f}% of it outside training"
-    )
+    if done_before == len(report["rounds"]):
+        print(f"this invocation: {wall / 60:.1f} min; nothing left to train (the run folder was complete)")
+    else:
+        print(
+            f"this invocation: {wall / 60:.1f} min wall time (data, compilation, pruning, saves and figures "
+            f"included), {len(report['rounds']) - done_before} rounds trained in {trained_now / 60:.1f} min; "
+            f"{100 * max(wall - trained_now, 0.0) / wall:.1f}% of it outside training"
+        )
     print(f"results: {out / 'results.json'}  figures: {', '.join(Path(f).name for f in report['figures'])}")
     return report
 
