@@ -6,15 +6,17 @@ single-threaded Eigen, `funcnn.lottery` runs each device's share of the populati
 (`distributed.split_population`): ~1.35x more model-steps/s on 2 cores, results bit-identical.
 `benchmarks/regime.py` measures it. Importing funcnn changes nothing: the population experiments
 and the benchmarks call `use_fast_flags()` first thing, and so can a user's script. A single
-large model is better off without it (its dots lose Eigen's threads).
+large model is better off without it (its dots lose Eigen's threads). `default_chunk` is how many
+members a population program vmaps together when its caller does not say.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import MutableMapping
+from typing import Any
 
-__all__ = ["cores", "fast_flags", "use_fast_flags"]
+__all__ = ["cores", "default_chunk", "fast_flags", "use_fast_flags"]
 
 _OURS = ("xla_force_host_platform_device_count", "xla_cpu_multi_thread_eigen")
 
@@ -77,3 +79,32 @@ def use_fast_flags(environ: MutableMapping[str, str] | None = None, n_cores: int
             )
     env["XLA_FLAGS"] = f"{current} {fast_flags(n_cores)}".strip()
     return True
+
+
+def default_chunk(net: Any, input_shape: tuple, backend: str | None = None) -> int | None:
+    """Members vmapped together by default (`lottery.Spec.population_chunk=None`, the `chunk=None`
+    of `funcnn.stability`): all (None) on a GPU or TPU; on CPU 4 for nets of dense layers and 1 (one
+    member after another, not vmapped) for nets with convolution kernels (a param leaf of 3+ axes).
+
+    Why, on one CPU core: LeNet-300-100 ran 1.05-1.1x faster in vmapped groups of 2-4 than one at a
+    time, and Conv-2 0.83x with im2col (4 vmapped members 3.54 member-steps/s, one alone 4.24;
+    `benchmarks/results/conv-step-cpu-2026-11-27.md`) and 0.5x with XLA's convolutions (vmapped
+    kernels become grouped convolutions): XLA:CPU runs either as a loop of small ones.
+
+    Example:
+        >>> from funcnn import models
+        >>> from funcnn.cpu import default_chunk
+        >>> default_chunk(models.lenet_300_100(), (28, 28, 1), "cpu"), default_chunk(models.conv2(), (28, 28, 1), "cpu")
+        (4, 1)
+        >>> default_chunk(models.conv2(), (28, 28, 1), "gpu") is None  # one vmapped program on an accelerator
+        True
+    """
+    import jax  # here, not at the top: importing this module must not start JAX (see use_fast_flags)
+
+    if (backend or jax.default_backend()) != "cpu":
+        return None
+    try:
+        shapes = jax.eval_shape(lambda k: net.init(k, tuple(input_shape)), jax.random.key(0))
+    except TypeError:  # params that are no arrays: the Study says so, naming the leaf, a step later
+        return 4
+    return 1 if any(len(leaf.shape) >= 3 for leaf in jax.tree.leaves(shapes)) else 4

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from funcnn import losses, train
+from funcnn import cpu, losses, train
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -232,10 +232,23 @@ def statistics_batches(key: Array, n: int, batch_size: int, batches: int) -> Arr
     return train.batch_indices(jax.random.fold_in(key, _STAT_FOLD), n, batch_size)[:batches]
 
 
+def _chunk(net: Net, x: Data, chunk: int | None) -> int | None:
+    """`chunk` checked, or where None `cpu.default_chunk` (all vmapped on an accelerator; on CPU 4,
+    or 1 for conv nets)."""
+    if chunk is None:
+        return cpu.default_chunk(net, tuple(np.shape(x)[1:]))
+    if not isinstance(chunk, (int, np.integer)) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"chunk must be None or an int >= 1 (copies vmapped together), got chunk={chunk!r}")
+    return int(chunk)
+
+
 def _over_members(fn: Callable[[Any], Any], xs: Any, chunk: int | None) -> Any:
-    """fn over the leading axis of xs: `jax.vmap`, or `lax.map` in batches of `chunk` members."""
+    """fn over the leading axis of xs: `jax.vmap`; `lax.map` in vmapped batches of `chunk` members;
+    with chunk 1 a plain `lax.map` (nothing vmapped, so a conv kernel stays one kernel)."""
     n = jax.tree.leaves(xs)[0].shape[0]
-    return jax.vmap(fn)(xs) if chunk is None or chunk >= n else jax.lax.map(fn, xs, batch_size=chunk)
+    if chunk is None or chunk >= n:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs) if chunk == 1 else jax.lax.map(fn, xs, batch_size=chunk)
 
 
 @partial(jax.jit, static_argnames=("net", "loss", "optimizer", "chunk"))
@@ -274,8 +287,9 @@ def train_copies(
     chunk: int | None = None,
 ) -> train.TrainState:
     """Train N = len(order_seeds) copies of θk for `steps` steps, copy i on seed order_seeds[i]'s data
-    order (positions start ..; see the module doc), all in one jitted program (vmap of a `lax.scan`
-    over steps; `lax.map` in chunks of `chunk` copies when given). Returns their TrainState with a
+    order (positions start ..; see the module doc), all in one jitted program (a `lax.scan`
+    over steps, vmapped over copies in chunks of `chunk`; None: `cpu.default_chunk`, which trains
+    conv nets one copy at a time on CPU). Returns their TrainState with a
     leading axis N. data: (x (n, ...), y (n,)). opt_state: θk's optimizer state (default: a fresh
     `optimizer.init`); model_state: θk's running statistics (default: `net.init_state`); the step
     counter starts at `start`. masks keep pruned weights at 0; copy i's Dropout key is
@@ -310,7 +324,14 @@ def train_copies(
     if dropout_key is not None:
         states = states._replace(key=jax.vmap(lambda s: jax.random.fold_in(dropout_key, s))(jnp.asarray(seeds)))
     return _train_program(
-        states, idx, jnp.asarray(x), jnp.asarray(y), net=net, loss=loss, optimizer=optimizer, chunk=chunk
+        states,
+        idx,
+        jnp.asarray(x),
+        jnp.asarray(y),
+        net=net,
+        loss=loss,
+        optimizer=optimizer,
+        chunk=_chunk(net, x, chunk),
     )
 
 
@@ -372,6 +393,7 @@ def barrier(
     whole train and test sets, in eval mode. With stat_idx (B, batch) and running statistics, each
     interpolated net's statistics are recomputed from those training batches first (endpoints
     included, so every point is treated alike); without, they are interpolated like the params.
+    chunk: pairs vmapped together (the α points always are; None: `cpu.default_chunk`).
     train_eval: measure the train error on the first `train_eval` training examples only (a cheaper
     estimate for big nets; the statistics still come from stat_idx over the whole set).
 
@@ -430,7 +452,7 @@ def barrier(
         net=net,
         loss=loss,
         metric=metric,
-        chunk=chunk,
+        chunk=_chunk(net, x, chunk),
     )
     height = lambda e: jnp.max(e, axis=1) - (e[:, 0] + e[:, -1]) / 2
     return Barrier(alphas, pairs, tr_e, te_e, tr_l, te_l, height(tr_e), height(te_e), recompute)

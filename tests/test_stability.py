@@ -119,6 +119,43 @@ def test_population_equals_copies_trained_alone(mlp, data):
         assert int(pop.step[c]) == steps
 
 
+@pytest.mark.parametrize("conv", [False, True])
+def test_chunks_give_the_same_copies_and_barriers(mlp, data, conv):
+    """chunk 1 (a plain lax.map: how conv nets run on CPU by default), 2 (lax.map of vmapped pairs)
+    and 3 (all vmapped) train the same copies and measure the same barriers, up to float rounding."""
+    (x, y), test = data
+    if conv:  # the same data as 10 positions of 1 channel, through a small conv net
+        net = nn.serial(nn.Conv1D(4, 3, padding="SAME"), nn.Relu(), nn.Flatten(), nn.Dense(3))
+        x, test = x[..., None], (test[0][..., None], test[1])
+        params = net.init(jax.random.key(1), x.shape[1:])
+    else:
+        net, params = mlp
+    copies = {
+        chunk: stability.train_copies(
+            net,
+            params,
+            optax.sgd(0.1),
+            LOSS,
+            (x, y),
+            steps=5,
+            batch_size=BATCH,
+            order_seeds=[1, 2, 3],
+            key=jax.random.key(7),
+            chunk=chunk,
+        )
+        for chunk in (1, 2, 3)
+    }
+    for chunk in (1, 2):
+        for a, b in zip(jax.tree.leaves(copies[chunk].params), jax.tree.leaves(copies[3].params), strict=True):
+            np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
+    barriers = [
+        stability.barrier(net, copies[3].params, (x, y), test, alphas=[0.0, 0.5, 1.0], chunk=chunk).test_error
+        for chunk in (1, 3)
+    ]
+    assert barriers[0].shape == (3, 3)  # 3 pairs x 3 points
+    np.testing.assert_allclose(np.asarray(barriers[0]), np.asarray(barriers[1]), atol=1e-6)
+
+
 def test_copy_on_the_parent_seed_continues_the_parent_run(mlp, data):
     net, params = mlp
     tx, key = optax.adam(1e-2), jax.random.key(6)
@@ -254,6 +291,7 @@ def test_sweep_rewind_steps(mlp, data):
         ("seeds", "order_seeds must be"),
         ("rewind", "rewind_steps must be"),
         ("stat_batches", "stat_batches must be"),
+        ("chunk", r"chunk must be None or an int >= 1 .*chunk=0"),
     ],
 )
 def test_bad_input(mlp, data, case, match):
@@ -274,6 +312,9 @@ def test_bad_input(mlp, data, case, match):
             net, params, optax.sgd(0.1), LOSS, data[0], data[1], rewind_steps=[2, 1], **kw
         ),
         "stat_batches": lambda: stability.statistics_batches(jax.random.key(0), N, BATCH, 7),
+        "chunk": lambda: stability.train_copies(
+            net, params, optax.sgd(0.1), LOSS, data[0], order_seeds=[1, 2], chunk=0, **kw
+        ),
     }
     with pytest.raises(ValueError, match=match):
         calls[case]()

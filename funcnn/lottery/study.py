@@ -18,6 +18,7 @@ from jax.sharding import Mesh
 
 from funcnn import data as data_lib
 from funcnn import distributed, io, prune, train
+from funcnn.cpu import default_chunk  # re-exported: its first home was here
 from funcnn.lottery import arms as arms_lib
 from funcnn.lottery.config import Config
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
@@ -27,33 +28,6 @@ __all__ = ["NonFiniteLoss", "RoundResult", "Study", "advance_schedule", "default
 
 Params = Any  # a pytree of arrays; in a population, every leaf has a leading member axis
 Masks = Any  # bool arrays, like params
-
-
-def default_chunk(net: Any, input_shape: tuple, backend: str | None = None) -> int | None:
-    """Members vmapped together by default (`Spec.population_chunk=None`): all (None) on a GPU or
-    TPU; on CPU 4 for nets of dense layers and 1 (one member after another, not vmapped) for nets
-    with convolution kernels (any param leaf of 3 or more axes).
-
-    Why, on one CPU core: LeNet-300-100 ran 1.05-1.1x faster in vmapped groups of 2-4 than one at a
-    time, and Conv-2 0.83x (4 vmapped im2col members 3.54 member-steps/s, one alone 4.24;
-    `benchmarks/results/conv-step-cpu-2026-11-27.md`): vmapped kernels turn its convolutions into
-    batched matmuls, which XLA:CPU runs as a loop of small ones.
-
-    Example:
-        >>> from funcnn import models
-        >>> from funcnn.lottery.study import default_chunk
-        >>> default_chunk(models.lenet_300_100(), (28, 28, 1), "cpu"), default_chunk(models.conv2(), (28, 28, 1), "cpu")
-        (4, 1)
-        >>> default_chunk(models.conv2(), (28, 28, 1), "gpu") is None  # one vmapped program on an accelerator
-        True
-    """
-    if (backend or jax.default_backend()) != "cpu":
-        return None
-    try:
-        shapes = jax.eval_shape(lambda k: net.init(k, tuple(input_shape)), jax.random.key(0))
-    except TypeError:  # params that are no arrays: the Study says so, naming the leaf, a step later
-        return 4
-    return 1 if any(len(leaf.shape) >= 3 for leaf in jax.tree.leaves(shapes)) else 4
 
 
 class NonFiniteLoss(FloatingPointError):
