@@ -60,6 +60,11 @@ def non_negative_float(text: str) -> float:
     return _number(text, float, lambda v: v >= 0, "a number >= 0")
 
 
+def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options among `names` set on the command line (not None), as {name: value}: overrides of a preset."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
 def out_folder(path: Path) -> Path:
     """Create the output folder, or exit with a clear message when it cannot be written."""
     try:

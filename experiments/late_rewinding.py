@@ -113,16 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
             p.error(f"--stability {args.stability}: smallest stable k is {k!r}; no late rewinding to compare")
     else:
         k = args.rewind_step
-    overrides = {
-        name: v
-        for name, v in {
-            "seeds": args.seeds,
-            "rounds": args.rounds,
-            "iterations": args.iterations,
-            "n_val": args.n_val,
-        }.items()
-        if v is not None
-    }
+    overrides = common.given(args, ("seeds", "rounds", "iterations", "n_val"))
     try:
         studies = configs(args.preset, k, overrides)
     except ValueError as e:

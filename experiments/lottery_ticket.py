@@ -19,6 +19,22 @@ from experiments import common
 from funcnn import cpu, lottery
 
 COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}
+# The options that override a preset's fields (with --test-curve), in Config's names.
+OVERRIDES = (
+    "seeds",
+    "rounds",
+    "iterations",
+    "eval_every",
+    "rewind_step",
+    "learning_rate",
+    "batch_size",
+    "pruning",
+    "scope",
+    "structure",
+    "seed",
+    "population_chunk",
+    "unroll",
+)
 
 
 def plot(report: dict, out: Path) -> list[Path]:
@@ -120,23 +136,8 @@ def notebook_figure(report: dict, out: Path) -> Path:
 
 def notebook(p, args) -> dict:
     """--preset mnist1d-notebook: `lottery.mnist1d_notebook` with --seeds trials and --rounds + 2 levels."""
-    unsupported = [
-        f"--{k.replace('_', '-')}"
-        for k in (
-            "iterations",
-            "eval_every",
-            "rewind_step",
-            "learning_rate",
-            "batch_size",
-            "pruning",
-            "scope",
-            "structure",
-            "seed",
-            "population_chunk",
-            "unroll",
-        )
-        if getattr(args, k) is not None
-    ]
+    # --seeds and --rounds set the trials and levels; the rest of the protocol is fixed.
+    unsupported = [f"--{k.replace('_', '-')}" for k in common.given(args, OVERRIDES[2:])]
     if unsupported or args.test_curve:
         p.error(
             f"{', '.join(unsupported or ['--test-curve'])}: not supported by --preset {NOTEBOOK} "
@@ -213,26 +214,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     if args.preset == NOTEBOOK:
         return notebook(p, args)
-    overrides = {
-        k: v
-        for k, v in {
-            "seeds": args.seeds,
-            "rounds": args.rounds,
-            "iterations": args.iterations,
-            "eval_every": args.eval_every,
-            "rewind_step": args.rewind_step,
-            "learning_rate": args.learning_rate,
-            "batch_size": args.batch_size,
-            "pruning": args.pruning,
-            "scope": args.scope,
-            "structure": args.structure,
-            "seed": args.seed,
-            "test_curve": args.test_curve or None,
-            "population_chunk": args.population_chunk,
-            "unroll": args.unroll,
-        }.items()
-        if v is not None
-    }
+    overrides = common.given(args, OVERRIDES)
+    if args.test_curve:
+        overrides["test_curve"] = True
     try:
         config = dataclasses.replace(lottery.PRESETS[args.preset], **overrides).validate()
     except ValueError as e:
