@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments import common
-from funcnn import conv, data, kernels
+from funcnn import conv, data, kernels, pool
 
 COURSE = np.array([[7, 3, 5, 2], [8, 7, 1, 6], [4, 9, 3, 9], [0, 8, 4, 5]], np.float32)
 NAMES = ["identity", "gaussian_blur", "sharpen", "edge_detection"]
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> dict:
     photo = photograph_grid(out / "kernels_photo.png")
 
     x = COURSE[None, :, :, None]
-    max_p = np.asarray(conv.max_pool(x, 2))[0, :, :, 0]
-    avg_p = np.asarray(conv.avg_pool(x, 2))[0, :, :, 0]
+    max_p = np.asarray(pool.max_pool(x, 2))[0, :, :, 0]
+    avg_p = np.asarray(pool.avg_pool(x, 2))[0, :, :, 0]
     print("course example 4x4:\n", COURSE.astype(int))
     print("max pool 2x2 ->\n", max_p)
     print("average pool 2x2 ->\n", avg_p)

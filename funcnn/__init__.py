@@ -1,7 +1,7 @@
 """funcnn: neural networks as pure functions over parameter pytrees, in JAX.
 
 The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
-kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), compaction
+pool, kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), compaction
 (pruned nets made smaller), sparse (sparse inference), lottery (IMP
 studies: Spec, run), stability (linear mode connectivity), io (verified checkpoints), distributed
 (sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
@@ -28,6 +28,7 @@ from funcnn import (
     lottery,
     models,
     nn,
+    pool,
     prune,
     schedules,
     sparse,
@@ -122,6 +123,7 @@ __all__ = [
     "make_train_step",
     "models",
     "nn",
+    "pool",
     "prune",
     "schedules",
     "serial",

@@ -8,7 +8,7 @@ from typing import TypeVar
 import jax
 import jax.numpy as jnp
 
-from funcnn import conv
+from funcnn import conv, pool
 from funcnn.conv import Padding, Pair
 from funcnn.nn.layer import Layer, Params, Shape, ShapeError, as_shape, no_params
 
@@ -215,7 +215,7 @@ def MaxPool(window: Pair = 2, stride: Pair | None = None, padding: Padding = "VA
         >>> params, y.shape, y[0, :, :, 0].tolist()
         ({}, (1, 2, 2, 1), [[5.0, 7.0], [13.0, 15.0]])
     """
-    return _pool_layer("MaxPool", conv.max_pool, window, stride, padding)
+    return _pool_layer("MaxPool", pool.max_pool, window, stride, padding)
 
 
 def AvgPool(window: Pair = 2, stride: Pair | None = None, padding: Padding = "VALID") -> Layer:
@@ -233,7 +233,7 @@ def AvgPool(window: Pair = 2, stride: Pair | None = None, padding: Padding = "VA
         >>> y.shape, y[0, :, :, 0].tolist()
         ((1, 2, 2, 1), [[2.5, 4.5], [10.5, 12.5]])
     """
-    return _pool_layer("AvgPool", conv.avg_pool, window, stride, padding)
+    return _pool_layer("AvgPool", pool.avg_pool, window, stride, padding)
 
 
 def GlobalAvgPool(spatial_dims: int = 2) -> Layer:
