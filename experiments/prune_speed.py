@@ -22,9 +22,9 @@ The ResNets (convolutions without bias, each followed by BatchNorm) carry their 
 through every step: trained by `fit(model_state=...)`, cached beside the params (<arm>.state.npz),
 evaluated in inference mode on them. Their structured arms prune only the inner convolution of each
 residual block (Li et al. 2017: the first of its two); the convolutions writing the residual stream
-(`stream_convs`: the stem, each block's last, the projection shortcuts) stay whole, since a stream
+(`compaction.stream_convs`: the stem, each block's last, the projection shortcuts) stay whole, since a stream
 channel leaves only where every branch summed into it drops it. A removed channel's BatchNorm scale
-and offset are masked too (`mask_batchnorms`), so it outputs exactly 0 and compaction removes it; the
+and offset are masked too (`compaction.mask_batchnorms`), so it outputs exactly 0 and compaction removes it; the
 structured arms fine-tune that masked full-size net (the same training; `expand` handles `serial`
 nets only). IMP prunes every convolution at the full rate, the output layer at half (as LeNet's).
 
@@ -121,56 +121,6 @@ MODELS = {
 }
 
 
-def stream_convs(net: nn.Layer) -> tuple[str, ...]:
-    """The convolutions that write a ResNet's residual stream: every Dense / Conv but the ones inside a
-    `Residual`'s main branch before its last. Their channels are summed with other branches', so one
-    leaves only where every branch drops it; the structured arms leave them whole and prune the inner
-    convs (Li et al. 2017: the first layer of each residual block), whose channels compaction removes."""
-    out: list[str] = []
-
-    def walk(layer: nn.Layer, path: tuple[str, ...], inner: bool) -> None:
-        if layer.kind == "serial":
-            names = nn.layer_names(layer.layers)
-            producers = [i for i, sub in enumerate(layer.layers) if sub.kind in ("dense", "conv2d")]
-            for i, (name, sub) in enumerate(zip(names, layer.layers, strict=True)):
-                walk(sub, (*path, name), inner and bool(producers) and i != producers[-1])
-        elif layer.kind == "residual":
-            for name, sub in zip(("main", "shortcut"), layer.layers, strict=True):
-                walk(sub, (*path, name), name == "main")
-        elif layer.kind in ("dense", "conv2d") and not inner:
-            out.append("/".join(path))
-
-    walk(net, (), False)
-    return tuple(out)
-
-
-def mask_batchnorms(net: nn.Layer, masks: Params) -> Params:
-    """Masks whose BatchNorm right after a Dense / Conv loses its scale and offset on the channels
-    that layer lost whole: such a channel's BatchNorm then outputs exactly 0 (0 * x + 0, in training
-    and in inference), ReLU(0) = 0, and `compaction.compact` can remove it. The BatchNorm counterpart
-    of `compaction.mask_dead_biases`, for convolutions without bias. Walks `serial` and `Residual`."""
-
-    def walk(layer: nn.Layer, m: Params) -> Params:
-        if layer.kind == "serial":
-            names = nn.layer_names(layer.layers)
-            m = {k: walk(sub, m[k]) for k, sub in zip(names, layer.layers, strict=True)} | {
-                k: v for k, v in m.items() if k not in names
-            }
-            for i in range(1, len(names)):
-                prev, cur = layer.layers[i - 1], layer.layers[i]
-                if cur.kind != "batchnorm" or prev.kind not in ("dense", "conv2d") or "w" not in m[names[i - 1]]:
-                    continue
-                w = np.asarray(m[names[i - 1]]["w"])
-                alive = np.any(w.reshape(-1, w.shape[-1]), axis=0)
-                m[names[i]] = {k: np.asarray(v) & alive for k, v in m[names[i]].items()}
-            return m
-        if layer.kind == "residual":
-            return {k: walk(sub, m[k]) for k, sub in zip(("main", "shortcut"), layer.layers, strict=True)}
-        return m
-
-    return walk(net, masks)
-
-
 def state_like(net: nn.Layer) -> Params | None:
     """The net's (BatchNorm) state at init, or None for a stateless net."""
     state = net.init_state(INPUT_SHAPE)
@@ -232,10 +182,10 @@ BUDGETS = {
         (0.5, 0.25),
         0.5,
         test_images=2000,
-        structured_whole=stream_convs(models.resnet(8, 16)),
+        structured_whole=compaction.stream_convs(models.resnet(8, 16)),
     ),
     "resnet20": Budget(
-        60_000, 10, 2e-3, 1, 5e-4, 0.5, 3, (0.5, 0.25), 2, structured_whole=stream_convs(models.resnet20())
+        60_000, 10, 2e-3, 1, 5e-4, 0.5, 3, (0.5, 0.25), 2, structured_whole=compaction.stream_convs(models.resnet20())
     ),
 }
 QUICK = {
@@ -254,7 +204,7 @@ QUICK = {
             1,
             batch_size=30,
             test_images=1000,
-            structured_whole=stream_convs(build()),
+            structured_whole=compaction.stream_convs(build()),
         )
         for name, build in (("resnet8", lambda: models.resnet(8, 16)), ("resnet20", models.resnet20))
     },
@@ -579,7 +529,7 @@ def train_model(
             if state0 is not None:
                 # BatchNorm: the removed channels' scale and offset masked too, so they output 0. Fine-tuned
                 # masked at full size (the same training as the compacted net's, at the dense net's cost).
-                new = mask_batchnorms(net, new)
+                new = compaction.mask_batchnorms(net, new)
                 p, s = _train(
                     net,
                     prune.apply(params, new),

@@ -29,7 +29,7 @@ from funcnn import nn as nn_lib
 from funcnn import prune
 from funcnn.nn.layer import add_bias
 
-__all__ = ["compact", "fold_batchnorm", "mask_dead_biases"]
+__all__ = ["compact", "fold_batchnorm", "mask_batchnorms", "mask_dead_biases", "stream_convs"]
 
 Array = jax.Array
 Params = Any
@@ -483,3 +483,74 @@ def fold_batchnorm(net: Layer, params: Params, state: Params) -> tuple[Layer, Pa
 
     new_params, new_state = walk(net, params, state, ())
     return _rebuild(net, lambda path, layer: changes.get(path, layer)), new_params, new_state
+
+
+def stream_convs(net: Layer) -> tuple[str, ...]:
+    """The layers that write a residual stream: every Dense / Conv but those inside a `Residual`'s main
+    branch before its last producer; paths as `prune.path_name` spells them.
+
+    Their channels are summed with other branches', so one leaves only where every branch drops it.
+    Structured pruning of a ResNet leaves them whole (e.g. `prune.structured(..., layer_rates=
+    dict.fromkeys(stream_convs(net), 0))`) and prunes the inner convs (Li et al. 2017: the first layers
+    of each residual block), whose channels `compact` removes.
+
+    Example:
+        >>> from funcnn import compaction, models
+        >>> compaction.stream_convs(models.resnet(depth=8, width=4))[:4]  # the stem, then each block's last
+        ('conv2d_0', 'residual_3/main/conv2d_3', 'residual_5/main/conv2d_3', 'residual_5/shortcut/conv2d_0')
+    """
+    out: list[str] = []
+
+    def walk(layer: Layer, path: tuple[str, ...], inner: bool) -> None:
+        if layer.kind == "serial":
+            names = nn_lib.layer_names(layer.layers)
+            producers = [i for i, sub in enumerate(layer.layers) if sub.kind in PRODUCERS]
+            for i, (name, sub) in enumerate(zip(names, layer.layers, strict=True)):
+                walk(sub, (*path, name), inner and bool(producers) and i != producers[-1])
+        elif layer.kind == "residual":
+            for name, sub in zip(("main", "shortcut"), layer.layers, strict=True):
+                walk(sub, (*path, name), name == "main")
+        elif layer.kind in PRODUCERS and not inner:
+            out.append("/".join(path))
+
+    walk(net, (), False)
+    return tuple(out)
+
+
+def mask_batchnorms(net: Layer, masks: Params) -> Params:
+    """Masks whose BatchNorm right after a Dense / Conv loses its scale and offset on the channels
+    that layer lost whole: such a channel's BatchNorm then outputs exactly 0 (0 * x + 0, in training
+    and in inference), ReLU(0) = 0, and `compact` can remove it. The BatchNorm counterpart of
+    `mask_dead_biases`, for convolutions without bias. Walks `serial` and `Residual`; one network's
+    masks (no member axis).
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> from funcnn import compaction, nn, prune
+        >>> net = nn.serial(nn.Conv2D(2, 1, use_bias=False), nn.BatchNorm(), nn.Relu())
+        >>> masks = prune.ones(net.init(jax.random.key(0), (4, 4, 1)))
+        >>> masks["conv2d_0"]["w"] = np.array([[[[True, False]]]])  # output channel 1 pruned whole
+        >>> compaction.mask_batchnorms(net, masks)["batchnorm_1"]["scale"].tolist()
+        [True, False]
+    """
+
+    def walk(layer: Layer, m: Params) -> Params:
+        if layer.kind == "serial":
+            names = nn_lib.layer_names(layer.layers)
+            m = {k: walk(sub, m[k]) for k, sub in zip(names, layer.layers, strict=True)} | {
+                k: v for k, v in m.items() if k not in names
+            }
+            for i in range(1, len(names)):
+                prev, cur = layer.layers[i - 1], layer.layers[i]
+                if cur.kind != "batchnorm" or prev.kind not in PRODUCERS or "w" not in m[names[i - 1]]:
+                    continue
+                w = np.asarray(m[names[i - 1]]["w"])
+                alive = np.any(w.reshape(-1, w.shape[-1]), axis=0)
+                m[names[i]] = {k: np.asarray(v) & alive for k, v in m[names[i]].items()}
+            return m
+        if layer.kind == "residual":
+            return {k: walk(sub, m[k]) for k, sub in zip(("main", "shortcut"), layer.layers, strict=True)}
+        return m
+
+    return walk(net, masks)

@@ -263,3 +263,39 @@ def test_mask_dead_biases_of_a_population_and_of_conv_kernels():
     out = compaction.mask_dead_biases(masks)
     assert out["c"]["b"].tolist() == [[True] * 4, [True, True, False, True]]
     assert out["c"]["w"] is masks["c"]["w"]
+
+
+def test_mask_batchnorms_and_stream_convs_compact_a_resnet_exactly():
+    """A ResNet's structured masks: BatchNorm scale and offset go with their conv's removed channels,
+    the residual-stream convs stay whole, and compaction removes the inner channels exactly."""
+    net = models.resnet(depth=8, width=4)
+    whole = compaction.stream_convs(net)
+    assert whole == (
+        "conv2d_0",
+        "residual_3/main/conv2d_3",
+        "residual_5/main/conv2d_3",
+        "residual_5/shortcut/conv2d_0",
+        "residual_7/main/conv2d_3",
+        "residual_7/shortcut/conv2d_0",
+        "dense_10",
+    )
+    shape = (8, 8, 1)
+    p, s = net.init(jax.random.key(0), shape), net.init_state(shape)
+    s = jax.tree.map(lambda a: a + 0.3, s)  # BatchNorm a real affine map
+    m = prune.structured(p, prune.ones(p), 0.5, layer_rates=dict.fromkeys(whole, 0))
+    m = compaction.mask_batchnorms(net, m)
+    bn = m["residual_3"]["main"]["batchnorm_1"]
+    assert np.asarray(bn["scale"]).sum() == 2 and np.array_equal(bn["scale"], bn["offset"])
+    assert np.asarray(m["batchnorm_1"]["scale"]).all()  # the stem conv is whole
+    small_net, small, small_s = compaction.compact(net, p, m, input_shape=shape, state=s)
+    # The stream's convs keep every channel; each block's inner conv lost half of them.
+    kernels = [(path, w) for path, w in jax.tree_util.tree_leaves_with_path(p) if w.ndim > 1]
+    assert len(kernels) == 10
+    for path, w in kernels:
+        name, small_w = "/".join(k.key for k in path[:-1]), small
+        for k in path:
+            small_w = small_w[k.key]
+        assert small_w.shape[-1] == (w.shape[-1] if name in whole else w.shape[-1] // 2), name
+    x = jax.random.normal(jax.random.key(1), (3, *shape))
+    want = net.apply_with_state(prune.apply(p, m), s, x)[0]
+    np.testing.assert_allclose(small_net.apply_with_state(small, small_s, x)[0], want, rtol=1e-5, atol=1e-5)

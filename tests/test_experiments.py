@@ -583,41 +583,6 @@ def test_prune_speed_quick(tmp_path):
         prune_speed.main(["--out", str(tmp_path / "empty"), "--time-only", "--models", "conv2"])
 
 
-def test_prune_speed_masks_batchnorms_after_the_convs_that_lose_channels():
-    """A ResNet's structured masks: BatchNorm scale and offset go with their conv's removed channels,
-    the residual-stream convs stay whole, and compaction removes the inner channels exactly."""
-    import jax
-
-    from experiments import prune_speed
-    from funcnn import compaction, models, prune
-
-    net = models.resnet(depth=8, width=4)
-    whole = prune_speed.stream_convs(net)
-    assert whole == (
-        "conv2d_0",
-        "residual_3/main/conv2d_3",
-        "residual_5/main/conv2d_3",
-        "residual_5/shortcut/conv2d_0",
-        "residual_7/main/conv2d_3",
-        "residual_7/shortcut/conv2d_0",
-        "dense_10",
-    )
-    shape = (8, 8, 1)
-    p, s = net.init(jax.random.key(0), shape), net.init_state(shape)
-    s = jax.tree.map(lambda a: a + 0.3, s)  # BatchNorm a real affine map
-    m = prune.structured(p, prune.ones(p), 0.5, layer_rates=dict.fromkeys(whole, 0))
-    m = prune_speed.mask_batchnorms(net, m)
-    bn = m["residual_3"]["main"]["batchnorm_1"]
-    assert np.asarray(bn["scale"]).sum() == 2 and np.array_equal(bn["scale"], bn["offset"])
-    assert np.asarray(m["batchnorm_1"]["scale"]).all()  # the stem conv is whole
-    small_net, small, small_s = compaction.compact(net, p, m, input_shape=shape, state=s)
-    assert prune_speed.widths(small) == [4, 2, 4, 4, 8, 8, 8, 16, 16, 10]
-    assert prune_speed.widths(p) == [4, 4, 4, 8, 8, 8, 16, 16, 16, 10]
-    x = jax.random.normal(jax.random.key(1), (3, *shape))
-    want = net.apply_with_state(prune.apply(p, m), s, x)[0]
-    np.testing.assert_allclose(small_net.apply_with_state(small, small_s, x)[0], want, rtol=1e-5, atol=1e-5)
-
-
 @pytest.mark.slow
 def test_prune_speed_quick_resnet(tmp_path):
     """A tiny ResNet-8 end to end: BatchNorm state trained, cached and folded; every variant agrees."""
