@@ -83,6 +83,9 @@ def figure(table_rows: list[dict], k: int, seeds: int, out: Path) -> Path:
                 ax.fill_between(x, m - s, m + s, color=colors[step], alpha=0.15)
     ax.set_xscale("log")
     ax.invert_xaxis()
+    x = [r["percent_remaining"] for r in table_rows]
+    ax.set_xticks(x, [f"{p:.3g}" for p in x])  # the rounds' densities, not powers of ten
+    ax.minorticks_off()
     ax.set(xlabel="percent of weights remaining (log scale)", ylabel="test accuracy %")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, title=f"mean over {seeds} seeds (± std for tickets)", title_fontsize=8)
