@@ -1,14 +1,15 @@
 """A conv2-fashion lottery round on CPU: funcnn's round program against a per-step Python loop.
 
-    python -m benchmarks.conv_round [--members 2] [--iterations 300] [--impl auto|im2col|mixed]
+    python -m benchmarks.conv_round [--members 2] [--iterations 300] [--impl auto|im2col|mixed ...]
 
 (loop) what a round cost before funcnn trained conv nets inside `scan` on CPU: each member trained
        in a Python loop over a jitted step with XLA's convolution (its fastest form on CPU), the
        validation and test sets evaluated every `eval_every` iterations (the old evaluation);
        default XLA flags, so each dot and convolution has both cores.
-(round) `lottery.Study.train_population`: every member inside one compiled program (im2col
-       convolutions in `lax.scan`), validation every `eval_every`, test once at the end on the
-       final and the best-validation params; `funcnn.cpu.fast_flags()` (one device per core).
+(round) `lottery.Study.train_population`: every member inside one compiled program (the
+       convolutions of --impl in `lax.scan`; auto is mixed on CPU), validation every `eval_every`,
+       test once at the end on the final and the best-validation params; `funcnn.cpu.fast_flags()`
+       (one device per core). `make bench` runs it with mixed and im2col (`benchmarks.run`).
 
 Both start from the same θ0, masks of ones and batches, each in its own process (XLA_FLAGS are
 read at start). Prints the wall time of each (after compilation) and the largest difference of
@@ -98,28 +99,34 @@ def run_child(mode: str, members: int, iterations: int, out: str, impl: str = "a
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
 
 
-def measure(members: int = 2, iterations: int = 300, impl: str = "auto") -> dict:
+def measure(members: int = 2, iterations: int = 300, impls: tuple[str, ...] = ("auto",)) -> dict:
+    """The loop once, then the round program with each of `impls`; wall times after compilation,
+    each round's speed-up over the loop and its largest differences from the loop's results."""
     import numpy as np
 
     with tempfile.TemporaryDirectory() as tmp:
         loop = run_child("loop", members, iterations, f"{tmp}/loop.npz")
-        rnd = run_child("round", members, iterations, f"{tmp}/round.npz", impl)
-        a, b = np.load(f"{tmp}/loop.npz"), np.load(f"{tmp}/round.npz")
-        val_diff = float(np.max(np.abs(a["val"] - b["val"]) / np.abs(a["val"])))
-        w_diff = float(np.max(np.abs(a["w"] - b["w"])))
-        w_scale = float(np.max(np.abs(a["w"])))
+        a = np.load(f"{tmp}/loop.npz")
+        scale = float(np.max(np.abs(a["w"])))
+        rounds = {}
+        for impl in impls:
+            rnd = run_child("round", members, iterations, f"{tmp}/round-{impl}.npz", impl)
+            b = np.load(f"{tmp}/round-{impl}.npz")
+            rounds[impl] = {
+                "round_s": rnd["seconds"],
+                "speedup": loop["seconds"] / rnd["seconds"],
+                "compile_s": rnd["compile_s"],
+                "devices": rnd["devices"],
+                "val_loss_max_rel_diff": float(np.max(np.abs(a["val"] - b["val"]) / np.abs(a["val"]))),
+                "first_kernel_max_abs_diff": float(np.max(np.abs(a["w"] - b["w"]))),
+            }
     return {
         "members": members,
         "iterations": iterations,
         "loop_s": loop["seconds"],
-        "round_s": rnd["seconds"],
-        "speedup": loop["seconds"] / rnd["seconds"],
-        "round_devices": rnd["devices"],
-        "round_conv_impl": impl,
-        "compile_s": {"loop": loop["compile_s"], "round": rnd["compile_s"]},
-        "val_loss_max_rel_diff": val_diff,
-        "first_kernel_max_abs_diff": w_diff,
-        "first_kernel_max_abs": w_scale,
+        "loop_compile_s": loop["compile_s"],
+        "first_kernel_max_abs": scale,
+        "rounds": rounds,
     }
 
 
@@ -131,9 +138,15 @@ def main(argv: list[str] | None = None) -> dict:
     )
     p.add_argument("--members", type=int, default=2)
     p.add_argument("--iterations", type=int, default=300, help="a multiple of 100 (the preset's eval_every)")
-    p.add_argument("--impl", default="auto", choices=["auto", "im2col", "mixed"], help="the round's convolutions")
+    p.add_argument(
+        "--impl",
+        nargs="+",
+        default=["auto"],
+        choices=["auto", "im2col", "mixed"],
+        help="the round's convolutions; several: one round each, against one loop",
+    )
     args = p.parse_args(argv)
-    r = measure(args.members, args.iterations, args.impl)
+    r = measure(args.members, args.iterations, tuple(args.impl))
     print(json.dumps(r, indent=2))
     return r
 

@@ -175,6 +175,7 @@ LABELS = {
     ("xla", "loop"): "(b) xla conv, Python loop",
     ("im2col", "scan"): "(c) im2col, lax.scan",
     ("im2col", "loop"): "(d) im2col, Python loop",
+    ("mixed", "scan"): "(e) mixed, lax.scan",
 }
 
 

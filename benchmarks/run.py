@@ -1,6 +1,6 @@
 """Benchmarks, all figures taken in one run and reported against the machine's own matmul peak.
 
-    python -m benchmarks            # full run (~10 minutes on 2 cores)
+    python -m benchmarks            # full run (~15 minutes on 2 cores)
     python -m benchmarks --tiny     # seconds: checks that every part still runs
 
 Four parts, each in a process of its own (XLA reads its flags and the thread pinning is set when
@@ -8,8 +8,10 @@ JAX starts): "pinned" (one core: ratios that hold still on a noisy machine: func
 JAX, the evaluation's share of a round, convolution steps, a ResNet-20 step), "two_core" (both
 cores, default XLA flags: the same step, populations, pruning), "fast_cpu" (both cores with
 `funcnn.cpu.fast_flags()`, as the lottery experiments run: whole studies, their training FLOP/s)
-and "regime" (2-core stability, default vs fast flags: `benchmarks/regime.py`). Every timing is
-the median of at least 7 chunks (3 for the populations' sequential loops); the worst chunk is kept.
+and "regime" (2-core stability, default vs fast flags: `benchmarks/regime.py`); then a conv2-fashion
+round against a per-step loop (`benchmarks/conv_round.py`, the round with mixed and with im2col
+convolutions; one timed round each). Every other timing is the median of at least 7 chunks (3 for
+the populations' sequential loops); the worst chunk is kept.
 
 Writes benchmarks/results/latest.json and latest.md (or --out) and prints the table.
 """
@@ -33,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from funcnn import data, io, losses, lottery, models, nn, prune, train
+from funcnn import data, io, losses, lottery, models, nn, prune, sparse, train
 
 
 def chunk_times(fn: Callable[[], object], chunks: int) -> list[float]:
@@ -233,9 +235,8 @@ def populations(name: str, net, input_shape, x, y, sizes, steps: int, batch: int
 
 
 def pruning_speed(x, densities, batch: int, repeats: int) -> list[dict]:
-    """Inference throughput of LeNet-300-100 tickets: masked dense vs compacted dense vs BCOO."""
-    from jax.experimental import sparse
-
+    """Inference throughput of LeNet-300-100 tickets: masked dense vs compacted dense vs sparse
+    (`funcnn.sparse.sparsify`, its default kernel choice)."""
     net = models.lenet_300_100()
     params = net.init(jax.random.key(0), (28, 28, 1))
     xb = x[:batch]
@@ -249,24 +250,16 @@ def pruning_speed(x, densities, batch: int, repeats: int) -> list[dict]:
         dense_f = jax.jit(net.apply)
         small_net, small = prune.compact(net, params, masks)
         small_f = jax.jit(small_net.apply)
-        sp = {k: sparse.BCOO.fromdense(masked[k]["w"]) for k in ("dense_1", "dense_3", "dense_5")}
-
-        @jax.jit
-        def bcoo_f(sp, masked, xb):
-            h = xb.reshape(xb.shape[0], -1)
-            for i, k in enumerate(("dense_1", "dense_3", "dense_5")):
-                h = (sp[k].T @ h.T).T + masked[k]["b"][None]
-                if i < 2:
-                    h = jax.nn.relu(h)
-            return h
-
+        # Every Dense layer sparse, whatever its density: the table shows where that pays.
+        sparse_net, sparse_params = sparse.sparsify(net, params, masks, max_density=1.0)
+        sparse_f = jax.jit(sparse_net.apply)
         ref = dense_f(masked, xb)
         np.testing.assert_allclose(small_f(small, xb), ref, rtol=1e-4, atol=1e-4)
-        np.testing.assert_allclose(bcoo_f(sp, masked, xb), ref, rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(sparse_f(sparse_params, xb), ref, rtol=1e-4, atol=1e-4)
         t = {
             "masked dense": timeit(functools.partial(dense_f, masked, xb), repeats),
             "compacted dense": timeit(functools.partial(small_f, small, xb), repeats),
-            "BCOO sparse": timeit(functools.partial(bcoo_f, sp, masked, xb), repeats),
+            "funcnn.sparse": timeit(functools.partial(sparse_f, sparse_params, xb), repeats),
         }
         best = min(t, key=t.get)
         rows.append(
@@ -338,7 +331,8 @@ def eval_share(x, y, steps: int, chunks: int) -> dict:
 
 
 def conv_steps(chunks: int, tiny: bool) -> list[dict]:
-    """funcnn.models' Conv-2 and small CNN, batch 60: XLA conv vs im2col, lax.scan vs a Python loop."""
+    """funcnn.models' Conv-2 and small CNN, batch 60: XLA conv vs im2col vs mixed (the CPU default),
+    lax.scan vs a Python loop."""
     from benchmarks.conv_step import LABELS, NAMES, Config
 
     plan = [
@@ -348,6 +342,8 @@ def conv_steps(chunks: int, tiny: bool) -> list[dict]:
         ("conv2", "xla", "loop"),
         ("conv2", "im2col", "scan"),
         ("conv2", "im2col", "loop"),
+        ("cnn", "mixed", "scan"),
+        ("conv2", "mixed", "scan"),
     ]
     configs = [
         Config(LABELS[impl, mode], model, impl, mode, (1 if tiny else 2) if model == "conv2" else (2 if tiny else 10))
@@ -375,8 +371,8 @@ def conv_steps(chunks: int, tiny: bool) -> list[dict]:
 
 
 def resnet_step(chunks: int, tiny: bool) -> list[dict]:
-    """One ResNet-20 SGD step (momentum 0.9) at batch 128 on 28x28x1: funcnn's scanned step
-    (im2col convolutions on CPU) vs XLA's convolutions in a Python loop over a jitted step."""
+    """One ResNet-20 SGD step (momentum 0.9) at batch 128 on 28x28x1: funcnn's scanned step (mixed
+    convolutions, the CPU default, and im2col) vs XLA's convolutions in a Python loop over a jitted step."""
     from benchmarks.conv_step import forced_impl
 
     batch, depth, width = (16, 8, 4) if tiny else (128, 20, 16)
@@ -387,12 +383,17 @@ def resnet_step(chunks: int, tiny: bool) -> list[dict]:
     xs = jax.random.normal(jax.random.key(1), (1, batch, 28, 28, 1))
     ys = jax.random.randint(jax.random.key(2), (1, batch), 0, 10)
     step = train.make_train_step(net, losses.softmax_cross_entropy, tx)
-    scan = jax.jit(lambda s: jax.lax.scan(step, s, (xs, ys))[0].params)
-    with forced_impl("xla"):
-        loop = jax.jit(lambda s: step(s, (xs[0], ys[0]))[0].params)
-        jax.block_until_ready(loop(state))
+    programs = {}
+    for name, impl, f in (
+        ("funcnn step in lax.scan (mixed)", "mixed", lambda s: jax.lax.scan(step, s, (xs, ys))[0].params),
+        ("funcnn step in lax.scan (im2col)", "im2col", lambda s: jax.lax.scan(step, s, (xs, ys))[0].params),
+        ("xla conv, jitted step in a Python loop", "xla", lambda s: step(s, (xs[0], ys[0]))[0].params),
+    ):
+        with forced_impl(impl):  # traced (and compiled) here, with this implementation
+            programs[name] = jax.jit(f)
+            jax.block_until_ready(programs[name](state))
     rows = []
-    for name, f in (("funcnn step in lax.scan (im2col)", scan), ("xla conv, jitted step in a Python loop", loop)):
+    for name, f in programs.items():
         t = chunk_times(lambda f=f: f(state), chunks)
         rows.append(
             {
@@ -632,15 +633,34 @@ def markdown(res: dict) -> str:
         f"{s['outside_training_fraction']:.1%} of wall time outside compiled training, training at "
         f"{s['training_gflops']:.1f} GFLOP/s = {s['training_fraction_of_peak']:.0%} of the 2-core peak.",
     ]
+    if "conv_round" in res:  # results from before 2026-11-28 lack it
+        c = res["conv_round"]
+        lines += [
+            "",
+            f"A conv2-fashion lottery round on CPU (`benchmarks/conv_round.py`: {c['members']} members x "
+            f"{c['iterations']} iterations, validation every 100): funcnn's round program against a per-step "
+            f"Python loop over XLA's convolutions with the old evaluation ({c['loop_s']:.1f} s after "
+            f"{c['loop_compile_s']:.0f} s of compilation):",
+            "",
+            "| round program's convolutions | s | vs the loop | compile s (first call - timed call) "
+            "| max rel. diff of val loss |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for impl, r in c["rounds"].items():
+            lines.append(
+                f"| {impl} | {r['round_s']:.1f} | {r['speedup']:.2f}x | {r['compile_s'] - r['round_s']:.0f} "
+                f"| {r['val_loss_max_rel_diff']:.1e} |"
+            )
     lines += [
         "",
-        "| P_m % | hidden widths after compact | masked dense img/s | compacted img/s | BCOO img/s | fastest |",
+        "| P_m % | hidden widths after compact | masked dense img/s | compacted img/s | funcnn.sparse img/s "
+        "| fastest |",
         "|---:|---|---:|---:|---:|---|",
     ]
     for r in two["pruning"]:
         lines.append(
             f"| {r['P_m_percent']:.1f} | {r['hidden_widths']} | {r['masked dense images/s']:.0f} | "
-            f"{r['compacted dense images/s']:.0f} | {r['BCOO sparse images/s']:.0f} | {r['fastest']} |"
+            f"{r['compacted dense images/s']:.0f} | {r['funcnn.sparse images/s']:.0f} | {r['fastest']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -664,7 +684,7 @@ def main(argv=None) -> dict:
         }[args.part]()
         io.atomic_write_json(args.out / f"part-{args.part}.json", res)
         return res
-    from benchmarks import regime
+    from benchmarks import conv_round, regime
     from funcnn.cpu import fast_flags
 
     t0 = time.perf_counter()
@@ -684,6 +704,11 @@ def main(argv=None) -> dict:
     )
     print("regime ...", flush=True)
     res["regime"] = regime.measure(runs=1 if tiny else 3, chunks=2 if tiny else 7, steps=5 if tiny else 150)
+    print("conv round ...", flush=True)
+    # Tiny: one member, mixed only (each round program takes about a minute to compile).
+    res["conv_round"] = conv_round.measure(
+        1 if tiny else 2, 100 if tiny else 200, ("mixed",) if tiny else ("mixed", "im2col")
+    )
     res["wall_s"] = time.perf_counter() - t0
     md = markdown(res)
     io.atomic_write_json(args.out / ("tiny.json" if tiny else "latest.json"), res)

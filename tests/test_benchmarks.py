@@ -30,13 +30,25 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
         ("Conv-", "(b)"),
         ("Conv-", "(c)"),
         ("Conv-", "(d)"),
+        ("small", "(e)"),
+        ("Conv-", "(e)"),
     ]
     assert all(r["steps_per_s"] > 0 for r in pinned["conv"])
-    assert len(pinned["resnet"]) == 2 and all(r["s_per_step"] > 0 for r in pinned["resnet"])
+    assert [r["impl"].split("(")[-1] for r in pinned["resnet"]] == [
+        "mixed)",
+        "im2col)",
+        "xla conv, jitted step in a Python loop",
+    ]
+    assert all(r["s_per_step"] > 0 for r in pinned["resnet"])
+    c = on_disk["conv_round"]
+    assert (c["members"], c["iterations"], list(c["rounds"])) == (1, 100, ["mixed"]) and c["loop_s"] > 0
+    r = c["rounds"]["mixed"]
+    assert r["round_s"] > 0 and r["speedup"] == pytest.approx(c["loop_s"] / r["round_s"])
+    assert r["val_loss_max_rel_diff"] < 1e-3  # the same training as the loop, up to float rounding
     assert {r["model"] for r in two["populations"]} == {"LeNet-300-100", "MNIST-1D MLP 40-300-300-10"}
     assert all(r["ratio"] > 0 and r["chunked_ratio"] > 0 for r in two["populations"])
     assert [round(r["P_m_percent"]) for r in two["pruning"]] == [100, 21, 4, 1]
-    assert all(r["fastest"] in ("masked dense", "compacted dense", "BCOO sparse") for r in two["pruning"])
+    assert all(r["fastest"] in ("masked dense", "compacted dense", "funcnn.sparse") for r in two["pruning"])
     assert fast["devices"] == cpu.cores() and "xla_cpu_multi_thread_eigen=false" in fast["xla_flags"]
     assert fast["lenet_round"]["model_steps_per_s"] > 0 and 0 < fast["lenet_round"]["fraction_of_peak"]
     assert 0 <= fast["study"]["outside_training_fraction"] < 1
@@ -44,6 +56,7 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
     assert all(0 < r["worst"] <= r["median"] for r in on_disk["regime"])
     table = (tmp_path / "tiny.md").read_text()
     assert "matmul peak" in table and "| funcnn train step (scan) |" in table and "Two-core regime" in table
+    assert "A conv2-fashion lottery round on CPU" in table and "| mixed |" in table
     assert res["fast_cpu"]["study"]["wall_s"] > 0
     assert not list(tmp_path.glob("part-*.json"))  # the parts' files are folded into tiny.json
 
