@@ -1,11 +1,15 @@
 """The benchmark runs in its tiny mode and writes its JSON and table (structure only, never speed)."""
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from benchmarks import run
 from funcnn import cpu
+from tests.conftest import require_fashion_mnist
 
 
 @pytest.mark.slow
@@ -71,3 +75,15 @@ def test_population_sweep_reports_each_size(tmp_path):
     assert [r["members"] for r in on_disk["rows"]] == [1, 3] == [r["members"] for r in res["rows"]]
     assert all(r["model_steps_per_s"] > 0 and r["fraction_of_peak"] > 0 for r in on_disk["rows"])
     assert on_disk["rows"][0]["params_per_member"] == 40 * 300 + 300 + 300 * 300 + 300 + 300 * 10 + 10
+
+
+def test_stability_chunk_benchmark_reports_both_layouts():
+    """In a process of its own: the benchmark pins its threads to one core."""
+    require_fashion_mnist()
+    cmd = [sys.executable, "-m", "benchmarks.stability_chunk", "--steps", "2", "--train-size", "512"]
+    out = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, check=True, capture_output=True, text=True)
+    r = json.loads(out.stdout[out.stdout.index("{") :])
+    assert r["copies"] == 2 and r["one_at_a_time_copy_steps_per_s"] > 0 and r["vmapped_copy_steps_per_s"] > 0
+    assert r["speedup_of_one_at_a_time"] == pytest.approx(
+        r["one_at_a_time_copy_steps_per_s"] / r["vmapped_copy_steps_per_s"]
+    )
