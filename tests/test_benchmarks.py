@@ -77,6 +77,7 @@ def test_population_sweep_reports_each_size(tmp_path):
     assert on_disk["rows"][0]["params_per_member"] == 40 * 300 + 300 + 300 * 300 + 300 + 300 * 10 + 10
 
 
+@pytest.mark.slow
 def test_stability_chunk_benchmark_reports_both_layouts():
     """In a process of its own: the benchmark pins its threads to one core."""
     require_fashion_mnist()
