@@ -389,9 +389,8 @@ def resnet_step(chunks: int, tiny: bool) -> list[dict]:
         ("funcnn step in lax.scan (im2col)", "im2col", lambda s: jax.lax.scan(step, s, (xs, ys))[0].params),
         ("xla conv, jitted step in a Python loop", "xla", lambda s: step(s, (xs[0], ys[0]))[0].params),
     ):
-        with forced_impl(impl):  # traced (and compiled) here, with this implementation
-            programs[name] = jax.jit(f)
-            jax.block_until_ready(programs[name](state))
+        with forced_impl(impl):  # traced and compiled here, with this implementation (chunk_times warms up)
+            programs[name] = jax.jit(f).lower(state).compile()
     rows = []
     for name, f in programs.items():
         t = chunk_times(lambda f=f: f(state), chunks)
