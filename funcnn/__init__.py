@@ -3,7 +3,8 @@
 The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
 pool, kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), compaction
 (pruned nets made smaller), sparse (sparse inference), lottery (IMP
-studies: Spec, run), stability (linear mode connectivity), io (verified checkpoints), distributed
+studies: Spec, run), stability (linear mode connectivity), interpolation (the path between two
+nets and its error barrier), io (verified checkpoints), distributed
 (sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
 
 The API reference (`make docs`) opens with docs/guide.md:
@@ -22,6 +23,7 @@ from funcnn import (
     cpu,
     data,
     distributed,
+    interpolation,
     io,
     kernels,
     losses,
@@ -113,6 +115,7 @@ __all__ = [
     "exponential_decay",
     "fit",
     "init_state",
+    "interpolation",
     "io",
     "kernels",
     "losses",

@@ -7,16 +7,18 @@ single-threaded Eigen, `funcnn.lottery` runs each device's share of the populati
 `benchmarks/regime.py` measures it. Importing funcnn changes nothing: the population experiments
 and the benchmarks call `use_fast_flags()` first thing, and so can a user's script. A single
 large model is better off without it (its dots lose Eigen's threads). `default_chunk` is how many
-members a population program vmaps together when its caller does not say.
+members a population program vmaps together when its caller does not say; `map_members` maps a
+function over members in such chunks.
 """
 
 from __future__ import annotations
 
+import numbers
 import os
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
-__all__ = ["cores", "default_chunk", "fast_flags", "use_fast_flags"]
+__all__ = ["chunk_or_default", "cores", "default_chunk", "fast_flags", "map_members", "use_fast_flags"]
 
 _OURS = ("xla_force_host_platform_device_count", "xla_cpu_multi_thread_eigen")
 
@@ -108,3 +110,39 @@ def default_chunk(net: Any, input_shape: tuple, backend: str | None = None) -> i
     except TypeError:  # params that are no arrays: the Study says so, naming the leaf, a step later
         return 4
     return 1 if any(len(leaf.shape) >= 3 for leaf in jax.tree.leaves(shapes)) else 4
+
+
+def chunk_or_default(chunk: int | None, net: Any, input_shape: tuple) -> int | None:
+    """`chunk` (members vmapped together) checked: an int >= 1; None gives `default_chunk(net, input_shape)`.
+
+    Example:
+        >>> from funcnn import models
+        >>> from funcnn.cpu import chunk_or_default
+        >>> chunk_or_default(2, models.conv2(), (28, 28, 1))
+        2
+    """
+    if chunk is None:
+        return default_chunk(net, tuple(input_shape))
+    if not isinstance(chunk, numbers.Integral) or isinstance(chunk, bool) or chunk < 1:  # numpy ints pass
+        raise ValueError(f"chunk must be None or an int >= 1 (members vmapped together), got chunk={chunk!r}")
+    return int(chunk)
+
+
+def map_members(fn: Callable[[Any], Any], xs: Any, chunk: int | None) -> Any:
+    """fn over the leading (member) axis of the pytree xs: `jax.vmap` (chunk None, or >= members);
+    `lax.map` over vmapped groups of `chunk` members; chunk 1 a plain `lax.map`, nothing vmapped (a
+    conv kernel stays one kernel: vmapped kernels become grouped convolutions, see `default_chunk`).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from funcnn.cpu import map_members
+        >>> xs = jnp.arange(6.0).reshape(3, 2)  # 3 members
+        >>> [map_members(jnp.sum, xs, c).tolist() for c in (None, 2, 1)]  # the same sums every way
+        [[1.0, 5.0, 9.0], [1.0, 5.0, 9.0], [1.0, 5.0, 9.0]]
+    """
+    import jax  # here, not at the top: importing this module must not start JAX (see use_fast_flags)
+
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if chunk is None or chunk >= n:
+        return jax.vmap(fn)(xs)
+    return jax.lax.map(fn, xs) if chunk == 1 else jax.lax.map(fn, xs, batch_size=chunk)

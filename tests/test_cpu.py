@@ -8,9 +8,11 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from funcnn import cpu
+from funcnn import cpu, models
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,3 +74,23 @@ def test_importing_funcnn_sets_no_flags_and_the_call_gives_a_device_per_core():
         {},
     )
     assert out.splitlines()[-1] == "None 3 cpu"
+
+
+def test_map_members_equals_vmap_for_every_chunk():
+    xs = {"a": jnp.arange(14.0).reshape(7, 2), "b": jnp.arange(7.0)}  # 7 members: chunks 2, 3 leave a rest
+    fn = lambda m: jnp.sum(m["a"] ** 2) + m["b"]
+    want = np.array([np.sum(np.arange(2.0 * i, 2.0 * i + 2) ** 2) + i for i in range(7)])
+    for chunk in (None, 1, 2, 3, 7, 9):
+        np.testing.assert_allclose(np.asarray(jax.jit(lambda t, c=chunk: cpu.map_members(fn, t, c))(xs)), want)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_chunk_or_default_names_a_bad_chunk(bad):
+    with pytest.raises(ValueError, match=rf"chunk must be None or an int >= 1 .*got chunk={bad!r}"):
+        cpu.chunk_or_default(bad, models.lenet_300_100(), (28, 28, 1))
+
+
+def test_chunk_or_default_keeps_ints_and_defaults_by_net():
+    assert cpu.chunk_or_default(np.int64(3), models.conv2(), (28, 28, 1)) == 3
+    net, shape = models.conv2(), (28, 28, 1)
+    assert cpu.chunk_or_default(None, net, shape) == cpu.default_chunk(net, shape)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from funcnn import losses, train
+from funcnn import cpu, losses, train
 
 __all__ = ["Carry", "RoundProgram", "end_names", "make_round_program", "metric_names", "start_carry"]
 
@@ -236,11 +236,6 @@ def make_round_program(
         return carry, (curves, ends)
 
     def program(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:
-        n = idx.shape[0]
-        if chunk == 1:  # one member after another, unbatched (no vmap: conv nets keep plain convolutions)
-            return jax.lax.map(lambda ci: member(ci[0], ci[1], data), (carry, idx))
-        if chunk is None or chunk >= n:
-            return jax.vmap(lambda c, i: member(c, i, data))(carry, idx)
-        return jax.lax.map(lambda ci: member(ci[0], ci[1], data), (carry, idx), batch_size=chunk)
+        return cpu.map_members(lambda ci: member(ci[0], ci[1], data), (carry, idx), chunk)
 
     return program
