@@ -200,8 +200,7 @@ def barrier(
 
         >>> import jax
         >>> import numpy as np
-        >>> import optax
-        >>> from funcnn import interpolation, losses, nn
+        >>> from funcnn import interpolation, nn
         >>> net = nn.serial(nn.Dense(4), nn.Tanh(), nn.Dense(2))  # a 2-4-2 classifier
         >>> x, x_test = np.random.default_rng(0).normal(size=(2, 8, 2)).astype(np.float32)  # 8 points each
         >>> y, y_test = (x[:, 0] > x[:, 1]).astype(np.int32), (x_test[:, 0] > x_test[:, 1]).astype(np.int32)

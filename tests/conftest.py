@@ -11,6 +11,7 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="func
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
 
 import jax  # after the cache settings above
+import numpy as np
 import pytest
 
 # Catch accidental broadcasting between mismatched ranks (equinox's habit).
@@ -32,6 +33,38 @@ def getkey():
         return sub
 
     return _getkey
+
+
+# A 3-class problem from a linear teacher, 96 training points (6 batches of 16) and 64 test points, and
+# nets for it: shared by tests/test_stability.py and tests/test_interpolation.py.
+TEACHER_N, TEACHER_BATCH = 96, 16
+
+
+@pytest.fixture(scope="module")
+def teacher_data():
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(10, 3))
+    x = rng.normal(size=(TEACHER_N + 64, 10)).astype(np.float32)
+    y = np.argmax(x @ teacher + 0.5 * rng.normal(size=(TEACHER_N + 64, 3)), axis=1).astype(np.int32)
+    return (x[:TEACHER_N], y[:TEACHER_N]), (x[TEACHER_N:], y[TEACHER_N:])
+
+
+@pytest.fixture(scope="module")
+def teacher_mlp():
+    """A 10-16-3 ReLU MLP and its params."""
+    from funcnn import models
+
+    net = models.mlp((16,), n_classes=3)
+    return net, net.init(jax.random.key(1), (10,))
+
+
+def bn_mlp():
+    """10-8-6-3 with a BatchNorm (momentum 0.3, then the default) after each hidden Dense layer."""
+    from funcnn import nn
+
+    return nn.serial(
+        nn.Dense(8), nn.BatchNorm(momentum=0.3), nn.Relu(), nn.Dense(6), nn.BatchNorm(), nn.Relu(), nn.Dense(3)
+    )
 
 
 def require_fashion_mnist():

@@ -6,35 +6,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import interpolation, losses, models, nn, stability, train
+from funcnn import interpolation, losses, models, stability, train
+from tests.conftest import TEACHER_BATCH as BATCH
+from tests.conftest import TEACHER_N as N
+from tests.conftest import bn_mlp
 
 LOSS = losses.softmax_cross_entropy
-N, BATCH = 96, 16  # 6 batches per epoch
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    teacher = rng.normal(size=(10, 3))
-    x = rng.normal(size=(N + 64, 10)).astype(np.float32)
-    y = np.argmax(x @ teacher + 0.5 * rng.normal(size=(N + 64, 3)), axis=1).astype(np.int32)
-    return (x[:N], y[:N]), (x[N:], y[N:])
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    net = models.mlp((16,), n_classes=3)
-    return net, net.init(jax.random.key(1), (10,))
-
-
-def bn_mlp():
-    return nn.serial(
-        nn.Dense(8), nn.BatchNorm(momentum=0.3), nn.Relu(), nn.Dense(6), nn.BatchNorm(), nn.Relu(), nn.Dense(3)
-    )
-
-
-def test_interpolate_matches_numpy_loop(mlp):
-    net, a = mlp
+def test_interpolate_matches_numpy_loop(teacher_mlp):
+    net, a = teacher_mlp
     b = net.init(jax.random.key(2), (10,))
     alphas = [0.0, 0.25, 0.5, 0.7, 1.0]
     out = interpolation.interpolate(a, b, alphas)
@@ -67,10 +48,10 @@ def _numpy_statistics(params, x, idx):
     return {name: {"mean": m / len(idx), "var": v / len(idx)} for name, (m, v) in sums.items()}
 
 
-def test_recompute_statistics_matches_numpy(data):
+def test_recompute_statistics_matches_numpy(teacher_data):
     net = bn_mlp()
     params, state = net.init(jax.random.key(7), (10,)), net.init_state((10,))
-    x = data[0][0] * 3 + 2  # statistics far from the reset values
+    x = teacher_data[0][0] * 3 + 2  # statistics far from the reset values
     idx = stability.statistics_batches(jax.random.key(8), N, BATCH, 4)
     got = jax.jit(lambda p, s, i: interpolation.recompute_statistics(net, p, s, x, i))(params, state, idx)
     want = _numpy_statistics(params, x, np.asarray(idx))
@@ -80,33 +61,35 @@ def test_recompute_statistics_matches_numpy(data):
     assert jax.tree.structure(got) == jax.tree.structure(state)
 
 
-def test_recompute_statistics_leaves_stateless_state(mlp, data):
-    net, params = mlp
+def test_recompute_statistics_leaves_stateless_state(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
     idx = jnp.zeros((2, BATCH), jnp.int32)
-    assert interpolation.recompute_statistics(net, params, None, data[0][0], idx) is None
+    assert interpolation.recompute_statistics(net, params, None, teacher_data[0][0], idx) is None
     empty = net.init_state((10,))
-    assert interpolation.recompute_statistics(net, params, empty, data[0][0], idx) is empty
+    assert interpolation.recompute_statistics(net, params, empty, teacher_data[0][0], idx) is empty
 
 
-def test_train_eval_measures_the_train_error_on_a_prefix(mlp, data):
-    net, params = mlp
+def test_train_eval_measures_the_train_error_on_a_prefix(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
     pop = jax.tree.map(lambda a, b: jnp.stack([a, b]), params, net.init(jax.random.key(7), (10,)))
-    full = interpolation.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0])
+    full = interpolation.barrier(net, pop, teacher_data[0], teacher_data[1], alphas=[0.0, 0.5, 1.0])
     assert np.array_equal(
-        interpolation.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0], train_eval=N).train_error,
+        interpolation.barrier(
+            net, pop, teacher_data[0], teacher_data[1], alphas=[0.0, 0.5, 1.0], train_eval=N
+        ).train_error,
         full.train_error,
     )
-    part = interpolation.barrier(net, pop, data[0], data[1], alphas=[0.0, 0.5, 1.0], train_eval=40)
+    part = interpolation.barrier(net, pop, teacher_data[0], teacher_data[1], alphas=[0.0, 0.5, 1.0], train_eval=40)
     evaluate = train.make_evaluate(net, LOSS)
     for j, copy in ((0, 0), (2, 1)):
         p = jax.tree.map(lambda a, copy=copy: a[copy], pop)
-        ref = 1 - evaluate(p, data[0][0][:40], data[0][1][:40])["accuracy"]
+        ref = 1 - evaluate(p, teacher_data[0][0][:40], teacher_data[0][1][:40])["accuracy"]
         assert round(float(part.train_error[0, j]) * 40) == round(float(ref) * 40)
     np.testing.assert_array_equal(part.test_error, full.test_error)
     with pytest.raises(
         ValueError, match=r"train_eval must be an int in \[1, 96\] \(training examples\), got train_eval=0"
     ):
-        interpolation.barrier(net, pop, data[0], data[1], train_eval=0)
+        interpolation.barrier(net, pop, teacher_data[0], teacher_data[1], train_eval=0)
 
 
 def test_stability_names_are_interpolations():
@@ -114,11 +97,15 @@ def test_stability_names_are_interpolations():
         assert getattr(stability, name) is getattr(interpolation, name)
 
 
-def test_barrier_chunks_agree(mlp, data):
-    net = mlp[0]
+def test_barrier_chunks_agree(teacher_mlp, teacher_data):
+    net = teacher_mlp[0]
     inits = jax.vmap(net.init, in_axes=(0, None))(jax.random.split(jax.random.key(3), 3), (10,))
     errors = [
-        np.asarray(interpolation.barrier(net, inits, data[0], data[1], alphas=[0.0, 0.5, 1.0], chunk=c).test_error)
+        np.asarray(
+            interpolation.barrier(
+                net, inits, teacher_data[0], teacher_data[1], alphas=[0.0, 0.5, 1.0], chunk=c
+            ).test_error
+        )
         for c in (None, 2, 1)
     ]
     assert errors[0].shape == (3, 3)  # 3 pairs x 3 points
@@ -138,8 +125,8 @@ def test_barrier_chunks_agree(mlp, data):
         ("chunk", r"chunk must be None or an int >= 1 .*chunk=0"),
     ],
 )
-def test_bad_input(mlp, data, case, match):
-    net, params = mlp
+def test_bad_input(teacher_mlp, teacher_data, case, match):
+    net, params = teacher_mlp
     other = models.mlp((8,), n_classes=3).init(jax.random.key(0), (10,))
     pop = jax.tree.map(lambda a: jnp.stack([a, a]), params)
     calls = {
@@ -147,9 +134,9 @@ def test_bad_input(mlp, data, case, match):
         "shape": lambda: interpolation.interpolate(params, other, [0.5]),
         "alpha_range": lambda: interpolation.interpolate(params, params, [0.0, 1.5]),
         "alpha_2d": lambda: interpolation.interpolate(params, params, [[0.0, 1.0]]),
-        "alpha_ends": lambda: interpolation.barrier(net, pop, data[0], data[1], alphas=[0.2, 1.0]),
-        "pairs": lambda: interpolation.barrier(net, pop, data[0], data[1], pairs=[[0, 0]]),
-        "chunk": lambda: interpolation.barrier(net, pop, data[0], data[1], chunk=0),
+        "alpha_ends": lambda: interpolation.barrier(net, pop, teacher_data[0], teacher_data[1], alphas=[0.2, 1.0]),
+        "pairs": lambda: interpolation.barrier(net, pop, teacher_data[0], teacher_data[1], pairs=[[0, 0]]),
+        "chunk": lambda: interpolation.barrier(net, pop, teacher_data[0], teacher_data[1], chunk=0),
     }
     with pytest.raises(ValueError, match=match):
         calls[case]()

@@ -1,4 +1,4 @@
-"""funcnn.stability: copies under different data orders, their barrier end to end, the rewind-step sweep;
+"""funcnn.stability: copies under different teacher_data orders, their barrier end to end, the rewind-step sweep;
 each checked against an independent reference (copies trained one by one, the parent run continued)."""
 
 import jax
@@ -7,42 +7,23 @@ import numpy as np
 import optax
 import pytest
 
-from funcnn import losses, models, nn, stability, train
+from funcnn import losses, nn, stability, train
+from tests.conftest import TEACHER_BATCH as BATCH
+from tests.conftest import TEACHER_N as N
+from tests.conftest import bn_mlp
 
 LOSS = losses.softmax_cross_entropy
-N, BATCH = 96, 16  # 6 batches per epoch
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    teacher = rng.normal(size=(10, 3))
-    x = rng.normal(size=(N + 64, 10)).astype(np.float32)
-    y = np.argmax(x @ teacher + 0.5 * rng.normal(size=(N + 64, 3)), axis=1).astype(np.int32)
-    return (x[:N], y[:N]), (x[N:], y[N:])
-
-
-@pytest.fixture(scope="module")
-def mlp():
-    net = models.mlp((16,), n_classes=3)
-    return net, net.init(jax.random.key(1), (10,))
-
-
-def bn_mlp():
-    return nn.serial(
-        nn.Dense(8), nn.BatchNorm(momentum=0.3), nn.Relu(), nn.Dense(6), nn.BatchNorm(), nn.Relu(), nn.Dense(3)
-    )
-
-
-def test_copies_with_the_same_seed_have_zero_barrier(mlp, data):
-    net, params = mlp
+def test_copies_with_the_same_seed_have_zero_barrier(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
     s = stability.stability(
         net,
         params,
         optax.sgd(0.1),
         LOSS,
-        data[0],
-        data[1],
+        teacher_data[0],
+        teacher_data[1],
         steps=12,
         batch_size=BATCH,
         key=jax.random.key(3),
@@ -61,10 +42,19 @@ def _count(error, n):
     return int(np.rint(float(error) * n))
 
 
-def test_endpoints_match_make_evaluate(mlp, data):
-    net, params = mlp
+def test_endpoints_match_make_evaluate(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
     s = stability.stability(
-        net, params, optax.sgd(0.2), LOSS, data[0], data[1], steps=12, batch_size=BATCH, key=jax.random.key(4), copies=3
+        net,
+        params,
+        optax.sgd(0.2),
+        LOSS,
+        teacher_data[0],
+        teacher_data[1],
+        steps=12,
+        batch_size=BATCH,
+        key=jax.random.key(4),
+        copies=3,
     )
     b = s.barrier
     np.testing.assert_array_equal(b.pairs, [[0, 1], [0, 2], [1, 2]])
@@ -72,7 +62,7 @@ def test_endpoints_match_make_evaluate(mlp, data):
     for m, (i, j) in enumerate(b.pairs):
         for col, c in ((0, i), (-1, j)):
             p = jax.tree.map(lambda a, c=c: a[c], s.copies.params)
-            tr, te = evaluate(p, *data[0]), evaluate(p, *data[1])
+            tr, te = evaluate(p, *teacher_data[0]), evaluate(p, *teacher_data[1])
             # the same examples misclassified (the float32 means may differ in the last bit)
             assert _count(b.train_error[m, col], N) == _count(1 - tr["accuracy"], N)
             assert _count(b.test_error[m, col], 64) == _count(1 - te["accuracy"], 64)
@@ -82,9 +72,9 @@ def test_endpoints_match_make_evaluate(mlp, data):
     assert np.all(np.asarray(b.train_barrier) >= 0)
 
 
-def test_population_equals_copies_trained_alone(mlp, data):
-    net, params = mlp
-    (x, y), key, seeds, steps = data[0], jax.random.key(5), [3, 8], 9  # 9 steps: crosses an epoch boundary
+def test_population_equals_copies_trained_alone(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
+    (x, y), key, seeds, steps = teacher_data[0], jax.random.key(5), [3, 8], 9  # 9 steps: crosses an epoch boundary
     tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.1, momentum=0.9))
     pop = stability.train_copies(
         net, params, tx, LOSS, (x, y), steps=steps, batch_size=BATCH, order_seeds=seeds, key=key
@@ -102,16 +92,16 @@ def test_population_equals_copies_trained_alone(mlp, data):
 
 
 @pytest.mark.parametrize("conv", [False, True])
-def test_chunks_give_the_same_copies_and_barriers(mlp, data, conv):
+def test_chunks_give_the_same_copies_and_barriers(teacher_mlp, teacher_data, conv):
     """chunk 1 (a plain lax.map: how conv nets run on CPU by default), 2 (lax.map of vmapped pairs)
     and 3 (all vmapped) train the same copies and measure the same barriers, up to float rounding."""
-    (x, y), test = data
-    if conv:  # the same data as 10 positions of 1 channel, through a small conv net
+    (x, y), test = teacher_data
+    if conv:  # the same teacher_data as 10 positions of 1 channel, through a small conv net
         net = nn.serial(nn.Conv1D(4, 3, padding="SAME"), nn.Relu(), nn.Flatten(), nn.Dense(3))
         x, test = x[..., None], (test[0][..., None], test[1])
         params = net.init(jax.random.key(1), x.shape[1:])
     else:
-        net, params = mlp
+        net, params = teacher_mlp
     copies = {
         chunk: stability.train_copies(
             net,
@@ -138,11 +128,11 @@ def test_chunks_give_the_same_copies_and_barriers(mlp, data, conv):
     np.testing.assert_allclose(np.asarray(barriers[0]), np.asarray(barriers[1]), atol=1e-6)
 
 
-def test_copy_on_the_parent_seed_continues_the_parent_run(mlp, data):
-    net, params = mlp
+def test_copy_on_the_parent_seed_continues_the_parent_run(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
     tx, key = optax.adam(1e-2), jax.random.key(6)
     run = lambda theta, **kw: stability.train_copies(
-        net, theta, tx, LOSS, data[0], batch_size=BATCH, order_seeds=[0], key=key, **kw
+        net, theta, tx, LOSS, teacher_data[0], batch_size=BATCH, order_seeds=[0], key=key, **kw
     )
     whole = run(params, steps=10)
     first = jax.tree.map(lambda a: a[0], run(params, steps=4))
@@ -151,7 +141,7 @@ def test_copy_on_the_parent_seed_continues_the_parent_run(mlp, data):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
 
 
-def test_barrier_with_batchnorm_recomputes_statistics(data):
+def test_barrier_with_batchnorm_recomputes_statistics(teacher_data):
     net = bn_mlp()
     params = net.init(jax.random.key(9), (10,))
     key = jax.random.key(10)
@@ -160,8 +150,8 @@ def test_barrier_with_batchnorm_recomputes_statistics(data):
         params,
         optax.sgd(0.1),
         LOSS,
-        data[0],
-        data[1],
+        teacher_data[0],
+        teacher_data[1],
         steps=8,
         batch_size=BATCH,
         key=key,
@@ -174,24 +164,24 @@ def test_barrier_with_batchnorm_recomputes_statistics(data):
     idx = stability.statistics_batches(key, N, BATCH, 3)
     evaluate = jax.jit(train.make_evaluate(net, LOSS))
     p = jax.tree.map(lambda a: a[1], s.copies.params)
-    fresh = stability.recompute_statistics(net, p, net.init_state((10,)), jnp.asarray(data[0][0]), idx)
-    assert _count(b.test_error[0, -1], 64) == _count(1 - evaluate(p, *data[1], fresh)["accuracy"], 64)
+    fresh = stability.recompute_statistics(net, p, net.init_state((10,)), jnp.asarray(teacher_data[0][0]), idx)
+    assert _count(b.test_error[0, -1], 64) == _count(1 - evaluate(p, *teacher_data[1], fresh)["accuracy"], 64)
     stale = stability.barrier(
-        net, s.copies.params, data[0], data[1], model_state=s.copies.model_state, alphas=[0.0, 1.0]
+        net, s.copies.params, teacher_data[0], teacher_data[1], model_state=s.copies.model_state, alphas=[0.0, 1.0]
     )
     assert not stale.recomputed_statistics
 
 
-def test_sweep_rewind_steps(mlp, data):
-    net, params = mlp
+def test_sweep_rewind_steps(teacher_mlp, teacher_data):
+    net, params = teacher_mlp
     tx, key, steps = optax.sgd(0.1, momentum=0.9), jax.random.key(11), 12
     sweep = stability.sweep_rewind_steps(
         net,
         params,
         tx,
         LOSS,
-        data[0],
-        data[1],
+        teacher_data[0],
+        teacher_data[1],
         steps=steps,
         rewind_steps=[0, 6, 12],
         batch_size=BATCH,
@@ -200,20 +190,24 @@ def test_sweep_rewind_steps(mlp, data):
     )
     assert sweep.train_barrier.shape == sweep.test_barrier.shape == (3, 1) and len(sweep.barriers) == 3
     assert float(sweep.test_barrier[2, 0]) == 0  # k = steps: both copies are θ_T itself
-    direct = stability.stability(net, params, tx, LOSS, data[0], data[1], steps=steps, batch_size=BATCH, key=key)
+    direct = stability.stability(
+        net, params, tx, LOSS, teacher_data[0], teacher_data[1], steps=steps, batch_size=BATCH, key=key
+    )
     np.testing.assert_array_equal(np.asarray(sweep.barriers[0].test_error), np.asarray(direct.barrier.test_error))
     # k = 6 by hand: the parent (seed 0) to step 6, then copies continuing its optimizer state
     parent = jax.tree.map(
         lambda a: a[0],
-        stability.train_copies(net, params, tx, LOSS, data[0], steps=6, batch_size=BATCH, order_seeds=[0], key=key),
+        stability.train_copies(
+            net, params, tx, LOSS, teacher_data[0], steps=6, batch_size=BATCH, order_seeds=[0], key=key
+        ),
     )
     by_hand = stability.stability(
         net,
         parent.params,
         tx,
         LOSS,
-        data[0],
-        data[1],
+        teacher_data[0],
+        teacher_data[1],
         steps=steps - 6,
         start=6,
         opt_state=parent.opt_state,
@@ -233,18 +227,22 @@ def test_sweep_rewind_steps(mlp, data):
         ("chunk", r"chunk must be None or an int >= 1 .*chunk=0"),
     ],
 )
-def test_bad_input(mlp, data, case, match):
-    net, params = mlp
+def test_bad_input(teacher_mlp, teacher_data, case, match):
+    net, params = teacher_mlp
     kw = dict(steps=2, batch_size=BATCH, key=jax.random.key(0))
     calls = {
-        "copies": lambda: stability.stability(net, params, optax.sgd(0.1), LOSS, data[0], data[1], copies=1, **kw),
-        "seeds": lambda: stability.train_copies(net, params, optax.sgd(0.1), LOSS, data[0], order_seeds=[], **kw),
+        "copies": lambda: stability.stability(
+            net, params, optax.sgd(0.1), LOSS, teacher_data[0], teacher_data[1], copies=1, **kw
+        ),
+        "seeds": lambda: stability.train_copies(
+            net, params, optax.sgd(0.1), LOSS, teacher_data[0], order_seeds=[], **kw
+        ),
         "rewind": lambda: stability.sweep_rewind_steps(
-            net, params, optax.sgd(0.1), LOSS, data[0], data[1], rewind_steps=[2, 1], **kw
+            net, params, optax.sgd(0.1), LOSS, teacher_data[0], teacher_data[1], rewind_steps=[2, 1], **kw
         ),
         "stat_batches": lambda: stability.statistics_batches(jax.random.key(0), N, BATCH, 7),
         "chunk": lambda: stability.train_copies(
-            net, params, optax.sgd(0.1), LOSS, data[0], order_seeds=[1, 2], chunk=0, **kw
+            net, params, optax.sgd(0.1), LOSS, teacher_data[0], order_seeds=[1, 2], chunk=0, **kw
         ),
     }
     with pytest.raises(ValueError, match=match):
