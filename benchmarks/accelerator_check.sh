@@ -5,6 +5,8 @@
 #   RESNET_S   ResNet-20 on Fashion-MNIST (experiments/resnet_fashion.py; RESNET_ARGS adds flags)
 #   LOTTERY_S  the full lenet-fashion protocol (16 rounds; LOTTERY_ARGS adds flags)
 #   POP_S      the population sweep (python -m benchmarks.population; POP_ARGS adds flags)
+#   PRUNE_S    pruning against inference speed on the GPU (python -m experiments.prune_speed, LeNet-300-100
+#              and Conv-2: 23 min of training on 2 CPU cores; PRUNE_ARGS adds flags; default 0: size it first)
 #   FAST_S     the fast test suite, WORKERS processes (pytest-xdist)
 #   SLOW_S     the slow tests
 #   BENCH_S    python -m benchmarks
@@ -43,6 +45,10 @@ part "lenet-fashion" "${LOTTERY_S:-330}" $PY experiments/lottery_ticket.py --pre
   --out "$LT_OUT" --no-progress ${LOTTERY_ARGS:-} > "$OUT/lenet_fashion.log" 2>&1
 cat "$OUT/lenet_fashion.log" 2>/dev/null | grep -v "^\s*$" | tail -40
 cp "$LT_OUT"/results.json "$OUT/lenet_fashion_results.json" 2>/dev/null
+PS_OUT=${PRUNE_OUT:-/tmp/accelerator_check_prune_speed}
+part "prune speed" "${PRUNE_S:-0}" $PY -m experiments.prune_speed --out "$PS_OUT" --no-progress ${PRUNE_ARGS:-} \
+  > "$OUT/prune_speed.log" 2>&1
+cp "$PS_OUT"/prune_speed.md "$PS_OUT"/prune_speed.json "$PS_OUT"/prune_speed.png "$OUT/" 2>/dev/null
 part "population sweep" "${POP_S:-120}" $PY -m benchmarks.population --out "$OUT/population.json" ${POP_ARGS:-}
 part "tests (fast)" "${FAST_S:-220}" $PY -m pytest -n "${WORKERS:-12}" -q --tb=short -p no:cacheprovider \
   -p no:benchmark -m "not slow" tests > "$OUT/tests_fast.log" 2>&1

@@ -67,6 +67,10 @@ with both convolution implementations (im2col + matmul, and XLA's convolution): 
 of each picks the faster one per variant and batch size, so every variant (the dense baseline
 included) runs its best kernel. The speed-up is against the dense net at the same batch size.
 
+On a GPU (or TPU) both phases run on the device (`benchmarks/accelerator_check.sh`, PRUNE_S): the
+timing process still pins its host thread, which only dispatches each call, every run counts (the
+host waits rather than computes, so its CPU share says nothing), and the table names the device.
+
 Outputs: prune_speed.png (accuracy vs images/s, one panel per model and batch size), prune_speed.md
 (the table, and per model the best speed-up within --within percentage points of the dense test
 accuracy), prune_speed.json (everything, results.json the same).
@@ -99,6 +103,23 @@ from funcnn import train as train_lib
 Params = Any
 INPUT_SHAPE = (28, 28, 1)
 CLEAN = 0.9  # a timed run counts when this process had the core for at least this share of its wall time
+
+
+def clean_share() -> float:
+    """CLEAN on CPU; 0 on a GPU or TPU, whose host thread waits instead of computing (every run counts)."""
+    return CLEAN if jax.default_backend() == "cpu" else 0.0
+
+
+def device_name() -> str:
+    """What the timed functions run on: the CPU model, or the accelerator's kind ("NVIDIA H200")."""
+    if jax.default_backend() != "cpu":
+        return jax.devices()[0].device_kind
+    name = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").is_file():
+        name = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), name)
+    return name
+
+
 MAX_ROUNDS = 4  # at most MAX_ROUNDS * repeats runs per variant while waiting for `repeats` clean ones
 
 
@@ -594,7 +615,7 @@ def call_floor(x: jax.Array, repeats: int, min_seconds: float) -> float:
     f = jax.jit(lambda x: x[:1, 0, 0, 0])
     n, _ = calibrate(f, (x,), min_seconds)
     runs = [one_run(f, (x,), n) for _ in range(MAX_ROUNDS * repeats)]
-    clean = [t for t, share in runs if share >= CLEAN]
+    clean = [t for t, share in runs if share >= clean_share()]
     return 1 / float(np.median(clean if len(clean) >= repeats else [t for t, _ in runs]))
 
 
@@ -733,7 +754,7 @@ def time_all(
             cpu: list[list[float]] = [[] for _ in plan]
             load = _mean_load()
             for _ in range(MAX_ROUNDS * repeats):
-                lacking = [i for i in range(len(plan)) if sum(c >= CLEAN for c in cpu[i]) < repeats]
+                lacking = [i for i in range(len(plan)) if sum(c >= clean_share() for c in cpu[i]) < repeats]
                 if not lacking:
                     break
                 for i in lacking:
@@ -743,7 +764,7 @@ def time_all(
                     runs[i].append(seconds)
                     cpu[i].append(share)
             for (row, impl, probe), r, c in zip(plan, runs, cpu, strict=True):
-                clean = [t for t, share in zip(r, c, strict=True) if share >= CLEAN]
+                clean = [t for t, share in zip(r, c, strict=True) if share >= clean_share()]
                 row["speed"][str(b)] = {
                     "images_per_s": b / float(np.median(clean if len(clean) >= repeats else r)),
                     "impl": impl,
@@ -818,19 +839,30 @@ def markdown(results: dict) -> str:
     """The table: per model and variant, weights kept, units, test accuracy, images/s and speed-ups."""
     bs = [str(b) for b in results["timing"]["batch_sizes"]]
     t = results["timing"]
+    on_cpu = t.get("backend", "cpu") == "cpu"  # results written before the GPU path have no backend
+    where = (
+        f"One core (core {t['core']}, pinned; {t['cpu']})"
+        if on_cpu
+        else f"One {t['device']} ({t['backend'].upper()}; the host thread on core {t['core']})"
+    )
+    runs = (
+        f"(runs with the core for >= {CLEAN:.0%} of their time; ~: too few of those, the median of all runs)"
+        if on_cpu
+        else "(every run)"
+    )
     lines = [
         "# Pruning and inference speed, Fashion-MNIST",
         "",
-        f"One core (core {t['core']}, pinned; {t['cpu']}), JAX {t['jax']}; images/s = batch / median seconds "
-        f"per call over {t['repeats']} runs of >= {t['min_seconds'] * 1000:.0f} ms (runs with the core for "
-        f">= {CLEAN:.0%} of their time; ~: too few of those, the median of all runs), each call blocked on; "
+        f"{where}, JAX {t['jax']}; images/s = batch / median seconds "
+        f"per call over {t['repeats']} runs of >= {t['min_seconds'] * 1000:.0f} ms {runs}, each call blocked on; "
         f"x dense: the speed-up against the dense net at the same batch size. Test accuracy on "
         f"{results['rows'][0]['test_images']:,} test images; every variant agrees with its masked dense net "
         "unless marked.",
         "",
         "Call overhead: a jitted function that only slices its input runs at "
         + ", ".join(f"{v:,.0f} calls/s at batch {b}" for b, v in t["empty_calls_per_s"].items())
-        + " on this core: no network runs faster than that many calls/s.",
+        + (" on this core" if on_cpu else "")
+        + ": no network runs faster than that many calls/s.",
         "",
     ]
     for name in results["models"]:
@@ -856,8 +888,9 @@ def markdown(results: dict) -> str:
                     + ", one step after the other"
                 )
             )
+            trained_on = tr.get("device", f"{os.cpu_count()} cores")
             lines += [
-                f"Training ({minutes:.1f} min over all arms, on {os.cpu_count()} cores): dense {bud.epochs} epochs "
+                f"Training ({minutes:.1f} min over all arms, on {trained_on}): dense {bud.epochs} epochs "
                 f"on {bud.train_images:,} images, Adam {bud.lr:g} with cosine decay, batch {bud.batch_size}"
                 + (f", then {bud.dense_polish:g} more from Adam {bud.finetune_lr:g}" if bud.dense_polish else "")
                 + f"; fine-tuning from Adam {bud.finetune_lr:g}: {bud.finetune_epochs:g} epoch(s) per unstructured "
@@ -978,17 +1011,15 @@ def _timing_child(args: Any, out: Path) -> dict:
     if core not in allowed:
         raise SystemExit(f"error: --core {core} is not one this process may run on ({allowed})")
     late = xla_bridge.backends_are_initialized()
-    os.sched_setaffinity(0, {core})
+    os.sched_setaffinity(0, {core})  # on a GPU the host thread that dispatches each call, pinned alike
     if late:
         print("warning: JAX started before the pinning; its thread pool may have more than one thread")
+    backend = jax.default_backend()
     rows, floor, seconds = time_all(args.models, out, args.batch_sizes, args.repeats, args.min_seconds)
     arms = {name: _arm_index(out, name) for name in args.models}
     test_images = {(r["model"], r["arm"]): r["test_images"] for recs in arms.values() for r in recs}
     for r in rows:
         r["test_images"] = test_images[(r["model"], r["arm"])]
-    cpu = platform.processor() or platform.machine()
-    if Path("/proc/cpuinfo").is_file():
-        cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), cpu)
     training = json.loads((out / "training.json").read_text()) if (out / "training.json").is_file() else {}
     results = {
         "models": args.models,
@@ -997,7 +1028,9 @@ def _timing_child(args: Any, out: Path) -> dict:
         "summary": summarize(rows, args.models, args.batch_sizes, args.within),
         "timing": {
             "core": core,
-            "cpu": cpu,
+            "backend": backend,
+            "cpu": device_name() if backend == "cpu" else platform.processor() or platform.machine(),
+            "device": device_name(),
             "jax": jax.__version__,
             "batch_sizes": args.batch_sizes,
             "repeats": args.repeats,
@@ -1053,6 +1086,8 @@ def main(argv: list[str] | None = None) -> dict:
         for name in args.models:
             _, seconds = train_model(name, budgets[name], d, out, args.seed, not args.no_progress)
             training[name] = {"wall_seconds": seconds, "budget": budgets[name]._asdict()}
+            if jax.default_backend() != "cpu":
+                training[name]["device"] = device_name()
             print(f"{name}: phase 1 (training) took {seconds:.0f}s")
         io.atomic_write_json(out / "training.json", training)
     for name in args.models:

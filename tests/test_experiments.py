@@ -608,3 +608,19 @@ def test_prune_speed_quick_resnet(tmp_path):
     # structured: the first conv of each block to half its channels, compacted and BatchNorm folded
     assert rows[-1]["units"] == [16, 8, 16, 16, 32, 32, 32, 64, 64, 10]
     assert "BatchNorm is folded" in (tmp_path / "prune_speed.md").read_text()
+
+
+@pytest.mark.parametrize("folder", ["docs/prune-speed", "docs/prune-speed/resnet8"])
+def test_prune_speed_markdown_rewrites_the_committed_tables(folder):
+    """The report is a function of prune_speed.json: the committed tables come back from their JSON, and
+    the same results timed on a GPU say so (no pinned-core wording, the device named)."""
+    from experiments import prune_speed
+
+    results = json.loads((ROOT / folder / "prune_speed.json").read_text())
+    assert prune_speed.markdown(results).strip() == (ROOT / folder / "prune_speed.md").read_text().strip()
+    results["timing"].update(backend="gpu", device="NVIDIA H200")
+    for name in results["training"]:
+        results["training"][name]["device"] = "NVIDIA H200"
+    gpu = prune_speed.markdown(results)
+    assert gpu.count("One NVIDIA H200 (GPU; the host thread on core") == 1 and "(every run)" in gpu
+    assert "pinned" not in gpu and "on this core" not in gpu and "on NVIDIA H200): dense" in gpu
