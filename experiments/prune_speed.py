@@ -32,8 +32,9 @@ Budgets and run times on this 2-core machine (phase 1; phase 2 takes a few minut
 LeNet-300-100 ~2 min, Conv-2 ~21 min (the arms' train_seconds in runs/prune_speed); ResNet-8 (5,000
 training and 2,000 test images: a demonstration sized to train in ~10 min on 2 shared cores, not a
 converged net) 7 min beside a test suite, then 2.3 min of timing; ResNet-20 (60,000 images, 10 dense
-epochs, 3 IMP rounds of 1 epoch, 2 structured steps of 2 epochs: 21 epochs in all at ~50-100 images/s
-on 2 cores) 4-7 hours, so neither ResNet is in the default --models.
+epochs, 3 IMP rounds of 1 epoch, 2 structured steps of 2 epochs, dense-longer 4: 21 epochs in all at
+~250 images/s on 2 cores) 81 min, then 6 min of timing (2026-11-28, nothing else running), so neither
+ResNet is in the default --models.
 
 Test accuracy: on the 10,000 test images (ResNet-8: 2,000; 1,000 with --quick), once per arm, after
 fine-tuning.
