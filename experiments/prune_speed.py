@@ -326,12 +326,15 @@ def expand(net: nn.Layer, like: Params, small: Params, masks: Params) -> Params:
     return full
 
 
-_EVALUATE: dict[int, Callable[..., dict]] = {}
+# id(net) -> (net, jitted evaluate): holding the net keeps its id from being reused by another net
+_EVALUATE: dict[int, tuple[nn.Layer, Callable[..., dict]]] = {}
 
 
 def accuracy(net: nn.Layer, params: Params, x: np.ndarray, y: np.ndarray, state: Params | None = None) -> float:
     """Test accuracy of net(params) on (x, y), in chunks of 1,000 (inference mode: BatchNorm on `state`)."""
-    evaluate = _EVALUATE.setdefault(id(net), jax.jit(train_lib.make_evaluate(net, losses.softmax_cross_entropy)))
+    evaluate = _EVALUATE.setdefault(
+        id(net), (net, jax.jit(train_lib.make_evaluate(net, losses.softmax_cross_entropy)))
+    )[1]
     if state is None:
         return float(evaluate(params, x, y)["accuracy"])
     return float(evaluate(params, x, y, state)["accuracy"])

@@ -129,9 +129,10 @@ def chunk_or_default(chunk: int | None, net: Any, input_shape: tuple) -> int | N
 
 
 def map_members(fn: Callable[[Any], Any], xs: Any, chunk: int | None) -> Any:
-    """fn over the leading (member) axis of the pytree xs: `jax.vmap` (chunk None, or >= members);
-    `lax.map` over vmapped groups of `chunk` members; chunk 1 a plain `lax.map`, nothing vmapped (a
-    conv kernel stays one kernel: vmapped kernels become grouped convolutions, see `default_chunk`).
+    """fn over the leading (member) axis of the pytree xs: chunk 1 a plain `lax.map`, nothing vmapped,
+    even for one member (a conv kernel stays one kernel: vmapped kernels become grouped convolutions,
+    see `default_chunk`); `jax.vmap` for chunk None or >= members; else `lax.map` over vmapped groups
+    of `chunk` members. Which one runs changes results by float rounding only.
 
     Example:
         >>> import jax.numpy as jnp
@@ -142,7 +143,8 @@ def map_members(fn: Callable[[Any], Any], xs: Any, chunk: int | None) -> Any:
     """
     import jax  # here, not at the top: importing this module must not start JAX (see use_fast_flags)
 
-    n = jax.tree.leaves(xs)[0].shape[0]
-    if chunk is None or chunk >= n:
+    if chunk == 1:  # first: the lottery engine's per-device shares of one member must not be vmapped
+        return jax.lax.map(fn, xs)
+    if chunk is None or chunk >= jax.tree.leaves(xs)[0].shape[0]:
         return jax.vmap(fn)(xs)
-    return jax.lax.map(fn, xs) if chunk == 1 else jax.lax.map(fn, xs, batch_size=chunk)
+    return jax.lax.map(fn, xs, batch_size=chunk)

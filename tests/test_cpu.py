@@ -94,3 +94,12 @@ def test_chunk_or_default_keeps_ints_and_defaults_by_net():
     assert cpu.chunk_or_default(np.int64(3), models.conv2(), (28, 28, 1)) == 3
     net, shape = models.conv2(), (28, 28, 1)
     assert cpu.chunk_or_default(None, net, shape) == cpu.default_chunk(net, shape)
+
+
+def test_map_members_chunk_one_never_vmaps():
+    # chunk 1 is a loop over members even for one member (the lottery engine's per-device shares rely
+    # on it for bit-identical results); chunk None, or one at least the member count, is one vmap
+    one = jnp.ones((1, 3))
+    loops = lambda chunk, xs: "scan" in str(jax.make_jaxpr(lambda t: cpu.map_members(jnp.sum, t, chunk))(xs))
+    assert loops(1, one) and loops(1, jnp.ones((4, 3))) and loops(2, jnp.ones((4, 3)))
+    assert not loops(None, one) and not loops(4, jnp.ones((4, 3)))
