@@ -97,6 +97,7 @@ class _LayerFields(NamedTuple):
     layers: tuple[Layer, ...]
     init_state: Callable[[Shape], State]
     apply_with_state: Callable[..., tuple[Any, State]]
+    unit_layout: Any = None
 
 
 def _no_state(input_shape: Shape) -> State:
@@ -123,6 +124,8 @@ class Layer(_LayerFields):
     layers: the sub-layers of a `serial` network (empty for a single layer).
     init_state(input_shape) -> state ({} unless the layer keeps running statistics).
     apply_with_state(params, state, x, *, key=None, train=False) -> (y, new_state).
+    unit_layout: None for funcnn's own layers (units on the last axis, layers named `<kind>_<n>`),
+      or a `funcnn.prune.layout.UnitLayout` an adapter declares for a foreign tree's names.
 
     `Layer(kind, init, apply, output_shape)` builds a stateless layer: the last two are filled in.
 
@@ -150,10 +153,13 @@ class Layer(_LayerFields):
         layers: Sequence[Layer] = (),
         init_state: Callable[[Shape], State] | None = None,
         apply_with_state: Callable[..., tuple[Any, State]] | None = None,
+        unit_layout: Any = None,
     ) -> Layer:
         init_state = _no_state if init_state is None else init_state
         apply_with_state = _stateless_apply_with_state(apply) if apply_with_state is None else apply_with_state
-        return super().__new__(cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state)
+        return super().__new__(
+            cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state, unit_layout
+        )
 
 
 def stateful(
