@@ -18,7 +18,7 @@ import numpy as np
 from experiments import common
 from funcnn import cpu, lottery
 
-COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}
+COLORS = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}  # the classic arms' colors
 # The options that override a preset's fields (with --test-curve), in Config's names.
 OVERRIDES = (
     "seeds",
@@ -38,52 +38,8 @@ OVERRIDES = (
 
 
 def plot(report: dict, out: Path) -> list[Path]:
-    plt = common.plt
-    rows = report["summary"]
-    paths = []
-    for metric, ylabel, name in [
-        ("final_test_accuracy", "test accuracy (end of training)", "accuracy_vs_remaining.png"),
-        ("early_stop_iteration", "early-stop iteration (min val loss)", "early_stop_vs_remaining.png"),
-    ]:
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        for arm in dict.fromkeys(r["arm"] for r in rows):
-            sel = sorted((r for r in rows if r["arm"] == arm or r["round"] == 0), key=lambda r: -r["percent_remaining"])
-            sel = [r for r in sel if r["arm"] == arm or (r["round"] == 0 and r["arm"] == "ticket")]
-            x = [r["percent_remaining"] for r in sel]
-            m = np.array([r[metric + "_mean"] for r in sel])
-            s = np.array([r[metric + "_std"] for r in sel])
-            scale = 100 if "accuracy" in metric else 1
-            ax.plot(x, m * scale, "o-", color=COLORS[arm], label=arm)
-            ax.fill_between(x, (m - s) * scale, (m + s) * scale, color=COLORS[arm], alpha=0.2)
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ax.set_xlabel("percent of weights remaining (log scale)")
-        ax.set_ylabel(ylabel + (" %" if "accuracy" in metric else ""))
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(title=f"mean ± std over {report['config']['seeds']} seeds")
-        paths.append(common.save_figure(fig, out / name))
-    # Learning curves of the winning ticket at a few densities.
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    rounds = report["rounds"]
-    picks = sorted({0, len(rounds) // 2, len(rounds) - 1, min(3, len(rounds) - 1)})
-    for r in picks:
-        rec = rounds[r]
-        curves = lottery.load_curves(Path(report["folder"]) / f"round_{r:02d}")
-        sel = np.array(rec["arms"]) == "ticket"
-        p = np.mean(np.array(rec["density"])[sel]) * 100
-        # The whole test curve with --test-curve; else the test evaluations at the segments' ends.
-        its, acc = (
-            (rec["iterations"], curves["test_accuracy"])
-            if "test_accuracy" in curves
-            else (rec["test_iterations"], curves["end_test_accuracy"])
-        )
-        ax.plot(its, acc[sel].mean(axis=0) * 100, "o-", ms=3, label=f"ticket, {p:.1f}% remaining")
-    ax.set_xlabel("training iteration")
-    ax.set_ylabel("test accuracy %")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    paths.append(common.save_figure(fig, out / "learning_curves.png"))
-    return paths
+    """The study's figures for any arms (`funcnn.lottery.plot`)."""
+    return lottery.plot(report, out)
 
 
 NOTEBOOK = "mnist1d-notebook"

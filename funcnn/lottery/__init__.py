@@ -19,10 +19,32 @@ resumes only the very same study.
     identity.py identity, check_identity: what a run folder's study is
     report.py   summaries, aggregate, summary_table, CSV
     notebook.py mnist1d_notebook: the MNIST-1D lottery notebook's protocol as a Spec
+    context.py  Context: what a pruner and an arm see of one member's round
+    pruners.py  Pruner and the built-in pruners: SNIP, GraSP, SynFlow, random at init; shuffle, inverted
+    rounds.py   a pruning round's members from the lineages, trained together
+    dense.py    round 0: the dense run, cut at every rewind step
+    commits.py  a round's files, committed and verified
+    schedule.py advance_schedule, hold_schedule (fine-tuning at the final rate)
+    figures.py  accuracy, early stop and learning curves for any arms
 """
 
-from funcnn.lottery.arms import Arm, random_pruning, reinit, reinit_same_sign, ticket
+from funcnn.lottery import arms, pruners
+from funcnn.lottery.arms import (
+    Arm,
+    at_init,
+    fine_tuning,
+    inverted,
+    lr_rewinding,
+    random_pruning,
+    reinit,
+    reinit_same_sign,
+    reinitialized,
+    shuffled,
+    ticket,
+    weight_rewinding,
+)
 from funcnn.lottery.config import PRESETS, Config
+from funcnn.lottery.context import Context
 from funcnn.lottery.driver import (
     CheckpointWriteError,
     RunFolderBusy,
@@ -31,12 +53,15 @@ from funcnn.lottery.driver import (
     run_dir,
 )
 from funcnn.lottery.driver import _prepare_folder as _prepare_folder  # the tests' (an explicit re-export)
+from funcnn.lottery.figures import plot
 from funcnn.lottery.identity import identity
 from funcnn.lottery.notebook import mnist1d_notebook
 from funcnn.lottery.program import make_round_program, metric_names
+from funcnn.lottery.pruners import Pruner
 from funcnn.lottery.report import aggregate, load_curves, summary_table
+from funcnn.lottery.schedule import advance_schedule
 from funcnn.lottery.spec import ARMS, Spec, density_ladder, prune_round, round_rates
-from funcnn.lottery.study import NonFiniteLoss, Study, advance_schedule
+from funcnn.lottery.study import NonFiniteLoss, Study
 
 METRICS = metric_names()
 
@@ -47,26 +72,38 @@ __all__ = [
     "Arm",
     "CheckpointWriteError",
     "Config",
+    "Context",
     "NonFiniteLoss",
+    "Pruner",
     "RunFolderBusy",
     "Spec",
     "Study",
     "advance_schedule",
     "aggregate",
+    "arms",
+    "at_init",
     "density_ladder",
+    "fine_tuning",
     "identity",
+    "inverted",
     "load_curves",
     "load_report",
+    "lr_rewinding",
     "make_round_program",
     "metric_names",
     "mnist1d_notebook",
+    "plot",
     "prune_round",
+    "pruners",
     "random_pruning",
     "reinit",
     "reinit_same_sign",
+    "reinitialized",
     "round_rates",
     "run",
     "run_dir",
+    "shuffled",
     "summary_table",
     "ticket",
+    "weight_rewinding",
 ]

@@ -1,17 +1,27 @@
-"""Arms: what each pruning round trains beside (or instead of) the winning ticket.
+"""Arms: what each pruning round trains, and where each arm's mask, weights and schedule come from.
 
-An arm is a name and a pure function of one member:
+An arm is a `NamedTuple` of choices (see `Arm`); the built-in ones are made by functions:
 
-    fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)
+    weight_rewinding()   the ticket: a lineage, pruned by magnitude, rewound to θk (Frankle & Carbin)
+    lr_rewinding()       a lineage that keeps its trained weights, the schedule replayed from k (Renda et al.)
+    fine_tuning()        a lineage that keeps its trained weights, at the schedule's final rate
+    reinitialized()      an offshoot: its parent's mask on a fresh init (once per seed, or every round)
+    shuffled()           an offshoot: its parent's mask shuffled within each layer (random pruning)
+    inverted()           an offshoot: the parent's counts, the smallest weights kept (Frankle et al. 2021)
+    at_init("snip")      an offshoot: SNIP / GraSP / SynFlow / random at θ0, at the parent's density
 
-theta_rewind: the weights rounds rewind to (θ0, or θk with late rewinding); theta_reinit: a fresh
-init from the same initializer with another key; mask: the ticket's mask this round (bool, like
-params); key: a key of this round and seed. The driver then zeroes the pruned weights
-(`prune.rewind(params, mask)`), so an arm need not.
+A *lineage* prunes its own trained weights every round with its own pruner; an *offshoot* starts
+each round from another arm's (its parent's) mask of that round. Strings name the classic arms:
+'ticket', 'reinit', 'random' (and 'lr_rewinding', 'fine_tuning', 'inverted', 'snip', 'grasp',
+'synflow'). Yesterday's arm functions `fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`
+still work (`Arm(name, fn)`: an offshoot of the first lineage's mask).
 """
 
 from __future__ import annotations
 
+import inspect
+import re
+import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
@@ -19,19 +29,51 @@ import jax
 import jax.numpy as jnp
 
 from funcnn import prune
+from funcnn.lottery import pruners as pruners_lib
+from funcnn.lottery.context import Context
 
-__all__ = ["Arm", "ArmFn", "random_pruning", "reinit", "reinit_same_sign", "ticket"]
+__all__ = [
+    "SCHEDULES",
+    "WEIGHTS",
+    "Arm",
+    "ArmFn",
+    "at_init",
+    "fine_tuning",
+    "inverted",
+    "lr_rewinding",
+    "random_pruning",
+    "reinit",
+    "reinit_same_sign",
+    "reinitialized",
+    "shuffled",
+    "ticket",
+    "weight_rewinding",
+]
 
 Params = Any  # a pytree of arrays
 Masks = Any  # bool arrays, like params
 ArmFn = Callable[[Params, Params, Masks, jax.Array], tuple[Params, Masks]]
-"""An arm's function of one member: `fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`."""
+"""Yesterday's arm function of one member: `fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`."""
+
+WEIGHTS = ("rewind", "trained", "reinit", "fresh", "init")
+"""Where an arm's weights start: θk ('rewind'), the lineage's last trained weights ('trained'), the
+seed's reinit draw ('reinit'), a fresh draw every round ('fresh'), θ0 ('init')."""
+SCHEDULES = ("rewind", "start", "end")
+"""Where an arm's learning-rate schedule starts: at its rewind step k, training iterations k..T
+('rewind'); at 0, training 0..T ('start': Renda et al.'s full learning-rate rewinding); held at
+the rate of the last iteration T - 1 while training k..T ('end': fine-tuning)."""
 
 
 class Arm(NamedTuple):
-    """A named arm; `fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`.
+    """One arm of a study: a name and where its mask, weights and schedule come from.
 
-    Pass it in `Spec(arms=("ticket", ..., Arm(name, fn)))`; its name labels its rows in the report.
+    fn: None, or `fn(ctx) -> (params, mask)` of a `Context` (it then decides mask and weights), or
+      yesterday's `fn(theta_rewind, theta_reinit, mask, key)`. pruner: a `pruners.Pruner` or a function
+      `ctx -> mask` (None: a lineage prunes as the Spec's fields say; an offshoot takes its parent's
+      mask). weights: one of `WEIGHTS`; schedule: one of `SCHEDULES`. lineage: prune its own trained
+      weights every round (its trained weights feed its next round). parent: an offshoot's parent arm
+      (an earlier arm's name; default the first lineage). rewind_step: its k (None: the Spec's, or
+      for an offshoot its parent's). The driver zeroes pruned weights (`prune.rewind`) after fn.
 
     Example:
         >>> import jax
@@ -41,10 +83,130 @@ class Arm(NamedTuple):
         >>> params, mask = flipped.fn({"w": jnp.array([1.0, -2.0])}, None, {"w": jnp.array([True, True])}, None)
         >>> flipped.name, params["w"].tolist()  # the ticket's mask on the rewound weights, signs flipped
         ('flipped', [-1.0, 2.0])
+        >>> Arm("ft", weights="trained", schedule="end", lineage=True).lineage
+        True
     """
 
     name: str
-    fn: Callable[..., tuple[Any, Any]]
+    fn: Callable[..., tuple[Any, Any]] | None = None
+    pruner: Any = None
+    weights: str = "rewind"
+    schedule: str = "rewind"
+    lineage: bool = False
+    parent: str | None = None
+    rewind_step: int | None = None
+
+
+def weight_rewinding(name: str = "ticket", *, rewind_step: int | None = None, pruner: Any = None) -> Arm:
+    """The winning ticket as a lineage: its own mask pruned each round, survivors rewound to θk,
+    the schedule resumed at k (OpenLTH). Two of them with different `rewind_step`s share the dense run.
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arm = arms.weight_rewinding("ticket_k100", rewind_step=100)
+        >>> arm.lineage, arm.weights, arm.schedule, arm.rewind_step
+        (True, 'rewind', 'rewind', 100)
+    """
+    return Arm(name, pruner=pruner, lineage=True, rewind_step=rewind_step)
+
+
+def lr_rewinding(
+    name: str = "lr_rewinding", *, rewind_step: int | None = None, full: bool = False, pruner: Any = None
+) -> Arm:
+    """Learning-rate rewinding (Renda, Frankle & Carbin 2020) as a lineage: keep the trained survivors,
+    replay the schedule from k for T - k iterations (full=True: from 0, for T iterations).
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arms.lr_rewinding().weights, arms.lr_rewinding(full=True).schedule
+        ('trained', 'start')
+    """
+    return Arm(
+        name,
+        pruner=pruner,
+        weights="trained",
+        schedule="start" if full else "rewind",
+        lineage=True,
+        rewind_step=rewind_step,
+    )
+
+
+def fine_tuning(name: str = "fine_tuning", *, rewind_step: int | None = None, pruner: Any = None) -> Arm:
+    """Fine-tuning as a lineage: keep the trained survivors and train T - k iterations at the
+    schedule's final learning rate (that of iteration T - 1) throughout.
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arm = arms.fine_tuning()
+        >>> arm.weights, arm.schedule, arm.lineage
+        ('trained', 'end', True)
+    """
+    return Arm(name, pruner=pruner, weights="trained", schedule="end", lineage=True, rewind_step=rewind_step)
+
+
+def reinitialized(name: str = "reinit", *, parent: str | None = None, fresh: bool = False) -> Arm:
+    """Random reinitialization: the parent's mask on the seed's reinit draw (fresh=False: drawn once
+    per seed and used every round, as Frankle & Carbin; fresh=True: a new draw every round).
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arms.reinitialized().weights, arms.reinitialized("reinit_fresh", fresh=True).weights
+        ('reinit', 'fresh')
+    """
+    return Arm(name, weights="fresh" if fresh else "reinit", parent=parent)
+
+
+def shuffled(name: str = "shuffled", *, parent: str | None = None) -> Arm:
+    """Random pruning as the layerwise shuffle of the parent's mask this round, on θk.
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arms.shuffled("snip_shuffled", parent="snip").pruner.name
+        'shuffle'
+    """
+    return Arm(name, pruner=pruners_lib.shuffle(), parent=parent)
+
+
+def inverted(name: str = "inverted", *, parent: str | None = None) -> Arm:
+    """Score inversion for magnitude pruning: the parent's per-leaf counts, the smallest trained
+    weights kept (the largest pruned), on θk.
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arms.inverted().pruner.name
+        'inverted'
+    """
+    return Arm(name, pruner=pruners_lib.inverted(), parent=parent)
+
+
+def at_init(
+    criterion: str,
+    name: str | None = None,
+    *,
+    parent: str | None = None,
+    density: float | None = None,
+    invert: bool = False,
+    weights: str = "init",
+    **options: Any,
+) -> Arm:
+    """A pruning-at-initialization arm: `criterion` ('snip', 'grasp', 'synflow', 'random') scores θ0
+    and keeps the parent's count this round (density=None) or `density` of the prunable weights;
+    trained from θ0 for all T iterations (rewind step 0). options go to the pruner (temperature,
+    iterations).
+
+    Example:
+        >>> from funcnn.lottery import arms
+        >>> arm = arms.at_init("synflow", density=0.02, iterations=10)
+        >>> arm.name, arm.pruner.at_init, arm.rewind_step
+        ('synflow', True, 0)
+        >>> arms.at_init("snip", invert=True).name
+        'snip_inverted'
+    """
+    if criterion not in pruners_lib.CRITERIA:
+        raise ValueError(f"at_init: criterion must be one of {sorted(pruners_lib.CRITERIA)}, got {criterion!r}")
+    make = pruners_lib.CRITERIA[criterion]
+    pruner = make(density, **options) if criterion == "random" else make(density, invert=invert, **options)
+    return Arm(name or pruner.name, pruner=pruner, weights=weights, parent=parent, rewind_step=0)
 
 
 def ticket(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
@@ -123,29 +285,180 @@ def reinit_same_sign(theta_rewind: Params, theta_reinit: Params, mask: Masks, ke
     return params, mask
 
 
-# The arms a study names by string ('ticket' first); `spec.ARMS` re-exports them.
+# The arms a study names by string ('ticket' first in the presets); `spec.ARMS` re-exports them.
 BUILT_IN = ("ticket", "reinit", "random")
+NAMED: dict[str, Callable[[], Arm]] = {
+    "lr_rewinding": lr_rewinding,
+    "fine_tuning": fine_tuning,
+    "inverted": inverted,
+    "shuffled": shuffled,
+    "reinit_fresh": lambda: reinitialized("reinit_fresh", fresh=True),
+    "snip": lambda: at_init("snip"),
+    "grasp": lambda: at_init("grasp"),
+    "synflow": lambda: at_init("synflow"),
+}
+"""More arms a study may name by string, each its built-in function's default."""
 
 
-def resolve(arms: Iterable[str | Arm], spec: Any, scope: str = "layer") -> tuple[Arm, ...]:
-    """Arms from names ('ticket', 'reinit', 'random') or `Arm`s; 'ticket' must come first (later
-    rounds prune the ticket's trained weights). spec, scope: the prunable leaves and the pruning
-    scope, which the random arm follows."""
-    out = []
-    for a in arms:
-        if isinstance(a, Arm):
-            if not callable(a.fn):
-                raise ValueError(f"arms: Arm {a.name!r} needs a callable fn(theta_rewind, theta_reinit, mask, key)")
-            out.append(a)
-        elif a == "ticket":
-            out.append(Arm("ticket", ticket))
-        elif a == "reinit":
-            out.append(Arm("reinit", reinit))
-        elif a == "random":
-            out.append(Arm("random", random_pruning(spec, scope)))
+class Plan(NamedTuple):
+    """An arm made concrete for a study (`resolve`): what the driver needs to build its members.
+
+    root: the lineage whose last trained weights and masks fill the arm's `Context` (itself for a
+    lineage; None for an offshoot without a parent). mask_fn(ctx) -> masks (None: the parent's mask).
+    fn(ctx) -> (params, masks) replaces mask and weights; legacy: yesterday's 4-argument function.
+    legacy_key: the built-in 'random' arm keeps the key it always had (so older run folders resume).
+    at_init: its mask needs no trained weights.
+    """
+
+    name: str
+    lineage: bool
+    parent: str | None
+    root: str | None
+    rewind_step: int
+    weights: str
+    schedule: str
+    mask_fn: Callable[[Context], Masks] | None
+    fn: Callable[[Context], tuple[Params, Masks]] | None
+    legacy: ArmFn | None
+    legacy_key: bool
+    at_init: bool
+
+
+def _positional(fn: Callable[..., Any]) -> int | None:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
+
+
+def _as_arm(a: str | Arm, random_fn: ArmFn | None) -> tuple[Arm, bool]:
+    if isinstance(a, Arm):
+        return a, False
+    if a == "ticket":
+        return weight_rewinding("ticket"), False
+    if a == "reinit":
+        return Arm("reinit", reinit), False
+    if a == "random":
+        return Arm("random", random_fn if random_fn is not None else _no_random), True
+    if isinstance(a, str) and a in NAMED:
+        return NAMED[a](), False
+    raise ValueError(f"arms must be names in {BUILT_IN + tuple(NAMED)} or Arm objects, got {a!r}")
+
+
+def _no_random(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
+    raise ValueError("the 'random' arm needs the study's prunable leaves (resolve it through lottery.Study)")
+
+
+def resolve(
+    arms: Iterable[str | Arm],
+    spec_rewind_step: int = 0,
+    *,
+    default_pruner: Callable[[Context], Masks] | None = None,
+    random_fn: ArmFn | None = None,
+) -> tuple[Plan, ...]:
+    """Plans from arm names and `Arm`s, checked: distinct names usable as file names, parents that are
+    earlier arms, known weights and schedules, and no offshoot identical to its parent.
+
+    default_pruner(ctx): how a lineage without a pruner prunes (the Spec's fields); random_fn: the
+    built-in 'random' arm's function (the ticket's count per leaf, or per unit with a structure).
+    """
+    plans: list[Plan] = []
+    for given in arms:
+        arm, legacy_key = _as_arm(given, random_fn)
+        name = arm.name
+        where = f"arms: Arm {name!r}"
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            raise ValueError(f"arms: an arm's name must be letters, digits and _.+- (a file name), got {name!r}")
+        if arm.weights not in WEIGHTS:
+            raise ValueError(f"{where}: weights must be one of {WEIGHTS}, got weights={arm.weights!r}")
+        if arm.schedule not in SCHEDULES:
+            raise ValueError(f"{where}: schedule must be one of {SCHEDULES}, got schedule={arm.schedule!r}")
+        if arm.fn is not None and not callable(arm.fn):
+            raise ValueError(f"{where} needs a callable fn(ctx) or fn(theta_rewind, theta_reinit, mask, key)")
+        pruner = arm.pruner
+        if pruner is not None and not (isinstance(pruner, pruners_lib.Pruner) or callable(pruner)):
+            raise ValueError(f"{where}: pruner must be a lottery.pruners.Pruner or a function ctx -> masks")
+        n_pos = None if arm.fn is None else _positional(arm.fn)
+        if arm.fn is not None and n_pos not in (1, 4):
+            raise ValueError(f"{where}: fn must take one argument (a Context) or four (yesterday's arms)")
+        lineages = [p.name for p in plans if p.lineage]
+        parent = arm.parent
+        if arm.lineage:
+            parent = None
+            if n_pos == 4:
+                raise ValueError(f"{where}: a lineage's fn takes a Context (fn(ctx) -> (params, mask))")
+        elif parent is None:
+            parent = lineages[0] if lineages else None
+        elif parent not in [p.name for p in plans]:
+            raise ValueError(f"{where}: parent must name an earlier arm, got parent={parent!r}")
+        if (
+            not arm.lineage
+            and arm.fn is None
+            and pruner is None
+            and arm.weights == "rewind"
+            and (arm.schedule == "rewind" and arm.rewind_step is None)
+        ):
+            raise ValueError(
+                f"{where} does nothing different from its parent: give it a fn, a pruner, weights, a schedule "
+                "or a rewind_step (e.g. Arm(name, fn) with fn(theta_rewind, theta_reinit, mask, key))"
+            )
+        if n_pos == 4 and parent is None:
+            raise ValueError(f"{where}: yesterday's arm functions need a lineage (e.g. 'ticket') before them")
+        by_name = {p.name: p for p in plans}
+        if arm.rewind_step is not None:
+            k = int(arm.rewind_step)
+        elif parent is not None:
+            k = by_name[parent].rewind_step
         else:
-            raise ValueError(f"arms must be names in {BUILT_IN} or Arm(name, fn) objects, got {a!r}")
-    names = [a.name for a in out]
-    if not out or names[0] != "ticket" or len(set(names)) != len(names):
-        raise ValueError(f"arms must start with 'ticket' and have distinct names, got arms={names}")
-    return tuple(out)
+            k = spec_rewind_step
+        mask_fn = None if pruner is None else (pruner.fn if isinstance(pruner, pruners_lib.Pruner) else pruner)
+        if arm.lineage and mask_fn is None:
+            mask_fn = default_pruner
+        at_init_mask = isinstance(pruner, pruners_lib.Pruner) and pruner.at_init
+        plans.append(
+            Plan(
+                name=name,
+                lineage=bool(arm.lineage),
+                parent=parent,
+                root=name if arm.lineage else (by_name[parent].root if parent is not None else None),
+                rewind_step=k,
+                weights=arm.weights,
+                schedule=arm.schedule,
+                mask_fn=mask_fn,
+                fn=arm.fn if n_pos == 1 else None,
+                legacy=arm.fn if n_pos == 4 else None,
+                legacy_key=legacy_key,
+                at_init=at_init_mask,
+            )
+        )
+    names = [p.name for p in plans]
+    if not plans or len(set(names)) != len(names):
+        raise ValueError(f"arms must be one or more arms with distinct names, got arms={names}")
+    return tuple(plans)
+
+
+def arm_key(base: jax.Array, plan: Plan) -> jax.Array:
+    """An arm's own key from its round-and-seed key: folded with a hash of its name, so that two arms
+    built alike draw differently and adding an arm changes no other arm's draws (the built-in
+    'random' arm keeps the round-and-seed key, as before)."""
+    return base if plan.legacy_key else jax.random.fold_in(base, zlib.crc32(plan.name.encode()) & 0x7FFFFFFF)
+
+
+def needs_dense_run(plans: tuple[Plan, ...]) -> bool:
+    """Whether a study must train the dense net first (round 0): a lineage, trained weights, or a
+    mask that is not made at initialization."""
+    return any(
+        p.lineage
+        or p.weights == "trained"
+        or p.legacy is not None
+        or p.fn is not None
+        or (p.mask_fn is not None and not p.at_init)
+        for p in plans
+    )
+
+
+def with_mask(params: Params, masks: Masks) -> Params:
+    """params ⊙ masks, leaf by leaf (the driver's last step for every arm)."""
+    return prune.rewind(params, masks)

@@ -12,10 +12,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import os
-import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -27,12 +25,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import distributed, io, prune
+from funcnn.lottery import commits
+from funcnn.lottery import dense as dense_lib
+from funcnn.lottery import figures as figures_lib
 from funcnn.lottery import report as report_lib
+from funcnn.lottery import rounds as rounds_lib
+from funcnn.lottery.commits import lineage as lineage  # its first home was here
 from funcnn.lottery.config import Config
 from funcnn.lottery.identity import check_identity, identity
-from funcnn.lottery.program import start_carry
-from funcnn.lottery.spec import Spec, prune_round
-from funcnn.lottery.study import NonFiniteLoss, RoundResult, Study, _npz_bytes, segment_size
+from funcnn.lottery.spec import Spec
+from funcnn.lottery.study import NonFiniteLoss, Study
 
 __all__ = ["CheckpointWriteError", "RunFolderBusy", "load_report", "run", "run_dir"]
 
@@ -179,118 +181,72 @@ def _describe(runtime: Study, config: Config | None) -> dict:
 
 def _run(runtime: Study, config: Config | None, out: Path, log: Callable[[str], None], skip_nonfinite: bool) -> dict:
     spec, R = runtime.spec, runtime.n_replicates
-    rep_seed, rep_setting = jnp.asarray(runtime.rep_seed), jnp.asarray(runtime.rep_setting)
     describe = _describe(runtime, config)
     if distributed.is_writer():
         check_identity(out, identity(runtime, describe))
-    rounds = []
-    masks_prev = dense_trained = trained_ticket = None
-    rewind = {"params": runtime.theta0, "model_state": runtime.state0, "opt_state": None}
+    rounds: list[dict] = []
+    lineages: dict[str, rounds_lib.Lineage] = {}
+    rewinds: dict[int, dict] = {0: {"params": runtime.theta0, "model_state": runtime.state0, "opt_state": None}}
+    dense_trained, dense_state = runtime.theta0, runtime.state0
+    ones = jax.vmap(prune.ones)(runtime.theta0)
     parent = ""
     t_start = time.perf_counter()
-    for r in range(spec.rounds + 1):
+    first_round = 0 if runtime.dense_run else 1
+    for r in range(first_round, spec.rounds + 1):
         folder = out / f"round_{r:02d}"
-        resumed = _load_round(folder, runtime, r, log, parent) if folder.exists() else None
+        resumed = commits.load_round(folder, runtime, r, log, parent) if folder.exists() else None
         if resumed is not None:
-            rec, masks_prev, trained_ticket, loaded_rewind = resumed
+            rec, loaded, loaded_rewinds = resumed
             if r == 0:
-                dense_trained = trained_ticket
-                rewind.update({k: v for k, v in loaded_rewind.items() if v is not None})
-            parent = lineage(folder)
+                dense_trained, _, dense_state = loaded[runtime.plans[0].name]
+                rewinds.update(loaded_rewinds)
+                lineages = _start_lineages(runtime, dense_trained, ones, dense_state)
+            else:
+                lineages.update({k: rounds_lib.Lineage(*v) for k, v in loaded.items()})
+            parent = commits.lineage(folder)
             rounds.append(rec)
             log(f"round {r}: resumed from {folder}")
             continue
         t0 = time.perf_counter()
         partial = out / f"round_{r:02d}.partial"
         if r == 0:
-            masks = member_masks = jax.vmap(prune.ones)(runtime.theta0)
-            seeds, settings, member_arm, start = rep_seed, rep_setting, ["ticket"] * R, 0
             try:
-                if spec.rewind_step:
-                    first = _train_to_rewind_step(runtime, masks, out / "round_00.rewind")
-                    k_state = first.carry.state
-                    rewind = {
-                        "params": k_state.params,
-                        "model_state": k_state.model_state,
-                        "opt_state": k_state.opt_state,
-                    }
-                    # The dense run goes on from θk with its optimizer state (and its best validation
-                    # params so far): one continuous run.
-                    rest = runtime.train_round(
-                        k_state.params,
-                        masks,
-                        seeds,
-                        spec.rewind_step,
-                        "round 0",
-                        checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite,
-                        carry=first.carry,
-                        setting_of_member=settings,
-                    )
-                    result = rest._replace(
-                        curves=np.concatenate([first.curves, rest.curves], axis=1),
-                        ends=np.concatenate([first.ends, rest.ends], axis=1),
-                    )
-                else:
-                    result = runtime.train_round(
-                        runtime.theta0,
-                        masks,
-                        seeds,
-                        0,
-                        "round 0",
-                        checkpoint=partial,
-                        skip_nonfinite=skip_nonfinite,
-                        setting_of_member=settings,
-                    )
+                result, rewinds = dense_lib.train_dense(runtime, out, partial, skip_nonfinite)
             except NonFiniteLoss as e:
-                raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = dense_trained = result.scored(spec.score_step)
+                raise _coordinates(e, r, [runtime.plans[0].name] * R, runtime.rep_seed) from None
+            dense_trained = result.scored(spec.score_step)
+            dense_state = result.carry.state.model_state
+            lineages = _start_lineages(runtime, dense_trained, ones, dense_state)
+            member_arm, seeds, settings = [runtime.plans[0].name] * R, runtime.rep_seed, runtime.rep_setting
+            member_masks, start, mask_seconds, folders = ones, 0, 0.0, [partial]
+            keep_state = dense_state if _keeps_trained_state(runtime) else None
+            trees = {"masks.npz": ones, "trained.npz": dense_trained, "trained_state.npz": keep_state}
+            trees |= commits.rewind_trees(runtime, rewinds)
         else:
-            masks = jax.vmap(lambda t, m, d, r=r: prune_round(spec, t, m, d, r, runtime.spec_prunable))(
-                trained_ticket, masks_prev, dense_trained
-            )
-            # One key per seed (not per replicate): every sweep setting of a seed draws the same random mask.
-            keys = jax.vmap(lambda s, r=r: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(rep_seed)
-            pops_p, pops_m, member_arm = [], [], []
-            for arm in runtime.arms:
-                p, m = jax.vmap(arm.fn)(rewind["params"], runtime.theta0_reinit, masks, keys)
-                pops_p.append(p)
-                pops_m.append(m)
-                member_arm += [arm.name] * R
-            n_arms = len(runtime.arms)
-            params, member_masks = _concat(pops_p), _concat(pops_m)
-            prune.check_masks(_take(params, 0), _take(member_masks, 0))
-            params = jax.vmap(prune.rewind)(params, member_masks)
-            seeds, start = jnp.tile(rep_seed, n_arms), spec.rewind_step
-            settings = jnp.tile(rep_setting, n_arms)
-            # Every arm starts from the rewind point's model state (running statistics of θk).
-            model_state = None if rewind["model_state"] is None else _concat([rewind["model_state"]] * n_arms)
-            opt_state = None
-            if spec.rewind_optimizer and rewind["opt_state"] is not None:
-                opt_state = _concat([rewind["opt_state"]] * n_arms)
+            members, masks_now = rounds_lib.build(runtime, r, lineages, rewinds, dense_trained)
             try:
-                result = runtime.train_round(
-                    params,
-                    member_masks,
-                    seeds,
-                    start,
-                    f"round {r}",
-                    checkpoint=partial,
-                    skip_nonfinite=skip_nonfinite,
-                    model_state=model_state,
-                    opt_state=opt_state,
-                    setting_of_member=settings,
-                )
+                result, scored, states, folders = rounds_lib.train(runtime, members, r, partial, skip_nonfinite)
             except NonFiniteLoss as e:
-                raise _coordinates(e, r, member_arm, seeds) from None
-            trained_ticket = _take(result.scored(spec.score_step), slice(0, R))
+                raise _coordinates(e, r, members.arm, members.seeds) from None
+            member_arm, seeds, settings = members.arm, members.seeds, members.settings
+            member_masks, start, mask_seconds = members.masks, int(members.start.min()), members.mask_seconds
+            trained_by_arm, states_by_arm = {}, {}
+            for i, plan in enumerate(runtime.plans):
+                sel = jnp.arange(i * R, (i + 1) * R)
+                trained_by_arm[plan.name] = _take(scored, sel)
+                state = None if states is None else _take(states, sel)
+                if plan.lineage:
+                    lineages[plan.name] = rounds_lib.Lineage(trained_by_arm[plan.name], masks_now[plan.name], state)
+                    if _keeps_trained_state(runtime) and state is not None:
+                        states_by_arm[plan.name] = state
+            trees = commits.round_trees(runtime, masks_now, trained_by_arm, states_by_arm)
         t_train = time.perf_counter() - t0
         curves, failed = result.curves, result.failed
         dens = jax.vmap(lambda m: prune.density(m, runtime.spec_prunable))(member_masks)
         named = dict(zip(runtime.metric_names, np.moveaxis(curves, -1, 0), strict=True))
         ends = dict(zip(runtime.end_names, np.moveaxis(result.ends, -1, 0), strict=True))
         its = start + spec.eval_every * (1 + np.arange(curves.shape[1]))
-        seg_its = _segment_ends(spec, r, its)  # where the test set was evaluated
+        seg_its = dense_lib.segment_ends(spec, runtime.rewind_steps, r, its)  # where the test set was evaluated
         rec = {
             "round": r,
             "arms": member_arm,
@@ -301,69 +257,45 @@ def _run(runtime: Study, config: Config | None, out: Path, log: Callable[[str], 
             "iterations": its.tolist(),
             "test_iterations": seg_its,
             "train_seconds": t_train,
+            **({"mask_seconds": mask_seconds} if r > 0 else {}),
             "failed_members": [{"member": m, "arm": member_arm[m], "seed": int(seeds[m])} for m in failed],
             "metric_name": spec.metric_name,
             "parent": parent,
             **report_lib.summaries(named, spec.eval_every, start, spec.metric_name, ends=ends),
         }
         if distributed.is_writer():
-            saved_rewind = rewind if r == 0 and spec.rewind_step else None
-            _commit_round(
-                folder, rec, masks, trained_ticket, {**named, **{f"end_{k}": v for k, v in ends.items()}}, saved_rewind
-            )
-            _remove_tree(partial)
-            _remove_tree(out / "round_00.rewind")
-            parent = lineage(folder)
-        masks_prev = masks
+            commits.commit_round(folder, rec, trees, {**named, **{f"end_{k}": v for k, v in ends.items()}})
+            for f in folders:
+                commits.remove_tree(f)
+            for f in dense_lib.rewind_folders(out, runtime.rewind_steps):
+                commits.remove_tree(f)
+            parent = commits.lineage(folder)
         rounds.append(rec)
         log(report_lib.round_line(rec))
         if distributed.is_writer() and r < spec.rounds:
             # The report so far, so a long run can be read (and plotted) before it ends.
-            report_lib.write_report(
-                out, report_lib.make_report(describe, spec.rounds, rounds, out, time.perf_counter() - t_start)
-            )
-    report = report_lib.make_report(describe, spec.rounds, rounds, out, time.perf_counter() - t_start)
+            report_lib.write_report(out, _report(describe, spec, rounds, out, t_start, first_round))
+    report = _report(describe, spec, rounds, out, t_start, first_round)
     if distributed.is_writer():
         report_lib.write_report(out, report)
+        report["figures"] = [str(p) for p in figures_lib.plot(report, out)]
     return report
 
 
-def _train_to_rewind_step(runtime: Study, masks: Any, folder: Path) -> RoundResult:
-    """Round 0's first k iterations, as a `RoundResult` whose carry holds the TrainStates at k (params,
-    model and optimizer state) and the best validation params so far; saved on their own so a kill
-    after them keeps them."""
-    spec = runtime.spec
-    seeds = jnp.asarray(runtime.rep_seed)
-    carry = start_carry(runtime.initial_states(runtime.theta0, masks, seeds, 0, setting_of_member=runtime.rep_setting))
-    if io.verify_commit(folder):
-        try:
-            carry_k = io.load_tree(folder / "state.npz", carry)
-            with np.load(folder / "curves.npz", allow_pickle=False) as z:
-                return RoundResult(carry_k, z["curves"], z["ends"], [])
-        except (io.CheckpointError, OSError, ValueError, KeyError):
-            pass
-    k_chunks = spec.rewind_step // spec.eval_every
-    idx = runtime.idx[seeds, : spec.rewind_step].reshape(len(seeds), k_chunks, spec.eval_every, spec.batch_size)
-    first = runtime._run_chunks(carry, idx, "round 0 (to rewind step)")
-    if distributed.is_writer():
-        folder.mkdir(parents=True, exist_ok=True)
-        io.save_tree(folder / "state.npz", first.carry)
-        io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(curves=first.curves, ends=first.ends))
-        io.commit(folder, ["state.npz", "curves.npz"])
-    return first
+def _report(describe: dict, spec: Spec, rounds: list, out: Path, t_start: float, first_round: int) -> dict:
+    return report_lib.make_report(
+        describe, spec.rounds, rounds, out, time.perf_counter() - t_start, first_round=first_round
+    )
 
 
-def _segment_ends(spec: Spec, r: int, its: np.ndarray) -> list[int]:
-    """The iterations at which a round's segments end (where the test set was evaluated)."""
+def _keeps_trained_state(runtime: Study) -> bool:
+    """Whether lineages' trained model states are saved: where an arm goes on from trained weights."""
+    return runtime.state0 is not None and any(p.weights == "trained" for p in runtime.plans)
 
-    def cut(chunk_its: np.ndarray) -> list[int]:
-        size = segment_size(len(chunk_its), spec.checkpoints_per_round)
-        return [int(i) for i in chunk_its[size - 1 :: size]]
 
-    if r == 0 and spec.rewind_step:
-        k = spec.rewind_step // spec.eval_every
-        return cut(its[:k]) + cut(its[k:])
-    return cut(its)
+def _start_lineages(runtime: Study, dense: Any, ones: Any, state: Any) -> dict[str, rounds_lib.Lineage]:
+    """Every lineage starts from the dense run: its trained weights, all-True masks, its model state."""
+    return {p.name: rounds_lib.Lineage(dense, ones, state) for p in runtime.plans if p.lineage}
 
 
 def _coordinates(e: NonFiniteLoss, r: int, member_arm: list[str], seeds: Any) -> FloatingPointError:
@@ -372,76 +304,6 @@ def _coordinates(e: NonFiniteLoss, r: int, member_arm: list[str], seeds: Any) ->
         f"(population member {e.member}), by iteration {e.iteration}; completed rounds are kept on disk. "
         "Lower the learning rate, or pass skip_nonfinite=True to drop that member and go on."
     )
-
-
-# ---- committed rounds and their lineage -----------------------------------------------------------
-
-_LINEAGE_FILES = ("masks.npz", "trained.npz", "rewind.npz", "rewind_state.npz", "rewind_opt.npz")
-
-
-def lineage(folder: Path) -> str:
-    """The digest of what later rounds are built on: the round's masks, trained and rewind weights."""
-    digests = json.loads((Path(folder) / io.COMMIT).read_text())
-    picked = {k: v for k, v in sorted(digests.items()) if k in _LINEAGE_FILES}
-    return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()
-
-
-def _commit_round(folder: Path, rec: dict, masks: Any, trained: Any, curves: dict, rewind: dict | None) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / io.COMMIT).unlink(missing_ok=True)
-    io.save_tree(folder / "masks.npz", masks)
-    io.save_tree(folder / "trained.npz", trained)
-    io.atomic_write_bytes(folder / "curves.npz", _npz_bytes(**curves))
-    files = ["masks.npz", "trained.npz", "curves.npz", "metrics.json"]
-    if rewind is not None:
-        for name, key in (
-            ("rewind.npz", "params"),
-            ("rewind_state.npz", "model_state"),
-            ("rewind_opt.npz", "opt_state"),
-        ):
-            if rewind[key] is not None:
-                io.save_tree(folder / name, rewind[key])
-                files.append(name)
-    io.atomic_write_json(folder / "metrics.json", rec)
-    io.commit(folder, files)  # the round counts as complete from this rename on
-
-
-def _load_round(
-    folder: Path, runtime: Study, r: int, log: Callable[[str], None], parent: str
-) -> tuple[dict, Any, Any, dict] | None:
-    """A committed round's (metrics, masks, trained ticket, rewind dict), or None if it must be redone."""
-    if not io.verify_commit(folder):
-        if (folder / io.COMMIT).exists():
-            log(f"round {r}: {folder} failed its checksum check (truncated or corrupted files); training it again")
-        return None
-    try:
-        rec = json.loads((folder / "metrics.json").read_text())
-        if r > 0 and rec.get("parent", parent) != parent:
-            log(
-                f"round {r}: it was built on a round {r - 1} that has since been trained again with a different "
-                "result; training it again"
-            )
-            return None
-        masks = io.load_tree(folder / "masks.npz", jax.vmap(prune.ones)(runtime.theta0))
-        trained = io.load_tree(folder / "trained.npz", runtime.theta0)
-        rewind = {"params": None, "model_state": None, "opt_state": None}
-        if r == 0 and runtime.spec.rewind_step:
-            rewind["params"] = io.load_tree(folder / "rewind.npz", runtime.theta0)
-            like = runtime.initial_states(
-                runtime.theta0, jax.vmap(prune.ones)(runtime.theta0), jnp.asarray(runtime.rep_seed), 0
-            )
-            if (folder / "rewind_state.npz").exists():
-                rewind["model_state"] = io.load_tree(folder / "rewind_state.npz", like.model_state)
-            if (folder / "rewind_opt.npz").exists():
-                rewind["opt_state"] = io.load_tree(folder / "rewind_opt.npz", like.opt_state)
-    except (io.CheckpointError, OSError, ValueError) as e:
-        log(f"round {r}: {e}; training it again")
-        return None
-    return rec, masks, trained, rewind
-
-
-def _remove_tree(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- the run folder: config, identity, lock -------------------------------------------------------
@@ -464,11 +326,16 @@ def _prepare_folder(out: Path, config: Config | None) -> None:
             existing = json.loads(cfg.read_text())
         except ValueError:
             existing = None
-        if existing != config.to_json():
+        new = config.to_json()
+        grows = isinstance(existing, dict) and {**existing, "rounds": new["rounds"]} == new
+        if existing != new and not grows:
+            changed = sorted(k for k in set(existing or {}) | set(new) if (existing or {}).get(k) != new.get(k))
             raise ValueError(
-                f"output folder {out} holds a run with a different config ({cfg}); "
+                f"output folder {out} holds a run with a different config ({cfg}; differs in {changed}); "
                 "choose another --out or delete that folder"
             )
+        if grows and isinstance(existing, dict) and new["rounds"] > existing["rounds"]:
+            io.atomic_write_json(cfg, new)  # the same study given more rounds: it resumes and goes on
     else:
         try:
             io.atomic_write_json(cfg, config.to_json())

@@ -13,7 +13,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import io, prune
-from funcnn.lottery.study import Study, advance_schedule
+from funcnn.lottery.context import Context
+from funcnn.lottery.schedule import advance_schedule
+from funcnn.lottery.study import Study
 
 __all__ = ["check_identity", "identity"]
 
@@ -65,6 +67,73 @@ def _augment_probe(runtime: Study) -> str:
     return _sha256_tree(augment(jax.random.key(0), runtime.data[0][:4]))
 
 
+def _probe_context(runtime: Study) -> Context:
+    """A fixed round-1 context of member 0: trained weights θ0 x (1 + cos), all-True masks, a parent
+    mask of the larger half of them, the first 8 training examples, a fixed key."""
+    theta0 = _take(runtime.theta0, 0)
+    trained = jax.tree.map(
+        lambda p: (
+            (p * (1.0 + 0.5 * jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape))).astype(p.dtype)
+            if jnp.issubdtype(p.dtype, jnp.floating)
+            else p
+        ),
+        theta0,
+    )
+    ones = prune.ones(theta0)
+    parent = prune.magnitude(trained, ones, 0.5, spec=runtime.spec_prunable)
+    x, y = runtime.data[0][:8], runtime.data[1][:8]
+    return Context(
+        1, jnp.int32(0), jax.random.key(7), theta0, theta0, _take(runtime.theta0_reinit, 0), trained, ones, parent,
+        trained, (x, y), runtime.eval_forward, runtime.spec.loss, runtime.spec_prunable, runtime.input_shape,
+    )  # fmt: skip
+
+
+def _arms_probe(runtime: Study) -> list[dict]:
+    """What each arm does: its choices, and the mask (SHA-256) and weights (sums) it makes on a fixed
+    context, so that an arm whose function changed under the same name is a different study."""
+    ctx = _probe_context(runtime)
+    out = []
+    for plan in runtime.plans:
+        pctx = ctx._replace(parent_masks=None) if plan.lineage else ctx
+        if plan.legacy is not None:
+            params, mask = plan.legacy(ctx.theta_rewind, ctx.theta_reinit, ctx.parent_masks, jax.random.key(7))
+        elif plan.fn is not None:
+            params, mask = plan.fn(pctx)
+        else:
+            mask = ctx.parent_masks if plan.mask_fn is None else plan.mask_fn(pctx)
+            params = {"rewind": ctx.theta_rewind, "trained": ctx.trained, "init": ctx.theta0}.get(
+                plan.weights, ctx.theta_reinit
+            )
+        params = prune.rewind(params, mask)
+        leaves = [np.asarray(a, np.float64) for a in jax.tree.leaves(params) if jnp.issubdtype(a.dtype, jnp.floating)]
+        out.append(
+            {
+                "name": plan.name,
+                "lineage": plan.lineage,
+                "parent": plan.parent,
+                "rewind_step": plan.rewind_step,
+                "weights": plan.weights,
+                "schedule": plan.schedule,
+                "mask": _sha256_tree(mask),
+                "params": [float(sum(a.sum() for a in leaves)), float(sum(np.abs(a).sum() for a in leaves))],
+            }
+        )
+    return out
+
+
+def _loss_probe(runtime: Study) -> list[float]:
+    """What the loss and the metric compute: their values (and the loss's gradient's sums) on the
+    net's θ0 outputs for the first 8 training examples, and on those outputs x 3."""
+    ctx = _probe_context(runtime)
+    x, y = ctx.batch  # type: ignore[misc]
+    logits = jnp.asarray(runtime.eval_forward(ctx.theta0, x), jnp.float32)
+    out = []
+    for z in (logits, 3.0 * logits):
+        value, g = jax.value_and_grad(lambda z: runtime.spec.loss(z, y))(z)
+        out += [float(value), float(jnp.sum(g)), float(jnp.sum(jnp.abs(g))), float(runtime.spec.metric(z, y))]
+    return out
+
+
 def identity(runtime: Study, describe: dict) -> dict:
     """Everything that changes a study's results, as JSON: its fields, the param tree (names, shapes,
     dtypes), the prunable leaves, fingerprints of θ0 (and the reinit draw) and of the data, and what
@@ -86,7 +155,7 @@ def identity(runtime: Study, describe: dict) -> dict:
         ...             seeds=2)
         >>> ident = identity(Study(spec, progress=False), spec.describe())
         >>> sorted(ident)
-        ['data', 'label', 'net', 'optimizer', 'params', 'prunable', 'study', 'theta0']
+        ['arms', 'data', 'label', 'loss', 'net', 'optimizer', 'params', 'prunable', 'study', 'theta0']
         >>> ident["params"]
         ['dense_0/b: float32[8]', 'dense_0/w: float32[4, 8]', 'dense_2/b: float32[2]', 'dense_2/w: float32[8, 2]']
         >>> ident["prunable"], ident["study"]["rate"], len(ident["theta0"])  # θ0 by its SHA-256
@@ -107,6 +176,8 @@ def identity(runtime: Study, describe: dict) -> dict:
         "optimizer": _optimizer_probe(runtime),
         "label": runtime.spec.label,
         **augment,  # only where there is one: older run folders stay resumable
+        "arms": _arms_probe(runtime),
+        "loss": _loss_probe(runtime),
     }
 
 
@@ -120,7 +191,50 @@ _EXPLAIN = {
     "optimizer": "the optimizer (its updates on a probe)",
     "label": "the label",
     "augment": "the augmentation (its output on a probe batch)",
+    "arms": "the arms (what each does on a probe: its mask and weights)",
+    "loss": "the loss or the metric (their values on a probe batch)",
 }
+# Keys added after run folders were first written: checked only where the stored identity has them.
+_NEWER = ("arms", "loss")
+# Rounds may grow: a finished study given more rounds resumes its committed rounds.
+_GROWS = ("rounds",)
+
+
+def _study_fields_differ(old: dict, new: dict) -> list[str]:
+    """The fields that differ, but `rounds` (a study may grow) and a `sparsities` list that extends
+    the stored one."""
+    out = []
+    for f in sorted(set(old) | set(new)):
+        a, b = old.get(f), new.get(f)
+        if a == b or f in _GROWS:
+            continue
+        if f == "sparsities" and isinstance(a, list) and isinstance(b, list) and b[: len(a)] == a:
+            continue
+        out.append(f)
+    return out
+
+
+def _same_arms(old: Any, new: list) -> bool:
+    if not isinstance(old, list) or len(old) != len(new):
+        return False
+    return not _arm_diffs(old, new)
+
+
+def _arm_diffs(old: list, new: list) -> list[str]:
+    out = []
+    olds = {a.get("name"): a for a in old}
+    for a in new:
+        b = olds.get(a["name"])
+        if b is None:
+            out.append(f"arm {a['name']!r} is new")
+            continue
+        for f, v in a.items():
+            w = b.get(f)
+            same = np.allclose(w, v, rtol=1e-4, atol=1e-7) if f == "params" and w is not None else w == v
+            if not same:
+                out.append(f"arm {a['name']!r}: {f} (stored {w!r}, now {v!r})")
+    out += [f"arm {n!r} is gone" for n in olds if n not in {a["name"] for a in new}]
+    return out
 
 
 def check_identity(out: Path, ident: dict) -> None:
@@ -138,7 +252,7 @@ def check_identity(out: Path, ident: dict) -> None:
         ...     check_identity(Path(d), {"study": {"rate": 0.5}, "label": ""})
         Traceback (most recent call last):
         ...
-        ValueError: run folder ... holds a different study, ...: the study's fields differ: rate 0.2 -> 0.5. ...
+        ValueError: run folder ... holds a different study, ...: the study's fields differ: rate (stored 0.2, now 0.5). ...
     """
     path = out / "identity.json"
     if not path.exists():
@@ -152,20 +266,39 @@ def check_identity(out: Path, ident: dict) -> None:
         ) from None
     ident = json.loads(json.dumps(ident))  # the same JSON round trip as the stored copy
     diffs = []
+    params_differ = stored.get("params") != ident.get("params")
     for k, v in ident.items():
         old = stored.get(k)
-        if k in ("net", "optimizer"):
+        if k in _NEWER and k not in stored:
+            continue  # a run folder written before this key existed
+        if params_differ and k in ("net", "optimizer", "theta0", "arms", "loss"):
+            continue  # these follow from the param tree's shapes: reported once, as the params
+        if k in ("net", "optimizer", "loss"):
             same = old is not None and len(old) == len(v) and np.allclose(old, v, rtol=1e-4, atol=1e-7)
+        elif k == "arms":
+            same = _same_arms(old, v)
+        elif k == "study" and isinstance(old, dict):
+            same = _study_fields_differ(old, v) == []
         else:
             same = old == v
         if not same:
             detail = ""
             if k == "study" and isinstance(old, dict):
-                changed = sorted(f for f in set(v) | set(old) if v.get(f) != old.get(f))
-                detail = ": " + ", ".join(f"{f} {old.get(f)!r} -> {v.get(f)!r}" for f in changed)
+                detail = ": " + ", ".join(
+                    f"{f} (stored {old.get(f)!r}, now {v.get(f)!r})" for f in _study_fields_differ(old, v)
+                )
             elif k == "params" and isinstance(old, list):
-                detail = ": " + ", ".join(sorted(set(old) ^ set(v)))[:300]
+                gone, new = sorted(set(old) - set(v)), sorted(set(v) - set(old))
+                detail = f": stored {', '.join(gone)[:300]}; now {', '.join(new)[:300]}"
+            elif k == "arms" and isinstance(old, list):
+                detail = ": " + ", ".join(_arm_diffs(old, v))
             diffs.append(f"{_EXPLAIN[k]} differ{detail}")
+    if (
+        not diffs
+        and isinstance(stored.get("study"), dict)
+        and any(ident["study"].get(f, 0) > stored["study"].get(f, 0) for f in _GROWS if f in ident["study"])
+    ):
+        io.atomic_write_json(path, {**stored, "study": ident["study"]})  # more rounds: the study grew
     if diffs:
         raise ValueError(
             f"run folder {out} holds a different study, so it will not be resumed: "

@@ -117,13 +117,16 @@ def aggregate(rounds: list[dict]) -> list[dict]:
     return rows
 
 
-def make_report(describe: dict, total_rounds: int, rounds: list[dict], out: Path, seconds: float | None) -> dict:
-    """The whole report: the study's fields (`config`), the summary rows and every round's record."""
+def make_report(
+    describe: dict, total_rounds: int, rounds: list[dict], out: Path, seconds: float | None, first_round: int = 0
+) -> dict:
+    """The whole report: the study's fields (`config`), the summary rows and every round's record.
+    first_round: 1 for a study without a dense run (criteria at initialization alone)."""
     return {
         "config": describe,
         "summary": aggregate(rounds),
         "rounds": rounds,
-        "complete": len(rounds) == total_rounds + 1,
+        "complete": len(rounds) == total_rounds + 1 - first_round,
         "rounds_completed": len(rounds),
         # Summed over rounds, so it counts a resumed run's earlier invocations too.
         "train_seconds_total": float(sum(r["train_seconds"] for r in rounds)),
@@ -151,8 +154,9 @@ def round_line(rec: dict) -> str:
     for arm, setting, sel in _groups(rec):
         acc = np.array(rec[f"final_test_{metric}"])[sel]
         parts.append(f"{_column(arm, setting)} {acc.mean() * 100:.1f}%")
-    dens = np.array(rec["density"])[arms == "ticket"].mean() * 100
-    return f"round {rec['round']:2d}  P_m {dens:6.2f}%  " + "  ".join(parts) + f"  ({rec['train_seconds']:.1f}s)"
+    dens = np.array(rec["density"])[arms == rec["arms"][0]].mean() * 100
+    masks = f", masks {rec['mask_seconds']:.1f}s" if "mask_seconds" in rec else ""
+    return f"round {rec['round']:2d}  P_m {dens:6.2f}%  " + "  ".join(parts) + f"  ({rec['train_seconds']:.1f}s{masks})"
 
 
 def summary_table(report: dict) -> str:
@@ -178,27 +182,37 @@ def summary_table(report: dict) -> str:
     metric = report["rounds"][0].get("metric_name", "accuracy") if report.get("rounds") else "accuracy"
     label = "acc" if metric == "accuracy" else metric
     arms = list(dict.fromkeys(_column(r["arm"], r.get("setting", "")) for r in rows))
+    first = rows[0]["arm"] if rows else "ticket"
+    lead = "ticket" if any(r["arm"] == "ticket" for r in rows) else first
+    widths = [max(16, len(f"{a} {label} %")) for a in arms]
+    stop_head = f"{lead} stop it"
+    stop_w = max(14, len(stop_head))
     head = (
         f"{'round':>5} {'P_m %':>7} "
-        + " ".join(f"{a + ' ' + label + ' %':>16}" for a in arms)
-        + f" {'ticket stop it':>14}"
+        + " ".join(f"{a + ' ' + label + ' %':>{w}}" for a, w in zip(arms, widths, strict=True))
+        + f" {stop_head:>{stop_w}}"
     )
     lines = [head, "-" * len(head)]
     key = f"final_test_{metric}"
     for rnd in sorted({r["round"] for r in rows}):
-        sel = {_column(r["arm"], r.get("setting", "")): r for r in rows if r["round"] == rnd}
-        t = next(r for r in rows if r["round"] == rnd and r["arm"] == "ticket")
-        cells = []
-        for a in arms:
-            if a in sel:
-                cells.append(f"{sel[a][key + '_mean'] * 100:8.2f} ± {sel[a][key + '_std'] * 100:4.2f}")
-            else:
-                cells.append(f"{'-':>16}")
-        lines.append(
-            f"{rnd:>5} {t['percent_remaining']:7.2f} "
-            + " ".join(f"{c:>16}" for c in cells)
-            + f" {t['early_stop_iteration_mean']:14.0f}"
-        )
+        in_round = [r for r in rows if r["round"] == rnd]
+        # Each arm at its own density: arms of a round whose densities differ get rows of their own.
+        levels = list(dict.fromkeys(round(r["percent_remaining"], 6) for r in in_round))
+        for level in levels:
+            sel = {
+                _column(r["arm"], r.get("setting", "")): r
+                for r in in_round
+                if round(r["percent_remaining"], 6) == level
+            }
+            t = next((r for r in in_round if r["arm"] == lead and round(r["percent_remaining"], 6) == level), None)
+            cells = []
+            for a, w in zip(arms, widths, strict=True):
+                if a in sel:
+                    cells.append(f"{sel[a][key + '_mean'] * 100:8.2f} ± {sel[a][key + '_std'] * 100:4.2f}".rjust(w))
+                else:
+                    cells.append(f"{'-':>{w}}")
+            stop = f"{t['early_stop_iteration_mean']:{stop_w}.0f}" if t is not None else f"{'-':>{stop_w}}"
+            lines.append(f"{rnd:>5} {level:7.2f} " + " ".join(cells) + f" {stop}")
     return "\n".join(lines)
 
 

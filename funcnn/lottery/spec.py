@@ -10,7 +10,7 @@ names (`lottery.Config.to_spec()`); both give bit-identical results.
 from __future__ import annotations
 
 import dataclasses
-import re
+import functools
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -233,7 +233,7 @@ class Spec:
         for k, v in sweep.items():
             if not all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in v):
                 raise ValueError(f"spec sweep[{k!r}] must hold numbers, got {list(v)!r}")
-        arms_lib.resolve(self.arms, None)
+        arms_lib.resolve(self.arms, self.rewind_step)
         return self
 
     def arm_names(self) -> list[str]:
@@ -296,11 +296,20 @@ def round_rates(spec: Spec, r: int) -> tuple[float, dict]:
     return rate, layer_rates
 
 
-def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params, r: int, prunable_spec: Any) -> Masks:
+def prune_round(
+    spec: Spec,
+    trained: Params,
+    masks: Masks,
+    dense_trained: Params,
+    r: int,
+    prunable_spec: Any,
+    layout: Any = None,
+) -> Masks:
     """Round r's mask for one member, from the last ticket's trained weights (or the dense run's).
 
     trained, masks: the last round's trained ticket and its mask; dense_trained: round 0's trained
-    weights (what one-shot pruning scores); prunable_spec: `prune.prunable(params, spec.prunable)`.
+    weights (what one-shot pruning scores); prunable_spec: `prune.prunable(params, spec.prunable)`;
+    layout: the net's `unit_layout` (a foreign tree's unit axes and output layer, for a structure).
     With `Spec.sparsities` set, each prunable leaf is pruned to round r's absolute sparsity.
 
     Example:
@@ -324,8 +333,12 @@ def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params
     method: Callable[..., Masks] = prune.magnitude
     if spec.structure is not None:
         # Whole units (L1 norms), the output layer's never: its units are the classes.
-        prunable_spec = units_prunable(prunable_spec, trained)
-        method = prune.structured
+        if layout is None:
+            prunable_spec = units_prunable(prunable_spec, trained)
+            method = prune.structured
+        else:
+            prunable_spec = units_prunable(prunable_spec, trained, layout=layout)
+            method = functools.partial(prune.structured, unit_axis=layout)
     if spec.sparsities is not None:
         # Absolute targets: every prunable leaf pruned to that fraction of its size (of its units
         # with a structure), scored by the magnitudes of the last trained (masked) weights; pruned
@@ -358,10 +371,9 @@ def prune_round(spec: Spec, trained: Params, masks: Masks, dense_trained: Params
     )
 
 
-def output_layer(params: Params) -> str:
-    """The output layer's name: of the top-level layers with weight matrices or kernels (ndim > 1),
-    the one with the highest index suffix ('dense_11' of funcnn's 'conv2d_0' ... 'dense_11'); for
-    other names, the layer of the last such leaf in tree order. Only shapes matter.
+def output_layer(params: Params, layout: prune.UnitLayout | None = None) -> str:
+    """`prune.output_layer`: the output layer's name, from `layout` (a `prune.UnitLayout`, e.g. the
+    net's `unit_layout`) or funcnn's own names ('<kind>_<n>': the highest n); else a ValueError.
 
     Example:
         >>> import numpy as np
@@ -370,18 +382,12 @@ def output_layer(params: Params) -> str:
         >>> output_layer({"dense_0": {"w": w, "b": b}, "dense_10": {"w": w}, "dense_2": {"w": w}, "prelu_11": {"a": b}})
         'dense_10'
     """
-    names = [prune.path_name(p) for p, f in jax.tree_util.tree_leaves_with_path(prune.prunable(params)) if f]
-    if not names:
-        raise ValueError("params have no weight matrix or kernel (ndim > 1), so no output layer")
-    tops = {n.split("/")[0] for n in names}
-    if all(re.fullmatch(r".+_\d+", t) for t in tops):
-        return max(tops, key=lambda t: int(t.rsplit("_", 1)[1]))
-    return prune.layer_of(names[-1])
+    return prune.output_layer(params, layout)
 
 
-def units_prunable(prunable_spec: Any, params: Params) -> Any:
-    """The prunable spec structured pruning uses: `prunable_spec` less the leaves of `params`'
-    `output_layer` (whose units are the classes).
+def units_prunable(prunable_spec: Any, params: Params, layout: prune.UnitLayout | None = None) -> Any:
+    """`prune.units_prunable`: `prunable_spec` less the leaves of `params`' `output_layer` (whose
+    units are the classes), that layer known from `layout` (the net's `unit_layout`) or funcnn's names.
 
     Example:
         >>> import numpy as np
@@ -390,10 +396,7 @@ def units_prunable(prunable_spec: Any, params: Params) -> Any:
         >>> units_prunable({"dense_0": {"w": True, "b": False}, "dense_1": {"w": True}}, params)
         {'dense_0': {'b': False, 'w': True}, 'dense_1': {'w': False}}
     """
-    out = output_layer(params)
-    return jax.tree_util.tree_map_with_path(
-        lambda p, f: bool(f) and not (prune.path_name(p) + "/").startswith(out + "/"), prunable_spec
-    )
+    return prune.units_prunable(prunable_spec, params, layout)
 
 
 def density_ladder(spec: Spec | Config, params_template: Params | None = None) -> list[float]:

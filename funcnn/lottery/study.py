@@ -22,7 +22,8 @@ from funcnn.cpu import default_chunk  # re-exported: its first home was here
 from funcnn.lottery import arms as arms_lib
 from funcnn.lottery.config import Config
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
-from funcnn.lottery.spec import Spec, units_prunable
+from funcnn.lottery.schedule import advance_schedule, hold_schedule  # advance_schedule's first home was here
+from funcnn.lottery.spec import Spec, prune_round, units_prunable
 
 __all__ = ["NonFiniteLoss", "RoundResult", "Study", "advance_schedule", "default_chunk"]
 
@@ -51,57 +52,6 @@ class NonFiniteLoss(FloatingPointError):
 def segment_size(n_chunks: int, max_segments: int) -> int:
     """The smallest divisor of n_chunks that cuts it into at most `max_segments` equal segments."""
     return next(d for d in range(1, n_chunks + 1) if n_chunks % d == 0 and n_chunks // d <= max_segments)
-
-
-def advance_schedule(opt_state: Any, count: int | jax.Array) -> Any:
-    """opt_state with every schedule counter (optax's `scale_by_schedule` and `inject_hyperparams`
-    states) set to `count`, and nothing else touched: a fresh optimizer whose learning-rate schedule
-    resumes at step `count` (OpenLTH's rewinding). Adam's own step count stays at 0.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> import optax
-        >>> from funcnn.lottery import advance_schedule
-        >>> tx = optax.sgd(optax.piecewise_constant_schedule(1.0, {100: 0.1}))  # x0.1 at step 100
-        >>> params = {"w": jnp.ones(1)}
-        >>> state = advance_schedule(tx.init(params), 150)  # a fresh state, its schedule at step 150
-        >>> updates, _ = tx.update({"w": jnp.ones(1)}, state)
-        >>> round(float(updates["w"][0]), 6)  # -lr x grad, at the rate of step 150
-        -0.1
-    """
-    import optax
-
-    # optax >= 0.2 builds inject_hyperparams' state as InjectStatefulHyperparamsState, whose rate
-    # comes from the counters in `hyperparams_states` (one per scheduled hyperparameter).
-    injected = tuple(
-        t
-        for t in (
-            getattr(optax, "InjectHyperparamsState", None),
-            getattr(optax, "InjectStatefulHyperparamsState", None),
-        )
-        if t is not None
-    )
-    kinds = (optax.ScaleByScheduleState,) + injected
-
-    def at(c: jax.Array) -> jax.Array:
-        return jnp.full_like(c, count)
-
-    def fix(s: Any) -> Any:
-        if isinstance(s, optax.ScaleByScheduleState):
-            return s._replace(count=at(s.count))
-        if isinstance(s, injected):
-            s = s._replace(count=at(s.count), inner_state=advance_schedule(s.inner_state, count))
-            if hasattr(s, "hyperparams_states"):
-                s = s._replace(
-                    hyperparams_states={
-                        k: v._replace(count=at(v.count)) if hasattr(v, "_replace") and hasattr(v, "count") else v
-                        for k, v in s.hyperparams_states.items()
-                    }
-                )
-            return s
-        return s
-
-    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, kinds))
 
 
 def _npz_bytes(**arrays: Any) -> bytes:
@@ -164,6 +114,12 @@ class Study:
     state0: Params | None
     spec_prunable: Any
     arms: tuple[arms_lib.Arm, ...]
+    plans: tuple[arms_lib.Plan, ...]
+    unit_layout: Any
+    holds: bool
+    dense_run: bool
+    rewind_steps: list[int]
+    eval_forward: Callable[[Params, jax.Array], jax.Array]
     idx: jax.Array
 
     def __init__(self, spec: Spec | Config, progress: bool = True) -> None:
@@ -191,6 +147,11 @@ class Study:
         self.input_shape = tuple(spec.input_shape or x.shape[1:])
         self.net = spec.net
         self.tx = spec.optimizer
+        # Fine-tuning arms hold their schedule at its last step: every member's optimizer then carries
+        # a hold (-1 for the others, whose updates are unchanged).
+        self.holds = any(p.schedule == "end" for p in arms_lib.resolve(spec.arms, spec.rewind_step))
+        if self.holds:
+            self.tx = hold_schedule(self.tx)
         self.metric_names = metric_names(spec.metric_name, spec.test_curve)
         self.end_names = end_names(spec.metric_name)
         chunk = spec.population_chunk
@@ -262,20 +223,41 @@ class Study:
         )
         self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
         _check_prunable(spec, self.spec_prunable)
-        self.arms = arms_lib.resolve(spec.arms, self.spec_prunable, spec.scope)
+        member0 = jax.tree.map(lambda a: a[0], self.theta0)
+        self.unit_layout = getattr(self.net, "unit_layout", None)
+        random_fn = arms_lib.random_pruning(self.spec_prunable, spec.scope)
         if spec.structure is not None:
             # The built-in random control keeps as many random whole units per leaf as the ticket.
-            units = units_prunable(self.spec_prunable, jax.tree.map(lambda a: a[0], self.theta0))
+            units = _units_prunable(self.spec_prunable, member0, self.unit_layout)
             if not any(jax.tree.leaves(units)):
                 raise ValueError(
                     f"spec structure={spec.structure!r} prunes no layer: the only prunable layer is the output "
                     "layer, whose units are never pruned"
                 )
-            random_arm = arms_lib.Arm("random", _structured_random(units))
-            self.arms = tuple(
-                random_arm if isinstance(given, str) and given == "random" else arm
-                for given, arm in zip(spec.arms, self.arms, strict=True)
+            random_fn = _structured_random(units, self.unit_layout)
+        self.plans = arms_lib.resolve(
+            spec.arms, spec.rewind_step, default_pruner=self._spec_pruner, random_fn=random_fn
+        )
+        self.arms = tuple(arms_lib.Arm(p.name, p.legacy) for p in self.plans)  # names, as before
+        for p in self.plans:
+            if not 0 <= p.rewind_step < spec.iterations or p.rewind_step % spec.eval_every:
+                raise ValueError(
+                    f"spec arms: Arm {p.name!r} has rewind_step={p.rewind_step}; expected a multiple of "
+                    f"eval_every={spec.eval_every} in [0, iterations={spec.iterations})"
+                )
+        if spec.rewind_optimizer and len({(p.rewind_step, p.weights, p.schedule) for p in self.plans}) > 1:
+            raise ValueError(
+                "spec rewind_optimizer=True restores the optimizer state saved at the rewind step, which only "
+                "studies whose arms all rewind alike (same rewind_step, weights and schedule) can share"
             )
+        self.dense_run = arms_lib.needs_dense_run(self.plans)
+        self.rewind_steps = sorted(
+            {p.rewind_step for p in self.plans if p.rewind_step}
+            | ({spec.rewind_step} if spec.rewind_step and self.dense_run else set())
+        )
+        one_state = None if self.state0 is None else jax.tree.map(lambda a: a[0], self.state0)
+        as_forward = train.as_forward(self.net)
+        self.eval_forward = lambda params, x: as_forward(params, one_state, x, train=False)[0]
         if self.sweep:
             probe = self.tx.init(jax.tree.map(lambda a: a[0], self.theta0))
             missing = object()
@@ -286,6 +268,12 @@ class Study:
                         f"optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)({name}=...)"
                     )
         self.idx = self._batch_order()
+
+    def _spec_pruner(self, ctx: Any) -> Masks:
+        """How a lineage without a pruner prunes: the Spec's fields (`spec.prune_round`)."""
+        return prune_round(
+            self.spec, ctx.trained, ctx.masks, ctx.dense_trained, ctx.round, self.spec_prunable, self.unit_layout
+        )
 
     # Kept for callers of the earlier API, which named the prunable spec `spec`.
     @property
@@ -333,24 +321,36 @@ class Study:
         model_state: Params | None = None,
         opt_state: Any = None,
         setting_of_member: Any = None,
+        schedule_start: Any = None,
+        hold: Any = None,
     ) -> train.TrainState:
-        """TrainStates for members: fresh optimizer state with its schedule at `start` (or `opt_state`),
-        each member's sweep setting in its hyperparameters, the model state given (default: the
-        initial one), a Dropout key per seed, step = start."""
+        """TrainStates for members: fresh optimizer state with its schedule at `start` (or at each
+        member's `schedule_start`; held there for good where `hold` >= 0), or `opt_state`, each member's
+        sweep setting in its hyperparameters, the model state given (default: the initial one), a
+        Dropout key per seed, step = start."""
         seed_of_member = jnp.asarray(seed_of_member)
+        n = seed_of_member.shape[0]
         model_state = self.member_state0(seed_of_member) if model_state is None else model_state
         keys = jax.vmap(lambda s: jax.random.fold_in(self.k_step, s))(seed_of_member)
         setting = jnp.zeros_like(seed_of_member) if setting_of_member is None else jnp.asarray(setting_of_member)
+        sched = jnp.full((n,), start, jnp.int32) if schedule_start is None else jnp.asarray(schedule_start, jnp.int32)
+        held = jnp.full((n,), -1, jnp.int32) if hold is None else jnp.asarray(hold, jnp.int32)
+        if hold is not None and not self.holds and bool(jnp.any(held >= 0)):
+            raise ValueError("hold needs a study whose arms include one with schedule='end' (fine-tuning)")
 
-        def one(p: Params, m: Masks, ms: Params | None, k: jax.Array, v: jax.Array) -> train.TrainState:
+        def one(
+            p: Params, m: Masks, ms: Params | None, k: jax.Array, v: jax.Array, sc: jax.Array, h: jax.Array
+        ) -> train.TrainState:
             s = train.init_state(p, self.tx, m, model_state=ms, key=k)
-            o = advance_schedule(s.opt_state, start)
+            o = advance_schedule(s.opt_state, start if schedule_start is None else sc)
+            if self.holds:
+                o = o._replace(hold=h)
             for name, values in self.sweep.items():
                 old = optax.tree_utils.tree_get(o, name)
                 o = optax.tree_utils.tree_set(o, **{name: jnp.asarray(values, old.dtype)[v]})
             return s._replace(opt_state=o, step=jnp.asarray(start, jnp.int32))
 
-        states = jax.vmap(one)(params, masks, model_state, keys, setting)
+        states = jax.vmap(one)(params, masks, model_state, keys, setting, sched, held)
         if opt_state is not None:
             states = states._replace(opt_state=opt_state)
         return states
@@ -370,13 +370,16 @@ class Study:
         carry: Carry | None = None,
         stop: int | None = None,
         setting_of_member: Any = None,
+        schedule_start: Any = None,
+        hold: Any = None,
     ) -> RoundResult:
         """Train members from iteration `start` to `stop` (default: `iterations`) in segments.
 
-        A fresh TrainState per member (`initial_states`), or `carry` to go on with a round (its best
-        validation params and all). With `checkpoint` (a folder), the carry is saved after every
-        segment and a later call resumes from it. A non-finite loss raises `NonFiniteLoss`, unless
-        `skip_nonfinite`: then the member is reported in `failed` and the others go on.
+        A fresh TrainState per member (`initial_states`, with each member's `schedule_start` and
+        `hold` if given), or `carry` to go on with a round (its best validation params and all). With
+        `checkpoint` (a folder), the carry is saved after every segment and a later call resumes from
+        it. A non-finite loss raises `NonFiniteLoss`, unless `skip_nonfinite`: then the member is
+        reported in `failed` and the others go on.
         """
         c = self.spec
         stop = c.iterations if stop is None else stop
@@ -386,7 +389,17 @@ class Study:
                 raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
         if carry is None:
             carry = start_carry(
-                self.initial_states(params, masks, seed_of_member, start, model_state, opt_state, setting_of_member)
+                self.initial_states(
+                    params,
+                    masks,
+                    seed_of_member,
+                    start,
+                    model_state,
+                    opt_state,
+                    setting_of_member,
+                    schedule_start=schedule_start,
+                    hold=hold,
+                )
             )
         n_chunks = (stop - start) // c.eval_every
         idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
@@ -520,12 +533,22 @@ class RoundResult(NamedTuple):
         return self.carry.state.params if score_step is None else self.snapshot
 
 
-def _structured_random(units: Any) -> arms_lib.ArmFn:
+def _units_prunable(prunable_spec: Any, params: Params, layout: Any) -> Any:
+    return (
+        units_prunable(prunable_spec, params)
+        if layout is None
+        else units_prunable(prunable_spec, params, layout=layout)
+    )
+
+
+def _structured_random(units: Any, layout: Any = None) -> arms_lib.ArmFn:
     """The random arm with a structure: `prune.structured_random_like` over the prunable leaves `units`."""
 
     def fn(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
         del theta_reinit
-        return theta_rewind, prune.structured_random_like(key, mask, units)
+        if layout is None:
+            return theta_rewind, prune.structured_random_like(key, mask, units)
+        return theta_rewind, prune.structured_random_like(key, mask, units, unit_axis=layout)
 
     return fn
 

@@ -1,0 +1,91 @@
+"""Strategies in one program, measured in one run (`python -m benchmarks.strategies`):
+
+1. the MNIST-1D rewinding study (weight rewinding to θ0 and θk, learning-rate rewinding, full
+   learning-rate rewinding, fine-tuning: five lineages, one dense run, one program a round) against
+   the same lineages run as five separate studies, each training its own dense net;
+2. what share of a pruning round making the masks takes, SynFlow's scorings included (the
+   pruning-at-initialization study's arms, one round).
+
+Both on the MNIST-1D MLP, sized to finish in a few minutes on 2 cores (`--iterations`, `--rounds`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from experiments import pruning_at_init, rewinding
+from funcnn import lottery
+
+QUIET = dict(progress=False, log=lambda line: None)
+
+
+def _base(iterations: int, rounds: int, seeds: int) -> lottery.Spec:
+    config = dataclasses.replace(lottery.PRESETS["mnist1d"], iterations=iterations, rounds=rounds, seeds=seeds)
+    return config.validate().to_spec()
+
+
+def rewinding_ratio(iterations: int = 500, rounds: int = 2, seeds: int = 2, k: int = 100) -> dict:
+    """Seconds of the five lineages as one study, and as five separate studies; their ratio."""
+    base = _base(iterations, rounds, seeds)
+    tx = rewinding.optax.adam(rewinding.schedule(2e-3, iterations, k))
+    lineages = rewinding.study_arms(k)
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        lottery.run(dataclasses.replace(base, optimizer=tx, arms=lineages), out=Path(d) / "one", **QUIET)
+        together = time.perf_counter() - t
+        t = time.perf_counter()
+        for arm in lineages:
+            lottery.run(dataclasses.replace(base, optimizer=tx, arms=(arm,)), out=Path(d) / arm.name, **QUIET)
+        separate = time.perf_counter() - t
+    return {"one_study_s": together, "separate_studies_s": separate, "ratio": separate / together}
+
+
+def mask_share(iterations: int = 500, seeds: int = 2, k: int = 100, synflow_iterations: int = 100) -> dict:
+    """One pruning round of the pruning-at-initialization arms: seconds making masks, training, share."""
+    spec = dataclasses.replace(
+        _base(iterations, 1, seeds), arms=pruning_at_init.study_arms(k, synflow_iterations=synflow_iterations)
+    )
+    with tempfile.TemporaryDirectory() as d:
+        report = lottery.run(spec, out=d, **QUIET)
+    rec = report["rounds"][1]
+    return {
+        "arms": len(spec.arms),
+        "members": len(rec["arms"]),
+        "round_s": rec["train_seconds"],
+        "mask_s": rec["mask_seconds"],
+        "mask_share": rec["mask_seconds"] / rec["train_seconds"],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--iterations", type=int, default=500)
+    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--out", type=Path, default=None, help="write the figures as JSON here")
+    args = p.parse_args(argv)
+    out = {
+        "rewinding": rewinding_ratio(args.iterations, args.rounds, args.seeds),
+        "masks": mask_share(args.iterations, args.seeds),
+    }
+    r, m = out["rewinding"], out["masks"]
+    print(
+        f"rewinding study, 5 lineages: one study {r['one_study_s']:.1f} s, five separate studies "
+        f"{r['separate_studies_s']:.1f} s: {r['ratio']:.2f}x"
+    )
+    print(
+        f"pruning at init, {m['arms']} arms x {args.seeds} seeds, one round: masks {m['mask_s']:.1f} s of "
+        f"{m['round_s']:.1f} s ({100 * m['mask_share']:.1f}%)"
+    )
+    if args.out is not None:
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()

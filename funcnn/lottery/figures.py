@@ -1,0 +1,123 @@
+"""A study's figures, for any arms: test accuracy and early-stop iteration against the weights
+remaining (each arm at its own density), and learning curves of the first arm. PNG files only
+(matplotlib's Agg backend); `run` writes them into the run folder, `plot` redraws them from a report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from funcnn.lottery.report import load_curves
+
+__all__ = ["plot"]
+
+_BASE = {"ticket": "tab:blue", "reinit": "tab:orange", "random": "tab:green"}
+
+
+def _colors(arms: list[str]) -> dict[str, str]:
+    """The classic arms keep their colors; any other arm takes the next of matplotlib's tab20."""
+    import matplotlib.pyplot as plt
+
+    cycle = list(plt.get_cmap("tab20").colors)  # type: ignore[attr-defined]
+    out, i = {}, 0
+    for a in arms:
+        if a in _BASE:
+            out[a] = _BASE[a]
+        else:
+            out[a] = cycle[(i + 6) % len(cycle)]  # past the three classic colors' neighbours
+            i += 1
+    return out
+
+
+def plot(report: dict, out: str | Path) -> list[Path]:
+    """accuracy_vs_remaining.png, early_stop_vs_remaining.png and learning_curves.png in `out`;
+    their paths. report: what `run` or `load_report` returns (any arm names, any densities).
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from funcnn.lottery.figures import plot
+        >>> rows = [{"round": 0, "arm": "ticket", "percent_remaining": 100.0, "final_test_accuracy_mean": 0.9,
+        ...          "final_test_accuracy_std": 0.01, "early_stop_iteration_mean": 300, "early_stop_iteration_std": 10},
+        ...         {"round": 1, "arm": "my-snip", "percent_remaining": 10.0, "final_test_accuracy_mean": 0.8,
+        ...          "final_test_accuracy_std": 0.02, "early_stop_iteration_mean": 200, "early_stop_iteration_std": 5}]
+        >>> with tempfile.TemporaryDirectory() as d:
+        ...     paths = plot({"summary": rows, "rounds": [], "config": {"seeds": 2}, "folder": d}, d)
+        ...     [p.name for p in paths]
+        ['accuracy_vs_remaining.png', 'early_stop_vs_remaining.png']
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    rows = report["summary"]
+    arms = list(dict.fromkeys(r["arm"] for r in rows))
+    colors = _colors(arms)
+    dense = [r for r in rows if r["round"] == 0]
+    paths = []
+    for metric, ylabel, name in [
+        ("final_test_accuracy", "test accuracy (end of training)", "accuracy_vs_remaining.png"),
+        ("early_stop_iteration", "early-stop iteration (min val loss)", "early_stop_vs_remaining.png"),
+    ]:
+        if not rows or metric + "_mean" not in rows[0]:
+            continue
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for arm in arms:
+            sel = [r for r in rows if r["arm"] == arm]
+            if dense and all(r["round"] > 0 for r in sel):
+                sel = dense[:1] + sel  # the dense run is every arm's starting point
+            sel.sort(key=lambda r: -r["percent_remaining"])
+            x = [r["percent_remaining"] for r in sel]
+            m = np.array([r[metric + "_mean"] for r in sel], float)
+            s = np.array([r[metric + "_std"] for r in sel], float)
+            scale = 100 if "accuracy" in metric else 1
+            ax.plot(x, m * scale, "o-", color=colors[arm], label=arm)
+            ax.fill_between(x, (m - s) * scale, (m + s) * scale, color=colors[arm], alpha=0.2)
+        ax.set_xscale("log")
+        ax.invert_xaxis()
+        ax.set_xlabel("percent of weights remaining (log scale)")
+        ax.set_ylabel(ylabel + (" %" if "accuracy" in metric else ""))
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(title=f"mean ± std over {report['config'].get('seeds', '?')} seeds", fontsize=7)
+        paths.append(out / name)
+        fig.savefig(out / name, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+    rounds = report.get("rounds") or []
+    if rounds:
+        paths.append(_learning_curves(report, rounds, arms[0], out, plt))
+    return paths
+
+
+def _learning_curves(report: dict, rounds: list[dict], arm: str, out: Path, plt: object) -> Path:
+    """The first arm's test accuracy along training, at a few densities."""
+    fig, ax = plt.subplots(figsize=(6.5, 4))  # type: ignore[attr-defined]
+    picks = sorted({0, len(rounds) // 2, len(rounds) - 1, min(3, len(rounds) - 1)})
+    metric = rounds[0].get("metric_name", "accuracy")
+    for i in picks:
+        rec = rounds[i]
+        curves = load_curves(Path(report["folder"]) / f"round_{rec['round']:02d}")
+        sel = np.array(rec["arms"]) == arm
+        if not sel.any():
+            sel = np.array(rec["arms"]) == rec["arms"][0]
+        p = np.mean(np.array(rec["density"])[sel]) * 100
+        # The whole test curve with test_curve; else the test evaluations at the segments' ends.
+        if f"test_{metric}" in curves:
+            its, acc = rec["iterations"], curves[f"test_{metric}"]
+        else:
+            its, acc = rec["test_iterations"], curves[f"end_test_{metric}"]
+        acc = np.asarray(acc)[sel]
+        if acc.shape[1] != len(its):  # members that started later: their curve is the grid's tail
+            its = its[-acc.shape[1] :]
+        ax.plot(its, np.nanmean(acc, axis=0) * 100, "o-", ms=3, label=f"{arm}, {p:.1f}% remaining")
+    ax.set_xlabel("training iteration")
+    ax.set_ylabel(f"test {metric} %")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    path = out / "learning_curves.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)  # type: ignore[attr-defined]
+    return path
