@@ -182,7 +182,7 @@ def test_a_lineage_prunes_its_own_trained_weights(tmp_path):
     pspec = prune.prunable(s.net.init(jax.random.key(0), (6,)))
     like = jax.vmap(lambda k: s.net.init(k, (6,)))(jax.random.split(jax.random.key(0), 2))
     ones = jax.vmap(prune.ones)(like)
-    for name, tag in (("ticket", ""), ("lr_rewinding", "_lr_rewinding")):
+    for tag in ("", "_lr_rewinding"):
         trained = io.load_tree(r1 / f"trained{tag}.npz", like)
         masks1 = io.load_tree(r1 / f"masks{tag}.npz", ones)
         masks2 = io.load_tree(r2 / f"masks{tag}.npz", ones)
@@ -296,10 +296,11 @@ def test_an_arm_whose_function_changed_under_the_same_name_is_not_resumed(tmp_pa
     same = lambda rewind, fresh, mask, key: (rewind, mask)
     flipped = lambda rewind, fresh, mask, key: (jax.tree.map(jnp.negative, rewind), mask)
     lottery.run(spec(arms=("ticket", lottery.Arm("mine", same))), out=tmp_path, **QUIET)
-    with pytest.raises(ValueError, match="arms .*differ.*'mine'"):
+    with pytest.raises(ValueError, match=r"arms .*differ.*'mine'"):
         lottery.run(spec(arms=("ticket", lottery.Arm("mine", flipped))), out=tmp_path, **QUIET)
     with pytest.raises(ValueError, match="loss"):
-        lottery.run(spec(arms=("ticket", lottery.Arm("mine", same)), loss=lambda z, y: 2.0 * optax.softmax_cross_entropy_with_integer_labels(z, y).mean()), out=tmp_path, **QUIET)  # fmt: skip
+        doubled = lambda z, y: 2.0 * optax.softmax_cross_entropy_with_integer_labels(z, y).mean()
+        lottery.run(spec(arms=("ticket", lottery.Arm("mine", same)), loss=doubled), out=tmp_path, **QUIET)
 
 
 def test_a_finished_study_given_more_rounds_resumes_and_trains_the_new_ones(tmp_path):
