@@ -1,9 +1,25 @@
 """Atomic, verified save/load of pytrees of arrays (`.npz`, never pickle).
 
+The contract: a saved tree holds arrays only. Each leaf is a numpy or JAX array (or a numpy scalar)
+of a numeric dtype, or a Python `bool`/`int`/`float`/`complex`, stored as a 0-d numpy array of numpy's
+default dtype (bool, int64, float64, complex128) and loaded back as that array. Anything else (a
+function, a string, a module) is a ValueError at save naming its path; so are two leaves whose
+names in the file collide (`{"a/b": x}` and `{"a": {"b": y}}`). Nothing is pickled, on save or load.
+
+Dtypes, each bit-exact: numpy's bool, ints, floats and complex as `.npy` arrays of their own dtype;
+the ml_dtypes JAX uses (bfloat16, float8_*, float6_*, float4_e2m1fn, int4/uint4, int2/uint2, ...)
+as their raw bits (an unsigned int of the same itemsize); typed PRNG keys (`jax.random.key`, arrays
+of them) as their key data. Their dtype names and key impls (threefry2x32, rbg, ...) go into a
+JSON member `__funcnn_io__.json`, written only when needed: a tree of plain numeric arrays is the
+plain `.npz` that `np.load` reads and that earlier versions wrote (such files still load). Legacy
+uint32 keys (`jax.random.PRNGKey`) are plain uint32 arrays.
+
+`load_tree` checks the stored names, shapes and dtypes against a template tree: concrete arrays or
+`jax.ShapeDtypeStruct`s, including typed-key ones (`jax.eval_shape`, `flax.nnx.eval_shape`).
+
 A file is written to a temporary name in the same folder, flushed, fsynced and renamed into place,
-so a reader sees either the old file or the whole new one. `load_tree` checks the stored names,
-shapes and dtypes against a template tree, and `commit`/`verify_commit` record and check SHA-256
-digests of a folder's files.
+so a reader sees either the old file or the whole new one; `commit`/`verify_commit` record and check
+SHA-256 digests of a folder's files.
 """
 
 from __future__ import annotations
@@ -12,12 +28,14 @@ import hashlib
 import io
 import json
 import os
+import reprlib
 import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import jax
+import ml_dtypes
 import numpy as np
 
 from funcnn.prune import path_name
@@ -118,19 +136,75 @@ def _is_key(leaf: Any) -> bool:
     return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
 
 
-def _flat(tree: Any) -> dict[str, np.ndarray]:
-    out = {}
+_META = "__funcnn_io__.json"  # the zip member with dtype names and key impls (format 2)
+_SCALARS = (bool, int, float, complex)
+_HINT = (
+    "save_tree takes arrays only; for a model with functions or other static fields, save its arrays: "
+    "params, static = eqx.partition(model, eqx.is_array) (equinox), nnx.state(model) (flax.nnx)"
+)
+# ml_dtypes' types (bfloat16, float8_*, int4, ...): numpy's .npy header has no name for them
+_EXTENDED = {
+    np.dtype(t).name: np.dtype(t) for t in vars(ml_dtypes).values() if isinstance(t, type) and issubclass(t, np.generic)
+}
+
+
+def _native(dtype: np.dtype) -> bool:
+    """Whether `dtype` is a numeric dtype that an `.npy` header names itself (float32, int8, ...)."""
+    try:
+        return dtype.kind in "biufc" and np.dtype(dtype.str) == dtype
+    except TypeError:  # ml_dtypes' complex32: kind 'c', but no numpy name
+        return False
+
+
+def _names(tree: Any, fn: str) -> list[tuple[str, str, Any]]:
+    """(name in the file, key path, leaf) per leaf; ValueError when two names collide."""
+    out, seen = [], {_META: "funcnn's metadata"}
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        # A typed PRNG key is stored as its raw key data (uint32) and wrapped again on load.
-        out[path_name(path) or "_"] = np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+        name, where = path_name(path) or "_", jax.tree_util.keystr(path) or "the root"
+        if name in seen:
+            raise ValueError(
+                f"{fn}: leaves {seen[name]} and {where} both get the name {name!r} in the file "
+                "(names join keys with '/'); rename one of the keys"
+            )
+        seen[name] = where
+        out.append((name, where, leaf))
     return out
 
 
-def save_tree(path: str | os.PathLike, tree: Any) -> str:
-    """Save a pytree's leaves to an `.npz` named by key path; returns the file's SHA-256.
+def _describe(leaf: Any) -> str:
+    if hasattr(leaf, "dtype"):
+        return f"a {type(leaf).__name__} of dtype {leaf.dtype}"
+    name = getattr(leaf, "__name__", None)  # a function: its name says more than its repr
+    return f"a {type(leaf).__name__} ({name if isinstance(name, str) else reprlib.repr(leaf)})"
 
-    Each array is stored under its `funcnn.prune.path_name` ('dense_0/w'); typed PRNG keys as their
-    raw key data. Written atomically (`atomic_write_bytes`); nothing is pickled.
+
+def _flat(tree: Any) -> tuple[dict[str, np.ndarray], dict[str, dict[str, str]]]:
+    """The arrays to store by name, and the metadata of the leaves that need it."""
+    arrays, meta = {}, {}
+    for name, where, leaf in _names(tree, "save_tree"):
+        if _is_key(leaf) and isinstance(leaf, jax.Array):
+            arrays[name] = np.asarray(jax.random.key_data(leaf))
+            meta[name] = {"key": str(jax.random.key_impl(leaf))}
+            continue
+        ok = isinstance(leaf, (np.ndarray, np.generic, jax.Array, *_SCALARS))
+        a = np.asarray(leaf) if ok else None  # an int beyond int64 becomes an object array: refused below
+        if a is None or not (_native(a.dtype) or a.dtype.name in _EXTENDED):
+            raise ValueError(f"save_tree: leaf {where} is {_describe(leaf)}, not a numeric array; {_HINT}")
+        if not _native(a.dtype):
+            meta[name] = {"dtype": a.dtype.name}
+            a = a.view(f"u{a.dtype.itemsize}")  # the raw bits, in a dtype the header can name
+        arrays[name] = a
+    return arrays, meta
+
+
+def save_tree(path: str | os.PathLike, tree: Any) -> str:
+    """Save a pytree of arrays to an `.npz` named by key path; returns the file's SHA-256.
+
+    Each array is stored under its `funcnn.prune.path_name` ('dense_0/w'); extended dtypes as their
+    bits and typed PRNG keys as their key data, with the dtype or key impl in the file's metadata (see
+    the module docstring). Raises ValueError, writing nothing, for a leaf that is not an array and for
+    colliding names. Written atomically (`atomic_write_bytes`); nothing is pickled, and the same tree
+    gives the same bytes.
 
     Example:
         >>> import pathlib
@@ -144,21 +218,83 @@ def save_tree(path: str | os.PathLike, tree: Any) -> str:
         ...         print(sorted(z.files), len(digest))
         ['dense_0/b', 'dense_0/w'] 64
     """
+    arrays, meta = _flat(tree)
     buffer = io.BytesIO()
-    # typed as Any: numpy's stub for savez would check each array against its bool `allow_pickle`
-    arrays: dict[str, Any] = _flat(tree)
-    np.savez(buffer, **arrays)
+    # the layout np.savez writes (stored, zip64 members), with a fixed time stamp so equal trees give
+    # equal files; written here because savez's own keywords (`file`, `allow_pickle`) would clash with names
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, a in arrays.items():
+            info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o600 << 16
+            with zf.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, a, allow_pickle=False)
+        if meta:
+            info = zipfile.ZipInfo(_META, date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, json.dumps({"format": 2, "leaves": meta}, sort_keys=True))
     payload = buffer.getvalue()
     atomic_write_bytes(path, payload)
     return hashlib.sha256(payload).hexdigest()
 
 
+def _key_impl(template: Any) -> str:
+    found = []
+    # key_impl takes key arrays, not ShapeDtypeStructs; a traced key of the template's type will do
+    jax.eval_shape(lambda k: found.append(str(jax.random.key_impl(k))), template)
+    return found[0]
+
+
+def _restore(a: np.ndarray, info: dict[str, str], t: Any, label: str) -> Any:
+    """The leaf stored as `a` (with metadata `info`) as template `t` asks; CheckpointError if it differs."""
+    if "dtype" in info:
+        if info["dtype"] not in _EXTENDED or a.dtype != np.dtype(f"u{_EXTENDED[info['dtype']].itemsize}"):
+            raise CheckpointError(f"{label} holds {a.dtype} bits recorded as dtype {info['dtype']!r}")
+        a = a.view(_EXTENDED[info["dtype"]])
+    if _is_key(t):
+        data = jax.eval_shape(jax.random.key_data, t)
+        if a.shape != data.shape or a.dtype != data.dtype:
+            impl = f" key data ({info['key']})" if "key" in info else ""
+            raise CheckpointError(
+                f"{label} is {a.dtype}{list(a.shape)}{impl}, expected {data.dtype}{list(data.shape)} of {t.dtype}"
+            )
+        # files written before key impls were recorded hold key data only: wrap it as the template's
+        key = jax.random.wrap_key_data(jax.numpy.asarray(a), impl=info.get("key") or _key_impl(t))
+        if key.dtype != t.dtype:
+            raise CheckpointError(f"{label} is a {key.dtype} key, expected {t.dtype}")
+        return key
+    want = np.dtype(t.dtype) if hasattr(t, "dtype") else np.result_type(t)
+    if "key" in info:
+        raise CheckpointError(
+            f"{label} is a typed key ({info['key']}), data {a.dtype}{list(a.shape)}; expected {want}{list(np.shape(t))}"
+        )
+    if not info and a.dtype.kind == "V" and not _native(want) and a.dtype.itemsize == want.itemsize:
+        a = a.view(want)  # an extended dtype in a file from before format 2: its bits in a void array
+    if a.shape != np.shape(t) or a.dtype != want:
+        raise CheckpointError(f"{label} is {a.dtype}{list(a.shape)}, expected {want}{list(np.shape(t))}")
+    return a
+
+
+def _read_meta(z: Any, path: Path) -> dict[str, dict[str, str]]:
+    if _META not in z.files:
+        return {}  # plain arrays, or a file from before format 2
+    try:
+        meta = json.loads(z[_META])
+        leaves = meta["leaves"]
+        ok = meta["format"] == 2 and all(isinstance(v, dict) for v in leaves.values())
+    except (ValueError, TypeError, KeyError, AttributeError):
+        ok = False
+    if not ok:
+        raise CheckpointError(f"{path}: its {_META} is not funcnn's format 2; truncated, or a newer funcnn's?")
+    return leaves
+
+
 def load_tree(path: str | os.PathLike, like: Any) -> Any:
     """Load an `.npz` written by `save_tree` into the structure of `like`, checking names, shapes, dtypes.
 
-    `like`: a template tree (arrays or `jax.ShapeDtypeStruct`s) of the saved structure. Raises
-    `CheckpointError` when the file is unreadable or does not match it. Leaves come back as numpy arrays
-    (typed PRNG keys as keys).
+    `like`: a template tree of the saved structure whose leaves are arrays, `jax.ShapeDtypeStruct`s
+    (typed-key dtypes included, as `jax.eval_shape` and `flax.nnx.eval_shape` give) or Python scalars;
+    any other leaf is a ValueError naming it. Raises `CheckpointError` when the file is unreadable or
+    does not match the template. Leaves come back as numpy arrays of the stored dtype (typed PRNG keys
+    as JAX keys of the stored impl).
 
     Example:
         >>> import pathlib
@@ -175,30 +311,24 @@ def load_tree(path: str | os.PathLike, like: Any) -> Any:
         ([[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], 7)
     """
     path = Path(path)
-    names = [path_name(p) or "_" for p, _ in jax.tree_util.tree_leaves_with_path(like)]
-    templates = jax.tree.leaves(like)
+    entries = _names(like, "load_tree")
+    for _, where, t in entries:
+        if not (isinstance(t, _SCALARS) or (hasattr(t, "shape") and hasattr(t, "dtype"))):
+            raise ValueError(
+                f"load_tree: template leaf {where} is {_describe(t)}; expected an array or a "
+                "jax.ShapeDtypeStruct (templates hold what save_tree stores: arrays only)"
+            )
     try:
         with np.load(path, allow_pickle=False) as z:
-            stored = set(z.files)
+            meta = _read_meta(z, path)
+            stored = set(z.files) - {_META}
+            names = [name for name, _, _ in entries]
             if stored != set(names):
                 raise CheckpointError(f"{path}: holds arrays {sorted(stored)}, expected {sorted(names)}")
-            leaves = []
-            for name, t in zip(names, templates, strict=True):
-                a = z[name]
-                if _is_key(t):
-                    data = jax.random.key_data(t)
-                    if a.shape != data.shape or a.dtype != data.dtype:
-                        raise CheckpointError(
-                            f"{path}: key '{name}' is {a.dtype}{list(a.shape)}, expected {data.dtype}{list(data.shape)}"
-                        )
-                    leaves.append(jax.random.wrap_key_data(a, impl=jax.random.key_impl(t)))
-                    continue
-                want = np.dtype(getattr(t, "dtype", None) or np.result_type(t))
-                if a.shape != np.shape(t) or a.dtype != want:
-                    raise CheckpointError(
-                        f"{path}: array '{name}' is {a.dtype}{list(a.shape)}, expected {want}{list(np.shape(t))}"
-                    )
-                leaves.append(a)
+            leaves = [
+                _restore(z[name], meta.get(name, {}), t, f"{path}: {'key' if _is_key(t) else 'array'} '{name}'")
+                for name, _, t in entries
+            ]
     except CheckpointError:
         raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
