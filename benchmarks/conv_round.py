@@ -27,55 +27,76 @@ import sys
 import tempfile
 from pathlib import Path
 
-CHILD = r"""
-import dataclasses, json, sys, time
-import jax, jax.numpy as jnp, numpy as np
-from funcnn import losses, lottery, prune, train
-mode, members, iterations, out, impl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-from benchmarks.conv_step import forced_impl
-cfg = dataclasses.replace(lottery.PRESETS["conv2-fashion"], iterations=iterations, rounds=0, seeds=members,
-                          checkpoints_per_round=1)
-study = lottery.Study(cfg, progress=False)
-E = cfg.eval_every
-if mode == "round":
-    masks = jax.vmap(prune.ones)(study.theta0)
-    seeds = jnp.arange(members)
-    t0 = time.perf_counter()
-    with forced_impl(impl):  # the program is traced (and compiled) here, once
-        study.train_round(study.theta0, masks, seeds, 0, "compile")  # the same call: compiles the program
-    compile_s = time.perf_counter() - t0  # compilation and one round
-    t0 = time.perf_counter()
-    res = study.train_round(study.theta0, masks, seeds, 0, "timed")
-    seconds = time.perf_counter() - t0
-    val = res.curves[..., study.metric_names.index("val_loss")]
-    w = np.asarray(jax.tree.leaves(res.carry.state.params)[0])
-else:
-    x, y, xv, yv, xt, yt = study.data
-    with forced_impl("xla"):
-        step = jax.jit(train.make_train_step(study.net, losses.softmax_cross_entropy, study.tx))
-        evaluate = jax.jit(train.make_evaluate(study.net, losses.softmax_cross_entropy))
-        states = [train.init_state(jax.tree.map(lambda a: a[m], study.theta0), study.tx) for m in range(members)]
-        idx = np.asarray(study.idx)
+
+def child(mode: str, members: int, iterations: int, out: str, impl: str = "auto") -> dict:
+    """One side, in this process: "round" (the round program, its convolutions `impl`) or "loop";
+    writes the validation curves and the first kernel to `out` (.npz); {mode, seconds, compile_s, devices}."""
+    import dataclasses
+    import time
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from benchmarks.conv_step import forced_impl
+    from funcnn import losses, lottery, prune, train
+
+    cfg = dataclasses.replace(
+        lottery.PRESETS["conv2-fashion"], iterations=iterations, rounds=0, seeds=members, checkpoints_per_round=1
+    )
+    study = lottery.Study(cfg, progress=False)
+    E = cfg.eval_every
+    if mode == "round":
+        masks = jax.vmap(prune.ones)(study.theta0)
+        seeds = jnp.arange(members)
         t0 = time.perf_counter()
-        s = step(states[0], (x[idx[0, 0]], y[idx[0, 0]]))[0]
-        jax.block_until_ready((s, evaluate(s.params, xv, yv, s.model_state), evaluate(s.params, xt, yt, s.model_state)))
-        compile_s = time.perf_counter() - t0
+        with forced_impl(impl):  # the program is traced (and compiled) here, once
+            study.train_round(study.theta0, masks, seeds, 0, "compile")  # the same call: compiles the program
+        compile_s = time.perf_counter() - t0  # compilation and one round
         t0 = time.perf_counter()
-        val, ws = [], []
-        for m in range(members):
-            s, curve = states[m], []
-            for t in range(iterations):
-                s = step(s, (x[idx[m, t]], y[idx[m, t]]))[0]
-                if (t + 1) % E == 0:
-                    v = evaluate(s.params, xv, yv, s.model_state)
-                    evaluate(s.params, xt, yt, s.model_state)  # the old evaluation: test every time too
-                    curve.append(float(v["loss"]))
-            val.append(curve)
-            ws.append(np.asarray(jax.tree.leaves(s.params)[0]))
+        res = study.train_round(study.theta0, masks, seeds, 0, "timed")
         seconds = time.perf_counter() - t0
-    val, w = np.asarray(val), np.stack(ws)
-np.savez(out, val=np.asarray(val), w=w)
-print("RESULT " + json.dumps({"mode": mode, "seconds": seconds, "compile_s": compile_s, "devices": jax.device_count()}))
+        val = res.curves[..., study.metric_names.index("val_loss")]
+        w = np.asarray(jax.tree.leaves(res.carry.state.params)[0])
+    else:
+        x, y, xv, yv, xt, yt = study.data
+        with forced_impl("xla"):
+            step = jax.jit(train.make_train_step(study.net, losses.softmax_cross_entropy, study.tx))
+            evaluate = jax.jit(train.make_evaluate(study.net, losses.softmax_cross_entropy))
+            states = [
+                train.init_state(jax.tree.map(lambda a, m=m: a[m], study.theta0), study.tx) for m in range(members)
+            ]
+            idx = np.asarray(study.idx)
+            t0 = time.perf_counter()
+            s = step(states[0], (x[idx[0, 0]], y[idx[0, 0]]))[0]
+            jax.block_until_ready(
+                (s, evaluate(s.params, xv, yv, s.model_state), evaluate(s.params, xt, yt, s.model_state))
+            )
+            compile_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            val, ws = [], []
+            for m in range(members):
+                s, curve = states[m], []
+                for t in range(iterations):
+                    s = step(s, (x[idx[m, t]], y[idx[m, t]]))[0]
+                    if (t + 1) % E == 0:
+                        v = evaluate(s.params, xv, yv, s.model_state)
+                        evaluate(s.params, xt, yt, s.model_state)  # the old evaluation: test every time too
+                        curve.append(float(v["loss"]))
+                val.append(curve)
+                ws.append(np.asarray(jax.tree.leaves(s.params)[0]))
+            seconds = time.perf_counter() - t0
+        val, w = np.asarray(val), np.stack(ws)
+    np.savez(out, val=np.asarray(val), w=w)
+    return {"mode": mode, "seconds": seconds, "compile_s": compile_s, "devices": jax.device_count()}
+
+
+# A fresh process per side: XLA_FLAGS are read when JAX starts.
+CHILD = r"""
+import json, sys
+from benchmarks.conv_round import child
+mode, members, iterations, out, impl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+print("RESULT " + json.dumps(child(mode, members, iterations, out, impl)))
 """
 
 
@@ -99,18 +120,23 @@ def run_child(mode: str, members: int, iterations: int, out: str, impl: str = "a
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
 
 
-def measure(members: int = 2, iterations: int = 300, impls: tuple[str, ...] = ("auto",)) -> dict:
+def measure(
+    members: int = 2, iterations: int = 300, impls: tuple[str, ...] = ("auto",), in_process: bool = False
+) -> dict:
     """The loop once, then the round program with each of `impls`; wall times after compilation,
-    each round's speed-up over the loop and its largest differences from the loop's results."""
+    each round's speed-up over the loop and its largest differences from the loop's results.
+    in_process: both sides run in this process, under its XLA flags (only a check that they run and
+    agree, `python -m benchmarks --tiny`)."""
     import numpy as np
 
+    run = child if in_process else run_child
     with tempfile.TemporaryDirectory() as tmp:
-        loop = run_child("loop", members, iterations, f"{tmp}/loop.npz")
+        loop = run("loop", members, iterations, f"{tmp}/loop.npz")
         a = np.load(f"{tmp}/loop.npz")
         scale = float(np.max(np.abs(a["w"])))
         rounds = {}
         for impl in impls:
-            rnd = run_child("round", members, iterations, f"{tmp}/round-{impl}.npz", impl)
+            rnd = run("round", members, iterations, f"{tmp}/round-{impl}.npz", impl)
             b = np.load(f"{tmp}/round-{impl}.npz")
             rounds[impl] = {
                 "round_s": rnd["seconds"],
@@ -123,6 +149,7 @@ def measure(members: int = 2, iterations: int = 300, impls: tuple[str, ...] = ("
     return {
         "members": members,
         "iterations": iterations,
+        "in_process": in_process,
         "loop_s": loop["seconds"],
         "loop_compile_s": loop["compile_s"],
         "first_kernel_max_abs": scale,

@@ -15,45 +15,73 @@ Eigen, each device training its share of the members), and "pinned" (one core) f
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+
+@functools.cache
+def _population(members: int, steps: int):
+    """The population program, compiled by a first call: a function running it (one per process)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    from funcnn import distributed, losses, models, train
+
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.uniform(size=(6000, 28, 28, 1)).astype(np.float32))
+    y = jnp.asarray(rng.integers(0, 10, 6000).astype(np.int32))
+    net = models.lenet_300_100()
+    tx = optax.adam(1.2e-3)
+    epoch = train.make_epoch(train.make_train_step(net, losses.softmax_cross_entropy, tx))
+    keys = jax.random.split(jax.random.key(0), members)
+    states = jax.vmap(lambda k: train.init_state(net.init(k, (28, 28, 1)), tx))(keys)
+    idx = jax.random.randint(jax.random.key(1), (members, steps, 60), 0, 6000)
+
+    # as a lottery round runs its population: lax.map over chunks of 4 vmapped members; with several
+    # CPU devices (the fast flags), each device runs that program on its share (distributed.split_population)
+    def program(s, i, d):
+        return jax.lax.map(lambda a: epoch(a[0], d[0], d[1], a[1]), (s, i), batch_size=4)
+
+    devices = jax.local_devices()
+    if len(devices) > 1:
+        run = distributed.split_population(program, devices)
+        data = [jax.device_put((x, y), dev) for dev in devices]
+    else:
+        run, data = jax.jit(program), (x, y)
+
+    def pop():
+        return jax.block_until_ready(run(states, idx, data))
+
+    pop()
+    return pop
+
+
+def population_rates(members: int, steps: int, chunks: int) -> list[float]:
+    """Model-steps/s of each of `chunks` timed chunks of the population program (compiled before) of
+    `members` LeNet-300-100s, `steps` steps each, under this process's XLA flags."""
+    pop = _population(members, steps)
+    rates = []
+    for _ in range(chunks):
+        t = time.perf_counter()
+        pop()
+        rates.append(members * steps / (time.perf_counter() - t))
+    return rates
+
+
+# A fresh process per run: pinned (argv[4] == "1") before JAX starts, XLA_FLAGS read when it does.
 CHILD = r"""
-import json, os, sys, time
+import json, os, sys
 if sys.argv[4] == "1":
     os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-import jax, jax.numpy as jnp, numpy as np, optax
-from funcnn import distributed, losses, models, train
-members, steps, chunks = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
-rng = np.random.default_rng(0)
-x = jnp.asarray(rng.uniform(size=(6000, 28, 28, 1)).astype(np.float32))
-y = jnp.asarray(rng.integers(0, 10, 6000).astype(np.int32))
-net = models.lenet_300_100()
-tx = optax.adam(1.2e-3)
-epoch = train.make_epoch(train.make_train_step(net, losses.softmax_cross_entropy, tx))
-keys = jax.random.split(jax.random.key(0), members)
-states = jax.vmap(lambda k: train.init_state(net.init(k, (28, 28, 1)), tx))(keys)
-idx = jax.random.randint(jax.random.key(1), (members, steps, 60), 0, 6000)
-# as a lottery round runs its population: lax.map over chunks of 4 vmapped members; with several
-# CPU devices (the fast flags), each device runs that program on its share (distributed.split_population)
-program = lambda s, i, d: jax.lax.map(lambda a: epoch(a[0], d[0], d[1], a[1]), (s, i), batch_size=4)
-devices = jax.local_devices()
-if len(devices) > 1:
-    run = distributed.split_population(program, devices)
-    data = [jax.device_put((x, y), dev) for dev in devices]
-else:
-    run, data = jax.jit(program), (x, y)
-pop = lambda: jax.block_until_ready(run(states, idx, data))
-pop()
-rates = []
-for _ in range(chunks):
-    t = time.perf_counter()
-    pop()
-    rates.append(members * steps / (time.perf_counter() - t))
-print("RESULT " + json.dumps(rates))
+from benchmarks.regime import population_rates
+print("RESULT " + json.dumps(population_rates(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]))))
 """
 
 
@@ -76,19 +104,25 @@ def run_child(flags: str | None, members: int, steps: int, chunks: int, pinned: 
     return json.loads([line for line in r.stdout.splitlines() if line.startswith("RESULT ")][-1][7:])
 
 
-def measure(runs: int = 3, chunks: int = 9, steps: int = 250, members: int = 8) -> list[dict]:
-    """Rows {config, run, median, worst, chunks} in model-steps/s, configurations alternating."""
+def measure(runs: int = 3, chunks: int = 9, steps: int = 250, members: int = 8, in_process: bool = False) -> list[dict]:
+    """Rows {config, run, median, worst, chunks} in model-steps/s, configurations alternating.
+    in_process: every configuration run in this process instead, under this process's XLA flags and
+    without pinning: only a check that the program runs (`python -m benchmarks --tiny`); the rows say so."""
     from funcnn.cpu import fast_flags
 
     configs = [("default", None, False), ("fast", fast_flags(), False), ("pinned (1 core)", fast_flags(1), True)]
     rows = []
     for run in range(runs):
         for name, flags, pinned in configs:
-            rates = run_child(flags, members, steps, chunks, pinned)
+            if in_process:
+                rates = population_rates(members, steps, chunks)
+            else:
+                rates = run_child(flags, members, steps, chunks, pinned)
             rows.append(
                 {
                     "config": name,
-                    "flags": flags or "",
+                    "flags": os.environ.get("XLA_FLAGS", "") if in_process else flags or "",
+                    "in_process": in_process,
                     "run": run,
                     "median": float(sorted(rates)[len(rates) // 2]),
                     "worst": float(min(rates)),

@@ -75,7 +75,7 @@ def layer_rows(shapes, batches, densities, repeats: int, min_seconds: float) -> 
 def lenet_rows(densities, batches, repeats: int, min_seconds: float) -> list[dict]:
     import jax
 
-    from funcnn import models, prune, sparse
+    from funcnn import models, prune, sparse, timing
 
     net = models.lenet_300_100()
     params = net.init(jax.random.key(0), (28, 28, 1))
@@ -88,8 +88,8 @@ def lenet_rows(densities, batches, repeats: int, min_seconds: float) -> list[dic
         sparse_f = jax.jit(snet.apply)
         for batch in batches:
             x = jax.random.normal(jax.random.key(1), (batch, 28, 28, 1))
-            dense_s = sparse._seconds_per_call(lambda: dense_f(masked, x), repeats, min_seconds)  # noqa: B023
-            sparse_s = sparse._seconds_per_call(lambda: sparse_f(sparams, x), repeats, min_seconds)  # noqa: B023
+            dense_s = timing.seconds_per_call(lambda: dense_f(masked, x), repeats, min_seconds)  # noqa: B023
+            sparse_s = timing.seconds_per_call(lambda: sparse_f(sparams, x), repeats, min_seconds)  # noqa: B023
             rows.append(
                 {
                     "density": float(prune.density(masks)["total"]),

@@ -1,11 +1,12 @@
 """funcnn: neural networks as pure functions over parameter pytrees, in JAX.
 
 The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
-pool, kernels, models, train (TrainState, steps, fit), schedules, data, prune (masks), compaction
-(pruned nets made smaller), sparse (sparse inference), lottery (IMP
-studies: Spec, run), stability (linear mode connectivity), interpolation (the path between two
-nets and its error barrier), io (verified checkpoints), distributed
-(sharding over devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10.
+pool, windows (padding and output sizes for both), kernels, models, train (TrainState, steps, fit),
+schedules, data, prune (masks), compaction (pruned nets made smaller), sparse (sparse inference),
+lottery (IMP studies: Spec, run), stability (linear mode connectivity), interpolation (the path
+between two nets and its error barrier), io (verified checkpoints), distributed (sharding over
+devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10 (also data.cifar10),
+timing (seconds per call of jitted functions).
 
 The API reference (`make docs`) opens with docs/guide.md:
 
@@ -35,7 +36,9 @@ from funcnn import (
     schedules,
     sparse,
     stability,
+    timing,
     train,
+    windows,
 )
 from funcnn.nn import (
     ELU,
@@ -69,6 +72,10 @@ from funcnn.nn import (
 )
 from funcnn.schedules import Plateau, constant, exponential_decay, step_decay
 from funcnn.train import TrainState, fit, init_state, lr_sweep, make_epoch, make_evaluate, make_train_step
+
+# The old name `prune.compact`: bound here, where both modules are imported, because compaction builds
+# on prune and prune must not import it back.
+prune.compact = compaction.compact  # type: ignore[attr-defined]
 
 try:
     __version__ = _version("funcnn")
@@ -134,5 +141,7 @@ __all__ = [
     "stability",
     "step_decay",
     "summary",
+    "timing",
     "train",
+    "windows",
 ]

@@ -1,7 +1,7 @@
 """Pooling as plain functions, channels-last: max and average over windows of H and W.
 
 x: (*batch, H, W, C) -> (*batch, H_out, W_out, C), channels untouched. Windows and strides are an int
-or a pair (stride defaults to the window); padding as in `funcnn.conv` ("VALID", "SAME", an int or
+or a pair (stride defaults to the window); padding as in `funcnn.windows` ("VALID", "SAME", an int or
 ((top, bottom), (left, right))), and each output size is floor((n + pad_total - k) / s) + 1.
 
 Why not only `lax.reduce_window`: it has no penalty inside loops, but on CPU its max-pool backward
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 
-from funcnn.conv import Padding, Pads, Pair, _as_nhwc, output_hw, pair, resolve_padding
+from funcnn.windows import Padding, Pads, Pair, _as_nhwc, output_hw, pair, resolve_padding
 
 __all__ = ["avg_pool", "max_pool"]
 

@@ -26,9 +26,8 @@ machine; `time_layer` and `crossover` one layer shape. Conv layers and populatio
 from __future__ import annotations
 
 import functools
-import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -36,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse as jsparse
 
-from funcnn import nn, prune
+from funcnn import nn, prune, timing
 from funcnn.nn.layer import Shape, add_bias, check_input
 
 __all__ = ["FORMATS", "MAX_TERMS", "SMALL_BATCH", "crossover", "matmul", "sparsify", "time_layer"]
@@ -201,21 +200,6 @@ def sparsify(
     return _walk(net, jax.jit(prune.apply)(params, masks), masks, "", float(max_density), fmt)
 
 
-def _seconds_per_call(fn: Callable[[], Any], repeats: int, min_seconds: float) -> float:
-    """Median over `repeats` of the mean wall seconds of fn() (blocked on) in a run of >= min_seconds."""
-    jax.block_until_ready(fn())
-    t = time.perf_counter()
-    jax.block_until_ready(fn())
-    calls = max(1, math.ceil(min_seconds / max(time.perf_counter() - t, 1e-7)))
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for _ in range(calls):
-            jax.block_until_ready(fn())
-        runs.append((time.perf_counter() - t) / calls)
-    return float(np.median(runs))
-
-
 def time_layer(
     fan_in: int,
     out: int,
@@ -232,9 +216,10 @@ def time_layer(
 
     The weight is standard normal with a uniformly random mask keeping round(density * fan_in * out)
     entries. Each time is the median over `repeats` runs of the mean of calls (each blocked on) in a run
-    of at least `min_seconds`, after a warm-up call. A format whose first timed call is slower than
-    `max_slowdown` times dense and than `min_seconds` is reported as None (not timed further), and so
-    are "coo" and "bcoo" (which hold an (nnz, batch) array of products) above `MAX_TERMS` products.
+    of at least `min_seconds`, after a warm-up call (`timing.seconds_per_call`). A format whose first
+    timed call is slower than `max_slowdown` times dense and than `min_seconds` is reported as None (not
+    timed further), and so are "coo" and "bcoo" (which hold an (nnz, batch) array of products) above
+    `MAX_TERMS` products.
 
     Args:
         fan_in, out: the weight's shape.
@@ -265,7 +250,8 @@ def time_layer(
     x = put(rng.standard_normal((batch, fan_in), dtype=np.float32))
     layer = nn.Dense(out)
     dense_f, masked = jax.jit(layer.apply), prune.apply(params, masks)
-    times: dict[str, float | None] = {"dense": _seconds_per_call(lambda: dense_f(masked, x), repeats, min_seconds)}
+    dense_call = functools.partial(dense_f, masked, x)
+    times: dict[str, float | None] = {"dense": timing.seconds_per_call(dense_call, repeats, min_seconds)}
     for fmt in fmts:
         if fmt in ("coo", "bcoo") and mask.sum() * batch > MAX_TERMS:
             times[fmt] = None
@@ -278,7 +264,7 @@ def time_layer(
         first = time.perf_counter() - t
         slow = first > max_slowdown * (times["dense"] or 0.0) and first > min_seconds
         call = functools.partial(f, s_params, x)
-        times[fmt] = None if slow else _seconds_per_call(call, repeats, min_seconds)
+        times[fmt] = None if slow else timing.seconds_per_call(call, repeats, min_seconds)
     return times
 
 

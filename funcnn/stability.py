@@ -205,16 +205,9 @@ def train_copies(
     states = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(seeds),) + jnp.shape(a)), base)
     if dropout_key is not None:
         states = states._replace(key=jax.vmap(lambda s: jax.random.fold_in(dropout_key, s))(jnp.asarray(seeds)))
-    return _train_program(
-        states,
-        idx,
-        jnp.asarray(x),
-        jnp.asarray(y),
-        net=net,
-        loss=loss,
-        optimizer=optimizer,
-        chunk=cpu.chunk_or_default(chunk, net, np.shape(x)[1:]),
-    )
+    chunk = cpu.chunk_or_default(chunk, net, np.shape(x)[1:])
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    return _train_program(states, idx, x, y, net=net, loss=loss, optimizer=optimizer, chunk=chunk)
 
 
 def stability(
@@ -352,14 +345,8 @@ def sweep_rewind_steps(
         [0.0625, 0.0625]
     """
     ks = np.asarray(rewind_steps)
-    if (
-        ks.ndim != 1
-        or not len(ks)
-        or not np.issubdtype(ks.dtype, np.integer)
-        or ks.min() < 0
-        or ks.max() > steps
-        or np.any(np.diff(ks) <= 0)
-    ):
+    ints = ks.ndim == 1 and len(ks) and np.issubdtype(ks.dtype, np.integer)
+    if not ints or ks.min() < 0 or ks.max() > steps or np.any(np.diff(ks) <= 0):
         raise ValueError(
             f"rewind_steps must be a strictly increasing 1-D sequence of ints in [0, steps={steps}], "
             f"got rewind_steps={rewind_steps!r}"

@@ -11,9 +11,12 @@ from benchmarks import run
 from funcnn import cpu
 from tests.conftest import require_fashion_mnist
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 @pytest.mark.slow
 def test_tiny_benchmark_writes_json_and_table(tmp_path):
+    """Every part, in one process started with the fast flags (JAX starts once: compiling is most of it)."""
     res = run.main(["--tiny", "--out", str(tmp_path)])
     on_disk = json.loads((tmp_path / "tiny.json").read_text())
     pinned, two, fast = on_disk["pinned"], on_disk["two_core"], on_disk["fast_cpu"]
@@ -59,12 +62,23 @@ def test_tiny_benchmark_writes_json_and_table(tmp_path):
     assert fast["lenet_round"]["model_steps_per_s"] > 0 and 0 < fast["lenet_round"]["fraction_of_peak"]
     assert 0 <= fast["study"]["outside_training_fraction"] < 1
     assert [r["config"] for r in on_disk["regime"]] == ["default", "fast", "pinned (1 core)"]
+    assert all(r["in_process"] for r in on_disk["regime"]) and c["in_process"]  # in that one process
     assert all(0 < r["worst"] <= r["median"] for r in on_disk["regime"])
     table = (tmp_path / "tiny.md").read_text()
     assert "matmul peak" in table and "| funcnn train step (scan) |" in table and "Two-core regime" in table
     assert "A conv2-fashion lottery round on CPU" in table and "| mixed |" in table
     assert res["fast_cpu"]["study"]["wall_s"] > 0
     assert not list(tmp_path.glob("part-*.json"))  # the parts' files are folded into tiny.json
+
+
+def test_markdown_rewrites_the_committed_table():
+    """The table is a function of the results' JSON: the committed latest.md comes back from latest.json,
+    every section and row (its two conv-round rows were put in another order by hand)."""
+    results = json.loads((ROOT / "benchmarks" / "results" / "latest.json").read_text())
+    table = run.markdown(results)
+    committed = (ROOT / "benchmarks" / "results" / "latest.md").read_text()
+    assert sorted(table.splitlines()) == sorted(committed.splitlines())
+    assert table.count("\n| ") > 40 and "float32 matmul peak" in table and "Two-core regime" in table
 
 
 def test_population_sweep_reports_each_size(tmp_path):
@@ -82,7 +96,7 @@ def test_stability_chunk_benchmark_reports_both_layouts():
     """In a process of its own: the benchmark pins its threads to one core."""
     require_fashion_mnist()
     cmd = [sys.executable, "-m", "benchmarks.stability_chunk", "--steps", "2", "--train-size", "512"]
-    out = subprocess.run(cmd, cwd=Path(__file__).resolve().parent.parent, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
     r = json.loads(out.stdout[out.stdout.index("{") :])
     assert r["copies"] == 2 and r["one_at_a_time_copy_steps_per_s"] > 0 and r["vmapped_copy_steps_per_s"] > 0
     assert r["speedup_of_one_at_a_time"] == pytest.approx(

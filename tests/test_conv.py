@@ -256,7 +256,7 @@ def test_fit_scans_conv_nets_by_default(monkeypatch, scan, expect_scan):
 
     calls = []
     make_epoch = train.make_epoch
-    monkeypatch.setattr(train, "make_epoch", lambda *a, **k: calls.append(1) or make_epoch(*a, **k))
+    monkeypatch.setattr(train.fitting, "make_epoch", lambda *a, **k: calls.append(1) or make_epoch(*a, **k))
     rng = np.random.default_rng(9)
     x = rng.normal(size=(12, 10, 10, 1)).astype(np.float32)
     y = rng.integers(0, 5, size=12)

@@ -19,7 +19,7 @@ def mnist1d_cache(tmp_path, monkeypatch):
     """A fresh, empty mnist1d cache (in memory and on disk) for each test; never the user's home."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("FUNCNN_CACHE", str(folder))
-    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    monkeypatch.setattr(data.mnist1d_cache, "_MNIST1D_MEMO", {})
     return folder / "mnist1d"
 
 
@@ -174,7 +174,7 @@ def test_cached_mnist1d_is_bit_identical_to_a_fresh_generation(mnist1d_cache, mo
     first = data.load("mnist1d")
     assert sorted(p.suffix for p in mnist1d_cache.iterdir()) == [".npz", ".sha256"]
     again = data.load("mnist1d")  # from memory
-    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    monkeypatch.setattr(data.mnist1d_cache, "_MNIST1D_MEMO", {})
     import mnist1d.data
 
     monkeypatch.setattr(mnist1d.data, "make_dataset", lambda *a, **k: pytest.fail("generated again"))
@@ -188,7 +188,7 @@ def test_second_load_does_not_generate(mnist1d_cache, monkeypatch, generations):
     a = data.mnist1d(**SMALL)
     b = data.mnist1d(**SMALL)
     assert len(generations) == 1
-    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})  # a new process: the disk cache serves it
+    monkeypatch.setattr(data.mnist1d_cache, "_MNIST1D_MEMO", {})  # a new process: the disk cache serves it
     c = data.mnist1d(**SMALL)
     assert len(generations) == 1
     assert_bit_identical(a, b)
@@ -218,12 +218,12 @@ def test_damaged_cache_is_detected_and_regenerated(mnist1d_cache, monkeypatch, g
         digest_file.unlink()
     else:
         digest_file.write_text("0" * 64 + "\n")
-    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    monkeypatch.setattr(data.mnist1d_cache, "_MNIST1D_MEMO", {})
     b = data.mnist1d(**SMALL)
     assert len(generations) == 2
     assert_bit_identical(a, b)
     # ... and the cache is whole again.
-    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    monkeypatch.setattr(data.mnist1d_cache, "_MNIST1D_MEMO", {})
     assert_bit_identical(a, data.mnist1d(**SMALL))
     assert len(generations) == 2
 
@@ -234,7 +234,7 @@ def test_different_args_do_not_collide(mnist1d_cache, monkeypatch, generations):
     c = data.mnist1d(num_samples=400)
     assert len(generations) == 3 and len(list(mnist1d_cache.glob("*.npz"))) == 3
     assert not np.array_equal(a.x_train, b.x_train) and len(c.x_train) == 320
-    monkeypatch.setattr(data, "_MNIST1D_MEMO", {})
+    monkeypatch.setattr(data.mnist1d_cache, "_MNIST1D_MEMO", {})
     assert_bit_identical(data.mnist1d(**SMALL, seed=1), b)
     assert_bit_identical(data.mnist1d(**SMALL), a)
     assert len(generations) == 3

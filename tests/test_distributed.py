@@ -15,29 +15,30 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# Population sizes as "3,4,6,8": one process (one JAX start) trains each in turn and prints a RESULT per n.
 POPULATION = textwrap.dedent("""
     import dataclasses, json, sys
     import jax, jax.numpy as jnp, numpy as np
     from funcnn import distributed, lottery, prune
     if len(sys.argv) > 2:
         distributed.initialize()
-    n = int(sys.argv[1])
-    cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-32-32", iterations=200, eval_every=100,
-                              rounds=0, seeds=n, population_chunk=1)
-    study = lottery.Study(cfg, progress=False)
-    masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
-    out = {"devices": jax.device_count(), "processes": jax.process_count(), "layout": study.layout}
-    if study.mesh is not None:
-        padded = distributed.pad_population(study.theta0, distributed.padded_size(n, study.mesh))
-        placed = distributed.put_population(padded, study.mesh)
-        w = placed["dense_1"]["w"]
-        out["shard_shape"] = list(w.sharding.shard_shape(w.shape))
-        out["local_shards"] = len(w.addressable_shards)
-    params, curves, failed = study.train_population(study.theta0, masks, jnp.arange(n), 0, "x")
-    out["curves"] = np.asarray(curves).tolist()
-    out["w"] = np.asarray(params["dense_1"]["w"]).ravel()[:50].tolist()
-    if jax.process_index() == 0:
-        print("RESULT " + json.dumps(out))
+    for n in map(int, sys.argv[1].split(",")):
+        cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-32-32", iterations=200, eval_every=100,
+                                  rounds=0, seeds=n, population_chunk=1)
+        study = lottery.Study(cfg, progress=False)
+        masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
+        out = {"n": n, "devices": jax.device_count(), "processes": jax.process_count(), "layout": study.layout}
+        if study.mesh is not None:
+            padded = distributed.pad_population(study.theta0, distributed.padded_size(n, study.mesh))
+            placed = distributed.put_population(padded, study.mesh)
+            w = placed["dense_1"]["w"]
+            out["shard_shape"] = list(w.sharding.shard_shape(w.shape))
+            out["local_shards"] = len(w.addressable_shards)
+        params, curves, failed = study.train_population(study.theta0, masks, jnp.arange(n), 0, "x")
+        out["curves"] = np.asarray(curves).tolist()
+        out["w"] = np.asarray(params["dense_1"]["w"]).ravel()[:50].tolist()
+        if jax.process_index() == 0:
+            print("RESULT " + json.dumps(out))
 """)
 
 DATA_PARALLEL = textwrap.dedent("""
@@ -71,24 +72,40 @@ def run(script, args=(), devices=1, env_extra=None, timeout=300):
     )
 
 
-def result(proc, timeout=300):
+def results(proc, timeout=900):
+    """The RESULT lines a process printed, parsed (the timeout is generous: one process trains several
+    populations, and a shared CI machine may be slow)."""
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err[-3000:]
-    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-    return json.loads(lines[-1][7:]) if lines else None
+    return [json.loads(line[7:]) for line in out.splitlines() if line.startswith("RESULT ")]
+
+
+def result(proc, timeout=900):
+    found = results(proc, timeout)
+    return found[-1] if found else None
+
+
+def by_n(found):
+    return {r["n"]: r for r in found}
 
 
 @pytest.fixture(scope="module")
 def single():
-    return {n: result(run(POPULATION, [n])) for n in (3, 4, 6, 8)}
+    return by_n(results(run(POPULATION, ["3,4,6,8"])))
+
+
+@pytest.fixture(scope="module")
+def split():
+    return by_n(results(run(POPULATION, ["8,6,3"], devices=4)))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("n", [8, 6, 3])
-def test_population_split_over_four_cpu_devices(single, n):
+def test_population_split_over_four_cpu_devices(single, split, n):
     # One process, several CPU devices: each device runs the one-device program on its share, so the
     # results are bit-identical (3 members on 4 devices: one device idle).
-    r = result(run(POPULATION, [n], devices=4))
+    assert sorted(single) == [3, 4, 6, 8] and sorted(split) == [3, 6, 8]
+    r = split[n]
     assert r["devices"] == 4 and r["layout"] == "split"
     assert r["curves"] == single[n]["curves"]
     assert r["w"] == single[n]["w"]
@@ -102,7 +119,7 @@ def test_two_processes_over_loopback(single):
     procs = [
         run(
             POPULATION,
-            [4, "dist"],
+            ["4", "dist"],
             devices=2,
             env_extra={
                 "FUNCNN_COORDINATOR": f"127.0.0.1:{port}",

@@ -505,3 +505,45 @@ def test_a_pruned_channel_outputs_its_bias_and_compact_drops_pruned_units():
     x = jax.random.normal(jax.random.key(3), (4, 5))
     expect = net.apply(prune.apply(params, masks), x)
     np.testing.assert_allclose(small_net.apply(small, x), expect, rtol=1e-5, atol=1e-6)
+
+
+# ---- leaves that are not floating, and leaves whose units funcnn does not know ------------------
+
+
+def test_non_floating_leaves_are_never_prunable_and_keep_all_true_masks():
+    w = jax.random.normal(jax.random.key(0), (4, 5))
+    params = {
+        "dense_0": {"w": w, "b": jnp.zeros(5)},
+        "step": jnp.arange(6, dtype=jnp.int32).reshape(2, 3),  # an integer matrix: ndim 2, not floating
+        "rng": jax.random.split(jax.random.key(1), 2),  # typed PRNG keys
+    }
+    assert prune.prunable(params) == {"dense_0": {"b": False, "w": True}, "rng": False, "step": False}
+    masks = prune.magnitude(params, prune.ones(params), 0.5)
+    plain = prune.magnitude({"dense_0": params["dense_0"]}, prune.ones({"dense_0": params["dense_0"]}), 0.5)
+    np.testing.assert_array_equal(masks["dense_0"]["w"], plain["dense_0"]["w"])  # the same as without them
+    assert bool(masks["step"].all()) and bool(masks["rng"].all())
+    out = prune.apply(params, masks)
+    np.testing.assert_array_equal(out["step"], params["step"])
+    assert jax.random.key_data(out["rng"]).tolist() == jax.random.key_data(params["rng"]).tolist()
+    # Masks alone cannot tell an integer matrix's mask from a weight's: density takes the params' spec.
+    assert set(prune.density(masks, prune.prunable(params))) == {"dense_0/w", "total"}
+    r = prune.random(jax.random.key(2), params, prune.ones(params), 0.5)
+    assert int(r["dense_0"]["w"].sum()) == 10 and bool(r["step"].all())
+    bad = dict(masks, rng=jnp.array([True, False]))
+    with pytest.raises(ValueError, match=r"apply: mask for 'rng' prunes a PRNG key"):
+        prune.apply(params, bad)
+    with pytest.raises(ValueError, match=r"prunable: predicate marks leaf 'rng' prunable, but it has dtype key<fry>"):
+        prune.prunable(params, lambda name, leaf: name != "step")
+
+
+def test_structured_asks_for_the_unit_axis_of_a_leaf_not_named_w():
+    p = {"dense_0": {"w": jnp.ones((3, 4))}, "mine": {"kernel": jnp.ones((4, 2))}}
+    with pytest.raises(ValueError, match=r"structured: prunable leaf 'mine/kernel' \(shape \(4, 2\)\).*unit_axis="):
+        prune.structured(p, prune.ones(p), 0.5)
+    with pytest.raises(ValueError, match=r"units_alive: prunable leaf 'mine/kernel'"):
+        prune.units_alive(prune.ones(p))
+    masks = prune.structured(p, prune.ones(p), 0.5, unit_axis={"mine": -1})  # declared: pruned
+    assert masks["mine"]["kernel"].any(axis=0).tolist() == [False, True]
+    spec = {"dense_0": {"w": True}, "mine": {"kernel": False}}  # or left out of the spec
+    masks = prune.structured(p, prune.ones(p), 0.5, spec=spec)
+    assert bool(masks["mine"]["kernel"].all()) and masks["dense_0"]["w"].any(axis=0).sum() == 2

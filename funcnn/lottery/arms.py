@@ -307,7 +307,8 @@ class Plan(NamedTuple):
     lineage; None for an offshoot without a parent). mask_fn(ctx) -> masks (None: the parent's mask).
     fn(ctx) -> (params, masks) replaces mask and weights; legacy: yesterday's 4-argument function.
     legacy_key: the built-in 'random' arm keeps the key it always had (so older run folders resume).
-    at_init: its mask needs no trained weights.
+    at_init: its mask needs no trained weights. compiled: its mask is made by a compiled program,
+    the same for every round (a built-in pruner).
     """
 
     name: str
@@ -322,6 +323,7 @@ class Plan(NamedTuple):
     legacy: ArmFn | None
     legacy_key: bool
     at_init: bool
+    compiled: bool = False
 
 
 def _positional(fn: Callable[..., Any]) -> int | None:
@@ -431,6 +433,7 @@ def resolve(
                 legacy=arm.fn if n_pos == 4 else None,
                 legacy_key=legacy_key,
                 at_init=at_init_mask,
+                compiled=isinstance(pruner, pruners_lib.Pruner) and pruner.compiled and arm.fn is None,
             )
         )
     names = [p.name for p in plans]

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from funcnn import io, prune
 from funcnn.lottery.study import Study, _npz_bytes
 
-__all__ = ["commit_round", "lineage", "load_round"]
+__all__: list[str] = []  # the driver's parts, not an API of their own (see funcnn.lottery.run)
 
 _REWIND_FILES = (("rewind", "params"), ("rewind_state", "model_state"), ("rewind_opt", "opt_state"))
 

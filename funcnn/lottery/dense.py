@@ -19,7 +19,7 @@ from funcnn.lottery.program import Carry, start_carry
 from funcnn.lottery.spec import Spec
 from funcnn.lottery.study import RoundResult, Study, _npz_bytes, segment_size
 
-__all__ = ["segment_ends", "train_dense"]
+__all__: list[str] = []  # the driver's parts, not an API of their own (see funcnn.lottery.run)
 
 
 def _train_between(runtime: Study, carry: Carry, start: int, stop: int, folder: Path) -> RoundResult:

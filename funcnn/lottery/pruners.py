@@ -34,19 +34,23 @@ Masks = Any
 
 
 class Pruner(NamedTuple):
-    """A named pruning rule: `fn(ctx) -> masks` (one member); at_init: it needs only θ0, no training.
+    """A named pruning rule: `fn(ctx) -> masks` (one member); at_init: it needs only θ0, no training;
+    compiled: fn reads `ctx.round` only as an array (or not at all), so the driver compiles it once
+    for every round (the built-in pruners); a pruner of your own gets `ctx.round` as a Python int
+    and runs eagerly, unless it says compiled=True.
 
     Example:
         >>> import jax.numpy as jnp
         >>> from funcnn.lottery.pruners import Pruner
         >>> keep_all = Pruner("keep_all", lambda ctx: ctx.masks)
-        >>> keep_all.name, keep_all.at_init
-        ('keep_all', False)
+        >>> keep_all.name, keep_all.at_init, keep_all.compiled
+        ('keep_all', False, False)
     """
 
     name: str
     fn: Callable[[Context], Masks]
     at_init: bool = False
+    compiled: bool = False
 
 
 def _prunable_leaves(tree: Any, spec: Any) -> list[int]:
@@ -125,7 +129,7 @@ def _at_init(name: str, score: Callable[[Context, Masks], Params], density: floa
             s = jax.tree.map(jnp.negative, s)
         return keep_global(s, ones, ctx.spec_prunable, _target(ctx, density, name))
 
-    return Pruner(name + ("_inverted" if invert else ""), fn, at_init=True)
+    return Pruner(name + ("_inverted" if invert else ""), fn, at_init=True, compiled=True)
 
 
 def _snip(ctx: Context, ones: Masks) -> Params:
@@ -199,7 +203,7 @@ def synflow(density: float | None = None, *, iterations: int = 100, invert: bool
             _forward(ctx), ctx.theta0, ones, d, ctx.input_shape, iterations, scope="global", spec=ctx.spec_prunable
         )
 
-    return Pruner("synflow", fn, at_init=True)
+    return Pruner("synflow", fn, at_init=True, compiled=True)
 
 
 def random(density: float | None = None) -> Pruner:
@@ -236,7 +240,7 @@ def shuffle(*, scope: str = "layer") -> Pruner:
             raise ValueError("pruner 'shuffle' shuffles its parent arm's mask: give the arm a parent")
         return prune.random_like(_key(ctx), ctx.parent_masks, ctx.spec_prunable, scope=scope)
 
-    return Pruner("shuffle", fn, at_init=True)
+    return Pruner("shuffle", fn, at_init=True, compiled=True)
 
 
 def inverted() -> Pruner:
@@ -263,7 +267,7 @@ def inverted() -> Pruner:
             out[i] = _drop_lowest(scores, flat_m, drop).reshape(m_leaves[i].shape)
         return jax.tree.unflatten(treedef, out)
 
-    return Pruner("inverted", fn)
+    return Pruner("inverted", fn, compiled=True)
 
 
 def magnitude(
@@ -295,7 +299,7 @@ def magnitude(
             rounding=rounding,
         )
 
-    return Pruner("magnitude", fn)
+    return Pruner("magnitude", fn, compiled=True)
 
 
 CRITERIA: dict[str, Callable[..., Pruner]] = {"snip": snip, "grasp": grasp, "synflow": synflow, "random": random}

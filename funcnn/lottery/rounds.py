@@ -21,7 +21,7 @@ from funcnn.lottery import arms as arms_lib
 from funcnn.lottery.context import Context
 from funcnn.lottery.study import RoundResult, Study
 
-__all__ = ["Lineage", "Members", "build", "train"]
+__all__: list[str] = []  # the driver's parts, not an API of their own (see funcnn.lottery.run)
 
 Params = Any
 Masks = Any
@@ -90,34 +90,16 @@ def build(
                 rep_seed
             )
 
-        def member(
-            seed: jax.Array,
-            key: jax.Array,
-            theta0: Params,
-            rewound: Params,
-            fresh: Params,
-            last: Params,
-            last_masks: Masks,
-            parent_masks: Masks | None,
-            dense: Params,
-            rows: jax.Array,
-            plan: arms_lib.Plan = plan,
-        ) -> tuple[Params, Masks]:
-            if plan.legacy is not None:  # yesterday's arm: fn(theta_rewind, theta_reinit, mask, key)
-                return plan.legacy(rewound, fresh, parent_masks, key)
-            ctx = Context(
-                r, seed, key, theta0, rewound, fresh, last, last_masks, parent_masks, dense,
-                (x[rows], y[rows]), runtime.eval_forward, spec.loss, runtime.spec_prunable, runtime.input_shape,
-            )  # fmt: skip
-            if plan.fn is not None:
-                return plan.fn(ctx)
-            mask = parent_masks if plan.mask_fn is None else plan.mask_fn(ctx)
-            weights = {"rewind": rewound, "trained": last, "reinit": fresh, "fresh": fresh, "init": theta0}
-            return weights[plan.weights], mask
-
-        params, mask = jax.vmap(member)(
-            rep_seed, keys, runtime.theta0, rw["params"], reinit, trained, prev, parent, dense_trained, first_batch
-        )
+        member = _member(runtime, plan)
+        args = (rep_seed, keys, runtime.theta0, rw["params"], reinit, trained, prev, parent, dense_trained)
+        batch = (x[first_batch], y[first_batch])
+        if plan.compiled:  # one program for every round: the round rides in as an array
+            program = runtime.mask_programs.get(plan.name)
+            if program is None:
+                program = runtime.mask_programs[plan.name] = jax.jit(jax.vmap(member, in_axes=(None,) + (0,) * 11))
+            params, mask = program(jnp.int32(r), *args, *batch)
+        else:
+            params, mask = jax.vmap(lambda *a, r=r, f=member: f(r, *a))(*args, *batch)
         prune.check_masks(_take(params, 0), _take(mask, 0))
         masks_now[plan.name] = mask
         pops_p.append(params)
@@ -154,6 +136,39 @@ def build(
         mask_seconds,
     )
     return members, masks_now
+
+
+def _member(runtime: Study, plan: arms_lib.Plan) -> Any:
+    """One member's (params, mask) of an arm: its mask from its Context, its weights by `plan.weights`."""
+    spec = runtime.spec
+
+    def member(
+        r: Any,
+        seed: jax.Array,
+        key: jax.Array,
+        theta0: Params,
+        rewound: Params,
+        fresh: Params,
+        last: Params,
+        last_masks: Masks,
+        parent_masks: Masks | None,
+        dense: Params,
+        bx: jax.Array,
+        by: jax.Array,
+    ) -> tuple[Params, Masks]:
+        if plan.legacy is not None:  # yesterday's arm: fn(theta_rewind, theta_reinit, mask, key)
+            return plan.legacy(rewound, fresh, parent_masks, key)
+        ctx = Context(
+            r, seed, key, theta0, rewound, fresh, last, last_masks, parent_masks, dense,
+            (bx, by), runtime.eval_forward, spec.loss, runtime.spec_prunable, runtime.input_shape,
+        )  # fmt: skip
+        if plan.fn is not None:
+            return plan.fn(ctx)
+        mask = parent_masks if plan.mask_fn is None else plan.mask_fn(ctx)
+        weights = {"rewind": rewound, "trained": last, "reinit": fresh, "fresh": fresh, "init": theta0}
+        return weights[plan.weights], mask
+
+    return member
 
 
 def _pad_front(a: np.ndarray, length: int) -> np.ndarray:

@@ -70,7 +70,16 @@ def advance_schedule(opt_state: Any, count: int | jax.Array) -> Any:
 
 
 class HoldState(NamedTuple):
-    """`hold_schedule`'s state: the inner optimizer's, and the step its schedule is held at (-1: not held)."""
+    """`hold_schedule`'s state: the inner optimizer's, and the step its schedule is held at (-1: not held).
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> import optax
+        >>> from funcnn.lottery.schedule import hold_schedule
+        >>> state = hold_schedule(optax.sgd(0.1)).init({"w": jnp.ones(2)})
+        >>> int(state.hold)  # not held until a member's state says so
+        -1
+    """
 
     inner: Any
     hold: jax.Array

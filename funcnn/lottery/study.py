@@ -120,6 +120,7 @@ class Study:
     dense_run: bool
     rewind_steps: list[int]
     eval_forward: Callable[[Params, jax.Array], jax.Array]
+    mask_programs: dict[str, Any]
     idx: jax.Array
 
     def __init__(self, spec: Spec | Config, progress: bool = True) -> None:
@@ -251,6 +252,7 @@ class Study:
                 "studies whose arms all rewind alike (same rewind_step, weights and schedule) can share"
             )
         self.dense_run = arms_lib.needs_dense_run(self.plans)
+        self.mask_programs: dict[str, Any] = {}  # the compiled mask programs of built-in pruners, by arm
         self.rewind_steps = sorted(
             {p.rewind_step for p in self.plans if p.rewind_step}
             | ({spec.rewind_step} if spec.rewind_step and self.dense_run else set())

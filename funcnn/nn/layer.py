@@ -12,7 +12,8 @@ params and never touched by gradients, optimizers or masks:
 
 Every layer has both; a stateless layer's `init_state` returns `{}` and its `apply_with_state`
 calls `apply` and returns the state unchanged. A stateful layer's plain `apply` is an error.
-Where several inputs or outputs flow (`Parallel`, `FanOut`), a shape is a tuple of shapes.
+Where several inputs or outputs flow (`Parallel`, `FanOut`), a shape is a tuple of shapes. The errors a
+layer raises (`LayerError`, `ShapeError`, `StateError`) are `funcnn.nn.errors`, importable from here too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+
+from funcnn.nn.errors import LayerError, ShapeError, StateError, named
 
 Array = jax.Array
 Shape = tuple  # tuple[int, ...], or a tuple of such shapes where several arrays flow
@@ -40,53 +43,6 @@ __all__ = [
     "stateful",
     "summary",
 ]
-
-
-class LayerError(ValueError):
-    """Bad use of a layer; `serial` and the combinators prefix the layer's path to the message.
-
-    The base of `ShapeError` and `StateError` (and a `ValueError`), so one `except` catches both.
-
-    Example:
-        >>> import jax.numpy as jnp
-        >>> from funcnn.nn import Dropout, LayerError, ShapeError
-        >>> issubclass(ShapeError, LayerError), issubclass(LayerError, ValueError)
-        (True, True)
-        >>> try:
-        ...     Dropout(0.5).apply({}, jnp.ones(3), train=True)  # no key to draw the mask from
-        ... except LayerError as e:
-        ...     print(e)
-        Dropout(rate=0.5) needs a key in training mode (train=True): pass key= to apply, or ...
-    """
-
-
-class ShapeError(LayerError):
-    """An input whose shape does not fit a layer.
-
-    Example:
-        >>> import jax
-        >>> from funcnn.nn import Dense, Relu, serial
-        >>> net = serial(Dense(4), Relu(), Dense(2))
-        >>> net.init(jax.random.key(0), (28, 28))
-        Traceback (most recent call last):
-        ...
-        funcnn.nn.layer.ShapeError: layer 'dense_0': Dense: expected a 1-D input shape (features,), got (28, 28); ...
-    """
-
-
-class StateError(LayerError):
-    """A stateful layer used without its state (or with state that does not fit).
-
-    Example:
-        >>> import jax, jax.numpy as jnp
-        >>> from funcnn.nn import BatchNorm, Dense, serial
-        >>> net = serial(Dense(2), BatchNorm())
-        >>> params = net.init(jax.random.key(0), (3,))
-        >>> net.apply(params, jnp.ones((4, 3)))
-        Traceback (most recent call last):
-        ...
-        funcnn.nn.layer.StateError: layer 'batchnorm_1': batchnorm carries state (running statistics) ...
-    """
 
 
 class _LayerFields(NamedTuple):
@@ -192,7 +148,7 @@ def stateful(
         >>> counter.apply(params, jnp.ones((4, 2)))
         Traceback (most recent call last):
         ...
-        funcnn.nn.layer.StateError: counter carries state (running statistics) beside its params; ...
+        funcnn.nn.errors.StateError: counter carries state (running statistics) beside its params; ...
     """
 
     def apply(params: Params, x: Any, *, key: Array | None = None, train: bool = False) -> Any:
@@ -270,20 +226,6 @@ def stateless(kind: str, fn: Callable[[Array], Array]) -> Layer:
         return fn(x)
 
     return Layer(kind, init, apply, as_shape)
-
-
-def named(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """fn(*args, **kwargs), with a `LayerError`'s message prefixed by the layer path `name`.
-
-    Nested networks build the whole path: `layer 'residual_3/main/conv2d_0': ...`.
-    """
-    try:
-        return fn(*args, **kwargs)
-    except LayerError as e:
-        msg = str(e)
-        prefix = "layer '"
-        msg = f"{prefix}{name}/{msg[len(prefix) :]}" if msg.startswith(prefix) else f"{prefix}{name}': {msg}"
-        raise type(e)(msg) from None
 
 
 def child_keys(key: Array | None, n: int) -> list[Array | None]:

@@ -4,10 +4,18 @@ A mask has exactly the params' tree structure, with boolean leaves of the same s
 are never pruned carry all-True masks. Which leaves may be pruned is a static spec, a pytree of
 Python bools like params (default: leaves with ndim > 1, i.e. weight matrices and kernels; never
 biases or PReLU's alpha). Names of leaves are '/'-joined key paths (`path_name`).
+
+Foreign trees work as they are: a flax.nnx `State` (its `Param` nodes included), linen's variables,
+an equinox model's arrays (`eqx.partition(model, eqx.is_array)[0]`, None where it has no array).
+For an `flax.nnx.State` of `Param`s, masks keep the params' structure (`Param` nodes holding bool arrays,
+what `ones` makes); every function here also takes masks with plain bool leaves where the params
+hold `Param`s and vice versa (`flax.nnx.as_pure`, inside `flax.nnx.Optimizer`), and returns the params'
+structure. Leaves that are not floating (typed PRNG keys, RNG counts, integers) are never prunable.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,11 +39,17 @@ Params = Any
 Masks = Any
 
 
+_VARIABLE_PARTS = ("value", "raw_value")
+
+
 def path_name(path: Iterable[Any]) -> str:
     """'dense_1/w' for the key path of params['dense_1']['w'].
 
     The names `layer_rates` and `density` use, joined with '/' from dict keys, sequence indices and
-    attribute names.
+    attribute names. A flax.nnx Variable's own last part is dropped: `flax.nnx.state(model)` paths end in
+    `.value` ('l1/kernel/value' is 'l1/kernel', as in `flax.nnx.as_pure(state)` or a plain dict), and so
+    does an nnx checkpoint restored as dicts (['l1']['kernel']['value']). An attribute named `value`
+    of an equinox module (after an attribute or an index, not a dict key) is kept.
 
     Example:
         >>> import jax
@@ -44,16 +58,55 @@ def path_name(path: Iterable[Any]) -> str:
         >>> params = {"dense_1": {"w": jnp.zeros((2, 3)), "b": jnp.zeros(3)}, "taps": [jnp.zeros(2)]}
         >>> [prune.path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(params)]
         ['dense_1/b', 'dense_1/w', 'taps/0']
+        >>> from flax import nnx
+        >>> state = nnx.state(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))  # paths ('kernel', .value)
+        >>> [prune.path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(state)]
+        ['bias', 'kernel']
     """
-    parts = []
-    for k in path:
-        for attr in ("key", "idx", "name"):
-            if hasattr(k, attr):
-                parts.append(str(getattr(k, attr)))
-                break
-        else:
-            parts.append(str(k))
-    return "/".join(parts)
+    path = list(path)
+    if len(path) > 1 and isinstance(path[-2], jax.tree_util.DictKey) and _key_str(path[-1]) in _VARIABLE_PARTS:
+        last = path[-1]
+        if isinstance(last, (jax.tree_util.GetAttrKey, jax.tree_util.DictKey)):
+            path = path[:-1]
+    return "/".join(_key_str(k) for k in path)
+
+
+def _key_str(k: Any) -> str:
+    for attr in ("key", "idx", "name"):
+        if hasattr(k, attr):
+            return str(getattr(k, attr))
+    return str(k)
+
+
+def _variable_types() -> tuple[type, ...]:
+    """flax.nnx's Variable node types, if flax.nnx is imported (it is no dependency of funcnn)."""
+    nnx = sys.modules.get("flax.nnx")
+    if nnx is None:
+        return ()
+    # State holds Variable nodes (flax >= 0.11) or VariableState ones (before; now a deprecated alias
+    # that module-level __getattr__ serves with a warning, so it is read from the module's own names)
+    found = (vars(nnx).get("Variable"), vars(nnx).get("VariableState"))
+    return tuple(t for t in found if isinstance(t, type))
+
+
+def pure_structure(tree: Any) -> Any:
+    """The tree's structure with flax.nnx Variable nodes (`Param`) read as leaves: equal for an
+    `flax.nnx.State` of `Param`s and its `flax.nnx.as_pure` (one leaf per Variable)."""
+    types = _variable_types()
+    if not types:
+        return jax.tree.structure(tree)
+    return jax.tree.structure(tree, is_leaf=lambda x: isinstance(x, types))
+
+
+def _dtype(leaf: Any) -> Any:
+    dtype = getattr(leaf, "dtype", None)
+    return np.result_type(leaf) if dtype is None else dtype
+
+
+def is_floating(leaf: Any) -> bool:
+    """Whether a leaf holds floating-point numbers (not PRNG keys, integers or booleans)."""
+    dtype = _dtype(leaf)
+    return not jax.dtypes.issubdtype(dtype, jax.dtypes.extended) and bool(jnp.issubdtype(dtype, jnp.floating))
 
 
 def check_arrays(tree: Params, fn: str = "prune", what: str = "params") -> None:
@@ -73,23 +126,61 @@ def check_arrays(tree: Params, fn: str = "prune", what: str = "params") -> None:
         )
 
 
-def prunable(params: Params, predicate: Callable[[str, Array], bool] | None = None) -> Params:
-    """The static spec: a pytree of Python bools, True where `predicate(name, leaf)` (default ndim > 1).
+def _default_prunable(name: str, leaf: Any) -> bool:
+    del name
+    # bool leaves are a mask tree's: its default spec is its params' (the weights' masks)
+    return np.ndim(leaf) > 1 and (is_floating(leaf) or _dtype(leaf) == np.bool_)
 
-    `name` is the leaf's `path_name`, e.g. 'dense_0/w'.
+
+def prunable(params: Params, predicate: Callable[[str, Array], bool] | None = None) -> Params:
+    """The static spec: a pytree of Python bools, True where `predicate(name, leaf)`.
+
+    `name` is the leaf's `path_name`, e.g. 'dense_0/w'. The default predicate takes the floating
+    leaves with ndim > 1 (weight matrices, kernels): never biases, PReLU's alpha, typed PRNG keys,
+    RNG counts or integer leaves (which keep all-True masks); of a mask tree (bool leaves), the
+    masks with ndim > 1. A `predicate` that marks a leaf that is neither floating nor bool is a
+    ValueError naming the leaf: such a leaf cannot be pruned.
 
     Example:
         >>> import jax.numpy as jnp
         >>> from funcnn import prune
-        >>> params = {"dense_0": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}}
+        >>> params = {"dense_0": {"w": jnp.ones((2, 3)), "b": jnp.zeros(3)}, "steps": jnp.zeros((2, 2), int)}
         >>> prune.prunable(params)
-        {'dense_0': {'b': False, 'w': True}}
+        {'dense_0': {'b': False, 'w': True}, 'steps': False}
         >>> prune.prunable(params, lambda name, leaf: name.endswith("b"))
-        {'dense_0': {'b': True, 'w': False}}
+        {'dense_0': {'b': True, 'w': False}, 'steps': False}
     """
     check_arrays(params, "prunable")
-    predicate = predicate or (lambda name, leaf: np.ndim(leaf) > 1)
-    return jax.tree_util.tree_map_with_path(lambda p, leaf: bool(predicate(path_name(p), leaf)), params)
+    if predicate is None:
+        return jax.tree_util.tree_map_with_path(lambda p, leaf: bool(_default_prunable("", leaf)), params)
+
+    def one(path: Any, leaf: Any) -> bool:
+        flag = bool(predicate(path_name(path), leaf))
+        if flag and not (is_floating(leaf) or _dtype(leaf) == np.bool_):
+            raise ValueError(
+                f"prunable: predicate marks leaf '{path_name(path)}' prunable, but it has dtype {_dtype(leaf)}; "
+                "only floating leaves can be pruned (PRNG keys, RNG counts and integers never are)"
+            )
+        return flag
+
+    return jax.tree_util.tree_map_with_path(one, params)
+
+
+def check_spec(params: Params, spec: Params, fn: str) -> None:
+    """Raise ValueError naming the first leaf `spec` marks prunable whose param is not floating."""
+    leaves, flags = jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(spec)
+    if len(leaves) != len(flags):
+        raise ValueError(
+            f"{fn}: spec must have the params' tree structure (one bool per leaf), got {len(flags)} flags for "
+            f"{len(leaves)} leaves; make it with prune.prunable(params)"
+        )
+    for (path, leaf), flag in zip(leaves, flags, strict=True):
+        if flag and not is_floating(leaf):
+            raise ValueError(
+                f"{fn}: spec marks leaf '{path_name(path)}' prunable, but it has dtype {_dtype(leaf)}; only "
+                "floating leaves can be pruned (PRNG keys, RNG counts and integers never are): mark it False, "
+                "or leave spec=None (prune.prunable(params))"
+            )
 
 
 def ones(params: Params) -> Masks:
@@ -107,7 +198,9 @@ def ones(params: Params) -> Masks:
 
 
 def apply(params: Params, masks: Masks) -> Params:
-    """params ⊙ masks: pruned entries become exactly 0.
+    """params ⊙ masks: pruned entries become exactly 0. The result has the params' structure.
+
+    A PRNG-key leaf is returned as it is (its mask, all True, is not read; a key cannot be zeroed).
 
     Example:
         >>> import jax.numpy as jnp
@@ -118,7 +211,16 @@ def apply(params: Params, masks: Masks) -> Params:
         [[1.0, 0.0], [0.0, 4.0]]
     """
     check_masks(params, masks)
-    return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros_like(x)), params, masks)
+    p_leaves, treedef = jax.tree_util.tree_flatten_with_path(params)
+    out = []
+    for (path, x), m in zip(p_leaves, jax.tree.leaves(masks), strict=True):
+        if jax.dtypes.issubdtype(_dtype(x), jax.dtypes.extended):
+            if not isinstance(m, jax.core.Tracer) and not np.all(np.asarray(m)):
+                raise ValueError(f"apply: mask for '{path_name(path)}' prunes a PRNG key; keys cannot be pruned")
+            out.append(x)
+        else:
+            out.append(jnp.where(m, x, jnp.zeros_like(x)))
+    return jax.tree.unflatten(treedef, out)
 
 
 def rewind(saved_params: Params, masks: Masks) -> Params:
@@ -139,6 +241,9 @@ def rewind(saved_params: Params, masks: Masks) -> Params:
 def check_masks(params: Params, masks: Masks) -> None:
     """Raise ValueError unless masks has the params' structure and leaf shapes, with bool leaves.
 
+    flax.nnx Variable nodes count as their value: masks with plain bool leaves fit params holding
+    `Param`s (and vice versa).
+
     Example:
         >>> import jax.numpy as jnp
         >>> from funcnn import prune
@@ -151,9 +256,8 @@ def check_masks(params: Params, masks: Masks) -> None:
     """
     check_arrays(params, "prune")
     check_arrays(masks, "prune", "masks")
-    ps, ms = jax.tree.structure(params), jax.tree.structure(masks)
-    # jax binds PyTreeDef by assignment (not a class statement), so mypy sees no `!=` on it
-    if ps != ms:  # type: ignore[operator]
+    ps, ms = pure_structure(params), pure_structure(masks)
+    if ps != ms:
         raise ValueError(f"masks must have the params' tree structure;\n params: {ps}\n masks:  {ms}")
     for (path, p), m in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(masks), strict=True):
         if jnp.shape(p) != jnp.shape(m):
@@ -167,7 +271,8 @@ def check_masks(params: Params, masks: Masks) -> None:
 def density(masks: Masks, spec: Params | None = None) -> dict[str, Array]:
     """Remaining fraction of each prunable leaf (by path name) and 'total' over all of them (P_m).
 
-    Each value is a float32 scalar array; `spec` defaults to `prunable(masks)` (the weight matrices).
+    Each value is a float32 scalar array; `spec` defaults to `prunable(masks)`: every mask with
+    ndim > 1, the weight matrices' (pass `prunable(params)` where params hold integer matrices).
 
     Example:
         >>> import jax.numpy as jnp
@@ -191,11 +296,16 @@ def density(masks: Masks, spec: Params | None = None) -> dict[str, Array]:
 
 def layer_of(name: str) -> str:
     """The layer a leaf belongs to: its path without the last part ('residual_2/main/dense_0/w' ->
-    'residual_2/main/dense_0'); a top-level leaf is its own layer.
+    'residual_2/main/dense_0'); a top-level leaf is its own layer. A trailing 'value' (flax.nnx's
+    Variable, in a name not made by `path_name`) is not a leaf part: 'l1/kernel/value' -> 'l1'.
 
     Example:
         >>> from funcnn import prune
         >>> prune.layer_of("residual_2/main/dense_0/w"), prune.layer_of("w")
         ('residual_2/main/dense_0', 'w')
+        >>> prune.layer_of("l1/kernel"), prune.layer_of("l1/kernel/value"), prune.layer_of("layers/0/weight")
+        ('l1', 'l1', 'layers/0')
     """
+    if name.endswith("/value"):  # flax.nnx's Variable part, in a name joined elsewhere
+        name = name[: -len("/value")]
     return name.rsplit("/", 1)[0] if "/" in name else name

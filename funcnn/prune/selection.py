@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from funcnn.prune.masks import check_arrays, check_masks, layer_of, path_name, prunable
+from funcnn.prune.masks import check_arrays, check_masks, check_spec, layer_of, path_name, prunable
 
 __all__ = ["ROUNDINGS", "SCOPES", "by_scores", "magnitude", "random", "random_like"]
 
@@ -67,15 +67,28 @@ SCOPES = ("layer", "global", "layer_joint")
 ROUNDINGS = ("nearest", "floor")
 
 
+def _as_written(r: np.ndarray) -> np.ndarray:
+    """r in float64; a float32 r as the shortest decimal that rounds to it (0.7 for 0.699999988)."""
+    if r.dtype != np.float32:
+        return np.asarray(r, np.float64)
+    shortest = [float(np.format_float_positional(v, unique=True)) for v in r.reshape(-1)]
+    return np.reshape(np.asarray(shortest, np.float64), r.shape)
+
+
 def _count(rate: float | Array, alive: Array, rounding: str) -> Array:
     if rounding == "nearest":
         return jnp.round(rate * alive).astype(jnp.int32)
     # floor(rate * alive) exactly as Python's int(p * n) in float64: in float32 a product just below
     # an integer (0.03 off for n ~ 250,000) would floor one lower, so it is computed on the host.
-    rate = jnp.asarray(rate, jnp.float32) if isinstance(rate, jax.Array) else rate
+    # A float32 array rate is read there as the shortest decimal that rounds to it (0.7, not
+    # 0.699999988, whose floor(0.699999988 * 10) = 6 where Python's int(0.7 * 10) = 7): the rate
+    # its caller wrote, so that an array rate removes what the same Python float does.
+    if not isinstance(rate, (int, float)):
+        rate = jnp.asarray(rate)
+        rate = rate if rate.dtype == jnp.float64 else rate.astype(jnp.float32)
 
     def host(a: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
-        r_host = rate if r is None else np.asarray(r, np.float64)
+        r_host = _as_written(np.asarray(rate if r is None else r))
         return np.floor(r_host * np.asarray(a, np.float64)).astype(np.int32)
 
     out = jax.ShapeDtypeStruct(jnp.shape(alive), jnp.int32)
@@ -219,7 +232,16 @@ def magnitude(
         1
     """
     check_masks(params, masks)
-    scores = jax.tree.map(lambda p: jnp.abs(p).astype(jnp.float32), params)
+    spec = prunable(params) if spec is None else spec
+    check_spec(params, spec, "magnitude")
+    # Only the prunable leaves are scored: |key| of an nnx RNG state is no number.
+    scores = jax.tree.unflatten(
+        jax.tree.structure(params),
+        [
+            jnp.abs(p).astype(jnp.float32) if s else jnp.zeros(jnp.shape(p), jnp.float32)
+            for p, s in zip(jax.tree.leaves(params), jax.tree.leaves(spec), strict=True)
+        ],
+    )
     return by_scores(scores, masks, rate, scope=scope, layer_rates=layer_rates, spec=spec, rounding=rounding)
 
 
@@ -246,6 +268,8 @@ def random(
         (16, 5)
     """
     check_masks(params, masks)
+    spec = prunable(params) if spec is None else spec
+    check_spec(params, spec, "random")
     leaves, treedef = jax.tree.flatten(params)
     keys = jax.random.split(key, len(leaves))
     scores = jax.tree.unflatten(
@@ -258,7 +282,8 @@ def random_like(key: Array, masks: Masks, spec: Params | None = None, *, scope: 
     """A uniformly random mask with as many survivors as `masks` in each prunable leaf (scope
     'layer' or 'global'), or in each layer's pooled leaves (scope 'layer_joint').
 
-    The random-reinitialization control's mask: the same density per layer, a different pattern.
+    Random pruning's mask (the random-pruning control, a layerwise shuffle): the same density per
+    layer, a different pattern. (The random-reinitialization control keeps the mask and redraws the weights.)
 
     Example:
         >>> import jax
