@@ -102,7 +102,8 @@ def recompute_statistics(net: Net, params: Params, model_state: Params, x: Array
     value S large enough that m * batch_stat falls below float32's resolution it gives (1 - m) * S
     exactly (every stateful layer must update this way, as BatchNorm does; m comes back as
     1 - fl32(1 - m), within 3e-7 of m). Entries with m = 0 (never updated in training) keep
-    `model_state`'s value. Cost: B + 1 train-mode forward passes. A stateless
+    `model_state`'s value. Dropout, in train mode here, draws its masks from one fixed key. Cost:
+    B + 1 train-mode forward passes. A stateless
     net (model_state None or without arrays) returns model_state unchanged. Pure; deterministic.
 
     Example: batches [0, 1, 2, 3] and [4, 5, 6, 7] have means 1.5 and 5.5 and unbiased variances 5/3.
@@ -120,7 +121,10 @@ def recompute_statistics(net: Net, params: Params, model_state: Params, x: Array
     if model_state is None or not jax.tree.leaves(model_state):
         return model_state
     forward, x = train.as_forward(net), jnp.asarray(x)
-    run = lambda old, i: forward(params, old, x[i], train=True)[1]
+    # Dropout layers (train mode) draw from one fixed key: the same masks for a batch wherever it is
+    # run, which the momentum read-off below relies on; nets without Dropout ignore it.
+    key = jax.random.key(0)
+    run = lambda old, i: forward(params, old, x[i], key=key, train=True)[1]
     zero = jax.tree.map(jnp.zeros_like, model_state)
     total = jax.lax.scan(lambda acc, i: (jax.tree.map(jnp.add, acc, run(zero, i)), None), zero, idx)[0]
     first = run(zero, idx[0])

@@ -1,5 +1,6 @@
 import http.server
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import ClassVar
@@ -7,8 +8,16 @@ from typing import ClassVar
 # XLA's persistent compilation cache, fresh for each test run: many tests compile the same programs
 # (a small study's round program, a ResNet step), which are then loaded instead. Set before jax is
 # imported; pytest-xdist's workers and the subprocesses tests start inherit it through the environment.
-os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="funcnn-test-xla-cache-"))
-os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.3")
+# Every program is cached, however quick to compile: most compiles are small ones repeated in every
+# test and process (a conv net's init compiles one jax.random.normal per kernel shape, ~0.1-0.4 s
+# each; measured, a ResNet-8's init in a second process: 10.9 s CPU -> 0.7 s with min 0, 2.7 s with
+# min 0.3), and writing them costs nothing measurable. The process that made the folder removes it.
+os.environ.setdefault("FUNCNN_TEST_XLA_CACHE_OWNER", str(os.getpid()))
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    os.environ.get("JAX_COMPILATION_CACHE_DIR") or tempfile.mkdtemp(prefix="funcnn-test-xla-cache-"),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # after the cache settings above
 import numpy as np
@@ -20,7 +29,20 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # Generated data sets (MNIST-1D) are cached on disk; keep the tests' cache out of the user's home.
-os.environ.setdefault("FUNCNN_CACHE", tempfile.mkdtemp(prefix="funcnn-test-cache-"))
+os.environ.setdefault("FUNCNN_CACHE", os.environ.get("FUNCNN_CACHE") or tempfile.mkdtemp(prefix="funcnn-test-cache-"))
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Only the process that made the cache folders removes them (the xdist controller, which finishes
+    # after its workers, or a plain pytest run; never a folder given in the environment): /tmp does
+    # not fill up run after run.
+    if os.environ["FUNCNN_TEST_XLA_CACHE_OWNER"] != str(os.getpid()):
+        return
+    made = (("JAX_COMPILATION_CACHE_DIR", "funcnn-test-xla-cache-"), ("FUNCNN_CACHE", "funcnn-test-cache-"))
+    for name, prefix in made:
+        folder = Path(os.environ[name])
+        if folder.name.startswith(prefix):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -128,10 +128,8 @@ def test_lottery_unit_structure_keeps_the_classes_and_prunes_hidden_units(name, 
     _unit_masks_check(name, masks, output, axes)
 
 
-# recompute_statistics (stat_batches > 0) runs the net in training mode without a key, which Dropout (funcnn's
-# own too) refuses: nets with Dropout fail there. The same nets without Dropout recompute their statistics.
-NO_KEY = "interpolation.recompute_statistics passes no key in train mode: Dropout needs one"
-RECOMPUTE_GAPS = {"nnx_cnn": NO_KEY, "linen_cnn": NO_KEY, "eqx_bn_mlp": NO_KEY}
+# recompute_statistics (stat_batches > 0) runs the net in training mode with a fixed key for Dropout: nets with
+# Dropout and without it both recompute their statistics.
 STABILITY = {
     **{(name, 0): make for name, (make, _) in ALL.items()},  # statistics interpolated like the params
     **{(name, 2): make for name, (make, _) in STATEFUL.items()},  # statistics recomputed from 2 batches
@@ -142,8 +140,7 @@ STABILITY = {
 
 def _stability_case(case):
     (name, batches) = case
-    mark = pytest.mark.xfail(strict=True, reason=RECOMPUTE_GAPS[name]) if batches and name in RECOMPUTE_GAPS else ()
-    return pytest.param(case, id=f"{name}-stat_batches={batches}", marks=mark)
+    return pytest.param(case, id=f"{name}-stat_batches={batches}")
 
 
 @pytest.mark.slow

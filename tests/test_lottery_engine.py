@@ -20,6 +20,7 @@ import pytest
 import funcnn
 from funcnn import data, io, lottery, models, nn, prune, train
 from funcnn.lottery import driver as driver_lib
+from funcnn.lottery import segments as segments_lib
 from funcnn.lottery import study as study_lib
 
 QUIET = dict(progress=False, log=lambda s: None)
@@ -261,7 +262,7 @@ def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
         (dict(net=mlp(nn.Tanh)), "network"),
         (dict(train=(x, TRAIN[1])), "data"),
         (dict(seed=1), "θ0"),
-        (dict(seed=1), "seed 0 -> 1"),
+        (dict(seed=1), "seed (stored 0, now 1)"),
         (dict(optimizer=optax.adam(2e-3)), "optimizer"),
         (dict(prunable=lambda name, leaf: True), "prunable"),
         (dict(label="other"), "label"),
@@ -411,7 +412,7 @@ def test_disk_full_mid_round_keeps_what_was_committed_and_resumes(tmp_path, monk
     assert not list(out.rglob(".*.tmp"))
     assert lottery.load_report(out)["rounds_completed"] == 1
 
-    real_load = study_lib._load_progress
+    real_load = segments_lib._load_progress
     loaded = []
 
     def spy(folder, like):
@@ -419,7 +420,7 @@ def test_disk_full_mid_round_keeps_what_was_committed_and_resumes(tmp_path, monk
         loaded.append(None if got is None else got[3])  # (carry, curves, ends, done, failed)
         return got
 
-    monkeypatch.setattr(study_lib, "_load_progress", spy)
+    monkeypatch.setattr(segments_lib, "_load_progress", spy)
     lines = []
     resumed = lottery.run(MID, out=out, progress=False, log=lines.append)
     assert lines[0].startswith("round 0: resumed")

@@ -12,7 +12,7 @@ import optax
 import pytest
 
 from funcnn import io, lottery, nn, prune
-from funcnn.lottery import arms, pruners
+from funcnn.lottery import arms, plans, pruners
 from funcnn.lottery import rounds as rounds_lib
 from funcnn.lottery.context import Context
 
@@ -150,7 +150,7 @@ def test_inversion_prunes_the_largest_weights_at_the_parents_counts():
 def test_each_arm_gets_its_own_key():
     runtime = lottery.Study(spec(arms=("ticket", "random", arms.shuffled("r1"), arms.shuffled("r2"))), progress=False)
     base = jax.random.key(3)
-    keys = [jax.random.key_data(arms.arm_key(base, p)).tolist() for p in runtime.plans]
+    keys = [jax.random.key_data(plans.arm_key(base, p)).tolist() for p in runtime.plans]
     assert len({str(k) for k in keys}) == 4
     assert keys[1] == jax.random.key_data(base).tolist()  # the built-in 'random' keeps its old key
     lineages, rewinds, dense = fake_round(runtime)
@@ -311,3 +311,45 @@ def test_a_finished_study_given_more_rounds_resumes_and_trains_the_new_ones(tmp_
     assert lines[2].startswith("round  2") and more["complete"] and len(more["rounds"]) == 3
     assert more["rounds"][:2] == first["rounds"]
     assert lottery.load_report(tmp_path)["rounds_completed"] == 3
+
+
+# ---- the net contract and the identity's message (issue #29) ----------------------------------------
+
+
+def plain_pair(hidden=12, takes=()):
+    """An (init, apply) pair of plain functions; apply takes only the keywords in `takes`."""
+
+    def init(key, shape):
+        k1, k2 = jax.random.split(key)
+        return {"l1": {"kernel": 0.3 * jax.random.normal(k1, (shape[0], hidden))},
+                "head": {"kernel": 0.3 * jax.random.normal(k2, (hidden, 2))}}  # fmt: skip
+
+    def forward(params, x):
+        return jax.nn.relu(x @ params["l1"]["kernel"]) @ params["head"]["kernel"]
+
+    if "train" in takes:
+        return init, lambda params, x, *, train=False: forward(params, x)
+    return init, forward
+
+
+@pytest.mark.parametrize("takes", [(), ("train",)])
+def test_a_plain_init_apply_pair_runs_a_study(tmp_path, takes):
+    report = lottery.run(spec(net=plain_pair(takes=takes), arms=("ticket", "random")), out=tmp_path, **QUIET)
+    assert report["complete"] and report["rounds"][1]["density"][0] == pytest.approx(0.5)
+
+
+def test_a_net_that_does_not_fit_the_data_fails_in_validate():
+    init, _ = plain_pair()
+    with pytest.raises(ValueError, match="probe call"):
+        spec(net=(init, lambda params, x: x @ params["head"]["kernel"])).validate()  # (., 6) @ (12, 2)
+    with pytest.raises(ValueError, match="spec net"):
+        spec(net="mlp").validate()
+
+
+def test_only_a_changed_shape_is_blamed_when_the_param_tree_changes(tmp_path):
+    lottery.run(spec(net=plain_pair(12), rounds=0), out=tmp_path, **QUIET)
+    with pytest.raises(ValueError) as info:
+        lottery.run(spec(net=plain_pair(16), rounds=0), out=tmp_path, **QUIET)
+    msg = str(info.value)
+    assert "param tree" in msg and "stored" in msg and "now" in msg and "float32[6, 12]" in msg
+    assert "optimizer" not in msg and "network" not in msg

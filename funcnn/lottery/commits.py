@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from funcnn import io, prune
-from funcnn.lottery.study import Study, _npz_bytes
+from funcnn.lottery.segments import _npz_bytes
+from funcnn.lottery.study import Study
 
 __all__: list[str] = []  # the driver's parts, not an API of their own (see funcnn.lottery.run)
 

@@ -16,8 +16,9 @@ import numpy as np
 
 from funcnn import distributed, io, prune
 from funcnn.lottery.program import Carry, start_carry
+from funcnn.lottery.segments import RoundResult, _npz_bytes, segment_size
 from funcnn.lottery.spec import Spec
-from funcnn.lottery.study import RoundResult, Study, _npz_bytes, segment_size
+from funcnn.lottery.study import Study
 
 __all__: list[str] = []  # the driver's parts, not an API of their own (see funcnn.lottery.run)
 

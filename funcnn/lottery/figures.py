@@ -110,9 +110,8 @@ def _learning_curves(report: dict, rounds: list[dict], arm: str, out: Path, plt:
         else:
             its, acc = rec["test_iterations"], curves[f"end_test_{metric}"]
         acc = np.asarray(acc)[sel]
-        if acc.shape[1] != len(its):  # members that started later: their curve is the grid's tail
-            its = its[-acc.shape[1] :]
-        ax.plot(its, np.nanmean(acc, axis=0) * 100, "o-", ms=3, label=f"{arm}, {p:.1f}% remaining")
+        n = min(len(its), acc.shape[1])  # the grid's tail: members that started later, a snapshot's cut
+        ax.plot(its[-n:], np.nanmean(acc[:, -n:], axis=0) * 100, "o-", ms=3, label=f"{arm}, {p:.1f}% remaining")
     ax.set_xlabel("training iteration")
     ax.set_ylabel(f"test {metric} %")
     ax.grid(True, alpha=0.3)

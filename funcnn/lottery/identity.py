@@ -67,23 +67,30 @@ def _augment_probe(runtime: Study) -> str:
     return _sha256_tree(augment(jax.random.key(0), runtime.data[0][:4]))
 
 
-def _probe_context(runtime: Study) -> Context:
-    """A fixed round-1 context of member 0: trained weights θ0 x (1 + cos), all-True masks, a parent
-    mask of the larger half of them, the first 8 training examples, a fixed key."""
-    theta0 = _take(runtime.theta0, 0)
-    trained = jax.tree.map(
+def _pattern(tree: Any, phase: float) -> Any:
+    """A fixed tree like `tree`: cos(i + phase) x 0.3 in each float leaf (its other leaves as they are),
+    so a probe depends on the tree's shapes only, not on θ0 or the seed."""
+    return jax.tree.map(
         lambda p: (
-            (p * (1.0 + 0.5 * jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape))).astype(p.dtype)
+            (0.3 * jnp.cos(jnp.arange(p.size, dtype=jnp.float32) + phase)).reshape(p.shape).astype(p.dtype)
             if jnp.issubdtype(p.dtype, jnp.floating)
             else p
         ),
-        theta0,
+        tree,
     )
-    ones = prune.ones(theta0)
+
+
+def _probe_context(runtime: Study) -> Context:
+    """A fixed round-1 context of member 0's shapes: weights of a fixed pattern (θ0 cos, trained
+    cos shifted, reinit sin), all-True masks, a parent mask of the larger half of the trained ones,
+    the first 8 training examples, a fixed key."""
+    like = _take(runtime.theta0, 0)
+    theta0, trained, reinit = _pattern(like, 0.0), _pattern(like, 1.0), _pattern(like, 2.0)
+    ones = prune.ones(like)
     parent = prune.magnitude(trained, ones, 0.5, spec=runtime.spec_prunable)
     x, y = runtime.data[0][:8], runtime.data[1][:8]
     return Context(
-        1, jnp.int32(0), jax.random.key(7), theta0, theta0, _take(runtime.theta0_reinit, 0), trained, ones, parent,
+        1, jnp.int32(0), jax.random.key(7), theta0, theta0, reinit, trained, ones, parent,
         trained, (x, y), runtime.eval_forward, runtime.spec.loss, runtime.spec_prunable, runtime.input_shape,
     )  # fmt: skip
 
@@ -122,11 +129,11 @@ def _arms_probe(runtime: Study) -> list[dict]:
 
 
 def _loss_probe(runtime: Study) -> list[float]:
-    """What the loss and the metric compute: their values (and the loss's gradient's sums) on the
-    net's θ0 outputs for the first 8 training examples, and on those outputs x 3."""
-    ctx = _probe_context(runtime)
-    x, y = ctx.batch  # type: ignore[misc]
-    logits = jnp.asarray(runtime.eval_forward(ctx.theta0, x), jnp.float32)
+    """What the loss and the metric compute: their values (and the loss's gradient's sums) on fixed
+    logits of the net's output shape for the first 8 training labels, and on those logits x 3."""
+    y = runtime.data[1][:8]
+    shape = jax.eval_shape(runtime.eval_forward, _take(runtime.theta0, 0), runtime.data[0][:8]).shape
+    logits = (jnp.cos(jnp.arange(int(np.prod(shape)), dtype=jnp.float32)) * 2.0).reshape(shape)
     out = []
     for z in (logits, 3.0 * logits):
         value, g = jax.value_and_grad(lambda z: runtime.spec.loss(z, y))(z)

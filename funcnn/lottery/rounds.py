@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import prune
-from funcnn.lottery import arms as arms_lib
+from funcnn.lottery import plans as plans_lib
 from funcnn.lottery.context import Context
 from funcnn.lottery.study import RoundResult, Study
 
@@ -82,7 +82,7 @@ def build(
         prev = root.masks if root is not None else ones
         parent = masks_now.get(plan.parent) if plan.parent is not None else None
         base = jax.vmap(lambda s: jax.random.fold_in(jax.random.fold_in(runtime.k_random, r), s))(rep_seed)
-        keys = jax.vmap(lambda k, p=plan: arms_lib.arm_key(k, p))(base)
+        keys = jax.vmap(lambda k, p=plan: plans_lib.arm_key(k, p))(base)
         reinit = runtime.theta0_reinit
         if plan.weights == "fresh":
             k_fresh = jax.random.fold_in(runtime.k_reinit, 1_000_003 + r)  # a new draw every round
@@ -138,7 +138,7 @@ def build(
     return members, masks_now
 
 
-def _member(runtime: Study, plan: arms_lib.Plan) -> Any:
+def _member(runtime: Study, plan: plans_lib.Plan) -> Any:
     """One member's (params, mask) of an arm: its mask from its Context, its weights by `plan.weights`."""
     spec = runtime.spec
 

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -17,49 +15,25 @@ import optax
 from jax.sharding import Mesh
 
 from funcnn import data as data_lib
-from funcnn import distributed, io, prune, train
+from funcnn import distributed, prune, train
 from funcnn.cpu import default_chunk  # re-exported: its first home was here
 from funcnn.lottery import arms as arms_lib
+from funcnn.lottery import plans as plans_lib
 from funcnn.lottery.config import Config
+from funcnn.lottery.plans import _check_prunable, _structured_random, _units_prunable
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
 from funcnn.lottery.schedule import advance_schedule, hold_schedule  # advance_schedule's first home was here
-from funcnn.lottery.spec import Spec, prune_round, units_prunable
+from funcnn.lottery.segments import NonFiniteLoss, RoundResult, run_chunks
+from funcnn.lottery.segments import _load_progress as _load_progress  # re-exported: their first home was here
+from funcnn.lottery.segments import _npz_bytes as _npz_bytes
+from funcnn.lottery.segments import save_progress as save_progress
+from funcnn.lottery.segments import segment_size as segment_size
+from funcnn.lottery.spec import Spec, prune_round
 
 __all__ = ["NonFiniteLoss", "RoundResult", "Study", "advance_schedule", "default_chunk"]
 
 Params = Any  # a pytree of arrays; in a population, every leaf has a leading member axis
 Masks = Any  # bool arrays, like params
-
-
-class NonFiniteLoss(FloatingPointError):
-    """A member's training loss went non-finite (NaN or inf) by `iteration`: raised by
-    `Study.train_round` unless `skip_nonfinite`; `run` re-raises it naming the round, arm and seed.
-
-    Example:
-        >>> from funcnn.lottery import NonFiniteLoss
-        >>> e = NonFiniteLoss(member=3, iteration=200)
-        >>> isinstance(e, FloatingPointError), e.member, e.iteration
-        (True, 3, 200)
-        >>> str(e)
-        'non-finite training loss for population member 3 by iteration 200'
-    """
-
-    def __init__(self, member: int, iteration: int) -> None:
-        self.member, self.iteration = member, iteration
-        super().__init__(f"non-finite training loss for population member {member} by iteration {iteration}")
-
-
-def segment_size(n_chunks: int, max_segments: int) -> int:
-    """The smallest divisor of n_chunks that cuts it into at most `max_segments` equal segments."""
-    return next(d for d in range(1, n_chunks + 1) if n_chunks % d == 0 and n_chunks // d <= max_segments)
-
-
-def _npz_bytes(**arrays: Any) -> bytes:
-    import io as _io
-
-    buf = _io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
 
 
 class Study:
@@ -114,7 +88,7 @@ class Study:
     state0: Params | None
     spec_prunable: Any
     arms: tuple[arms_lib.Arm, ...]
-    plans: tuple[arms_lib.Plan, ...]
+    plans: tuple[plans_lib.Plan, ...]
     unit_layout: Any
     holds: bool
     dense_run: bool
@@ -146,11 +120,11 @@ class Study:
         self.n_train = len(x)
         self.data = tuple(map(jnp.asarray, (x, y, xv, yv, xt, yt)))
         self.input_shape = tuple(spec.input_shape or x.shape[1:])
-        self.net = spec.net
+        self.net = train.as_net(spec.net, name="spec net")
         self.tx = spec.optimizer
         # Fine-tuning arms hold their schedule at its last step: every member's optimizer then carries
         # a hold (-1 for the others, whose updates are unchanged).
-        self.holds = any(p.schedule == "end" for p in arms_lib.resolve(spec.arms, spec.rewind_step))
+        self.holds = any(p.schedule == "end" for p in plans_lib.resolve(spec.arms, spec.rewind_step))
         if self.holds:
             self.tx = hold_schedule(self.tx)
         self.metric_names = metric_names(spec.metric_name, spec.test_curve)
@@ -236,7 +210,7 @@ class Study:
                     "layer, whose units are never pruned"
                 )
             random_fn = _structured_random(units, self.unit_layout)
-        self.plans = arms_lib.resolve(
+        self.plans = plans_lib.resolve(
             spec.arms, spec.rewind_step, default_pruner=self._spec_pruner, random_fn=random_fn
         )
         self.arms = tuple(arms_lib.Arm(p.name, p.legacy) for p in self.plans)  # names, as before
@@ -251,7 +225,7 @@ class Study:
                 "spec rewind_optimizer=True restores the optimizer state saved at the rewind step, which only "
                 "studies whose arms all rewind alike (same rewind_step, weights and schedule) can share"
             )
-        self.dense_run = arms_lib.needs_dense_run(self.plans)
+        self.dense_run = plans_lib.needs_dense_run(self.plans)
         self.mask_programs: dict[str, Any] = {}  # the compiled mask programs of built-in pruners, by arm
         self.rewind_steps = sorted(
             {p.rewind_step for p in self.plans if p.rewind_step}
@@ -419,196 +393,5 @@ class Study:
         result = self.train_round(params, masks, seed_of_member, start, desc, **kwargs)
         return result.carry.state.params, result.curves, result.failed
 
-    def _run_chunks(
-        self,
-        carry: Carry,
-        idx: jax.Array,
-        desc: str,
-        *,
-        checkpoint: Path | None = None,
-        skip_nonfinite: bool = False,
-        snapshot_chunk: int | None = None,
-    ) -> RoundResult:
-        curves: list[np.ndarray] = []
-        ends: list[np.ndarray] = []
-        done, bar, snapshot = 0, None, None
-        failed: set[int] = set()
-        # Equal segments (one also ends at the snapshot), so a resumed round is cut exactly as the run
-        # that was killed.
-        size = segment_size(idx.shape[1], self.spec.checkpoints_per_round)
-        n = int(idx.shape[0])
-        if checkpoint is not None:
-            resumed = _load_progress(checkpoint, carry)
-            if resumed is not None:
-                carry, curves, ends, done, failed, snapshot = resumed
-        if self.mesh is not None:
-            # Pad the population to a multiple of the device count; the copies are dropped below.
-            n_pad = distributed.padded_size(n, self.mesh)
-            carry = distributed.put_population(distributed.pad_population(carry, n_pad), self.mesh)
-            idx = distributed.pad_population(idx, n_pad)
-        if self.progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(
-                total=idx.shape[1] * self.spec.eval_every,
-                initial=done * self.spec.eval_every,
-                desc=desc,
-                unit="it",
-                leave=False,
-            )
-        while done < idx.shape[1]:
-            end = min(done + size, idx.shape[1])
-            if snapshot_chunk is not None and done < snapshot_chunk < end:
-                end = snapshot_chunk
-            seg_idx = idx[:, done:end]
-            if self.mesh is not None:
-                seg_idx = distributed.put_population(seg_idx, self.mesh)
-            carry, (seg, seg_ends) = self.program(carry, seg_idx, self.program_data)
-            seg, seg_ends = distributed.gather((seg, seg_ends))
-            seg = np.stack([seg[k][:n] for k in self.metric_names], axis=-1)
-            seg_ends = np.stack([seg_ends[k][:n] for k in self.end_names], axis=-1)[:, None, :]
-            bad = ~np.isfinite(seg[..., 0])
-            for member, chunk in np.argwhere(bad):
-                if int(member) in failed:
-                    continue
-                it = (done + int(chunk) + 1) * self.spec.eval_every
-                if not skip_nonfinite:
-                    raise NonFiniteLoss(int(member), it)
-                failed.add(int(member))
-            curves.append(seg)
-            ends.append(seg_ends)
-            step, done = end - done, end
-            if done == snapshot_chunk:  # the params to score for the next round's mask (spec.score_step)
-                snapshot = jax.tree.map(lambda a: np.asarray(a)[:n], distributed.gather(carry.state.params))
-            if checkpoint is not None and done < idx.shape[1]:
-                host = jax.tree.map(lambda a: a[:n], distributed.gather(carry))
-                if distributed.is_writer():
-                    save_progress(
-                        checkpoint,
-                        host,
-                        np.concatenate(curves, axis=1),
-                        done,
-                        sorted(failed),
-                        np.concatenate(ends, axis=1),
-                        snapshot,
-                    )
-            if bar is not None:
-                bar.update(step * self.spec.eval_every)
-                bar.set_postfix(test=f"{np.nanmean(seg_ends[:, -1, 1]):.3f}")
-        if bar is not None:
-            bar.close()
-        carry = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(carry))
-        if snapshot is not None:
-            snapshot = jax.tree.map(jnp.asarray, snapshot)
-        return RoundResult(
-            carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed), snapshot
-        )
-
-
-class RoundResult(NamedTuple):
-    """A trained population: its carry (`carry.state` is the TrainState at the end), curves (P, C, M)
-    after every `eval_every` steps in the order of `Study.metric_names`, ends (P, S, 4) after each of
-    the S segments in the order of `Study.end_names`, the members whose loss went non-finite, and
-    with `Spec.score_step` in this call's range, the params at that iteration (else None).
-
-    `Study.train_round` returns one (see `Study` for a round trained end to end).
-
-    Example:
-        >>> import numpy as np
-        >>> from funcnn.lottery.study import RoundResult
-        >>> final, at_step_100 = {"w": np.array([0.5, -2.0])}, {"w": np.array([1.0, -1.0])}
-        >>> curves, ends = np.zeros((2, 3, 3)), np.zeros((2, 1, 4))  # 2 members, 3 evaluations, 1 segment
-        >>> result = RoundResult(None, curves, ends, failed=[], snapshot=at_step_100)
-        >>> result.scored(100)["w"].tolist()  # with a score_step, the next mask is scored on the snapshot
-        [1.0, -1.0]
-    """
-
-    carry: Carry
-    curves: np.ndarray
-    ends: np.ndarray
-    failed: list
-    snapshot: Any = None
-
-    def scored(self, score_step: int | None) -> Params:
-        """The params the next round's mask is scored on (saved as the round's trained.npz): the
-        final ones, or with a score_step the snapshot taken there."""
-        return self.carry.state.params if score_step is None else self.snapshot
-
-
-def _units_prunable(prunable_spec: Any, params: Params, layout: Any) -> Any:
-    return (
-        units_prunable(prunable_spec, params)
-        if layout is None
-        else units_prunable(prunable_spec, params, layout=layout)
-    )
-
-
-def _structured_random(units: Any, layout: Any = None) -> arms_lib.ArmFn:
-    """The random arm with a structure: `prune.structured_random_like` over the prunable leaves `units`."""
-
-    def fn(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
-        del theta_reinit
-        if layout is None:
-            return theta_rewind, prune.structured_random_like(key, mask, units)
-        return theta_rewind, prune.structured_random_like(key, mask, units, unit_axis=layout)
-
-    return fn
-
-
-def _check_prunable(spec: Spec, spec_prunable: Any) -> None:
-    """Before any training: some leaf is prunable, and every `layer_rates` name is a prunable layer or leaf."""
-    known = [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(spec_prunable) if s]
-    if not known:
-        raise ValueError("spec prunable selects no leaf of the net's params; nothing could be pruned")
-    for name in dict(spec.layer_rates):
-        if not any(n == name or n.startswith(name + "/") for n in known):
-            raise ValueError(
-                f"spec layer_rates names {name!r}, which is no prunable layer or leaf of the net; prunable: {known}"
-            )
-
-
-def save_progress(
-    folder: Path,
-    carry: Carry,
-    curves: np.ndarray,
-    done: int,
-    failed: list,
-    ends: np.ndarray,
-    snapshot: Params | None = None,
-) -> None:
-    """A mid-round checkpoint in a folder of its own (`seg_<done>`), committed before the older
-    ones are removed: a write that fails (a full disk) leaves the previous checkpoint loadable."""
-    seg = folder / f"seg_{done:05d}"
-    seg.mkdir(parents=True, exist_ok=True)
-    io.save_tree(seg / "state.npz", carry)
-    io.atomic_write_bytes(seg / "curves.npz", _npz_bytes(curves=curves, ends=ends))
-    io.atomic_write_json(seg / "progress.json", {"done_chunks": done, "failed": failed})
-    files = ["state.npz", "curves.npz", "progress.json"]
-    if snapshot is not None:
-        io.save_tree(seg / "snapshot.npz", snapshot)
-        files.append("snapshot.npz")
-    io.commit(seg, files)
-    for old in folder.glob("seg_*"):
-        if old != seg:
-            shutil.rmtree(old, ignore_errors=True)
-
-
-def _load_progress(
-    folder: Path, like: Carry
-) -> tuple[Carry, list[np.ndarray], list[np.ndarray], int, set[int], Params | None] | None:
-    """The newest committed mid-round checkpoint (carry, [curves], [ends], done, failed), or None."""
-    for seg in sorted(Path(folder).glob("seg_*"), reverse=True):
-        if not io.verify_commit(seg):
-            continue
-        try:
-            meta = json.loads((seg / "progress.json").read_text())
-            carry = io.load_tree(seg / "state.npz", like)
-            with np.load(seg / "curves.npz", allow_pickle=False) as z:
-                curves, ends = [z["curves"]], [z["ends"]]
-            snapshot = (
-                io.load_tree(seg / "snapshot.npz", like.state.params) if (seg / "snapshot.npz").exists() else None
-            )
-            return carry, curves, ends, meta["done_chunks"], set(meta["failed"]), snapshot
-        except (io.CheckpointError, OSError, ValueError, KeyError):
-            continue  # unusable: try an older one, or redo the round from its start
-    return None
+    def _run_chunks(self, carry: Carry, idx: jax.Array, desc: str, **kwargs: Any) -> RoundResult:
+        return run_chunks(self, carry, idx, desc, **kwargs)
