@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from benchmarks import strategies
+
 
 def markdown(res: dict) -> str:
     m, pin, two, fast = res["machine"], res["pinned"], res["two_core"], res["fast_cpu"]
@@ -124,4 +126,6 @@ def markdown(res: dict) -> str:
             f"| {r['P_m_percent']:.1f} | {r['hidden_widths']} | {r['masked dense images/s']:.0f} | "
             f"{r['compacted dense images/s']:.0f} | {r['funcnn.sparse images/s']:.0f} | {r['fastest']} |"
         )
+    if "strategies" in res:  # runs of make bench before the strategies' section have none
+        lines += ["", strategies.markdown(res["strategies"])]
     return "\n".join(lines) + "\n"

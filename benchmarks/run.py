@@ -32,7 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from benchmarks import conv_round, regime
+from benchmarks import conv_round, regime, strategies
 from benchmarks.common import load_data, machine, matmul_peak, set_affinity
 from benchmarks.convs import conv_steps, resnet_step
 from benchmarks.inference import pruning_speed
@@ -166,6 +166,8 @@ def main(argv=None) -> dict:
         res["regime"] = regime.measure(runs=3, chunks=7, steps=150)
         print("conv round ...", flush=True)
         res["conv_round"] = conv_round.measure(2, 200, ("mixed", "im2col"))
+        print("strategies (one study vs separate; mask share) ...", flush=True)
+        res["strategies"] = strategies.measure()
     res["wall_s"] = time.perf_counter() - t0
     md = markdown(res)
     io.atomic_write_json(args.out / ("tiny.json" if tiny else "latest.json"), res)

@@ -82,7 +82,11 @@ def plot(report: dict, out: str | Path) -> list[Path]:
         ax.set_xlabel("percent of weights remaining (log scale)")
         ax.set_ylabel(ylabel + (" %" if "accuracy" in metric else ""))
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(title=f"mean ± std over {report['config'].get('seeds', '?')} seeds", fontsize=7)
+        title = f"mean ± std over {report['config'].get('seeds', '?')} seeds"
+        if len(arms) > 5:  # many arms: the legend beside the axes, not over the curves
+            ax.legend(title=title, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        else:
+            ax.legend(title=title, fontsize=7)
         paths.append(out / name)
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
