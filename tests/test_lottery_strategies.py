@@ -353,3 +353,13 @@ def test_only_a_changed_shape_is_blamed_when_the_param_tree_changes(tmp_path):
     msg = str(info.value)
     assert "param tree" in msg and "stored" in msg and "now" in msg and "float32[6, 12]" in msg
     assert "optimizer" not in msg and "network" not in msg
+
+
+def test_lottery_ticket_report_only_reads_a_folder_of_any_arms(tmp_path, capsys):
+    from experiments import lottery_ticket
+
+    lottery.run(spec(arms=("ticket", arms.shuffled("shuffle"), arms.at_init("snip"))), out=tmp_path, **QUIET)
+    report = lottery_ticket.main(["--report-only", "--out", str(tmp_path)])  # was: KeyError 'shuffle'
+    assert {r["arm"] for r in report["summary"]} == {"ticket", "shuffle", "snip"}
+    assert "shuffle acc %" in capsys.readouterr().out
+    assert (tmp_path / "accuracy_vs_remaining.png").stat().st_size > 0

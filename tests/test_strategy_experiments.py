@@ -55,5 +55,5 @@ def test_strategy_experiment_runs_resumes_and_reports(tmp_path, script):
     assert "making masks" in first
     again = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     only = subprocess.run(cmd + ["--report-only"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    table = lambda out: out[out.index("round") : out.index("training time")]
+    table = lambda out: out[out.index("round   P_m %") : out.index("training time")]
     assert table(first) == table(again) == table(only)
