@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from experiments import strategy_study
+from experiments.strategy_parts import study as strategy_study
 from funcnn import lottery
 from funcnn.lottery import arms
 

@@ -14,7 +14,7 @@ import dataclasses
 
 import optax
 
-from experiments import strategy_study
+from experiments.strategy_parts import study as strategy_study
 from funcnn import lottery
 from funcnn.lottery import arms
 

@@ -133,7 +133,11 @@ def test_late_rewinding_and_oneshot(tmp_path):
 def test_config_conflict_and_validation(tmp_path):
     lottery.run(dataclasses.replace(SMALL, rounds=0), out=tmp_path / "c", progress=False, log=lambda s: None)
     with pytest.raises(ValueError, match="different config"):
-        lottery.run(dataclasses.replace(SMALL, rounds=1), out=tmp_path / "c", progress=False, log=lambda s: None)
+        lottery.run(dataclasses.replace(SMALL, rounds=0, iterations=300), out=tmp_path / "c", progress=False,
+                    log=lambda s: None)  # fmt: skip
+    # More rounds of the same study is not a different config: it resumes and goes on (issue #28).
+    grown = lottery.run(dataclasses.replace(SMALL, rounds=1), out=tmp_path / "c", progress=False, log=lambda s: None)
+    assert grown["complete"] and len(grown["rounds"]) == 2
     for kw, match in [
         (dict(rate=1.0), "rate"),
         (dict(iterations=150), "iterations"),

@@ -272,9 +272,10 @@ class Spec:
 
 
 def _probe_net(net: Any, input_shape: tuple, x: Any) -> None:
-    """init and apply on one example, abstractly (`jax.eval_shape`: nothing computed), in training
+    """init and apply on two examples, abstractly (`jax.eval_shape`: nothing computed), in training
     and eval mode with a key: a net that does not fit the data fails here, naming the call."""
-    x1 = jax.ShapeDtypeStruct((1, *np.shape(x)[1:]), np.asarray(x[:1]).dtype)
+    # two examples: BatchNorm in training mode needs more than one value per feature
+    x1 = jax.ShapeDtypeStruct((min(2, len(x)), *np.shape(x)[1:]), np.asarray(x[:1]).dtype)
     key = jax.random.key(0)
     try:
         params = jax.eval_shape(lambda k: net.init(k, input_shape), key)
@@ -283,7 +284,7 @@ def _probe_net(net: Any, input_shape: tuple, x: Any) -> None:
             jax.eval_shape(lambda p, s, v, m=mode: net.apply_with_state(p, s, v, key=key, train=m), params, state, x1)
     except Exception as e:  # any failure of the user's net: say which call, keep the cause
         raise ValueError(
-            f"spec net: the probe call init(key, {input_shape}) then apply(params, x[:1], key=..., train=True/False) "
+            f"spec net: the probe call init(key, {input_shape}) then apply(params, x[:2], key=..., train=True/False) "
             f"failed with {type(e).__name__}: {e}"
         ) from e
 
