@@ -18,10 +18,10 @@ run: $(VENV)/.installed
 # The whole check, as CI runs it, quickest parts first: lint and format, types, the API reference
 # (with its docstring checks), the docstring examples, then the tests, slow ones included, on every core.
 test: lint types docs doctest
-	$(PY) -m pytest -q -n auto --dist worksteal tests
+	$(PY) -m pytest -q -n auto --dist loadgroup tests
 
 test-fast: lint types docs doctest
-	$(PY) -m pytest -q -n auto --dist worksteal -m "not slow" tests
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow" tests
 
 doctest: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto --doctest-modules funcnn

@@ -45,6 +45,22 @@ def pytest_sessionfinish(session, exitstatus):
             shutil.rmtree(folder, ignore_errors=True)
 
 
+# Module-scoped fixtures that train or compile for many seconds. pytest-xdist builds a module fixture
+# once in every worker that runs one of its tests; `make test` runs with `--dist loadgroup`, and the
+# tests using one of these go to one worker as a group, so it is built once.
+SHARED_FIXTURES = {"single", "split", "uninterrupted", "resnet20_params", "lenet"}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    for item in items:
+        shared = sorted(SHARED_FIXTURES & set(getattr(item, "fixturenames", ())))
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))
+    # The slow tests first (a stable sort: file order within each kind): a long test that starts last
+    # leaves the other worker idle at the end; started first, the short ones fill in beside it.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def getkey():
     """Fresh PRNG keys, deterministic per test."""

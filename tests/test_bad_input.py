@@ -195,6 +195,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,call,exc,needle", CASES, ids=[c[0] for c in CASES])
 def test_library_bad_input(name, call, exc, needle):
     with pytest.raises(exc) as info:
@@ -232,6 +233,7 @@ CLI = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script,args,needle", CLI, ids=[f"{s}:{a[0]}" for s, a, _ in CLI])
 def test_command_line_bad_values(script, args, needle, tmp_path):
     r = subprocess.run(

@@ -84,6 +84,7 @@ def test_markdown_rewrites_the_committed_table():
     assert table.count("\n| ") > 40 and "float32 matmul peak" in table and "Two-core regime" in table
 
 
+@pytest.mark.slow
 def test_population_sweep_reports_each_size(tmp_path):
     from benchmarks import population
 

@@ -257,6 +257,7 @@ def test_every_output_is_a_crop_of_the_padded_input(pad, flip):
         assert not any(f for _, _, f in crops)
 
 
+@pytest.mark.slow
 def test_keys_determinism_jit_and_vmap():
     x = images()
     k1, k2 = jax.random.key(1), jax.random.key(2)
@@ -323,6 +324,7 @@ def test_cifar10_presets_are_the_papers_protocols_and_their_nets_take_32x32x3():
     assert "augment" not in PRESETS["resnet20-fashion"].to_json()
 
 
+@pytest.mark.slow
 def test_cifar10_preset_trains_with_augmentation_from_funcnn_data(tmp_path, files, monkeypatch):
     import dataclasses
 

@@ -203,6 +203,7 @@ NETS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make,shape", NETS)
 @pytest.mark.parametrize("batch", [(), (1,), (6,), (2, 3)])
 def test_output_shape_equals_apply(make, shape, batch):
@@ -259,6 +260,7 @@ def test_state_threads_through_residual_and_parallel(getkey):
     assert jax.tree.all(jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), state1, state2))
 
 
+@pytest.mark.slow
 def test_state_under_vmap_over_a_population(getkey):
     net = nn.serial(
         nn.Dense(3), nn.Residual(nn.serial(nn.Dense(3), RunningMean())), nn.FanOut(1), nn.Parallel(RunningMean())

@@ -51,6 +51,7 @@ def _flat(tree):
     return {prune.path_name(p): a for p, a in jax.tree_util.tree_leaves_with_path(tree)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act", [nn.Relu, nn.Sigmoid, nn.Tanh])
 def test_mlp_dead_in_units_fold_into_the_next_bias_and_dead_out_units_go(act):
     net = nn.serial(nn.Flatten(), nn.Dense(40), act(), nn.Dense(30), act(), nn.Dense(5))
@@ -65,6 +66,7 @@ def test_mlp_dead_in_units_fold_into_the_next_bias_and_dead_out_units_go(act):
     _check_same(net, p, m, small_net, small, (3, 4))
 
 
+@pytest.mark.slow
 def test_a_conv_net_loses_the_channels_of_structured_pruning_with_their_biases():
     net = models.conv2()
     shape = (12, 12, 1)
@@ -83,6 +85,7 @@ def test_a_conv_net_loses_the_channels_of_structured_pruning_with_their_biases()
     _check_same(net, p, m, small_net, small, shape)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("padding", ["VALID", 0])
 def test_a_dead_conv_channel_folds_into_a_valid_conv_bias(padding):
     net = nn.serial(nn.Conv2D(6, 3, padding=padding), nn.Tanh(), nn.Conv2D(4, 3), nn.Relu(), nn.MaxPool(2))
@@ -95,6 +98,7 @@ def test_a_dead_conv_channel_folds_into_a_valid_conv_bias(padding):
     _check_same(net, p, m, small_net, small, shape)
 
 
+@pytest.mark.slow
 def test_pools_keep_constant_channels_constant():
     net = nn.serial(
         nn.Conv2D(5, 3, padding="SAME"),
@@ -113,6 +117,7 @@ def test_pools_keep_constant_channels_constant():
     _check_same(net, p, m, small_net, small, shape)
 
 
+@pytest.mark.slow
 def test_conv1d_and_global_average_pooling():
     net = nn.serial(nn.Conv1D(8, 3, padding=1), nn.Relu(), nn.Conv1D(6, 3, stride=2), nn.Relu(), nn.GlobalAvgPool(1))
     net = nn.serial(net, nn.Dense(3))
@@ -124,6 +129,7 @@ def test_conv1d_and_global_average_pooling():
     _check_same(net, p, m, small_net, small, shape)
 
 
+@pytest.mark.slow
 def test_batchnorm_drops_the_statistics_of_removed_channels():
     net = nn.serial(nn.Conv2D(6, 3, use_bias=False), nn.BatchNorm(), nn.Relu(), nn.GlobalAvgPool(), nn.Dense(2))
     shape = (7, 7, 3)
@@ -140,6 +146,7 @@ def test_batchnorm_drops_the_statistics_of_removed_channels():
     _check_same(net, p, m, small_net, small, shape, s, small_s)
 
 
+@pytest.mark.slow
 def test_a_residual_channel_goes_only_where_both_branches_drop_it():
     block = nn.Residual(nn.serial(nn.Dense(6), nn.Relu(), nn.Dense(4)))
     net = nn.serial(nn.Dense(4), block, nn.Relu(), nn.Dense(2))
@@ -154,6 +161,7 @@ def test_a_residual_channel_goes_only_where_both_branches_drop_it():
     _check_same(net, p, m, small_net, small, (3,))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", range(2))
 def test_random_structured_masks_on_a_resnet_with_batchnorm(seed):
     net = models.resnet(depth=8, width=8)
@@ -170,6 +178,7 @@ def test_random_structured_masks_on_a_resnet_with_batchnorm(seed):
     _check_same(net, p, m, folded_net, folded, shape, s, folded_s)
 
 
+@pytest.mark.slow
 def test_branches_fan_out_parallel_and_concatenate():
     branch = nn.Parallel(nn.serial(nn.Dense(5), nn.Relu()), nn.serial(nn.Dense(3), nn.ELU()))
     net = nn.serial(nn.FanOut(2), branch, nn.FanInConcat(), nn.Dense(4), nn.FanOut(2), nn.FanInSum(), nn.Dense(2))
@@ -194,6 +203,7 @@ def test_layernorm_and_foreign_layers_keep_what_they_read():
     _check_same(net, p, m, small_net, small, (4,))
 
 
+@pytest.mark.slow
 def test_a_population_compacts_to_the_units_every_member_can_lose():
     net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(3))
     keys = jax.random.split(jax.random.key(10), 3)
@@ -222,6 +232,7 @@ def test_a_layer_that_would_lose_every_unit_keeps_one():
     _check_same(net, p, m, small_net, small, (3,))
 
 
+@pytest.mark.slow
 def test_compacted_params_save_and_load_with_io():
     net = models.conv2()
     shape = (10, 10, 1)
@@ -236,6 +247,7 @@ def test_compacted_params_save_and_load_with_io():
     np.testing.assert_array_equal(small_net.apply(loaded, x), small_net.apply(small, x))
 
 
+@pytest.mark.slow
 def test_compaction_keeps_working_under_jit_and_vmap_of_the_result():
     net = models.lenet_300_100()
     p = net.init(jax.random.key(15), (28, 28, 1))
@@ -265,6 +277,7 @@ def test_mask_dead_biases_of_a_population_and_of_conv_kernels():
     assert out["c"]["w"] is masks["c"]["w"]
 
 
+@pytest.mark.slow
 def test_mask_batchnorms_and_stream_convs_compact_a_resnet_exactly():
     """A ResNet's structured masks: BatchNorm scale and offset go with their conv's removed channels,
     the residual-stream convs stay whole, and compaction removes the inner channels exactly."""

@@ -68,6 +68,7 @@ def test_single_image_and_extra_batch_axes():
     np.testing.assert_allclose(conv.conv2d(x[1, 2], w, stride=2, padding="SAME"), batched[1, 2], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_layers_shapes_and_params():
     layer = nn.Conv2D(5, (3, 2), stride=(2, 1), padding=1)
     p = layer.init(jax.random.key(0), (9, 8, 3))
@@ -142,6 +143,7 @@ def _conv_pair(f, x, w, g):
     return jax.jit(both)(x, w, g)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("i,case", list(enumerate(IM2COL_CASES)))
 def test_im2col_conv2d_equals_lax_conv_with_gradients(i, case):
     s, k, padding = case
@@ -186,6 +188,7 @@ def test_im2col_under_vmap_over_a_population_of_weights():
     np.testing.assert_allclose(got[0][1], conv.conv2d(x, ws[1], stride=2, padding="SAME"), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_auto_is_mixed_on_cpu_and_impl_is_validated():
     assert conv.resolve_impl("auto") == ("mixed" if jax.default_backend() == "cpu" else "xla")
     assert conv.resolve_impl("xla") == "xla" and conv.resolve_impl("im2col") == "im2col"
@@ -217,6 +220,7 @@ def _small_cnn(impl="auto"):
     )
 
 
+@pytest.mark.slow
 def test_scanned_training_steps_equal_the_python_loop():
     import optax
 
@@ -250,6 +254,7 @@ def test_scanned_training_steps_equal_the_python_loop():
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scan,expect_scan", [(None, True), (False, False)])
 def test_fit_scans_conv_nets_by_default(monkeypatch, scan, expect_scan):
     from funcnn import train

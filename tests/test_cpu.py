@@ -62,6 +62,7 @@ def run_python(code: str, env_extra: dict) -> str:
     return r.stdout.strip()
 
 
+@pytest.mark.slow
 def test_importing_funcnn_sets_no_flags_and_the_call_gives_a_device_per_core():
     out = run_python(
         """

@@ -169,6 +169,7 @@ def assert_bit_identical(a: data.Dataset, b: data.Dataset):
             assert x == y
 
 
+@pytest.mark.slow
 def test_cached_mnist1d_is_bit_identical_to_a_fresh_generation(mnist1d_cache, monkeypatch):
     fresh = data.mnist1d(cache=False)
     first = data.load("mnist1d")

@@ -44,6 +44,7 @@ def check_pngs(results: dict, out: Path):
     assert on_disk["figures"] == results["figures"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [f"{name}.py" for name in EXPERIMENTS])
 def test_help_runs(script):
     """`python experiments/<name>.py`, as the README runs them from the repository root."""
@@ -72,6 +73,7 @@ def test_no_sys_path_edits():
     assert not offenders, "\n".join(offenders)
 
 
+@pytest.mark.slow
 def test_module_runs_from_any_directory(tmp_path):
     """`python -m experiments.<name>` from a folder outside the repository (the installed package)."""
     r = subprocess.run(
@@ -114,6 +116,7 @@ def test_console_scripts_cover_every_experiment():
         assert callable(entry) and entry.__doc__ and f"`{name}`" in entry.__doc__
 
 
+@pytest.mark.slow
 def test_console_script_runs_from_any_directory(tmp_path):
     installed_scripts()
     script = Path(sys.executable).parent / "funcnn-lottery"
@@ -124,6 +127,7 @@ def test_console_script_runs_from_any_directory(tmp_path):
     assert not list(tmp_path.iterdir())  # --help writes nothing
 
 
+@pytest.mark.slow
 def test_lottery_cli_sets_fast_flags_before_jax_starts(tmp_path):
     """The console script's path imports the module, then runs cli(): importing must not start JAX, so
     that cli's cpu.use_fast_flags() still takes effect (one CPU device per core)."""
@@ -139,6 +143,7 @@ def test_lottery_cli_sets_fast_flags_before_jax_starts(tmp_path):
     assert f"cpu devices {cpu.cores()}" in r.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "script,args",
     [
@@ -186,6 +191,7 @@ def test_backprop(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_cost_functions(tmp_path):
     r = cost_functions.main(["--out", str(tmp_path), "--epochs", "5", "--steps", "15"])
     assert r["sse_at_w2"] == pytest.approx(r["n_examples"] * r["mse_at_w2"], rel=1e-5)
@@ -198,6 +204,7 @@ def test_cost_functions(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_activations(tmp_path):
     r = activations.main(["--out", str(tmp_path), "--points", "201"])
     assert set(r["max_abs_difference"]) == {
@@ -214,6 +221,7 @@ def test_activations(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_symmetry_breaking(tmp_path):
     r = symmetry_breaking.main(["--out", str(tmp_path), "--epochs", "8", "--population", "4", "--width", "32"])
     zeros, ones, rnd = (r["inits"][k] for k in ("zeros", "ones", "random"))
@@ -226,6 +234,7 @@ def test_symmetry_breaking(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_learning_rates(tmp_path):
     r = learning_rates.main(["--out", str(tmp_path), "--epochs", "8", "--sweep-epochs", "4"])
     loss = {rate: c[-1] for rate, c in zip(r["sweep"]["rates"], r["sweep"]["loss"], strict=True)}
@@ -238,6 +247,7 @@ def test_learning_rates(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_cnn_kernels(tmp_path):
     require_fashion_mnist()
     r = cnn_kernels.main(["--out", str(tmp_path), "--images", "2"])
@@ -251,6 +261,7 @@ def test_cnn_kernels(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_lottery_ticket_small(tmp_path):
     r = lottery_ticket.main(
         ["--out", str(tmp_path), "--rounds", "1", "--seeds", "2", "--iterations", "200", "--no-progress"]
@@ -274,6 +285,7 @@ def test_cnn_on_fashion_mnist_reaches_89_percent(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_cnn_mnist_quick(tmp_path):
     require_fashion_mnist()
     r = cnn_mnist.main(["--out", str(tmp_path), "--epochs", "1", "--train-subset", "2000", "--model", "lenet5"])
@@ -321,6 +333,7 @@ def test_resnet_fashion_ci_sized(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_mnist1d_cnn_quick(tmp_path):
     from experiments import mnist1d_cnn
 
@@ -332,6 +345,7 @@ def test_mnist1d_cnn_quick(tmp_path):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "script,args,flag",
     [
@@ -364,6 +378,7 @@ def test_resnet_fashion_schedule():
     np.testing.assert_allclose(updates["w"], -0.1 * 0.5 * np.ones(3), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_byo_network_small(tmp_path):
     """The open engine's example: own residual MLP, SGD with warmup + step decay, late rewinding, a
     custom arm; the report has every arm and the deep layer_rates name took effect."""
@@ -393,6 +408,7 @@ def test_byo_network_small(tmp_path):
     assert all(0.1 < a <= 1 for a in rec["final_test_accuracy"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "model,extra",
     [
@@ -450,6 +466,7 @@ def test_stability_ci_sized(tmp_path, monkeypatch, model, extra):
     check_pngs(r, tmp_path)
 
 
+@pytest.mark.slow
 def test_stability_rejects_bad_values(tmp_path):
     r = subprocess.run(
         [
@@ -470,6 +487,7 @@ def test_stability_rejects_bad_values(tmp_path):
     assert r.returncode == 2 and "--rewind-steps must be below --steps=100" in r.stderr
 
 
+@pytest.mark.slow
 def test_mnist1d_notebook_preset_small(tmp_path):
     """The notebook's protocol through the command line, at 4 levels (0, 33, 67% pruned) and 1 trial:
     weights and biases pooled per layer, the random control, the table at the README's sparsities."""
@@ -511,6 +529,7 @@ def test_mnist1d_notebook_preset_small(tmp_path):
     assert bad.returncode == 2 and "--iterations: not supported by --preset mnist1d-notebook" in bad.stderr
 
 
+@pytest.mark.slow
 def test_prune_speed_expand_inverts_compaction():
     """The structured arms fine-tune the compacted net and store it expanded back to full shapes."""
     import jax

@@ -33,6 +33,7 @@ def equinox_net():
 NETS = {"flax": flax_net, "equinox": equinox_net}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", NETS.values(), ids=NETS.keys())
 def test_adapted_net_matches_the_module(make, getkey):
     net = make()
@@ -69,6 +70,7 @@ def test_equinox_apply_maps_the_model_over_the_batch():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make", NETS.values(), ids=NETS.keys())
 def test_prune_takes_adapted_params(make):
     net = make()
@@ -278,6 +280,7 @@ def leaves_differ(a, b):
     return any(not np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ALL)
 def test_stateful_adapters_shapes_and_init_by_key(name):
     make, shape = ALL[name]
@@ -405,6 +408,7 @@ def test_equinox_batch_statistics_are_updated_in_training_and_used_in_eval():
         net.apply(params, x)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["nnx_cnn", "linen_cnn", "eqx_bn_mlp"])
 def test_dropout_is_keyed_in_training_and_off_in_eval(name):
     make, shape = ALL[name]
@@ -489,6 +493,7 @@ def test_from_flax_points_nnx_modules_to_from_nnx():
         from_nnx(NnxMLP(nnx.Rngs(0)))
 
 
+@pytest.mark.slow
 def test_from_flax_train_arg_names_or_maps_the_mode():
     class Drop(fnn.Module):
         @fnn.compact

@@ -14,6 +14,7 @@ from tests.conftest import bn_mlp
 LOSS = losses.softmax_cross_entropy
 
 
+@pytest.mark.slow
 def test_interpolate_matches_numpy_loop(teacher_mlp):
     net, a = teacher_mlp
     b = net.init(jax.random.key(2), (10,))
@@ -69,6 +70,7 @@ def test_recompute_statistics_leaves_stateless_state(teacher_mlp, teacher_data):
     assert interpolation.recompute_statistics(net, params, empty, teacher_data[0][0], idx) is empty
 
 
+@pytest.mark.slow
 def test_train_eval_measures_the_train_error_on_a_prefix(teacher_mlp, teacher_data):
     net, params = teacher_mlp
     pop = jax.tree.map(lambda a, b: jnp.stack([a, b]), params, net.init(jax.random.key(7), (10,)))
@@ -97,6 +99,7 @@ def test_stability_names_are_interpolations():
         assert getattr(stability, name) is getattr(interpolation, name)
 
 
+@pytest.mark.slow
 def test_barrier_chunks_agree(teacher_mlp, teacher_data):
     net = teacher_mlp[0]
     inits = jax.vmap(net.init, in_axes=(0, None))(jax.random.split(jax.random.key(3), 3), (10,))

@@ -10,6 +10,7 @@ from funcnn import lottery
 SMALL = ["--preset", "mnist1d", "--rounds", "1", "--seeds", "1", "--iterations", "200", "--n-val", "200"]
 
 
+@pytest.mark.slow
 def test_two_studies_side_by_side(tmp_path, capsys):
     runs, out = tmp_path / "runs", tmp_path / "cmp"
     r = late_rewinding.main(

@@ -36,6 +36,7 @@ def test_weighted_bce_penalises_false_negatives():
     assert float(fn) == pytest.approx(5 * float(fp), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_cross_entropy_and_accuracy():
     logits = _rand(2, (5, 4))
     labels = np.array([0, 3, 1, 1, 2])

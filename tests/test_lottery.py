@@ -24,6 +24,7 @@ SMALL = dataclasses.replace(
 # Full float32 matmuls: on GPUs JAX defaults to TF32 (~1e-3 relative), and a batched and an unbatched
 # matmul then round differently (seen on an H100: losses 5e-5 apart, one eval example flipped). The
 # claim tested is that vmapping changes nothing but float rounding; on CPU this context is a no-op.
+@pytest.mark.slow
 @jax.default_matmul_precision("highest")
 def test_population_equals_members_trained_alone():
     study = lottery.Study(dataclasses.replace(SMALL, seeds=4), progress=False)
@@ -43,6 +44,7 @@ def test_population_equals_members_trained_alone():
         assert np.all(w[~np.asarray(masks["dense_1"]["w"][i])] == 0.0)
 
 
+@pytest.mark.slow
 @jax.default_matmul_precision("highest")
 @pytest.mark.parametrize("model", ["mlp-64-64", "conv"])
 def test_population_chunks_of_one_equal_one_vmapped_program(model):
@@ -77,6 +79,7 @@ def test_default_chunk_is_one_for_conv_nets_on_cpu_and_all_on_accelerators():
     assert default_chunk(models.build("mlp-64-64"), (40,), "gpu") is None
 
 
+@pytest.mark.slow
 def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
     report = lottery.run(SMALL, out=tmp_path / "a", progress=False, log=lambda s: None)
     rounds = report["rounds"]
@@ -118,6 +121,7 @@ def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
     assert all("resumed" in s for s in lines)
 
 
+@pytest.mark.slow
 def test_late_rewinding_and_oneshot(tmp_path):
     cfg = dataclasses.replace(SMALL, rewind_step=100, rounds=1)
     report = lottery.run(cfg, out=tmp_path / "late", progress=False, log=lambda s: None)
@@ -130,6 +134,7 @@ def test_late_rewinding_and_oneshot(tmp_path):
     np.testing.assert_allclose(rep["rounds"][2]["density"], it["rounds"][2]["density"], atol=2e-3)
 
 
+@pytest.mark.slow
 def test_config_conflict_and_validation(tmp_path):
     lottery.run(dataclasses.replace(SMALL, rounds=0), out=tmp_path / "c", progress=False, log=lambda s: None)
     with pytest.raises(ValueError, match="different config"):
@@ -183,6 +188,7 @@ def uninterrupted(tmp_path_factory):
     return lottery.run(MID, out=out, progress=False, log=lambda s: None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("crash_at_call", [1, 2, 4, 5, 7])
 def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrupted, crash_at_call):
     """A run that dies at its k-th compiled segment resumes from the mid-round checkpoint."""
@@ -217,6 +223,7 @@ def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrup
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "victim",
     [
@@ -248,6 +255,7 @@ def test_corrupted_round_files_are_detected_and_redone(tmp_path, uninterrupted, 
     assert _metrics(again) == _metrics(uninterrupted)
 
 
+@pytest.mark.slow  # the module's study fixture is shared with the slow resume tests
 def test_stale_temp_files_are_removed(tmp_path, uninterrupted):
     import shutil
 
@@ -257,6 +265,7 @@ def test_stale_temp_files_are_removed(tmp_path, uninterrupted):
     assert not list((tmp_path / "run").rglob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_nonfinite_member_is_reported_or_skipped():
     study = lottery.Study(dataclasses.replace(SMALL, seeds=3), progress=False)
     masks = jax.vmap(prune.ones)(study.theta0)
@@ -270,6 +279,7 @@ def test_nonfinite_member_is_reported_or_skipped():
     np.testing.assert_array_equal(curves[[0, 2]], clean[[0, 2]])  # the others are untouched
 
 
+@pytest.mark.slow
 def test_divergence_names_round_arm_seed_iteration(tmp_path):
     cfg = dataclasses.replace(SMALL, learning_rate=1e30, rounds=0)
     with pytest.raises(FloatingPointError, match=r"round 0, arm 'ticket', seed 0 .*iteration 100"):
@@ -349,6 +359,7 @@ def test_sigkill_at_random_moments_then_resume(tmp_path):
     assert all((run_dir / f"round_{r:02d}" / "COMMIT").is_file() for r in range(3))
 
 
+@pytest.mark.slow
 def test_convolutional_preset_prunes_kernels_at_their_own_rate(tmp_path):
     assert lottery.PRESETS["conv2-fashion"].validate().model == "conv2"
     from tests.conftest import require_fashion_mnist
@@ -421,6 +432,7 @@ def test_config_optimizer_default_is_plain_adam_and_sgd_follows_openlth():
             dataclasses.replace(cfg, **bad).validate()
 
 
+@pytest.mark.slow
 def test_global_scope_with_output_rate_zero_leaves_the_output_layer_unpruned():
     cfg = dataclasses.replace(lottery.PRESETS["vgg16-fashion-cpu"], model="vgg11-8")
     spec = cfg.to_spec()
@@ -471,6 +483,7 @@ def _whole_units(m):
     return bool(np.all(u.all(0) | ~u.any(0)))
 
 
+@pytest.mark.slow
 def test_structured_study_prunes_whole_units_and_never_the_output_layer(tmp_path):
     from funcnn import io
     from funcnn.lottery.spec import output_layer

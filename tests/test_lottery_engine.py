@@ -70,6 +70,7 @@ def leaves(path):
 # ---- 1. Config and Spec are one path --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_preset_path_equals_open_path_bit_for_bit(tmp_path):
     cfg = dataclasses.replace(SMALL, model="mlp-32-32", arms=("ticket", "random"))
     by_name = lottery.run(cfg, out=tmp_path / "config", **QUIET)
@@ -86,6 +87,7 @@ def test_preset_path_equals_open_path_bit_for_bit(tmp_path):
 # ---- 2. bring your own study ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_bring_your_own_study_in_a_few_lines(tmp_path):
     # --- the user's code (13 lines) ---
     d = funcnn.data.load("mnist1d")
@@ -160,6 +162,7 @@ def test_advance_schedule_first_update_uses_the_rate_at_k(k):
     np.testing.assert_allclose(updates["w"], -float(SCHEDULE(k)) * np.sign(g["w"]), rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_study_initial_states_start_the_schedule_at_k():
     study = lottery.Study(small_spec(optimizer=optax.sgd(SCHEDULE), rewind_step=100), progress=False)
     masks = jax.vmap(lambda p: jax.tree.map(lambda a: jnp.ones(a.shape, bool), p))(study.theta0)
@@ -173,6 +176,7 @@ def test_study_initial_states_start_the_schedule_at_k():
     np.testing.assert_array_equal(states.step, [100, 100])
 
 
+@pytest.mark.slow
 def test_dense_run_is_continuous_across_the_rewind_step(tmp_path):
     """Round 0 with rewind_step=k is the very run with k=0 (θk saved on the way), not a restart of
     Adam and its schedule at k."""
@@ -205,6 +209,7 @@ def _capture_round_inputs(monkeypatch):
     return seen
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rewind_optimizer", [False, True])
 def test_rewound_rounds_start_from_the_saved_model_and_optimizer_state(tmp_path, monkeypatch, rewind_optimizer):
     spec = small_spec(net=BN_NET, rewind_step=100, rewind_optimizer=rewind_optimizer, arms=("ticket", "reinit"))
@@ -249,6 +254,7 @@ def test_rewound_rounds_start_from_the_saved_model_and_optimizer_state(tmp_path,
 # ---- 4. identity ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "run"
     base = small_spec(iterations=100, rounds=0)
@@ -278,6 +284,7 @@ def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
     assert all("resumed" in s for s in lines)
 
 
+@pytest.mark.slow
 def test_same_data_in_another_array_type_resumes(tmp_path):
     base = small_spec(iterations=100, rounds=0, seeds=1)
     lottery.run(base, out=tmp_path, **QUIET)
@@ -287,6 +294,7 @@ def test_same_data_in_another_array_type_resumes(tmp_path):
     assert all("resumed" in s for s in lines)
 
 
+@pytest.mark.slow
 def test_config_with_a_changed_model_under_the_same_name_is_refused(tmp_path, monkeypatch):
     cfg = dataclasses.replace(SMALL, model="mlp-16", iterations=100, rounds=0, seeds=1)
     lottery.run(cfg, out=tmp_path, **QUIET)
@@ -316,6 +324,7 @@ def _flip_byte(path):
     path.write_bytes(raw[:i] + bytes([raw[i] ^ 0x55]) + raw[i + 1 :])
 
 
+@pytest.mark.slow
 def test_retrained_round_keeps_its_successors_only_if_identical(tmp_path, monkeypatch):
     spec = small_spec(arms=("ticket", "random"))
     out = tmp_path / "run"
@@ -354,6 +363,7 @@ def test_retrained_round_keeps_its_successors_only_if_identical(tmp_path, monkey
     assert r1["parent"] == driver_lib.lineage(out / "round_00")
 
 
+@pytest.mark.slow
 def test_stale_parent_digest_is_detected(tmp_path):
     spec = small_spec(arms=("ticket",))
     lottery.run(spec, out=tmp_path, **QUIET)
@@ -373,6 +383,7 @@ def test_stale_parent_digest_is_detected(tmp_path):
 MID = small_spec(iterations=400, checkpoints_per_round=4, arms=("ticket", "reinit"))
 
 
+@pytest.mark.slow
 def test_disk_full_mid_round_keeps_what_was_committed_and_resumes(tmp_path, monkeypatch):
     clean = lottery.run(MID, out=tmp_path / "clean", **QUIET)
     out = tmp_path / "run"
@@ -468,6 +479,7 @@ def test_lock_is_exclusive_within_one_process(tmp_path):
 # ---- 7. stateful nets and Dropout -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_dropout_and_batchnorm_net_through_a_whole_study(tmp_path):
     net = nn.serial(nn.Dense(32), nn.BatchNorm(), nn.Relu(), nn.Dropout(0.3), nn.Dense(10))
     spec = small_spec(net=net, rewind_step=100, arms=("ticket", "random"))
@@ -498,6 +510,7 @@ def test_dropout_and_batchnorm_net_through_a_whole_study(tmp_path):
     assert not np.allclose(outs[0], outs[2])
 
 
+@pytest.mark.slow
 @jax.default_matmul_precision("highest")  # TF32 on a GPU rounds differently in a larger population (H200)
 def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_separate_studies(tmp_path):
     """Per-member hyperparameters ride in the population: a seeds x learning-rates sweep is one study,
@@ -540,6 +553,7 @@ def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_s
         lottery.Study(lottery.Spec(net, tx(1e-3), sweep={"lr": [1e-3]}, **common), progress=False)
 
 
+@pytest.mark.slow
 def test_layer_joint_floor_pruning_of_weights_and_biases(tmp_path):
     # The MNIST-1D notebook's pruning: each layer's w and b pooled, int(p * n) of them dropped at the
     # absolute sparsity p of each round; the random arm keeps each layer's count (a fresh mask).
@@ -594,6 +608,7 @@ def test_sequential_batch_order_is_the_notebooks():
         small_spec(batch_order="x").validate()
 
 
+@pytest.mark.slow
 def test_score_step_prunes_the_weights_at_that_iteration(tmp_path):
     # The MNIST-1D notebook scores its step-1000 checkpoint, not the final weights: round 0's
     # trained.npz (what round 1 prunes) must equal the weights of a run stopped at score_step.
@@ -635,6 +650,7 @@ def _killed_at_call_then_resumed(study, masks, n_call, folder, monkeypatch):
     return study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=folder)
 
 
+@pytest.mark.slow
 def test_score_step_snapshot_survives_a_kill_mid_round(tmp_path, monkeypatch):
     spec = small_spec(iterations=400, score_step=100, checkpoints_per_round=2, rounds=0)
     study = study_lib.Study(spec, progress=False)
@@ -652,6 +668,7 @@ def _noisy(key, x):
     return x + 0.5 * jax.random.normal(key, x.shape, x.dtype)
 
 
+@pytest.mark.slow
 def test_augmented_round_resumes_exactly_after_a_kill_and_is_part_of_the_identity(tmp_path, monkeypatch):
     spec = small_spec(iterations=400, checkpoints_per_round=2, rounds=0, augment=_noisy)
     study = study_lib.Study(spec, progress=False)

@@ -72,6 +72,7 @@ def select(tree, idx):
 # ---- where each arm starts ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_lr_rewinding_starts_from_the_trained_weights_with_the_schedule_at_k():
     sched = optax.piecewise_constant_schedule(1.0, {10: 0.1})  # 1.0 before step 10, 0.1 from it
     runtime = lottery.Study(
@@ -94,6 +95,7 @@ def test_lr_rewinding_starts_from_the_trained_weights_with_the_schedule_at_k():
         np.testing.assert_allclose(u, -0.1)  # schedule(10), not schedule(0) = 1.0
 
 
+@pytest.mark.slow
 def test_fine_tuning_trains_at_the_final_rate_throughout():
     T = 40
     sched = optax.linear_schedule(1.0, 0.0, T)  # the rate of the last iteration T - 1: 1/40
@@ -126,6 +128,7 @@ def probe_context(params, parent, key=0):
                    None, None, None, prune.prunable(params), (6,))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_shuffle_keeps_each_layers_count_and_moves_the_pattern():
     params = net().init(jax.random.key(1), (6,))
     parent = prune.magnitude(params, prune.ones(params), 0.7)
@@ -147,6 +150,7 @@ def test_inversion_prunes_the_largest_weights_at_the_parents_counts():
         assert not np.array_equal(m, np.asarray(parent[name]["w"]))
 
 
+@pytest.mark.slow
 def test_each_arm_gets_its_own_key():
     runtime = lottery.Study(spec(arms=("ticket", "random", arms.shuffled("r1"), arms.shuffled("r2"))), progress=False)
     base = jax.random.key(3)
@@ -175,6 +179,7 @@ def test_reinit_is_one_draw_per_seed_and_fresh_draws_every_round():
 # ---- lineages and one program ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_lineage_prunes_its_own_trained_weights(tmp_path):
     s = spec(rounds=2, arms=("ticket", arms.lr_rewinding()))
     lottery.run(s, out=tmp_path, **QUIET)
@@ -224,6 +229,7 @@ def test_one_study_equals_the_separate_studies_it_replaces(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_lineages_with_different_rewind_steps_share_one_dense_run(tmp_path):
     s = spec(arms=(arms.weight_rewinding("t0", rewind_step=0), arms.weight_rewinding("t20", rewind_step=20)))
     report = lottery.run(s, out=tmp_path, **QUIET)
@@ -240,6 +246,7 @@ def test_lineages_with_different_rewind_steps_share_one_dense_run(tmp_path):
 # ---- studies of criteria alone, the report, identity, extension ------------------------------------
 
 
+@pytest.mark.slow
 def test_criteria_alone_need_no_dense_run_and_hit_absolute_densities(tmp_path):
     s = spec(
         arms=(
@@ -263,6 +270,7 @@ def test_criteria_alone_need_no_dense_run_and_hit_absolute_densities(tmp_path):
     assert " 9.38 " in table or f"{100 * round(0.1 * n) / n:7.2f}" in table
 
 
+@pytest.mark.slow
 def test_table_lists_each_arm_at_its_own_density_and_aligns_any_name(tmp_path):
     long = "a_rather_long_arm_name_for_a_table"
     s = spec(arms=("ticket", arms.at_init("snip", long, density=0.1)))
@@ -277,6 +285,7 @@ def test_table_lists_each_arm_at_its_own_density_and_aligns_any_name(tmp_path):
     assert all((tmp_path / f).exists() for f in ("accuracy_vs_remaining.png", "learning_curves.png"))
 
 
+@pytest.mark.slow
 def test_every_arm_is_saved_and_verified(tmp_path):
     s = spec(arms=("ticket", "reinit", "random", arms.inverted()))
     lottery.run(s, out=tmp_path, **QUIET)
@@ -292,6 +301,7 @@ def test_every_arm_is_saved_and_verified(tmp_path):
     assert rec["mask_seconds"] >= 0 and "masks" in lines[-1]
 
 
+@pytest.mark.slow
 def test_an_arm_whose_function_changed_under_the_same_name_is_not_resumed(tmp_path):
     same = lambda rewind, fresh, mask, key: (rewind, mask)
     flipped = lambda rewind, fresh, mask, key: (jax.tree.map(jnp.negative, rewind), mask)
@@ -303,6 +313,7 @@ def test_an_arm_whose_function_changed_under_the_same_name_is_not_resumed(tmp_pa
         lottery.run(spec(arms=("ticket", lottery.Arm("mine", same)), loss=doubled), out=tmp_path, **QUIET)
 
 
+@pytest.mark.slow
 def test_a_finished_study_given_more_rounds_resumes_and_trains_the_new_ones(tmp_path):
     first = lottery.run(spec(rounds=1), out=tmp_path, **QUIET)
     lines = []
@@ -332,6 +343,7 @@ def plain_pair(hidden=12, takes=()):
     return init, forward
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("takes", [(), ("train",)])
 def test_a_plain_init_apply_pair_runs_a_study(tmp_path, takes):
     report = lottery.run(spec(net=plain_pair(takes=takes), arms=("ticket", "random")), out=tmp_path, **QUIET)
@@ -346,6 +358,7 @@ def test_a_net_that_does_not_fit_the_data_fails_in_validate():
         spec(net="mlp").validate()
 
 
+@pytest.mark.slow
 def test_only_a_changed_shape_is_blamed_when_the_param_tree_changes(tmp_path):
     lottery.run(spec(net=plain_pair(12), rounds=0), out=tmp_path, **QUIET)
     with pytest.raises(ValueError) as info:
@@ -355,6 +368,7 @@ def test_only_a_changed_shape_is_blamed_when_the_param_tree_changes(tmp_path):
     assert "optimizer" not in msg and "network" not in msg
 
 
+@pytest.mark.slow
 def test_lottery_ticket_report_only_reads_a_folder_of_any_arms(tmp_path, capsys):
     from experiments import lottery_ticket
 

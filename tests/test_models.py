@@ -102,6 +102,7 @@ def resnet20_params():
     return jax.jit(models.resnet20().init, static_argnums=1)(jax.random.key(0), (28, 28, 1))
 
 
+@pytest.mark.slow
 def test_resnet_init_follows_openlth(resnet20_params):
     p = resnet20_params
     w = np.asarray(p["residual_19"]["main"]["conv2d_3"]["w"])  # 36,864 weights
@@ -125,6 +126,7 @@ def _bn_params(tree, prefix=""):
             yield from _bn_params(v, prefix + k + "/")
 
 
+@pytest.mark.slow
 def test_resnet_apply_needs_state_and_modes(resnet20_params):
     net, params = models.resnet20(), resnet20_params
     shape = (8, 8, 1)  # small images: the params fit any H, W
@@ -160,6 +162,7 @@ def test_resnet_shapes_and_depths():
             models.resnet(bad)
 
 
+@pytest.mark.slow
 def test_build_new_names():
     for name in ("resnet20", "vgg11", "vgg16", "resmlp", "mnist1d_cnn"):
         assert name in models.MODELS and isinstance(models.build(name), nn.Layer)
@@ -228,6 +231,7 @@ def test_conv_n_names_unchanged_without_dropout():
     assert p6["dense_16/w"] == (4096, 256) and p6["dense_20/w"] == (256, 10)
 
 
+@pytest.mark.slow
 def test_conv2_dropout_train_stochastic_eval_deterministic():
     net = models.conv2(dropout=0.5)
     kinds = [layer.kind for layer in net.layers]
@@ -264,6 +268,7 @@ def params_without_dropout(params):
 # ------------------------------------------------------------------------------------------------ MNIST-1D nets
 
 
+@pytest.mark.slow
 def test_resmlp_equals_hand_computation():
     net = models.resmlp()
     params = net.init(jax.random.key(0), (40,))
@@ -280,6 +285,7 @@ def test_resmlp_equals_hand_computation():
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_resmlp_torch_init_bounds():
     params = models.resmlp().init(jax.random.key(0), (40,))
     layers = {"dense_0": 40, "residual_2/main/dense_0": 500, "dense_3": 500}
@@ -300,6 +306,7 @@ def test_resmlp_torch_init_bounds():
     assert abs(w.std() / math.sqrt(2 / (40 + 500)) - 1) < 0.05  # Glorot: std 0.061, U(+-1/sqrt(40))'s is 0.091
 
 
+@pytest.mark.slow
 def test_mnist1d_cnn_shapes_and_count():
     net = models.mnist1d_cnn()
     p = _abstract_params(net, (40,))
@@ -419,6 +426,7 @@ def test_small_resnet_learns_fashion_mnist():
     assert acc > 0.65  # measured 0.743; an untrained or broken net stays near 0.10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "build, shape",
     [
@@ -446,6 +454,7 @@ def test_conv_models_take_the_convolution_impl(build, shape):
         build("eigen")
 
 
+@pytest.mark.slow
 def test_build_scaled_vgg_by_name():
     net = models.build("vgg16-8")  # VGG-16's plan at 1/8 of its widths: 8 ... 64
     params = net.init(jax.random.key(0), (32, 32, 3))

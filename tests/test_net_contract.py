@@ -100,6 +100,7 @@ def hand_loop(model, tx, params, batches, keys):
     return params, out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form,variant", CASES)
 def test_make_train_step_trains_every_form_as_the_hand_written_loop(form, variant):
     net, model = make_net(form, variant), VARIANTS[variant][1]
@@ -117,6 +118,7 @@ def test_make_train_step_trains_every_form_as_the_hand_written_loop(form, varian
     assert got[0] != got[2]  # it trained: the same batch later has another loss
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("form,variant", [(f, "both") for f in FORMS] + [("(init, apply)", v) for v in VARIANTS])
 def test_fit_trains_every_form_as_the_hand_written_loop(form, variant):
     net, model = make_net(form, variant), VARIANTS[variant][1]
@@ -138,6 +140,7 @@ def test_fit_trains_every_form_as_the_hand_written_loop(form, variant):
     np.testing.assert_allclose(history.val_loss[-1], float(val_loss), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_evaluate_and_lr_sweep_take_every_form():
     x, y = _data()
     params = init(jax.random.key(0), (N_IN,))
@@ -166,6 +169,7 @@ def test_as_net_keeps_a_layer_and_wraps_the_rest_into_layers():
         assert state == {} and net.init_state((N_IN,)) == {}
 
 
+@pytest.mark.slow
 def test_as_net_uses_an_objects_own_state_functions_and_layout():
     calls = []
 
@@ -211,6 +215,7 @@ def test_an_apply_whose_signature_cannot_be_read_gets_no_keywords():
     np.testing.assert_array_equal(y, reference(params, jnp.ones((2, N_IN)), None, False))
 
 
+@pytest.mark.slow
 def test_a_bare_apply_function_trains_with_given_params_but_is_no_net_to_init():
     x, y = _data()
     params, tx = init(jax.random.key(0), (N_IN,)), optax.sgd(0.1)

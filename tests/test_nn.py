@@ -95,6 +95,7 @@ def test_dense_uses_the_given_initializer():
     np.testing.assert_allclose(layer.apply(p, x), x @ np.ones((4, 3)) + 0.5)
 
 
+@pytest.mark.slow
 def test_vmapped_init_gives_independent_population():
     net = nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2))
     keys = jax.random.split(jax.random.key(0), 5)
@@ -105,6 +106,7 @@ def test_vmapped_init_gives_independent_population():
     assert not np.allclose(pop["dense_0"]["w"][0], pop["dense_0"]["w"][1])
 
 
+@pytest.mark.slow
 def test_shape_error_names_the_layer_and_fix():
     net = nn.serial(nn.Dense(10), nn.Relu(), nn.Dense(5))
     with pytest.raises(nn.ShapeError, match=r"layer 'dense_0'.*Flatten"):

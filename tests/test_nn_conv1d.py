@@ -28,6 +28,7 @@ def ref_conv1d(x, w, b, s, pads):
     return y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "length,k,s,padding,use_bias",
     [
@@ -95,6 +96,7 @@ def test_bad_input(call, match):
         call()
 
 
+@pytest.mark.slow
 def test_conv2d_without_bias_equals_the_biased_conv_with_zero_bias():
     layer = nn.Conv2D(5, 3, padding="SAME", use_bias=False)
     params = layer.init(jax.random.key(0), (6, 6, 2))
@@ -167,6 +169,7 @@ NEW_LAYERS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make,shape", NEW_LAYERS)
 @pytest.mark.parametrize("batch", [(1,), (6,)])
 @pytest.mark.parametrize("train", [False, True])
@@ -185,6 +188,7 @@ BATCHES = [(), (2,), (2, 3)]
 IM2COL_CASES = [(s, k, p) for s in [1, 2, 3] for k in [1, 3, 5] for p in ["VALID", "SAME", (2, 1)]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("i,case", list(enumerate(IM2COL_CASES)))
 def test_im2col_conv1d_equals_lax_conv_with_gradients(i, case):
     s, k, padding = case

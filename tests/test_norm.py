@@ -99,6 +99,7 @@ def test_serial_threads_state_under_the_layer_name():
     np.testing.assert_allclose(np.mean(y, axis=0), 0.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batchnorm_under_vmap_keeps_each_members_statistics():
     bn = nn.BatchNorm(scale_init=jax.nn.initializers.normal(1.0))
     keys = jax.random.split(jax.random.key(0), 3)

@@ -33,6 +33,7 @@ def test_course_pooling_example():
     np.testing.assert_allclose(pool.avg_pool(x, 2)[0, :, :, 0], [[6.25, 3.5], [5.25, 5.25]])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "hw,k,s,padding", [(hw, k, s, p) for hw in [(4, 4), (5, 7)] for k in [2, 3] for s in [None, 1, 2, 3] for p in PADS]
 )

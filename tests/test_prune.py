@@ -22,6 +22,7 @@ def _ref_layer(w, m, rate):
     return m
 
 
+@pytest.mark.slow
 def test_masks_have_params_structure_and_biases_are_never_pruned():
     _, p = _params()
     m = prune.ones(p)
@@ -71,6 +72,7 @@ def test_ties_are_broken_by_position():
     np.testing.assert_array_equal(np.asarray(m["l"]["w"]).ravel(), np.arange(20) >= 6)
 
 
+@pytest.mark.slow
 def test_paper_density_ladder_for_lenet_300_100():
     params = models.lenet_300_100().init(jax.random.key(0), (28, 28, 1))
     m = prune.ones(params)
@@ -95,6 +97,7 @@ def test_each_round_removes_rate_of_survivors():
             assert abs((b - int(np.sum(m[n]["w"]))) - 0.25 * b) <= 1
 
 
+@pytest.mark.slow
 def test_random_pruning_has_the_same_counts():
     _, p = _params(4)
     m = prune.magnitude(p, prune.ones(p), 0.6)
@@ -149,6 +152,7 @@ def test_changing_masks_does_not_recompile():
         step(train.init_state(p, tx, m), (x, y))
 
 
+@pytest.mark.slow
 def test_vmapped_magnitude_uses_per_member_thresholds():
     net = nn.serial(nn.Dense(9), nn.Relu(), nn.Dense(2))
     pop = jax.vmap(net.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), (4,))
@@ -177,6 +181,7 @@ def test_bad_input(call, match):
         call(p, prune.ones(p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("act", [nn.Relu, nn.Sigmoid, nn.Tanh])
 @jax.default_matmul_precision("highest")  # GPUs' default TF32 matmuls differ by ~1e-4 between shapes
 def test_compact_computes_the_same_function(act):
@@ -220,6 +225,7 @@ def _joint_params():
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rounding", ["nearest", "floor"])
 @pytest.mark.parametrize("rate", [0.0, 0.3, 0.55, 0.97])
 def test_layer_joint_pools_each_layers_weights_and_biases(rate, rounding):
@@ -262,6 +268,7 @@ def test_layer_joint_needs_one_rate_per_layer():
         prune.magnitude(params, prune.ones(params), 0.5, scope="layer_joint", spec=spec, layer_rates={"dense_0/b": 0.2})
 
 
+@pytest.mark.slow
 def test_random_like_layer_joint_keeps_each_layers_count_not_each_leafs():
     params = _joint_params()
     spec = prune.prunable(params, lambda name, leaf: True)
@@ -280,6 +287,7 @@ def test_random_like_layer_joint_keeps_each_layers_count_not_each_leafs():
         assert int(jnp.sum(a)) == int(jnp.sum(b))
 
 
+@pytest.mark.slow
 def test_floor_count_is_pythons_int_of_the_float64_product():
     # The notebook drops int(p * n): 0.7 * 43870 = 30708.999999999996 in float64, so 30,708; float32
     # rounds the product to 30709.0 and would drop one more.
@@ -353,6 +361,7 @@ def _ref_structured(ws, ms, rates, norm, scope):
 PRUNED = ["conv1d_1", "conv2d_0", "dense_2", "dense_3"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("norm", ["l1", "l2"])
 @pytest.mark.parametrize("scope", ["layer", "global"])
 @pytest.mark.parametrize("rate", [0.0, 0.25, 0.5, 0.9])
@@ -412,6 +421,7 @@ def test_structured_properties_over_random_masks(seed):
         }
 
 
+@pytest.mark.slow
 def test_structured_is_jittable_and_vmaps_per_member():
     p = _conv_params(3)
     m = _random_masks(p, 3)
@@ -464,6 +474,7 @@ def test_structured_bad_input(call, match):
         call(p, prune.ones(p))
 
 
+@pytest.mark.slow
 def test_structured_random_like_keeps_each_leafs_unit_count_in_whole_units():
     p = _conv_params(4)
     m = prune.structured(p, prune.ones(p), 0.5)
@@ -486,6 +497,7 @@ def test_structured_random_like_keeps_each_leafs_unit_count_in_whole_units():
     assert twice["dense_2"]["w"].shape == (2, 20, 9)
 
 
+@pytest.mark.slow
 @jax.default_matmul_precision("highest")
 def test_a_pruned_channel_outputs_its_bias_and_compact_drops_pruned_units():
     conv = nn.Conv2D(4, 3)

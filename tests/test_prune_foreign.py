@@ -62,6 +62,7 @@ def is_param(x):
 # ---- names -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_path_names_and_layers_of_real_nnx_linen_and_equinox_models():
     model = nnx_model()
     params = nnx.state(model, nnx.Param)
@@ -90,6 +91,7 @@ def test_path_names_and_layers_of_real_nnx_linen_and_equinox_models():
     assert names([Scale(jnp.ones(2))]) == ["0/value"]
 
 
+@pytest.mark.slow
 def test_layer_joint_pools_an_nnx_layers_kernel_and_bias_as_the_plain_dict_does():
     # Defect 3: with nnx's '/value' each leaf was its own "layer", so each leaf was pruned to 0.5.
     state = nnx.state(nnx_model(1), nnx.Param)
@@ -111,6 +113,7 @@ def test_layer_joint_pools_an_nnx_layers_kernel_and_bias_as_the_plain_dict_does(
 # ---- nnx: RNG leaves and Param nodes -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_magnitude_and_random_on_a_full_nnx_state_with_rngs():
     # Defect 7: |key| raised "abs does not accept dtype key<fry>" naming no leaf.
     model = nnx_model(2)
@@ -183,6 +186,7 @@ def test_masks_of_an_nnx_param_state_hold_params_and_plain_masks_fit_it():
 # ---- equinox -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_equinox_arrays_prune_like_any_tree():
     params, static = eqx_params(4)
     masks = prune.magnitude(params, prune.ones(params), 0.5)
@@ -197,6 +201,7 @@ def test_equinox_arrays_prune_like_any_tree():
 # ---- structured: unit axes ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_structured_on_equinox_weights_prunes_hidden_units_not_inputs():
     # Defect 2: units were read on the last axis, the inputs of an (out, in) weight: half the inputs
     # went and every hidden unit stayed.
@@ -237,6 +242,7 @@ def test_structured_on_equinox_weights_prunes_hidden_units_not_inputs():
     np.testing.assert_allclose(scores.layers[0].weight, np.abs(np.asarray(params.layers[0].weight)).sum(1), rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("axis", [0, 1, 2, -1])
 def test_a_unit_axis_anywhere_is_the_last_axis_moved(axis):
     # Property: structured on a kernel whose units sit on `axis` is structured on the kernel with
@@ -294,6 +300,7 @@ def test_bad_unit_axis_names_the_argument(unit_axis, match):
             call()
 
 
+@pytest.mark.slow
 def test_funcnn_trees_are_the_same_with_or_without_their_declared_axis():
     ks = jax.random.split(jax.random.key(0), 3)
     p = {
@@ -315,6 +322,7 @@ def test_funcnn_trees_are_the_same_with_or_without_their_declared_axis():
 # ---- the output layer ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_output_layer_is_declared_or_asked_for_never_guessed():
     # Defect 1: unless every name ended in _<n>, the output layer was the alphabetically last layer.
     w = np.zeros((4, 4))

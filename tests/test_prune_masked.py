@@ -51,6 +51,7 @@ def _plain_run(wrap):
     return start, end, masks
 
 
+@pytest.mark.slow
 def test_masked_adam_keeps_pruned_weights_exactly_zero_in_a_plain_loop():
     start, end, masks = _plain_run(wrap=True)
     assert _max_pruned(end, masks) == 0.0

@@ -69,6 +69,7 @@ def _equal(a, b):
     jax.tree.map(lambda u, v: np.testing.assert_array_equal(np.asarray(u), np.asarray(v)), a, b)
 
 
+@pytest.mark.slow
 def test_the_hand_gradient_reference_matches_central_finite_differences():
     params, _, x, y = _setup()
     p, x, y = _np(params), np.asarray(x, np.float64), np.asarray(y)
@@ -85,6 +86,7 @@ def test_the_hand_gradient_reference_matches_central_finite_differences():
                 np.testing.assert_allclose(grad[layer][leaf], fd, rtol=1e-5, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_snip_is_abs_gradient_times_weight_of_the_masked_net():
     params, masks, x, y = _setup()
     eff = jax.tree.map(lambda a, m: a * m, _np(params), _np(masks))
@@ -113,6 +115,7 @@ def _fd_hg(params, masks, x, y, temperature):
     return jax.tree.map(lambda w, h, mm: w * h * mm, p, hg, m)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("temperature", [1.0, 200.0])
 def test_grasp_hessian_gradient_product_matches_finite_differences_of_gradients(temperature):
     params, masks, x, y = _setup(1)
@@ -141,6 +144,7 @@ def test_grasp_default_temperature_is_200():
     assert not np.allclose(a["dense_0"]["w"], b["dense_0"]["w"])
 
 
+@pytest.mark.slow
 def test_synflow_scores_match_their_definition():
     params, masks, _, _ = _setup(3)
     scores = prune.synflow_scores(NET.apply, params, masks, (4,))
@@ -167,6 +171,7 @@ def _bias_free_mlp(key, sizes=(5, 7, 6, 3)):
     return params, forward
 
 
+@pytest.mark.slow
 def test_synflow_conserves_the_flow_layer_by_layer_on_a_bias_free_relu_net():
     params, forward = _bias_free_mlp(jax.random.key(4))
     masks = prune.random(jax.random.key(5), params, prune.ones(params), 0.4)
@@ -200,6 +205,7 @@ def _subset(a, b):
     return jax.tree.all(jax.tree.map(lambda u, v: bool(jnp.all(~u | v)), a, b))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("density", [0.5, 0.2, 0.05, 0.017])
 def test_synflow_final_density_is_exact(density):
     params = NET2.init(jax.random.key(7), (6,))
@@ -212,6 +218,7 @@ def test_synflow_final_density_is_exact(density):
         assert int(per_leaf[name]["w"].sum()) == round(density * n)
 
 
+@pytest.mark.slow
 def test_synflow_schedule_nests_and_follows_density_to_the_j_over_n():
     """The state after k of n steps of density d is synflow(d^(k/n), iterations=k): the same counts
     d^(j/n) at steps j <= k. Each is a subset of the one before, with round(d^(k/n) * 248) survivors."""
@@ -227,6 +234,7 @@ def test_synflow_schedule_nests_and_follows_density_to_the_j_over_n():
     _equal(previous, prune.synflow(NET2.apply, params, start, d, (6,), iterations=n))
 
 
+@pytest.mark.slow
 def test_synflow_with_one_iteration_is_one_shot_by_scores():
     params = NET2.init(jax.random.key(9), (6,))
     masks = prune.magnitude(params, prune.ones(params), 0.2)
@@ -320,6 +328,7 @@ def test_masked_entries_score_exactly_zero_for_every_criterion():
 BN_NET = nn.serial(nn.Dense(6), nn.BatchNorm(), nn.Relu(), nn.Dropout(0.5), nn.Dense(3))
 
 
+@pytest.mark.slow
 def test_eval_forward_scores_in_eval_mode_with_the_initial_state():
     params = BN_NET.init(jax.random.key(13), (4,))
     params["batchnorm_1"]["offset"] = 0.3 * jnp.ones(6)
@@ -379,6 +388,7 @@ def _member(tree, i):
     return jax.tree.map(lambda a: a[i], tree)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("criterion", ["snip", "grasp", "synflow_scores", "synflow"])
 def test_every_criterion_under_jit_and_vmap_equals_its_unbatched_self(criterion):
     _, _, x, y = _setup()

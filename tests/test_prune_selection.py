@@ -77,12 +77,14 @@ def _check(fn, rates, what):
     assert len(alive) > 1, what
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("rounding", ["nearest", "floor"])
 @pytest.mark.parametrize("name", list(_pruners("nearest")))
 def test_an_array_rate_equals_the_float_rate_eagerly_under_jit_and_under_vmap(name, rounding):
     _check(_pruners(rounding)[name], RATES, f"{name} ({rounding})")
 
 
+@pytest.mark.slow
 def test_synflow_array_density_equals_the_float_density():
     def fn(density):
         return prune.synflow(NET.apply, PARAMS, ONES, density, (4,), iterations=4)
@@ -110,6 +112,7 @@ def test_floor_with_a_float32_array_rate_removes_what_the_python_float_does():
         assert int(got["w"].sum()) == 20 - int(0.7 * 20)
 
 
+@pytest.mark.slow
 def test_random_like_and_structured_random_like_take_no_rate():
     # They copy the survivor counts of a mask; if a rate is ever added, add it to the tests above.
     assert "rate" not in inspect.signature(prune.random_like).parameters

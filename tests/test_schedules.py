@@ -121,6 +121,7 @@ def test_plateau_is_shift_invariant_for_negative_values(values, kw, expected):
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_plateau_random_sequences_match_keras_reference():
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -145,6 +146,7 @@ def _xor_net():
     return d, net, net.init(jax.random.key(0), (2,))
 
 
+@pytest.mark.slow
 def test_fit_logs_scheduled_learning_rate():
     d, net, params = _xor_net()
     S = 128 // 16
@@ -185,6 +187,7 @@ def test_fit_with_plateau_follows_the_rules():
     assert hist.learning_rate[-1] < 0.5
 
 
+@pytest.mark.slow
 def test_lr_sweep_shows_too_high_and_too_low():
     d = data.load("spirals", n=256)
     net = nn.serial(nn.Dense(32), nn.Tanh(), nn.Dense(2))

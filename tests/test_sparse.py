@@ -80,6 +80,7 @@ def test_stored_entries_are_the_kept_weights():
     assert sp["data"].shape == (int(np.asarray(masks["w"]).sum()),)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["auto", "bcsr", "coo"])
 def test_lenet_300_100_equals_masked_dense(fmt, lenet):
     net, params = lenet
@@ -94,6 +95,7 @@ def test_lenet_300_100_equals_masked_dense(fmt, lenet):
     assert snet.output_shape((28, 28, 1)) == (10,)
 
 
+@pytest.mark.slow
 def test_dense_inside_residual_and_parallel_and_stateful_nets():
     net = nn.serial(
         nn.Dense(8),
@@ -120,6 +122,7 @@ def test_dense_inside_residual_and_parallel_and_stateful_nets():
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_layers_above_max_density_stay_masked_dense():
     net = nn.serial(nn.Dense(10), nn.Relu(), nn.Dense(3))
     params = jax.jit(net.init, static_argnums=1)(jax.random.key(0), (20,))
@@ -144,6 +147,7 @@ def test_fully_pruned_layer_gives_its_bias(fmt):
     np.testing.assert_array_equal(jax.jit(snet.apply)(sp, jnp.ones((2, 5))), [[1.0, 2.0, 3.0]] * 2)
 
 
+@pytest.mark.slow
 def test_bad_input_raises_naming_the_argument(lenet):
     net, params = lenet
     masks = prune.ones(params)

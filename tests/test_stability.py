@@ -15,6 +15,7 @@ from tests.conftest import bn_mlp
 LOSS = losses.softmax_cross_entropy
 
 
+@pytest.mark.slow
 def test_copies_with_the_same_seed_have_zero_barrier(teacher_mlp, teacher_data):
     net, params = teacher_mlp
     s = stability.stability(
@@ -42,6 +43,7 @@ def _count(error, n):
     return int(np.rint(float(error) * n))
 
 
+@pytest.mark.slow
 def test_endpoints_match_make_evaluate(teacher_mlp, teacher_data):
     net, params = teacher_mlp
     s = stability.stability(
@@ -72,6 +74,7 @@ def test_endpoints_match_make_evaluate(teacher_mlp, teacher_data):
     assert np.all(np.asarray(b.train_barrier) >= 0)
 
 
+@pytest.mark.slow
 def test_population_equals_copies_trained_alone(teacher_mlp, teacher_data):
     net, params = teacher_mlp
     (x, y), key, seeds, steps = teacher_data[0], jax.random.key(5), [3, 8], 9  # 9 steps: crosses an epoch boundary
@@ -91,6 +94,7 @@ def test_population_equals_copies_trained_alone(teacher_mlp, teacher_data):
         assert int(pop.step[c]) == steps
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conv", [False, True])
 def test_chunks_give_the_same_copies_and_barriers(teacher_mlp, teacher_data, conv):
     """chunk 1 (a plain lax.map: how conv nets run on CPU by default), 2 (lax.map of vmapped pairs)
@@ -128,6 +132,7 @@ def test_chunks_give_the_same_copies_and_barriers(teacher_mlp, teacher_data, con
     np.testing.assert_allclose(np.asarray(barriers[0]), np.asarray(barriers[1]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_copy_on_the_parent_seed_continues_the_parent_run(teacher_mlp, teacher_data):
     net, params = teacher_mlp
     tx, key = optax.adam(1e-2), jax.random.key(6)
@@ -141,6 +146,7 @@ def test_copy_on_the_parent_seed_continues_the_parent_run(teacher_mlp, teacher_d
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_barrier_with_batchnorm_recomputes_statistics(teacher_data):
     net = bn_mlp()
     params = net.init(jax.random.key(9), (10,))
@@ -172,6 +178,7 @@ def test_barrier_with_batchnorm_recomputes_statistics(teacher_data):
     assert not stale.recomputed_statistics
 
 
+@pytest.mark.slow
 def test_sweep_rewind_steps(teacher_mlp, teacher_data):
     net, params = teacher_mlp
     tx, key, steps = optax.sgd(0.1, momentum=0.9), jax.random.key(11), 12

@@ -50,6 +50,7 @@ def _population_setup(n_members=4):
     return net, tx, x, y, params, states, idx, epoch
 
 
+@pytest.mark.slow
 def test_vmapped_population_equals_members_trained_alone():
     _, tx, x, y, params, states, idx, epoch = _population_setup()
     x, y = jnp.asarray(x), jnp.asarray(y)
@@ -74,6 +75,7 @@ def test_epoch_compiles_once():
     assert int(state.step) == 3 * idx.shape[1]
 
 
+@pytest.mark.slow
 def test_fit_learns_spirals_and_logs_history():
     d = data.load("spirals", n=512)
     net = nn.serial(nn.Dense(32), nn.Tanh(), nn.Dense(32), nn.Tanh(), nn.Dense(2))
@@ -145,6 +147,7 @@ def test_fit_rejects_bad_data():
         F.fit(net, params, (d.x_train.astype(np.int32), d.y_train), (d.x_test, d.y_test), **kw)
 
 
+@pytest.mark.slow
 def test_evaluate_matches_direct_computation():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(2500, 5)).astype(np.float32), rng.integers(0, 3, 2500)

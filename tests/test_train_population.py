@@ -114,6 +114,7 @@ def _hand_loop(init, step, key_init, order_key, x, y):
     return state, losses_
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk", [1, None, 2])
 def test_user_step_members_equal_a_hand_written_loop(chunk):
     (x, y), (xv, yv) = _data(), _data(8, seed=1)
@@ -135,6 +136,7 @@ def test_user_step_members_equal_a_hand_written_loop(chunk):
             assert_bitwise(member(run.state, i), member(alone.state, 0))
 
 
+@pytest.mark.slow
 def test_a_shared_data_key_gives_every_member_the_same_batches():
     x, y = _data()
     init, step, _ = _user_step(optax.sgd(0.2))

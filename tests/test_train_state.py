@@ -35,6 +35,7 @@ def test_stateless_layer_and_apply_function_give_identical_steps():
     chex.assert_trees_all_equal(s_layer.params, s_fn.params)
 
 
+@pytest.mark.slow
 def test_train_step_updates_running_statistics_and_never_the_optimizer_sees_them():
     x, y, _, _ = _xor()
     params = BN_NET.init(jax.random.key(0), (2,))
@@ -75,6 +76,7 @@ def test_dropout_needs_a_key_in_training_and_masks_follow_the_step_count():
     assert float(lo["loss"]) != float(la["loss"])
 
 
+@pytest.mark.slow
 def test_population_members_have_their_own_statistics_and_masks():
     x, y, _, _ = _xor(256)
     x, y = jnp.asarray(x), jnp.asarray(y)
@@ -102,6 +104,7 @@ def test_population_members_have_their_own_statistics_and_masks():
     )
 
 
+@pytest.mark.slow
 def test_fit_trains_batchnorm_and_evaluates_with_running_statistics():
     x, y, xv, yv = _xor(512)
     params = BN_NET.init(jax.random.key(0), (2,))
@@ -148,6 +151,7 @@ def test_fit_rejects_a_learning_rate_beside_a_ready_transformation():
         )
 
 
+@pytest.mark.slow
 def test_lr_sweep_runs_a_stateful_net():
     x, y, _, _ = _xor()
     params = BN_NET.init(jax.random.key(0), (2,))
@@ -175,6 +179,7 @@ def _flip_all(key, x):
     return x[:, :, ::-1]  # mirror every image left-right: a deterministic "augmentation"
 
 
+@pytest.mark.slow
 def test_augment_trains_on_the_transformed_batch_and_evaluation_is_untouched():
     net = nn.serial(nn.Flatten(), nn.Dense(8), nn.Relu(), nn.Dense(3))
     x = jax.random.normal(jax.random.key(0), (6, 4, 5, 1))
@@ -190,6 +195,7 @@ def test_augment_trains_on_the_transformed_batch_and_evaluation_is_untouched():
     assert not np.allclose(plain[1]["loss"], with_aug[1]["loss"])
 
 
+@pytest.mark.slow
 def test_augment_keys_follow_the_step_so_a_split_run_equals_a_whole_one():
     net = nn.serial(nn.Flatten(), nn.Dense(8), nn.Relu(), nn.Dropout(0.5), nn.Dense(3))
     noisy = lambda key, x: x + jax.random.normal(key, x.shape)  # a keyed augmentation
@@ -230,6 +236,7 @@ def test_augment_needs_a_key_and_a_function():
         train.make_train_step(net, losses.mse, tx, augment="crop-flip")
 
 
+@pytest.mark.slow
 def test_fit_with_augment_is_reproducible_and_differs_from_plain_fit():
     net = nn.serial(nn.Flatten(), nn.Dense(8), nn.Relu(), nn.Dense(2))
     x = jax.random.uniform(jax.random.key(0), (32, 6, 6, 1))
