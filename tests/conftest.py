@@ -48,7 +48,7 @@ def pytest_sessionfinish(session, exitstatus):
 # Module-scoped fixtures that train or compile for many seconds. pytest-xdist builds a module fixture
 # once in every worker that runs one of its tests; `make test` runs with `--dist loadgroup`, and the
 # tests using one of these go to one worker as a group, so it is built once.
-SHARED_FIXTURES = {"single", "split", "uninterrupted", "resnet20_params", "lenet"}
+SHARED_FIXTURES = {"single", "split", "uninterrupted", "resnet20_params", "lenet", "help_texts"}
 
 
 def pytest_collection_modifyitems(session, config, items):

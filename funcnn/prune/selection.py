@@ -8,6 +8,7 @@ vmappable, with `rate` a Python float or an array (traced under `jit` or `vmap`)
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -158,7 +159,8 @@ def by_scores(
         raise ValueError(f"scores must have the masks' tree structure: {len(s_leaves)} leaves, masks {len(m_leaves)}")
     new = list(m_leaves)
     names = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(masks)]
-    for group in _groups(masks, spec, scope):
+    groups = _groups(masks, spec, scope)
+    for group in groups:
         # One rate per pooled group: the same object or equal Python numbers (an array rate,
         # possibly traced, is compared by identity: a traced value cannot be compared here).
         first = rates[group[0]]
@@ -167,16 +169,43 @@ def by_scores(
                 f"scope='layer_joint' prunes each layer's leaves together, so they need one rate; "
                 f"layer_rates gives {[(names[i], rates[i]) for i in group]}"
             )
-        flat_s = jnp.concatenate([jnp.asarray(s_leaves[i], jnp.float32).reshape(-1) for i in group])
-        flat_m = jnp.concatenate([m_leaves[i].reshape(-1) for i in group])
-        assert first is not None  # groups hold prunable leaves only, and each has a rate
-        flat_new = _drop_lowest(flat_s, flat_m, _count(first, jnp.sum(flat_m), rounding))
+    # A Python rate goes in as float32, as jnp.round(rate * survivors) reads it (one program for all
+    # rates); 'floor' reads it on the host in float64, so there it is part of the program.
+    group_rates = [rates[g[0]] for g in groups]
+    static = [rounding == "floor" and isinstance(r, (int, float)) for r in group_rates]
+    selected = _select(
+        tuple(tuple(s_leaves[i] for i in g) for g in groups),
+        tuple(tuple(m_leaves[i] for i in g) for g in groups),
+        tuple(
+            None if st else jnp.asarray(r, jnp.float32) if isinstance(r, (int, float)) else r
+            for r, st in zip(group_rates, static, strict=True)
+        ),
+        static_rates=tuple(r if st else None for r, st in zip(group_rates, static, strict=True)),
+        rounding=rounding,
+    )
+    for group, flat_new in zip(groups, selected, strict=True):
         start = 0
         for i in group:
             size = m_leaves[i].size
             new[i] = flat_new[start : start + size].reshape(m_leaves[i].shape)
             start += size
     return jax.tree.unflatten(treedef, new)
+
+
+# One compiled program for all of a call's groups: called eagerly, a selection is one dispatch (and
+# one compile per tree shape), not a dozen small ones per leaf; under jit or vmap it is inlined.
+# Masks are exact (comparisons and a stable sort), so they equal the op-by-op results bit for bit.
+@functools.partial(jax.jit, static_argnames=("static_rates", "rounding"))
+def _select(scores: tuple, masks: tuple, array_rates: tuple, *, static_rates: tuple, rounding: str) -> list[Array]:
+    """Each group's new flat mask; a group's rate is its Python number in static_rates, else its
+    array in array_rates."""
+    out = []
+    for s_group, m_group, array_rate, static_rate in zip(scores, masks, array_rates, static_rates, strict=True):
+        flat_s = jnp.concatenate([jnp.asarray(s, jnp.float32).reshape(-1) for s in s_group])
+        flat_m = jnp.concatenate([m.reshape(-1) for m in m_group])
+        rate = array_rate if static_rate is None else static_rate
+        out.append(_drop_lowest(flat_s, flat_m, _count(rate, jnp.sum(flat_m), rounding)))
+    return out
 
 
 def _same_rate(a: float | Array | None, b: float | Array | None) -> bool:
@@ -300,12 +329,22 @@ def random_like(key: Array, masks: Masks, spec: Params | None = None, *, scope: 
     leaves, treedef = jax.tree.flatten(masks)
     keys = jax.random.split(key, len(leaves))
     out = list(leaves)
-    for group in _groups(masks, spec, "layer_joint" if scope == "layer_joint" else "layer"):
-        flat = jnp.concatenate([leaves[i].reshape(-1) for i in group])
-        scores = jax.random.uniform(keys[group[0]], (flat.size,))
-        keep = _drop_lowest(scores, jnp.ones(flat.size, bool), flat.size - jnp.sum(flat))
+    groups = _groups(masks, spec, "layer_joint" if scope == "layer_joint" else "layer")
+    shuffled = _shuffle(tuple(keys[g[0]] for g in groups), tuple(tuple(leaves[i] for i in g) for g in groups))
+    for group, keep in zip(groups, shuffled, strict=True):
         start = 0
         for i in group:
             out[i] = keep[start : start + leaves[i].size].reshape(leaves[i].shape)
             start += leaves[i].size
     return jax.tree.unflatten(treedef, out)
+
+
+@jax.jit
+def _shuffle(keys: tuple, masks: tuple) -> list[Array]:
+    """Each group's random flat mask with the group's survivor count (one program, as `_select`)."""
+    out = []
+    for key, group in zip(keys, masks, strict=True):
+        flat = jnp.concatenate([m.reshape(-1) for m in group])
+        scores = jax.random.uniform(key, (flat.size,))
+        out.append(_drop_lowest(scores, jnp.ones(flat.size, bool), flat.size - jnp.sum(flat)))
+    return out
