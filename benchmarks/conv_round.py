@@ -20,6 +20,7 @@ convolution sum in different orders).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -28,9 +29,10 @@ import tempfile
 from pathlib import Path
 
 
-def child(mode: str, members: int, iterations: int, out: str, impl: str = "auto") -> dict:
+def child(mode: str, members: int, iterations: int, out: str, impl: str = "auto", eval_size: int = 0) -> dict:
     """One side, in this process: "round" (the round program, its convolutions `impl`) or "loop";
-    writes the validation curves and the first kernel to `out` (.npz); {mode, seconds, compile_s, devices}."""
+    writes the validation curves and the first kernel to `out` (.npz); {mode, seconds, compile_s, devices}.
+    eval_size: validation and test sets of that many images (0: the preset's 5,000 and 10,000)."""
     import dataclasses
     import time
 
@@ -45,6 +47,13 @@ def child(mode: str, members: int, iterations: int, out: str, impl: str = "auto"
         lottery.PRESETS["conv2-fashion"], iterations=iterations, rounds=0, seeds=members, checkpoints_per_round=1
     )
     study = lottery.Study(cfg, progress=False)
+    if eval_size:  # --tiny: evaluating Conv-2 on 15,000 images four times was most of its time
+        x, y, xv, yv, xt, yt = study.data  # the same training set, θ0 and batches; fewer images evaluated
+        n = eval_size
+        study = lottery.Study(
+            dataclasses.replace(study.spec, train=(x, y), val=(xv[:n], yv[:n]), test=(xt[:n], yt[:n])),
+            progress=False,
+        )
     E = cfg.eval_every
     if mode == "round":
         masks = jax.vmap(prune.ones)(study.theta0)
@@ -121,15 +130,21 @@ def run_child(mode: str, members: int, iterations: int, out: str, impl: str = "a
 
 
 def measure(
-    members: int = 2, iterations: int = 300, impls: tuple[str, ...] = ("auto",), in_process: bool = False
+    members: int = 2,
+    iterations: int = 300,
+    impls: tuple[str, ...] = ("auto",),
+    in_process: bool = False,
+    eval_size: int = 0,
 ) -> dict:
     """The loop once, then the round program with each of `impls`; wall times after compilation,
     each round's speed-up over the loop and its largest differences from the loop's results.
-    in_process: both sides run in this process, under its XLA flags (only a check that they run and
-    agree, `python -m benchmarks --tiny`)."""
+    in_process: both sides run in this process, under its XLA flags, on validation and test sets of
+    `eval_size` images (only a check that they run and agree, `python -m benchmarks --tiny`)."""
     import numpy as np
 
-    run = child if in_process else run_child
+    if eval_size and not in_process:
+        raise ValueError(f"eval_size is for in_process runs (the --tiny check), got eval_size={eval_size}")
+    run = functools.partial(child, eval_size=eval_size) if in_process else run_child
     with tempfile.TemporaryDirectory() as tmp:
         loop = run("loop", members, iterations, f"{tmp}/loop.npz")
         a = np.load(f"{tmp}/loop.npz")
@@ -149,6 +164,7 @@ def measure(
     return {
         "members": members,
         "iterations": iterations,
+        "eval_size": eval_size or None,
         "in_process": in_process,
         "loop_s": loop["seconds"],
         "loop_compile_s": loop["compile_s"],

@@ -102,7 +102,9 @@ def markdown(res: dict) -> str:
         lines += [
             "",
             f"A conv2-fashion lottery round on CPU (`benchmarks/conv_round.py`: {c['members']} members x "
-            f"{c['iterations']} iterations, validation every 100): funcnn's round program against a per-step "
+            f"{c['iterations']} iterations, validation every 100"
+            + (f", validation and test sets of {c['eval_size']} images" if c.get("eval_size") else "")
+            + "): funcnn's round program against a per-step "
             f"Python loop over XLA's convolutions with the old evaluation ({c['loop_s']:.1f} s after "
             f"{c['loop_compile_s']:.0f} s of compilation):",
             "",

@@ -22,19 +22,23 @@ POPULATION = textwrap.dedent("""
     from funcnn import distributed, lottery, prune
     if len(sys.argv) > 2:
         distributed.initialize()
-    for n in map(int, sys.argv[1].split(",")):
-        cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-32-32", iterations=200, eval_every=100,
-                                  rounds=0, seeds=n, population_chunk=1)
-        study = lottery.Study(cfg, progress=False)
-        masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
+    sizes = list(map(int, sys.argv[1].split(",")))
+    # One study of the most members (one Study built, one set of masks); each population is its first n
+    # members (member i's θ0, mask and batches do not depend on how many there are).
+    cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-32-32", iterations=200, eval_every=100,
+                              rounds=0, seeds=max(sizes), population_chunk=1)
+    study = lottery.Study(cfg, progress=False)
+    all_masks = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 0.5))(study.theta0)
+    for n in sizes:
+        theta0, masks = jax.tree.map(lambda a: a[:n], (study.theta0, all_masks))
         out = {"n": n, "devices": jax.device_count(), "processes": jax.process_count(), "layout": study.layout}
         if study.mesh is not None:
-            padded = distributed.pad_population(study.theta0, distributed.padded_size(n, study.mesh))
+            padded = distributed.pad_population(theta0, distributed.padded_size(n, study.mesh))
             placed = distributed.put_population(padded, study.mesh)
             w = placed["dense_1"]["w"]
             out["shard_shape"] = list(w.sharding.shard_shape(w.shape))
             out["local_shards"] = len(w.addressable_shards)
-        params, curves, failed = study.train_population(study.theta0, masks, jnp.arange(n), 0, "x")
+        params, curves, failed = study.train_population(theta0, masks, jnp.arange(n), 0, "x")
         out["curves"] = np.asarray(curves).tolist()
         out["w"] = np.asarray(params["dense_1"]["w"]).ravel()[:50].tolist()
         if jax.process_index() == 0:
