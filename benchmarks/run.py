@@ -1,7 +1,7 @@
 """Benchmarks, all figures taken in one run and reported against the machine's own matmul peak.
 
     python -m benchmarks            # full run (~15 minutes on 2 cores)
-    python -m benchmarks --tiny     # ~4 min on 2 cores (compiling, mostly): checks that every part still runs, in one process
+    python -m benchmarks --tiny     # ~4 min on 2 cores, mostly compiling: every part runs, in one process
 
 Four parts, each in a process of its own (XLA reads its flags and the thread pinning is set when
 JAX starts): "pinned" (one core: ratios that hold still on a noisy machine: funcnn vs hand-written
