@@ -3,7 +3,8 @@
 `tools/compile_census.py` puts it there; a process that imports `jax.monitoring` gets a listener that
 sums each event's count and seconds, written as `<pid>.json` into $FUNCNN_COMPILE_CENSUS at exit (or,
 for pytest-xdist's workers, which leave without running atexit, at the end of their session:
-`census_pytest.py`). Nothing else of the process changes.
+`census_pytest.py`). Nothing else of the process changes, but it hides any other sitecustomize on
+the path for the measured command.
 """
 
 import atexit
