@@ -51,6 +51,10 @@ def test_passes_the_command_status_and_asks_for_a_command(tmp_path):
         [sys.executable, str(TOOL), "--out", str(tmp_path / "full"), "--", "true"], capture_output=True, text=True
     )
     assert r.returncode == 2 and "--out" in r.stderr
+    r = subprocess.run([sys.executable, str(TOOL), "--", "no-such-command-here"], capture_output=True, text=True)
+    assert r.returncode == 2 and "command: cannot start 'no-such-command-here'" in r.stderr
+    with pytest.raises(ValueError, match=r"1\.json is not a compile census record"):
+        compile_census.summarize(tmp_path / "full")
 
 
 @pytest.mark.slow

@@ -31,10 +31,15 @@ EVENTS = {
 
 
 def summarize(folder: Path) -> dict[str, tuple[int, float]]:
-    """{event: (count, seconds)} summed over every process's <pid>.json in folder."""
+    """{event: (count, seconds)} summed over every process's <pid>.json in folder; a file that is not
+    a census record is a ValueError naming it."""
     total: dict[str, tuple[int, float]] = {}
     for path in sorted(folder.glob("*.json")):
-        for event, (count, seconds) in json.loads(path.read_text())["events"].items():
+        try:
+            events = json.loads(path.read_text())["events"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path} is not a compile census record ({e!r})") from e
+        for event, (count, seconds) in events.items():
             c, s = total.get(event, (0, 0.0))
             total[event] = (c + count, s + seconds)
     return total
@@ -57,7 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     plugins = [q for q in env.get("PYTEST_PLUGINS", "").split(",") if q]
     env["PYTEST_PLUGINS"] = ",".join(plugins + ["census_pytest"])
     env["FUNCNN_COMPILE_CENSUS"] = str(out)
-    status = subprocess.call(command, env=env)
+    try:
+        status = subprocess.call(command, env=env)
+    except OSError as e:  # not found, not executable
+        p.error(f"command: cannot start {command[0]!r} ({e.strerror})")
     processes = len(list(out.glob("*.json")))
     total = summarize(out)
     print(f"compile census of {processes} processes (files in {out}):")

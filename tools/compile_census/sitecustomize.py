@@ -39,6 +39,7 @@ class _AfterJaxMonitoring:
         def exec_module(module):
             run(module)
             module.register_event_duration_secs_listener(_listen)
+            sys.meta_path.remove(self)  # its one job done: later imports skip it
 
         spec.loader.exec_module = exec_module
         return spec
@@ -51,8 +52,10 @@ def write() -> None:
         return
     os.makedirs(folder, exist_ok=True)
     record = {"argv": sys.argv, "wall_s": time.time() - _START, "events": _SUMS}
-    with open(os.path.join(folder, f"{os.getpid()}.json"), "w") as f:
+    path = os.path.join(folder, f"{os.getpid()}.json")
+    with open(path + ".tmp", "w") as f:  # then renamed: a process killed mid-write leaves no half file
         json.dump(record, f)
+    os.replace(path + ".tmp", path)
 
 
 if os.environ.get("FUNCNN_COMPILE_CENSUS"):
