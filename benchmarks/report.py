@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from benchmarks import strategies
+from benchmarks import sparse_training, strategies
 
 
 def markdown(res: dict) -> str:
@@ -130,4 +130,6 @@ def markdown(res: dict) -> str:
         )
     if "strategies" in res:  # runs of make bench before the strategies' section have none
         lines += ["", strategies.markdown(res["strategies"])]
+    if "sparse_training" in res:
+        lines += ["", sparse_training.markdown(res["sparse_training"])]
     return "\n".join(lines) + "\n"

@@ -32,7 +32,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from benchmarks import conv_round, regime, strategies
+from benchmarks import conv_round, regime, sparse_training, strategies
 from benchmarks.common import load_data, machine, matmul_peak, set_affinity
 from benchmarks.convs import conv_steps, resnet_step
 from benchmarks.inference import pruning_speed
@@ -168,6 +168,8 @@ def main(argv=None) -> dict:
         res["conv_round"] = conv_round.measure(2, 200, ("mixed", "im2col"))
         print("strategies (one study vs separate; mask share) ...", flush=True)
         res["strategies"] = strategies.measure()
+        print("sparse training (RigL population vs hand-written; mask-update share) ...", flush=True)
+        res["sparse_training"] = sparse_training.measure()
     res["wall_s"] = time.perf_counter() - t0
     md = markdown(res)
     io.atomic_write_json(args.out / ("tiny.json" if tiny else "latest.json"), res)

@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-byo-network`): run `main(argv)`, return exit status 0."""
     np.set_printoptions(precision=4)
+    common.use_compile_cache()
     main(argv)
     return 0
 

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-cnn-kernels`): run `main(argv)`, return exit status 0."""
+    common.use_compile_cache()
     main(argv)
     return 0
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")  # files only, no display needed
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 
-from funcnn import io
+from funcnn import compile_cache, io
 
 N = TypeVar("N", int, float)
 
@@ -63,6 +63,33 @@ def non_negative_float(text: str) -> float:
 def given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
     """The options among `names` set on the command line (not None), as {name: value}: overrides of a preset."""
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def use_compile_cache() -> str:
+    """Turn on JAX's persistent compilation cache for this command (`funcnn.compile_cache.enable`) and
+    say where it is: a second run of the same command loads its programs instead of compiling them."""
+    folder = compile_cache.enable()
+    if folder is None:
+        line = f"compilation cache: off ({compile_cache.OPT_OUT}=0)"
+    else:
+        line = f"compilation cache: {folder} (programs kept between runs; {compile_cache.OPT_OUT}=0 turns it off)"
+    print(line)
+    return line
+
+
+def seconds_line(report: dict[str, Any]) -> str:
+    """Where an invocation's wall time went, the parts adding up to it (`lottery.run`'s report['seconds'])."""
+    seconds = report["seconds"]
+    wall = sum(seconds.values())
+    compiled = report.get("compile", {})
+    parts = []
+    for name, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+        label = name
+        if name == "compiling" and compiled:
+            loaded = compiled.get("loaded", 0)
+            label = f"compiling ({compiled.get('programs', 0)} programs, {loaded} of them loaded from the cache)"
+        parts.append(f"{label} {value:.1f}")
+    return f"this invocation: {wall:.1f} s = " + " + ".join(parts)
 
 
 def out_folder(path: Path) -> Path:

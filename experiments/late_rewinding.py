@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> dict:
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-late-rewinding`): `main(argv)` with one XLA CPU device per core."""
     cpu.use_fast_flags()  # before JAX starts, as in experiments/lottery_ticket.py
+    common.use_compile_cache()
     main(argv)
     return 0
 

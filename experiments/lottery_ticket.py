@@ -203,20 +203,13 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError:
         done_before = 0
     report = lottery.run(config, out=out, progress=not args.no_progress)
-    report["figures"] = [str(x) for x in plot(report, out)]
-    report["wall_seconds_with_plots"] = wall = time.perf_counter() - t0
+    report["wall_seconds_with_plots"] = time.perf_counter() - t0
     common.save_results(out, report)
     print(lottery.summary_table(report))
     print(f"training time, all rounds: {report['train_seconds_total'] / 60:.1f} min")
-    trained_now = sum(r["train_seconds"] for r in report["rounds"][done_before:])
     if done_before == len(report["rounds"]):
-        print(f"this invocation: {wall / 60:.1f} min; nothing left to train (the run folder was complete)")
-    else:
-        print(
-            f"this invocation: {wall / 60:.1f} min wall time (data, compilation, pruning, saves and figures "
-            f"included), {len(report['rounds']) - done_before} rounds trained in {trained_now / 60:.1f} min; "
-            f"{100 * max(wall - trained_now, 0.0) / wall:.1f}% of it outside training"
-        )
+        print("nothing left to train (the run folder was complete)")
+    print(common.seconds_line(report))
     print(f"results: {out / 'results.json'}  figures: {', '.join(Path(f).name for f in report['figures'])}")
     return report
 
@@ -228,6 +221,7 @@ def cli(argv: list[str] | None = None) -> int:
     # results, ~1.35x on 2 cores). Before JAX starts (importing this module starts nothing);
     # an XLA_FLAGS of the user's own wins.
     cpu.use_fast_flags()
+    common.use_compile_cache()
     main(argv)
     return 0
 

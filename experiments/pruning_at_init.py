@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from experiments import common
 from experiments.strategy_parts import study as strategy_study
 from funcnn import lottery
 from funcnn.lottery import arms
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-pruning-at-init`); returns exit status 0."""
+    common.use_compile_cache()
     main(argv)
     return 0
 

@@ -214,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-resnet-fashion`): run `main(argv)`, return exit status 0."""
+    common.use_compile_cache()
     main(argv)
     return 0
 

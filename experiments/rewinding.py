@@ -14,6 +14,7 @@ import dataclasses
 
 import optax
 
+from experiments import common
 from experiments.strategy_parts import study as strategy_study
 from funcnn import lottery
 from funcnn.lottery import arms
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-rewinding`); returns exit status 0."""
+    common.use_compile_cache()
     main(argv)
     return 0
 

@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 def cli(argv: list[str] | None = None) -> int:
     """Command-line entry point (`funcnn-stability`): run `main(argv)`, return exit status 0."""
+    common.use_compile_cache()
     main(argv)
     return 0
 

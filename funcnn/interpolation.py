@@ -102,9 +102,11 @@ def recompute_statistics(net: Net, params: Params, model_state: Params, x: Array
     value S large enough that m * batch_stat falls below float32's resolution it gives (1 - m) * S
     exactly (every stateful layer must update this way, as BatchNorm does; m comes back as
     1 - fl32(1 - m), within 3e-7 of m). Entries with m = 0 (never updated in training) keep
-    `model_state`'s value. Dropout, in train mode here, draws its masks from one fixed key. Cost:
-    B + 1 train-mode forward passes. A stateless
-    net (model_state None or without arrays) returns model_state unchanged. Pure; deterministic.
+    `model_state`'s value. A net whose `Layer.statistics` is set (`funcnn.interop.from_equinox`:
+    equinox's BatchNorm keeps a first-step flag or a step counter beside its statistics) recomputes by
+    that rule. Dropout, in train mode here, draws its masks from one fixed key. Cost: B + 1 train-mode
+    forward passes. A stateless net (model_state None or without arrays) returns model_state
+    unchanged. Pure; deterministic.
 
     Example: batches [0, 1, 2, 3] and [4, 5, 6, 7] have means 1.5 and 5.5 and unbiased variances 5/3.
 
@@ -120,6 +122,9 @@ def recompute_statistics(net: Net, params: Params, model_state: Params, x: Array
     """
     if model_state is None or not jax.tree.leaves(model_state):
         return model_state
+    layer = train.as_net(net, needs_init=False)
+    if layer.statistics is not None:  # a library whose state needs its own rule (equinox's flags, counters)
+        return layer.statistics(params, model_state, jnp.asarray(x), jnp.asarray(idx))
     forward, x = train.as_forward(net), jnp.asarray(x)
     # Dropout layers (train mode) draw from one fixed key: the same masks for a batch wherever it is
     # run, which the momentum read-off below relies on; nets without Dropout ignore it.
@@ -138,6 +143,29 @@ def recompute_statistics(net: Net, params: Params, model_state: Params, x: Array
     return jax.tree.map(average, total, kept, big, model_state)
 
 
+class ByIdentity:
+    """A static argument of a jitted program hashed by identity: a net (or loss) need not hash, and the
+    program is reused for the same object (a new object is traced anew).
+
+    Example:
+        >>> from funcnn.interpolation import ByIdentity
+        >>> net = {"not": "hashable"}
+        >>> ByIdentity(net) == ByIdentity(net), ByIdentity(net) == ByIdentity(dict(net))
+        (True, False)
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __hash__(self) -> int:
+        return id(self.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ByIdentity) and other.value is self.value
+
+
 @partial(jax.jit, static_argnames=("net", "loss", "metric", "chunk"))
 def _barrier_program(
     pa: Params,
@@ -152,19 +180,20 @@ def _barrier_program(
     xt: Array,
     yt: Array,
     *,
-    net: Net,
-    loss: LossFn,
-    metric: LossFn,
+    net: ByIdentity,
+    loss: ByIdentity,
+    metric: ByIdentity,
     chunk: int | None,
 ) -> tuple[Array, Array, Array, Array]:
-    evaluate = train.make_evaluate(net, loss, metric)
+    the_net = net.value
+    evaluate = train.make_evaluate(the_net, loss.value, metric.value)
 
     def point(
         p_a: Params, p_b: Params, s_a: Params | None, s_b: Params | None, alpha: Array
     ) -> tuple[Array, Array, Array, Array]:
         p, s = _mix(p_a, p_b, alpha), _mix(s_a, s_b, alpha)
         if stat_idx is not None:
-            s = recompute_statistics(net, p, s, x, stat_idx)
+            s = recompute_statistics(the_net, p, s, x, stat_idx)
         tr, te = evaluate(p, xe, ye, s), evaluate(p, xt, yt, s)
         return 1 - tr["accuracy"], 1 - te["accuracy"], tr["loss"], te["loss"]
 
@@ -251,9 +280,9 @@ def barrier(
         ye,
         xt,
         yt,
-        net=net,
-        loss=loss,
-        metric=metric,
+        net=ByIdentity(net),
+        loss=ByIdentity(loss),
+        metric=ByIdentity(metric),
         chunk=cpu.chunk_or_default(chunk, net, np.shape(x)[1:]),
     )
     height = lambda e: jnp.max(e, axis=1) - (e[:, 0] + e[:, -1]) / 2

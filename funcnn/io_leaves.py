@@ -45,6 +45,13 @@ def _names(tree: Any, fn: str) -> list[tuple[str, str, Any]]:
     out, seen = [], {_META: "funcnn's metadata"}
     for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
         name, where = path_name(path) or "_", jax.tree_util.keystr(path) or "the root"
+        if name.endswith(".npy"):
+            # numpy's npz reader matches a name with '.npy' to the member of the name without it: the
+            # leaf {'w.npy': ...} beside {'w': ...} would load w's values.
+            raise ValueError(
+                f"{fn}: leaf {where} is named {name!r}; names ending in '.npy' are ambiguous in an .npz file "
+                "(numpy reads 'w.npy' as the array named 'w'); rename the key"
+            )
         if name in seen:
             raise ValueError(
                 f"{fn}: leaves {seen[name]} and {where} both get the name {name!r} in the file "

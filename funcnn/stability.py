@@ -16,8 +16,7 @@ Data order: seed s's order is the concatenation over epochs e = 0, 1, ... of
 seeds); a copy started at step k takes positions k, k + 1, ... of its seed's order, so a copy whose
 seed is the parent's, started from the parent's state at k, continues the parent run exactly.
 
-The barrier itself, the linear path and BatchNorm's recomputed statistics live in
-`funcnn.interpolation`; its names are also this module's (`stability.barrier`, ...).
+The barrier, the linear path and BatchNorm's recomputed statistics: `funcnn.interpolation` (also here).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ import numpy as np
 import optax
 
 from funcnn import cpu, losses, train
-from funcnn.interpolation import DEFAULT_ALPHAS, Alphas, Barrier, barrier, interpolate, recompute_statistics
+from funcnn.interpolation import DEFAULT_ALPHAS, Alphas, Barrier, ByIdentity, barrier, interpolate, recompute_statistics
 
 __all__ = [
     "DEFAULT_ALPHAS",
@@ -55,6 +54,7 @@ Params = Any
 Net = train.Net
 Data = train.Data
 LossFn = train.LossFn
+_DROPOUT_FOLD = (1 << 30) + 1  # the default Dropout base: fold_in(key, 2**30 + 1)
 _STAT_FOLD = 1 << 30  # statistics_batches folds this into the order key (order seeds must stay below it)
 
 
@@ -125,11 +125,10 @@ def statistics_batches(key: Array, n: int, batch_size: int, batches: int) -> Arr
         >>> stability.statistics_batches(jax.random.key(0), 100, 10, 3).shape  # 3 of the 10 batches of an epoch
         (3, 10)
     """
-    if not isinstance(batches, (int, np.integer)) or not 1 <= batches <= n // max(batch_size, 1):
-        raise ValueError(
-            f"stat_batches must be an int in [1, {n // max(batch_size, 1)}] (batches in one epoch), "
-            f"got stat_batches={batches!r}; or 0 to interpolate the running statistics instead"
-        )
+    most = n // max(batch_size, 1)
+    if not isinstance(batches, (int, np.integer)) or not 1 <= batches <= most:
+        raise ValueError(f"stat_batches must be an int in [1, {most}] (batches in one epoch), got stat_batches="
+                         f"{batches!r}; or 0 to interpolate the running statistics instead")  # fmt: skip
     return train.batch_indices(jax.random.fold_in(key, _STAT_FOLD), n, batch_size)[:batches]
 
 
@@ -140,12 +139,12 @@ def _train_program(
     x: Array,
     y: Array,
     *,
-    net: Net,
-    loss: LossFn,
-    optimizer: optax.GradientTransformation,
+    net: ByIdentity,
+    loss: ByIdentity,
+    optimizer: ByIdentity,
     chunk: int | None,
 ) -> train.TrainState:
-    step = train.make_train_step(net, loss, optimizer)
+    step = train.make_train_step(net.value, loss.value, optimizer.value)
     body = lambda s, i: (step(s, (x[i], y[i]))[0], None)
     return cpu.map_members(lambda si: jax.lax.scan(body, si[0], si[1])[0], (states, idx), chunk)
 
@@ -175,7 +174,8 @@ def train_copies(
     leading axis N. data: (x (n, ...), y (n,)). opt_state: θk's optimizer state (default: a fresh
     `optimizer.init`); model_state: θk's running statistics (default: `net.init_state`); the step
     counter starts at `start`. masks keep pruned weights at 0; copy i's Dropout key is
-    fold_in(dropout_key, order_seeds[i]).
+    fold_in(dropout_key, order_seeds[i]) (default dropout_key: fold_in(key, 2**30 + 1)). net, loss and
+    optimizer need not be hashable: the program is reused for the same objects.
 
     Example:
         >>> import jax
@@ -203,11 +203,13 @@ def train_copies(
     opt_state = optimizer.init(params) if opt_state is None else opt_state
     base = train.TrainState(params, opt_state, jnp.asarray(start, jnp.int32), masks, model_state)
     states = jax.tree.map(lambda a: jnp.broadcast_to(a, (len(seeds),) + jnp.shape(a)), base)
-    if dropout_key is not None:
-        states = states._replace(key=jax.vmap(lambda s: jax.random.fold_in(dropout_key, s))(jnp.asarray(seeds)))
+    if dropout_key is None:  # nets with Dropout need a key in training; one of the copies' own by default
+        dropout_key = jax.random.fold_in(key, _DROPOUT_FOLD)
+    states = states._replace(key=jax.vmap(lambda s: jax.random.fold_in(dropout_key, s))(jnp.asarray(seeds)))
     chunk = cpu.chunk_or_default(chunk, net, np.shape(x)[1:])
     x, y = jnp.asarray(x), jnp.asarray(y)
-    return _train_program(states, idx, x, y, net=net, loss=loss, optimizer=optimizer, chunk=chunk)
+    net_, loss_, tx_ = ByIdentity(net), ByIdentity(loss), ByIdentity(optimizer)
+    return _train_program(states, idx, x, y, net=net_, loss=loss_, optimizer=tx_, chunk=chunk)
 
 
 def stability(

@@ -433,11 +433,12 @@ def test_nnx_dropout_without_a_key_in_training_is_an_error():
         net.apply_with_state(params, state, batch((HW, HW, 1)), train=True)
 
 
+# Probed from each module's program (the axis its dot or convolution keeps): flax's last axis, equinox's first.
 LAYOUTS = {
-    "nnx_mlp": (nnx_mlp, "a_head", {"a_head/kernel": -1, "b_body/kernel": -1}),
-    "nnx_cnn": (nnx_cnn, "layers/0", {"conv/kernel": -1, "layers/0/kernel": -1}),
-    "linen_cnn": (linen_cnn, "Dense_0", {"Conv_0/kernel": -1, "Dense_0/kernel": -1}),
-    "linen_mlp": (linen_mlp, "head", {"body/kernel": -1, "head/kernel": -1}),
+    "nnx_mlp": (nnx_mlp, "a_head", {"a_head/kernel": 1, "b_body/kernel": 1}),
+    "nnx_cnn": (nnx_cnn, "layers/0", {"conv/kernel": 3, "layers/0/kernel": 1}),
+    "linen_cnn": (linen_cnn, "Dense_0", {"Conv_0/kernel": 3, "Dense_0/kernel": 1}),
+    "linen_mlp": (linen_mlp, "head", {"body/kernel": 1, "head/kernel": 1}),
     "eqx_bn_mlp": (eqx_bn_mlp, "head", {"body/weight": 0, "head/weight": 0}),
     "eqx_mlp": (eqx_mlp, "layers/1", {"layers/0/weight": 0, "layers/1/weight": 0}),
 }
@@ -475,7 +476,8 @@ def test_output_layer_probe_refuses_to_guess():
             return self.h1(x) + self.h2(x)
 
     assert from_nnx(TwoHeads, input_shape=(F,)).unit_layout.output_layer is None
-    assert from_nnx(NnxMLP).unit_layout == UnitLayout(None, {"a_head/kernel": -1, "b_body/kernel": -1})
+    # no input shape: nothing to probe with, nothing declared (no library's layout is assumed)
+    assert from_nnx(NnxMLP).unit_layout == UnitLayout(None, {})
     # A hidden layer as wide as the output is not mistaken for it (its units reach every output).
     make = lambda key: eqx.nn.MLP(F, C, C, 1, key=key)
     assert from_equinox(make, input_shape=(F,)).unit_layout.output_layer == "layers/1"

@@ -143,3 +143,59 @@ def test_bad_input(teacher_mlp, teacher_data, case, match):
     }
     with pytest.raises(ValueError, match=match):
         calls[case]()
+
+
+def _adapter_bn(kind):
+    """(net, eps, biased): a net of one BatchNorm over 1 feature, with momentum 0.9, from each library."""
+    if kind == "funcnn":
+        from funcnn import nn
+
+        return nn.serial(nn.BatchNorm(momentum=0.9)), 1e-5, False
+    if kind == "nnx":
+        from flax import nnx
+
+        from funcnn.interop import from_nnx
+
+        return from_nnx(lambda rngs: nnx.BatchNorm(1, momentum=0.9, rngs=rngs), input_shape=(1,)), 1e-5, True
+    if kind == "linen":
+        import flax.linen as fnn
+
+        from funcnn.interop import from_flax
+
+        class BN(fnn.Module):
+            @fnn.compact
+            def __call__(self, x, train: bool = False):
+                return fnn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+
+        return from_flax(BN()), 1e-5, True
+    import equinox as eqx
+
+    from funcnn.interop import from_equinox
+
+    mode = kind.split("-")[1]
+
+    class Net(eqx.Module):
+        bn: eqx.nn.BatchNorm
+
+        def __init__(self, key):
+            self.bn = eqx.nn.BatchNorm(1, axis_name="batch", mode=mode, momentum=0.9)
+
+        def __call__(self, x, state):
+            return self.bn(x, state)
+
+    return from_equinox(lambda key: eqx.nn.make_with_state(Net)(key), input_shape=(1,)), 1e-5, True
+
+
+@pytest.mark.parametrize("kind", ["funcnn", "nnx", "linen", "equinox-ema", "equinox-batch"])
+def test_recompute_statistics_is_the_closed_form_for_every_adapter(kind):
+    """Batches [0..3] and [4..7]: eval mode then normalizes by their average mean 3.5 and their average
+    variance (each library's own: unbiased 5/3 for funcnn, biased 5/4 for flax and equinox), whatever
+    the library keeps beside its statistics (equinox's first-step flag or step counter)."""
+    net, eps, biased = _adapter_bn(kind)
+    params, state = net.init(jax.random.key(0), (1,)), net.init_state((1,))
+    x, idx = jnp.arange(8.0).reshape(8, 1), jnp.arange(8).reshape(2, 4)
+    new = interpolation.recompute_statistics(net, params, state, x, idx)
+    var = np.mean([np.var(b, ddof=0 if biased else 1) for b in ([0, 1, 2, 3], [4, 5, 6, 7])])
+    probe = jnp.array([[0.0], [10.0]])
+    y, _ = train.as_forward(net)(params, new, probe, train=False)
+    np.testing.assert_allclose(np.asarray(y)[:, 0], (np.array([0.0, 10.0]) - 3.5) / np.sqrt(var + eps), rtol=2e-5)

@@ -302,3 +302,14 @@ def test_unreadable_metadata_is_a_checkpoint_error(tmp_path):
             z.writestr(n, b"{not json" if n == "__funcnn_io__.json" else raw)
     with pytest.raises(io.CheckpointError, match=r"t\.npz: its __funcnn_io__\.json is not funcnn's format 2"):
         io.load_tree(tmp_path / "t.npz", {"w": jnp.ones(2, jnp.bfloat16)})
+
+
+def test_a_name_ending_in_npy_is_refused_not_read_as_another_leaf(tmp_path):
+    """Issue #39 (6): numpy's npz reader matches 'w.npy' to the member of 'w', so {'w.npy', 'w'} loaded w's
+    values into 'w.npy'. Such a name is refused at save, naming the key."""
+    tree = {"w": np.zeros(3, np.float32), "w.npy": np.ones(3, np.float32)}
+    with pytest.raises(ValueError, match=r"leaf \['w.npy'\] is named 'w.npy'; names ending in '.npy' are ambiguous"):
+        io.save_tree(tmp_path / "t.npz", tree)
+    with pytest.raises(ValueError, match=r"names ending in '\.npy'"):
+        io.load_tree(tmp_path / "t.npz", tree)
+    assert not (tmp_path / "t.npz").exists()

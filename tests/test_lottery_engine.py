@@ -265,7 +265,7 @@ def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
     x = TRAIN[0].copy()
     x[-1, 3] += 0.5
     changes = [
-        (dict(net=mlp(nn.Tanh)), "network"),
+        (dict(net=mlp(nn.Tanh)), "the net in training mode differs"),
         (dict(train=(x, TRAIN[1])), "data"),
         (dict(seed=1), "θ0"),
         (dict(seed=1), "seed (stored 0, now 1)"),
@@ -307,7 +307,7 @@ def test_config_with_a_changed_model_under_the_same_name_is_refused(tmp_path, mo
         return nn.serial(nn.Flatten(), nn.Dense(16, w_init=glorot), nn.Tanh(), nn.Dense(10, w_init=glorot))
 
     monkeypatch.setattr(models, "build", build)
-    with pytest.raises(ValueError, match="network"):
+    with pytest.raises(ValueError, match="the net in training mode differs"):
         lottery.run(cfg, out=tmp_path, **QUIET)
     monkeypatch.setattr(models, "build", real)
     lines = []
@@ -635,7 +635,7 @@ def _killed_at_call_then_resumed(study, masks, n_call, folder, monkeypatch):
     """Train a round of 2 members with checkpoints in `folder`, killed (KeyboardInterrupt) at the
     n-th call of the round program, then resume it; returns the resumed RoundResult."""
     calls = {"n": 0}
-    program = study.program
+    program = study.call_program  # one call per segment, all members
 
     def dying(*args):
         calls["n"] += 1
@@ -643,10 +643,10 @@ def _killed_at_call_then_resumed(study, masks, n_call, folder, monkeypatch):
             raise KeyboardInterrupt
         return program(*args)
 
-    monkeypatch.setattr(study, "program", dying)
+    monkeypatch.setattr(study, "call_program", dying)
     with pytest.raises(KeyboardInterrupt):
         study.train_round(study.theta0, masks, jnp.arange(2), 0, "killed", checkpoint=folder)
-    monkeypatch.setattr(study, "program", program)
+    monkeypatch.setattr(study, "call_program", program)
     return study.train_round(study.theta0, masks, jnp.arange(2), 0, "resumed", checkpoint=folder)
 
 
@@ -685,8 +685,8 @@ def test_augmented_round_resumes_exactly_after_a_kill_and_is_part_of_the_identit
     assert described["augment"].endswith("_noisy") and "augment" not in plain.spec.describe()
     lottery.run(dataclasses.replace(spec, iterations=200), out=tmp_path / "run", **QUIET)
     stored = json.loads((tmp_path / "run" / "identity.json").read_text())
-    assert isinstance(stored["augment"], str) and len(stored["augment"]) == 64
-    with pytest.raises(ValueError, match="study's fields differ: augment"):
+    assert isinstance(stored["programs"]["augment"], str) and len(stored["programs"]["augment"]) == 64
+    with pytest.raises(ValueError, match="the augmentation is gone"):
         lottery.run(dataclasses.replace(spec, iterations=200, augment=None), out=tmp_path / "run", **QUIET)
     with pytest.raises(ValueError, match="spec augment must be None or a function"):
         small_spec(augment="crop-flip").validate()

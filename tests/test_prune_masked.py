@@ -68,8 +68,8 @@ def test_plain_adam_revives_pruned_weights():
 def test_gradients_are_masked_before_the_inner_transformation():
     # From a fresh state, Adam's moments at pruned entries stay exactly 0: zeroing only the updates
     # would leave mu = (1 - b1) g there.
-    params = {"w": jnp.arange(1.0, 7.0).reshape(2, 3)}
     masks = {"w": jnp.array([[True, False, True], [False, True, True]])}
+    params = prune.apply({"w": jnp.arange(1.0, 7.0).reshape(2, 3)}, masks)  # masked once, as documented
     tx = prune.masked(optax.adam(0.1), masks)
     state = tx.init(params)
     for _ in range(3):

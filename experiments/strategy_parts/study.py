@@ -91,6 +91,8 @@ def main(
         f"training time, all rounds: {report['train_seconds_total'] / 60:.1f} min "
         f"({masks:.1f} s of it making masks); results: {out / 'results.json'}"
     )
+    if not args.report_only:
+        print(common.seconds_line(report))
     return report
 
 

@@ -51,9 +51,10 @@ def from_equinox(
     `eqx.nn.inference_mode(model)` (running statistics, Dropout off; state returned unchanged);
     train=True the model as built, and the state comes back updated. Dropout: example i gets
     split(key, batch)[i] (models whose __call__ takes a `key`). `apply` is an error for a stateful
-    model. input_shape: the shape of one example; given, the output layer is probed (the layer whose
-    units map one-to-one onto the outputs) and declared in `unit_layout`, with every weight's units on
-    axis 0 (equinox's Linear weights are (out, in), Conv weights (out, in, kh, kw)).
+    model. input_shape: the shape of one example; given, `unit_layout` declares what is probed from the
+    model's program: every weight's unit axis (the axis its dot or convolution keeps: 0 for equinox's
+    Linear (out, in) and Conv (out, in, kh, kw), whatever a custom layer does) and the output layer
+    (the layer whose units map one-to-one onto the outputs). Without it nothing is declared.
 
     Example:
         >>> import equinox as eqx
@@ -157,9 +158,28 @@ def from_equinox(
         y = jax.eval_shape(lambda k, x: apply_with_state(init(k, None), init_state(None), x)[0], jax.random.key(0), x)
         return tuple(y.shape[1:])
 
-    if shape is None:  # the weights' axes, from shapes alone; no output layer without an input to probe with
-        unit_layout = layout(eqx.filter(abstract, lambda a: isinstance(a, jax.ShapeDtypeStruct)), 0)
+    def statistics(params: Params, state: State, x: jax.Array, idx: jax.Array) -> State:
+        # Each batch from the model's initial flags and counters with its statistics at 0, in training
+        # mode: equinox's BatchNorm then holds exactly what its inference reads as that batch's
+        # statistics ("ema": the batch mean and variance, its first-step flag cleared; "batch":
+        # (1 - momentum) x those, its counter at 1, which inference divides by 1 - momentum^1). The
+        # average of those states reads as the average of the batches' statistics. (A momentum read-off
+        # from a zero state would take the first-step branch and come back x (1 - momentum).)
+        del state
+        flags = lambda a, dtype: a if not jnp.issubdtype(dtype, jnp.inexact) else jnp.zeros_like(a)
+        reset = jax.tree.map(flags, init_state(None), dtypes)
+        key = jax.random.key(0)
+        step = lambda i: apply_with_state(params, reset, x[i], key=key, train=True)[1]
+        zero = jax.tree.map(jnp.zeros_like, reset)
+        total = jax.lax.scan(lambda acc, i: (jax.tree.map(jnp.add, acc, step(i)), None), zero, idx)[0]
+        return jax.tree.map(lambda t: t / idx.shape[0], total)
+
+    if shape is None:  # nothing to probe with: nothing declared
+        unit_layout = layout(None)
     else:
         params0, state0 = init(jax.random.key(0), shape), init_state(shape)
-        unit_layout = layout(params0, 0, lambda p, x: apply_with_state(p, state0, x)[0], shape)
-    return Layer("equinox", init, apply, output_shape, (), init_state, apply_with_state, unit_layout)
+        unit_layout = layout(params0, lambda p, x: apply_with_state(p, state0, x)[0], shape)
+    return Layer(
+        "equinox", init, apply, output_shape, (), init_state, apply_with_state, unit_layout,
+        statistics if stateful else None,
+    )  # fmt: skip

@@ -79,9 +79,10 @@ def from_flax(
     (given not train); nothing if it has none. A name: that keyword gets train. A function
     train -> kwargs for anything else; None: the module takes no such argument. A module with
     batch_stats and no such argument is refused (its mode could not be switched).
-    input_shape: the shape of one example; given, the output layer is probed (the layer whose units
-    map one-to-one onto the output features) and declared, with every kernel's units on axis -1
-    (flax kernels are (in, out) and (kh, kw, in, out)), in `unit_layout` (None without it).
+    input_shape: the shape of one example; given, `unit_layout` declares what is probed from the
+    module's program: every kernel's unit axis (the axis its dot or convolution keeps: -1 for flax's
+    (in, out) and (kh, kw, in, out) kernels) and the output layer (the layer whose units map one-to-one
+    onto the output features); None without it.
 
     Example:
         >>> import flax.linen as nn
@@ -94,8 +95,8 @@ def from_flax(
         {'bias': (3,), 'kernel': (4, 3)}
         >>> net.apply(params, jnp.ones((2, 4))).shape, net.output_shape((4,))
         ((2, 3), (3,))
-        >>> net.unit_layout.unit_axes  # a lone Dense is its own output layer, named by its (empty) path
-        {'kernel': -1}
+        >>> net.unit_layout.unit_axes  # probed: the kernel's axis 1 is the one its dot keeps (the units)
+        {'kernel': 1}
     """
     import flax.core
     import flax.linen
@@ -163,5 +164,5 @@ def from_flax(
     unit_layout = None
     if shape is not None:
         params0, state0 = init(jax.random.key(0), shape), init_state(shape)
-        unit_layout = layout(params0, -1, lambda p, x: apply_with_state(p, state0, x)[0], shape)
+        unit_layout = layout(params0, lambda p, x: apply_with_state(p, state0, x)[0], shape)
     return Layer("flax", init, apply, output_shape, (), init_state, apply_with_state, unit_layout)

@@ -40,9 +40,10 @@ def from_nnx(make: Callable[[nnx.Rngs], nnx.Module], *, input_shape: Sequence[in
     state returned unchanged). Dropout's masks come from `key`: every RNG stream of the module is
     reseeded from it (`flax.nnx.reseed`), so the model state holds arrays only and the same key gives the
     same masks; a module with RNG streams needs a key in training. `apply` is an error for a module
-    with state (`StateError`). input_shape: the shape of one example; given, the adapter probes for
-    the output layer (the one whose units are the output features) and declares it, with every
-    weight's units on axis -1 (nnx kernels are (in, out) and (kh, kw, in, out)), in `unit_layout`.
+    with state (`StateError`). input_shape: the shape of one example; given, `unit_layout` declares what
+    is probed from the module's program: every weight's unit axis (the axis its dot or convolution keeps:
+    -1 for nnx's (in, out) and (kh, kw, in, out) kernels, 0 for a custom layer's (out, in)) and the output
+    layer (the one whose units are the output features). Without it nothing is declared.
 
     Example:
         >>> import jax
@@ -140,9 +141,9 @@ def from_nnx(make: Callable[[nnx.Rngs], nnx.Module], *, input_shape: Sequence[in
         y = jax.eval_shape(lambda k, x: apply_with_state(init(k, None), init_state(None), x)[0], jax.random.key(0), x)
         return tuple(y.shape[1:])
 
-    if shape is None:  # the weights' axes, from shapes alone; no output layer without an input to probe with
-        unit_layout = layout(jax.eval_shape(lambda: init(jax.random.key(0), None)), -1)
+    if shape is None:  # nothing to probe with: nothing declared
+        unit_layout = layout(None)
     else:
         params0, state0 = init(jax.random.key(0), shape), init_state(shape)
-        unit_layout = layout(params0, -1, lambda p, x: apply_with_state(p, state0, x)[0], shape)
+        unit_layout = layout(params0, lambda p, x: apply_with_state(p, state0, x)[0], shape)
     return Layer("nnx", init, apply, output_shape, (), init_state, apply_with_state, unit_layout)

@@ -15,8 +15,12 @@ resumes only the very same study.
     arms.py     Arm and the built-in arms
     program.py  make_round_program: one compiled program for all members
     study.py    Study: data, keys, θ0 and the segmented, checkpointed training of a population
-    driver.py   run, load_report: rounds, commits, resume, lock
-    identity.py identity, check_identity: what a run folder's study is
+    driver.py   run: rounds, commits, resume, lock; the time of each part (ledger.py)
+    folder.py   load_report, run_dir: the run folder
+    loading.py  load_round: a committed round's masks, trained weights and statistics, by arm
+    identity.py identity, check_identity: what a run folder's study is (its compiled programs' digests)
+    programs.py the start program, the group calls, the digest of a lowered program
+    members.py  a round's masks for every arm and seed, as one program
     report.py   summaries, aggregate, summary_table, CSV
     notebook.py mnist1d_notebook: the MNIST-1D lottery notebook's protocol as a Spec
     context.py  Context: what a pruner and an arm see of one member's round
@@ -55,6 +59,7 @@ from funcnn.lottery.driver import (
 from funcnn.lottery.driver import _prepare_folder as _prepare_folder  # the tests' (an explicit re-export)
 from funcnn.lottery.figures import plot
 from funcnn.lottery.identity import identity
+from funcnn.lottery.loading import RoundArrays, load_round
 from funcnn.lottery.notebook import mnist1d_notebook
 from funcnn.lottery.program import make_round_program, metric_names
 from funcnn.lottery.pruners import Pruner
@@ -75,6 +80,7 @@ __all__ = [
     "Context",
     "NonFiniteLoss",
     "Pruner",
+    "RoundArrays",
     "RunFolderBusy",
     "Spec",
     "Study",
@@ -88,6 +94,7 @@ __all__ = [
     "inverted",
     "load_curves",
     "load_report",
+    "load_round",
     "lr_rewinding",
     "make_round_program",
     "metric_names",

@@ -141,8 +141,10 @@ def fine_tuning(name: str = "fine_tuning", *, rewind_step: int | None = None, pr
 
 
 def reinitialized(name: str = "reinit", *, parent: str | None = None, fresh: bool = False) -> Arm:
-    """Random reinitialization: the parent's mask on the seed's reinit draw (fresh=False: drawn once
-    per seed and used every round, as Frankle & Carbin; fresh=True: a new draw every round).
+    """Random reinitialization: the parent's mask on a reinit draw (fresh=False: drawn once per seed and
+    used every round, as Frankle & Carbin; fresh=True: a new draw every round). Each such arm draws
+    with a key of its own name, so two built alike train different nets; the arm named 'reinit' uses
+    the study's reinit draw (`Study.theta0_reinit`, the `Context.theta_reinit` every arm sees).
 
     Example:
         >>> from funcnn.lottery import arms
@@ -165,7 +167,9 @@ def shuffled(name: str = "shuffled", *, parent: str | None = None) -> Arm:
 
 def inverted(name: str = "inverted", *, parent: str | None = None) -> Arm:
     """Score inversion for magnitude pruning: the parent's per-leaf counts, the smallest trained
-    weights kept (the largest pruned), on θk.
+    weights kept (the largest pruned), on θk. It inverts weight magnitudes whatever the parent is:
+    with parent='snip' it keeps the smallest |w| at SNIP's counts, not the lowest SNIP scores; for
+    a criterion's own inversion use `at_init(criterion, invert=True)`.
 
     Example:
         >>> from funcnn.lottery import arms

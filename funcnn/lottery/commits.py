@@ -3,9 +3,10 @@ if every checksum holds, and the digest of what later rounds are built on (`line
 
 A round folder holds metrics.json, curves.npz, and for every arm its masks and trained weights:
 the first arm's as masks.npz / trained.npz (the ticket's, as always), every other arm's as
-masks_<arm>.npz / trained_<arm>.npz; a lineage's trained model state, where its next round needs it,
-as trained_state[_<arm>].npz; round 0 also the rewind points (rewind.npz, rewind_state.npz,
-rewind_opt.npz at the Spec's rewind step; rewind_k<k>*.npz at other arms' steps).
+masks_<arm>.npz / trained_<arm>.npz; for a net with model state (BatchNorm's running statistics) every
+arm's trained state beside its weights, as trained_state[_<arm>].npz; round 0 also the rewind points
+(rewind.npz, rewind_state.npz, rewind_opt.npz at the Spec's rewind step; rewind_k<k>*.npz at other
+arms' steps). `lottery.load_round` reads an arm's files back.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
+import numpy as np
 
-from funcnn import io, prune
+from funcnn import io
 from funcnn.lottery.segments import _npz_bytes
 from funcnn.lottery.study import Study
 
@@ -67,12 +68,12 @@ def commit_round(folder: Path, rec: dict, trees: dict[str, Any], curves: dict) -
 def round_trees(
     runtime: Study, members_masks: dict[str, Any], trained: dict[str, Any], states: dict[str, Any]
 ) -> dict[str, Any]:
-    """The files of a pruning round: each arm's masks and trained weights, lineages' model states."""
+    """The files of a pruning round: each arm's masks, trained weights and trained model state."""
     out: dict[str, Any] = {}
     for i, plan in enumerate(runtime.plans):
         out[arm_file("masks", i, plan.name)] = members_masks[plan.name]
         out[arm_file("trained", i, plan.name)] = trained[plan.name]
-        if plan.lineage and plan.name in states:
+        if plan.name in states:
             out[arm_file("trained_state", i, plan.name)] = states[plan.name]
     return out
 
@@ -102,8 +103,8 @@ def load_round(
                 "result; training it again"
             )
             return None
-        ones = jax.vmap(prune.ones)(runtime.theta0)
-        like = runtime.initial_states(runtime.theta0, ones, jnp.asarray(runtime.rep_seed), 0)
+        like = templates(runtime)
+        ones = like.masks
         lineages: dict[str, tuple] = {}
         for i, plan in enumerate(runtime.plans):
             if not (plan.lineage or (r == 0 and i == 0)):
@@ -113,7 +114,7 @@ def load_round(
             state_file = folder / arm_file("trained_state", i, plan.name)
             state = io.load_tree(state_file, like.model_state) if state_file.exists() else None
             lineages[plan.name] = (
-                io.load_tree(folder / arm_file("trained", i, plan.name), runtime.theta0),
+                io.load_tree(folder / arm_file("trained", i, plan.name), like.params),
                 io.load_tree(folder / arm_file("masks", i, plan.name), ones),
                 state,
             )
@@ -121,7 +122,7 @@ def load_round(
         if r == 0:
             for k in runtime.rewind_steps:
                 rw: dict[str, Any] = {"params": None, "model_state": None, "opt_state": None}
-                rw["params"] = io.load_tree(folder / rewind_file("rewind", k, runtime.spec.rewind_step), runtime.theta0)
+                rw["params"] = io.load_tree(folder / rewind_file("rewind", k, runtime.spec.rewind_step), like.params)
                 for kind, key, tree in (
                     ("rewind_state", "model_state", like.model_state),
                     ("rewind_opt", "opt_state", like.opt_state),
@@ -134,6 +135,18 @@ def load_round(
         log(f"round {r}: {e}; training it again")
         return None
     return rec, lineages, rewinds
+
+
+def templates(runtime: Study) -> Any:
+    """The shapes of a population's TrainState (`jax.ShapeDtypeStruct`s, nothing computed): what
+    a round's files are loaded into."""
+    R = runtime.n_replicates
+    i32 = np.zeros(R, np.int32)
+    params = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), a.dtype), runtime.theta0_host)
+    masks = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, np.bool_), params)
+    state0 = runtime.member_state0(runtime.rep_seed)
+    carry = jax.eval_shape(runtime.carry_program, params, masks, i32, np.int32(0), state0, i32, i32, i32, None, i32)
+    return carry.state._replace(masks=masks)
 
 
 def remove_tree(folder: Path) -> None:

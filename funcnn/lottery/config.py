@@ -80,6 +80,7 @@ class Config:
     warmup: int = 0
     structure: str | None = None  # 'unit' (or 'channel'): prune whole units / output channels
     augment: str | None = None  # 'crop-flip': random crops (padding 4) and flips of training batches
+    recompute_statistics: int | None = None  # Spec.recompute_statistics: None = 10 batches for BatchNorm nets
 
     def validate(self) -> Config:
         """Check every field (and that `model` names a model); returns self, or raises a ValueError
@@ -164,8 +165,10 @@ class Config:
         return optax.chain(optax.add_decayed_weights(self.weight_decay), tx) if self.weight_decay else tx
 
     def digest(self) -> str:
-        """10 hex digits of the SHA-256 of `to_json()`: names the run folder (`driver.run_dir`)."""
-        return hashlib.sha256(json.dumps(self.to_json(), sort_keys=True).encode()).hexdigest()[:10]
+        """10 hex digits of the SHA-256 of `to_json()` and the identity version (`lottery.identity.VERSION`,
+        2): names the run folder (`driver.run_dir`), so a study identified anew gets a folder of its own."""
+        fields = {**self.to_json(), "identity": 2}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:10]
 
     def to_spec(self) -> Spec:
         """The `Spec` this config names: the data set loaded, the model built, Adam at `learning_rate`,
@@ -214,6 +217,7 @@ class Config:
             label=f"config:{c.dataset}/{c.model}",
             structure=c.structure,
             augment=AUGMENTATIONS[c.augment],
+            recompute_statistics=c.recompute_statistics,
         )
 
 
@@ -225,6 +229,7 @@ NEW_CONFIG_DEFAULTS = {
     "warmup": 0,
     "structure": None,
     "augment": None,
+    "recompute_statistics": None,
 }
 
 AUGMENTATIONS: dict[str | None, Any] = {None: None, "crop-flip": cifar10.augment}

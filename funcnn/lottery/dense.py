@@ -8,15 +8,15 @@ so a kill after them keeps them. Lineages with different rewind steps share this
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from funcnn import distributed, io, prune
-from funcnn.lottery.program import Carry, start_carry
-from funcnn.lottery.segments import RoundResult, _npz_bytes, segment_size
+from funcnn import distributed, io
+from funcnn.lottery.program import Carry
+from funcnn.lottery.segments import RoundResult, _npz_bytes, run_chunks, segment_size
 from funcnn.lottery.spec import Spec
 from funcnn.lottery.study import Study
 
@@ -26,7 +26,7 @@ __all__: list[str] = []  # the driver's parts, not an API of their own (see func
 def _train_between(runtime: Study, carry: Carry, start: int, stop: int, folder: Path) -> RoundResult:
     """The dense run from `start` to `stop` (a rewind step), saved on its own in `folder`."""
     spec = runtime.spec
-    seeds = jnp.asarray(runtime.rep_seed)
+    seeds = runtime.rep_seed
     if io.verify_commit(folder):
         try:
             carry_k = io.load_tree(folder / "state.npz", carry)
@@ -36,7 +36,9 @@ def _train_between(runtime: Study, carry: Carry, start: int, stop: int, folder: 
             pass
     chunks = (stop - start) // spec.eval_every
     idx = runtime.idx[seeds, start:stop].reshape(len(seeds), chunks, spec.eval_every, spec.batch_size)
-    first = runtime._run_chunks(carry, idx, f"round 0 (to rewind step {stop})")
+    t0 = time.perf_counter()
+    first = run_chunks(runtime, carry, idx, f"round 0 (to rewind step {stop})")
+    runtime.seconds["train"] += time.perf_counter() - t0
     if distributed.is_writer():
         folder.mkdir(parents=True, exist_ok=True)
         io.save_tree(folder / "state.npz", first.carry)
@@ -53,13 +55,13 @@ def rewind_folders(out: Path, ks: list[int]) -> list[Path]:
 def train_dense(runtime: Study, out: Path, partial: Path, skip_nonfinite: bool) -> tuple[RoundResult, dict[int, dict]]:
     """Round 0 for every replicate; returns its result and the rewind points {k: {'params',
     'model_state', 'opt_state'}} (k = 0: θ0 and the initial model state)."""
-    masks = jax.vmap(prune.ones)(runtime.theta0)
-    seeds, settings = jnp.asarray(runtime.rep_seed), jnp.asarray(runtime.rep_setting)
+    masks = jax.tree.map(lambda a: np.ones(np.shape(a), bool), runtime.theta0_host)
+    seeds, settings = runtime.rep_seed, runtime.rep_setting
     rewinds: dict[int, dict] = {0: {"params": runtime.theta0, "model_state": runtime.state0, "opt_state": None}}
     ks = runtime.rewind_steps
     if not ks:
         result = runtime.train_round(
-            runtime.theta0,
+            runtime.theta0_host,
             masks,
             seeds,
             0,
@@ -69,7 +71,12 @@ def train_dense(runtime: Study, out: Path, partial: Path, skip_nonfinite: bool) 
             setting_of_member=settings,
         )
         return result, rewinds
-    carry = start_carry(runtime.initial_states(runtime.theta0, masks, seeds, 0, setting_of_member=settings))
+    n = len(seeds)
+    none = np.full(n, -1, np.int32)
+    zero = np.zeros(n, np.int32)
+    carry = runtime.start_carry(
+        runtime.theta0_host, masks, seeds, 0, runtime.member_state0(seeds), None, settings, zero, none
+    )
     pieces, start = [], 0
     for k, folder in zip(ks, rewind_folders(out, ks), strict=True):
         piece = _train_between(runtime, carry, start, k, folder)

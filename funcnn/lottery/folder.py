@@ -33,7 +33,9 @@ class RunFolderBusy(RuntimeError):
         >>> import optax
         >>> from funcnn import nn
         >>> from funcnn.lottery import RunFolderBusy, Spec, run
-        >>> spec = Spec(nn.serial(nn.Dense(2)), optax.sgd(0.1), train=(jnp.zeros((8, 4)), jnp.zeros(8, "int32")))
+        >>> data = (jnp.zeros((8, 4)), jnp.zeros(8, "int32"))
+        >>> spec = Spec(nn.serial(nn.Dense(2)), optax.sgd(0.1), train=data, n_val=4, batch_size=2, iterations=10,
+        ...             eval_every=10)
         >>> with tempfile.TemporaryDirectory() as out:
         ...     fd = os.open(os.path.join(out, "LOCK"), os.O_RDWR | os.O_CREAT)
         ...     fcntl.flock(fd, fcntl.LOCK_EX)  # as a running study holds it
@@ -169,23 +171,26 @@ def load_report(out: str | Path) -> dict:
     """
     out = Path(out)
     try:
+        ident = json.loads((out / "identity.json").read_text()) if (out / "identity.json").exists() else {}
         if (out / "config.json").exists():
             fields = json.loads((out / "config.json").read_text())
             fields["arms"] = tuple(fields["arms"])
             describe = Config(**fields).validate().to_json()
         else:
-            describe = json.loads((out / "identity.json").read_text())["study"]
-        total = int(describe["rounds"])
+            describe = ident["study"]
+        # The folder's rounds: the most any run there asked for (identity.json keeps the largest).
+        total = max(int(describe["rounds"]), int(ident.get("study", {}).get("rounds", 0)))
     except (OSError, ValueError, TypeError, KeyError) as e:
         raise ValueError(
             f"out {out} does not hold a lottery run with a readable config.json or identity.json ({e})"
         ) from None
+    first = 0 if ident.get("dense_run", True) else 1  # a study of criteria alone starts at round 1
     rounds = []
-    for r in range(total + 1):
+    for r in range(first, total + 1):
         folder = out / f"round_{r:02d}"
         if not io.verify_commit(folder):
             break
         rounds.append(json.loads((folder / "metrics.json").read_text()))
     if not rounds:
-        raise ValueError(f"out {out}: no round completed yet (round_00 has no valid COMMIT)")
-    return report_lib.make_report(describe, total, rounds, out, None)
+        raise ValueError(f"out {out}: no round completed yet (round_{first:02d} has no valid COMMIT)")
+    return report_lib.make_report(describe, total, rounds, out, None, first_round=first)

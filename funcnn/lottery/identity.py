@@ -1,27 +1,48 @@
-"""A study's identity: everything that changes its results, as JSON, and the check that refuses to
-resume a run folder holding a different study (`identity.json`)."""
+"""A study's identity (v2): what its compiled programs are, θ0's and the data's digests, and its fields;
+and the check that refuses to resume a run folder holding a different study (`identity.json`).
+
+Every program of the study is lowered (not compiled) and its StableHLO text, without source locations
+and with its symbols renamed in order (`programs.canonical_text`), hashed: the start (θ0, the reinit
+draw, batch orders), the members' states, the round (net, loss, optimizer and its schedule over every
+step, training and evaluation), a round's masks (every arm and pruner, for every round it runs), and
+on their own the net in training and in evaluation mode, the loss, the metric, the optimizer's update
+and the augmentation, so a mismatch can name the part that changed. Anything that changes what is
+computed changes the identity; a comment or a function's name does not.
+
+What a digest can miss: a program's text holds what the study computes for arrays of its shapes;
+host-side Python that runs outside the programs (a pruner that cannot be lowered) is probed instead,
+on a fixed context for every round it will run, and a probe sees only that context.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from funcnn import io, prune
-from funcnn.lottery.context import Context
-from funcnn.lottery.schedule import advance_schedule
+from funcnn import checks, io, prune, train
+from funcnn.lottery import members as members_lib
+from funcnn.lottery import programs as programs_lib
+from funcnn.lottery.segments import segment_size
+from funcnn.lottery.spec import KEY_DTYPE
 from funcnn.lottery.study import Study
 
-__all__ = ["check_identity", "identity"]
+__all__ = ["VERSION", "check_identity", "identity", "program_digests"]
 
+VERSION = 2
+"""identity.json's version: 2 identifies a study by its programs' lowered text (1: by probes)."""
 
-def _take(tree: Any, i: Any) -> Any:
-    return jax.tree.map(lambda a: a[i], tree)
+_LOWERING_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
 
 
 def _sha256_tree(tree: Any) -> str:
@@ -33,118 +54,136 @@ def _sha256_tree(tree: Any) -> str:
     return h.hexdigest()
 
 
-def _optimizer_probe(runtime: Study) -> list[float]:
-    """What the optimizer does, as numbers: the first update from a fresh state with its schedule at
-    a few steps, on member 0's θ0 with fixed pseudo-gradients (any hyperparameter change shows)."""
-    params = _take(runtime.theta0, 0)
-    grads = jax.tree.map(
-        lambda p: jnp.cos(jnp.arange(p.size, dtype=jnp.float32)).reshape(p.shape).astype(p.dtype), params
+def _abstract(tree: Any) -> Any:
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), tree)
+
+
+def _versions() -> dict[str, str]:
+    def v(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "unknown"
+
+    return {"jax": jax.__version__, "jaxlib": v("jaxlib"), "funcnn": v("funcnn")}
+
+
+def program_digests(runtime: Study) -> dict[str, Any]:
+    """{part: SHA-256 of its lowered program} for every program of a study (see the module docstring);
+    'masks' and each 'arm <name>' are one digest when the round is an array in the masks program, else
+    one per round, and 'host masks' where an arm cannot be lowered: probes of it for every round instead.
+
+    Example:
+        >>> import dataclasses
+        >>> import jax
+        >>> import optax
+        >>> from funcnn import nn
+        >>> from funcnn.lottery import Spec, Study
+        >>> from funcnn.lottery.identity import program_digests
+        >>> x = jax.random.normal(jax.random.key(0), (64, 4))
+        >>> y = (x[:, 0] > 0).astype("int32")
+        >>> spec = Spec(nn.serial(nn.Dense(8), nn.Relu(), nn.Dense(2)), optax.adam(1e-2), train=(x, y), n_val=16,
+        ...             iterations=20, batch_size=8, eval_every=10, seeds=2, arms=("ticket",))
+        >>> tanh = dataclasses.replace(spec, net=nn.serial(nn.Dense(8), nn.Tanh(), nn.Dense(2)))
+        >>> a, b = (program_digests(Study(s, progress=False)) for s in (spec, tanh))
+        >>> sorted(k for k in a if a[k] != b[k])  # the net and the round (magnitude pruning never runs the net)
+        ['net (evaluation mode)', 'net (training mode)', 'round']
+    """
+    spec = runtime.spec
+    R = runtime.n_replicates
+    member0 = jax.tree.map(lambda a: a[0], runtime.theta0_host)
+    p1 = _abstract(member0)
+    state1 = None if runtime.state0 is None else _abstract(jax.tree.map(lambda a: np.asarray(a)[0], runtime.state0))
+    x, y = runtime.host_data[0], runtime.host_data[1]
+    xb = jax.ShapeDtypeStruct((spec.batch_size, *x.shape[1:]), x.dtype)
+    yb = jax.ShapeDtypeStruct((spec.batch_size, *y.shape[1:]), y.dtype)
+    key = jax.ShapeDtypeStruct((), KEY_DTYPE)
+    forward = train.as_forward(runtime.net)
+    out: dict[str, Any] = {}
+
+    def part(name: str, fn: Any, *args: Any) -> None:
+        out[name] = programs_lib.digest(jax.jit(fn).lower(*args))
+
+    part("net (training mode)", lambda p, s, xb, k: forward(p, s, xb, key=k, train=True), p1, state1, xb, key)
+    part("net (evaluation mode)", lambda p, s, xb: forward(p, s, xb, train=False), p1, state1, xb)
+    logits = jax.eval_shape(lambda p, s, xb: forward(p, s, xb, train=False)[0], p1, state1, xb)
+    part("loss", spec.loss, logits, yb)
+    part("metric", spec.metric, logits, yb)
+    opt = jax.eval_shape(runtime.tx.init, p1)
+    part("optimizer", lambda g, o, p: runtime.tx.update(g, o, p), p1, opt, p1)
+    if spec.augment is not None:
+        part("augment", spec.augment, key, xb)
+    out["start"] = programs_lib.digest(runtime.start_program.lower(np.int32(spec.seed)))
+    i32 = jax.ShapeDtypeStruct((R,), np.int32)
+    params = _abstract(runtime.theta0_host)
+    masks = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, np.bool_), params)
+    states = None if runtime.state0 is None else _abstract(runtime.state0)
+    args = (params, masks, i32, np.int32(0), states, i32, i32, i32, None, i32)
+    out["states"] = programs_lib.digest(runtime.carry_program.lower(*args))
+    carry = jax.eval_shape(runtime.carry_program, *args)
+    G = runtime.group if runtime.mesh is None else R
+    group = jax.tree.map(lambda a: jax.ShapeDtypeStruct((G, *a.shape[1:]), a.dtype), carry)
+    n_chunks = spec.iterations // spec.eval_every
+    seg = segment_size(n_chunks, spec.checkpoints_per_round)
+    idx = jax.ShapeDtypeStruct((G, seg, spec.eval_every, spec.batch_size), np.int32)
+    out["round"] = programs_lib.digest(jax.jit(runtime.round_fn).lower(group, idx, _abstract(runtime.host_data)))
+    with checks.deferred():  # as rounds.build traces the masks program
+        return out | _masks_digests(runtime, params)
+
+
+def _masks_digests(runtime: Study, params: Any) -> dict[str, Any]:
+    spec = runtime.spec
+    B = spec.batch_size
+    x, y = runtime.host_data[0], runtime.host_data[1]
+    batch = (
+        jax.ShapeDtypeStruct((runtime.n_replicates, B, *x.shape[1:]), x.dtype),
+        jax.ShapeDtypeStruct((runtime.n_replicates, B, *y.shape[1:]), y.dtype),
     )
-    out = []
-    T = runtime.spec.iterations
-    for count in sorted({0, 1, runtime.spec.rewind_step, T // 4, T // 2, T - 1}):
-        state = advance_schedule(runtime.tx.init(params), count)
-        updates, _ = runtime.tx.update(grads, state, params)
-        leaves = [np.asarray(u, np.float64) for u in jax.tree.leaves(updates)]
-        out += [float(sum(np.abs(u).sum() for u in leaves)), float(sum(u.sum() for u in leaves))]
+    masks = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, np.bool_), params)
+    rewound = {k: params for k in sorted({p.rewind_step for p in runtime.plans})}
+    lineages = {p.name: (params, masks) for p in runtime.plans if p.lineage}
+    program = runtime.members_program
+    traced = members_lib.traced_round(runtime.plans, spec)
+    rounds = [np.int32(1)] if traced else list(range(1, spec.rounds + 1))
+    R = runtime.n_replicates
+    keys = jax.ShapeDtypeStruct((R,), KEY_DTYPE)
+    out: dict[str, Any] = {}
+    try:
+        lowered = [program.lower(r, params, rewound, params, lineages, params, batch) for r in rounds]
+        whole = [programs_lib.digest(w) for w in lowered]
+        out["masks"] = whole[0] if traced else whole
+        for plan in runtime.plans:  # each arm on its own, so that a mismatch names the arm
+            fn = jax.jit(members_lib.arm_fn(runtime, plan), static_argnums=() if traced else (0,))
+            parent = masks if plan.parent is not None else None
+            args = (keys, params, params, params, params, masks, parent, params, *batch)
+            each = [programs_lib.digest(fn.lower(r, *args)) for r in rounds]
+            out[f"arm {plan.name}"] = each[0] if traced else each
+    except _LOWERING_ERRORS:
+        runtime.host_masks = True
+        return {"host masks": _host_probes(runtime)}
     return out
 
 
-def _net_probe(runtime: Study) -> list[float]:
-    """The net's outputs (eval mode) for member 0's θ0 on the first 4 training examples."""
-    from funcnn import train
+def _host_probes(runtime: Study) -> list[str]:
+    """For arms that cannot be lowered: the SHA-256 of every arm's masks and weights, made on the
+    host for each round 1..rounds from a fixed context (θ0 for every weight, the first batches)."""
+    from funcnn.lottery import rounds as rounds_lib
 
-    params = _take(runtime.theta0, 0)
-    state = None if runtime.state0 is None else _take(runtime.state0, 0)
-    y = train.as_forward(runtime.net)(params, state, runtime.data[0][:4], train=False)[0]
-    return np.asarray(y, np.float64).ravel()[:64].tolist()
-
-
-def _augment_probe(runtime: Study) -> str:
-    """What the augmentation does: the SHA-256 of its output on the first 4 training examples, key 0."""
-    augment = runtime.spec.augment
-    assert augment is not None  # identity() asks only when there is one
-    return _sha256_tree(augment(jax.random.key(0), runtime.data[0][:4]))
-
-
-def _pattern(tree: Any, phase: float) -> Any:
-    """A fixed tree like `tree`: cos(i + phase) x 0.3 in each float leaf (its other leaves as they are),
-    so a probe depends on the tree's shapes only, not on θ0 or the seed."""
-    return jax.tree.map(
-        lambda p: (
-            (0.3 * jnp.cos(jnp.arange(p.size, dtype=jnp.float32) + phase)).reshape(p.shape).astype(p.dtype)
-            if jnp.issubdtype(p.dtype, jnp.floating)
-            else p
-        ),
-        tree,
-    )
-
-
-def _probe_context(runtime: Study) -> Context:
-    """A fixed round-1 context of member 0's shapes: weights of a fixed pattern (θ0 cos, trained
-    cos shifted, reinit sin), all-True masks, a parent mask of the larger half of the trained ones,
-    the first 8 training examples, a fixed key."""
-    like = _take(runtime.theta0, 0)
-    theta0, trained, reinit = _pattern(like, 0.0), _pattern(like, 1.0), _pattern(like, 2.0)
-    ones = prune.ones(like)
-    parent = prune.magnitude(trained, ones, 0.5, spec=runtime.spec_prunable)
-    x, y = runtime.data[0][:8], runtime.data[1][:8]
-    return Context(
-        1, jnp.int32(0), jax.random.key(7), theta0, theta0, reinit, trained, ones, parent,
-        trained, (x, y), runtime.eval_forward, runtime.spec.loss, runtime.spec_prunable, runtime.input_shape,
-    )  # fmt: skip
-
-
-def _arms_probe(runtime: Study) -> list[dict]:
-    """What each arm does: its choices, and the mask (SHA-256) and weights (sums) it makes on a fixed
-    context, so that an arm whose function changed under the same name is a different study."""
-    ctx = _probe_context(runtime)
+    theta0 = runtime.theta0_host
+    ones = jax.tree.map(lambda a: np.ones(np.shape(a), bool), theta0)
+    rewinds = {k: {"params": theta0} for k in {p.rewind_step for p in runtime.plans}}
+    lineages = {p.name: (theta0, ones) for p in runtime.plans if p.lineage}
     out = []
-    for plan in runtime.plans:
-        pctx = ctx._replace(parent_masks=None) if plan.lineage else ctx
-        if plan.legacy is not None:
-            params, mask = plan.legacy(ctx.theta_rewind, ctx.theta_reinit, ctx.parent_masks, jax.random.key(7))
-        elif plan.fn is not None:
-            params, mask = plan.fn(pctx)
-        else:
-            mask = ctx.parent_masks if plan.mask_fn is None else plan.mask_fn(pctx)
-            params = {"rewind": ctx.theta_rewind, "trained": ctx.trained, "init": ctx.theta0}.get(
-                plan.weights, ctx.theta_reinit
-            )
-        params = prune.rewind(params, mask)
-        leaves = [np.asarray(a, np.float64) for a in jax.tree.leaves(params) if jnp.issubdtype(a.dtype, jnp.floating)]
-        out.append(
-            {
-                "name": plan.name,
-                "lineage": plan.lineage,
-                "parent": plan.parent,
-                "rewind_step": plan.rewind_step,
-                "weights": plan.weights,
-                "schedule": plan.schedule,
-                "mask": _sha256_tree(mask),
-                "params": [float(sum(a.sum() for a in leaves)), float(sum(np.abs(a).sum() for a in leaves))],
-            }
-        )
-    return out
-
-
-def _loss_probe(runtime: Study) -> list[float]:
-    """What the loss and the metric compute: their values (and the loss's gradient's sums) on fixed
-    logits of the net's output shape for the first 8 training labels, and on those logits x 3."""
-    y = runtime.data[1][:8]
-    shape = jax.eval_shape(runtime.eval_forward, _take(runtime.theta0, 0), runtime.data[0][:8]).shape
-    logits = (jnp.cos(jnp.arange(int(np.prod(shape)), dtype=jnp.float32)) * 2.0).reshape(shape)
-    out = []
-    for z in (logits, 3.0 * logits):
-        value, g = jax.value_and_grad(lambda z: runtime.spec.loss(z, y))(z)
-        out += [float(value), float(jnp.sum(g)), float(jnp.sum(jnp.abs(g))), float(runtime.spec.metric(z, y))]
+    for r in range(1, runtime.spec.rounds + 1):
+        params, masks = rounds_lib.host_members(runtime, r, lineages, rewinds, theta0)
+        out.append(_sha256_tree((params, masks)))
     return out
 
 
 def identity(runtime: Study, describe: dict) -> dict:
-    """Everything that changes a study's results, as JSON: its fields, the param tree (names, shapes,
-    dtypes), the prunable leaves, fingerprints of θ0 (and the reinit draw) and of the data, and what
-    the net and the optimizer compute on fixed probes (and the augmentation, where the spec has one).
+    """What a study is, as JSON: its version (2), the jax/jaxlib/funcnn versions that lowered it, its
+    fields, the param tree (names, shapes, dtypes), the prunable leaves, the arms resolved, SHA-256
+    digests of θ0 (and the reinit draw) and of the data, and `program_digests`.
 
     runtime: the study made ready (`Study(spec)`); describe: its fields as JSON (`Spec.describe()`,
     or a Config's `to_json()`). `run` stores it as a run folder's identity.json (`check_identity`).
@@ -161,102 +200,127 @@ def identity(runtime: Study, describe: dict) -> dict:
         >>> spec = Spec(net, optax.adam(1e-2), train=(x, y), n_val=16, iterations=20, batch_size=8, eval_every=10,
         ...             seeds=2)
         >>> ident = identity(Study(spec, progress=False), spec.describe())
-        >>> sorted(ident)
-        ['arms', 'data', 'label', 'loss', 'net', 'optimizer', 'params', 'prunable', 'study', 'theta0']
-        >>> ident["params"]
-        ['dense_0/b: float32[8]', 'dense_0/w: float32[4, 8]', 'dense_2/b: float32[2]', 'dense_2/w: float32[8, 2]']
-        >>> ident["prunable"], ident["study"]["rate"], len(ident["theta0"])  # θ0 by its SHA-256
-        (['dense_0/w', 'dense_2/w'], 0.2, 64)
+        >>> ident["version"], ident["params"]
+        (2, ['dense_0/b: float32[8]', 'dense_0/w: float32[4, 8]', 'dense_2/b: float32[2]', 'dense_2/w: float32[8, 2]'])
+        >>> sorted(ident["programs"])  # a digest of each program, each arm's on its own too
+        ['arm random', 'arm reinit', 'arm ticket', 'loss', 'masks', 'metric', 'net (evaluation mode)',
+         'net (training mode)', 'optimizer', 'round', 'start', 'states']
     """
-    member0 = _take(runtime.theta0, 0)
-    augment = {} if runtime.spec.augment is None else {"augment": _augment_probe(runtime)}
+    member0 = jax.tree.map(lambda a: a[0], runtime.theta0_host)
     return {
-        "study": describe,
+        "version": VERSION,
+        "versions": _versions(),
+        "study": {k: v for k, v in describe.items() if k not in _BY_PROGRAM},
         "params": [
-            f"{prune.path_name(p)}: {leaf.dtype}{list(leaf.shape)}"
+            f"{prune.path_name(p)}: {np.asarray(leaf).dtype}{list(np.shape(leaf))}"
             for p, leaf in jax.tree_util.tree_leaves_with_path(member0)
         ],
         "prunable": [prune.path_name(p) for p, s in jax.tree_util.tree_leaves_with_path(runtime.spec_prunable) if s],
-        "theta0": _sha256_tree((runtime.theta0, runtime.theta0_reinit)),
-        "data": _sha256_tree(runtime.data),
-        "net": _net_probe(runtime),
-        "optimizer": _optimizer_probe(runtime),
+        "arms": [
+            {f: getattr(p, f) for f in ("name", "lineage", "parent", "rewind_step", "weights", "schedule", "builtin")}
+            for p in runtime.plans
+        ],
+        "dense_run": runtime.dense_run,
+        "theta0": _sha256_tree((runtime.theta0_host, jax.tree.map(np.asarray, runtime.theta0_reinit))),
+        "data": _sha256_tree(runtime.host_data),
         "label": runtime.spec.label,
-        **augment,  # only where there is one: older run folders stay resumable
-        "arms": _arms_probe(runtime),
-        "loss": _loss_probe(runtime),
+        "programs": program_digests(runtime),
     }
 
+
+# Fields identified by their programs, not their names (a renamed loss computes the same).
+_BY_PROGRAM = ("loss", "metric", "augment")
 
 _EXPLAIN = {
     "study": "the study's fields",
     "params": "the param tree (names, shapes or dtypes)",
     "prunable": "which leaves are prunable",
+    "arms": "the arms",
+    "dense_run": "whether the study trains a dense run",
     "theta0": "θ0 (the initial weights)",
     "data": "the data",
-    "net": "the network (its outputs on a probe batch)",
-    "optimizer": "the optimizer (its updates on a probe)",
     "label": "the label",
-    "augment": "the augmentation (its output on a probe batch)",
-    "arms": "the arms (what each does on a probe: its mask and weights)",
-    "loss": "the loss or the metric (their values on a probe batch)",
 }
-# Keys added after run folders were first written: checked only where the stored identity has them.
-_NEWER = ("arms", "loss")
-# Rounds may grow: a finished study given more rounds resumes its committed rounds.
+_PROGRAMS = {
+    "net (training mode)": "the net in training mode",
+    "net (evaluation mode)": "the net in evaluation mode",
+    "loss": "the loss",
+    "metric": "the metric",
+    "optimizer": "the optimizer (its update, and its schedule at every step)",
+    "augment": "the augmentation",
+    "start": "the start program (θ0's initializer, the reinit draw, the batch orders or the validation split)",
+    "states": "the members' starting states (the optimizer's state, model state)",
+    "round": "the round program (training and evaluation)",
+    "masks": "the masks program (what an arm or a pruner does)",
+    "host masks": "what an arm or a pruner does (probed on the host)",
+}
+# A study may grow: more rounds resume the committed ones.
 _GROWS = ("rounds",)
 
 
 def _study_fields_differ(old: dict, new: dict) -> list[str]:
-    """The fields that differ, but `rounds` (a study may grow) and a `sparsities` list that extends
-    the stored one."""
+    """The fields that differ, but `rounds` (a study may grow or stop earlier) and a `sparsities`
+    list that extends the stored one."""
     out = []
     for f in sorted(set(old) | set(new)):
         a, b = old.get(f), new.get(f)
         if a == b or f in _GROWS:
             continue
-        if f == "sparsities" and isinstance(a, list) and isinstance(b, list) and b[: len(a)] == a:
+        if f == "sparsities" and isinstance(a, list) and isinstance(b, list) and (b[: len(a)] == a or a[: len(b)] == b):
             continue
         out.append(f)
     return out
 
 
-def _same_arms(old: Any, new: list) -> bool:
-    if not isinstance(old, list) or len(old) != len(new):
-        return False
-    return not _arm_diffs(old, new)
+def _per_round_same(old: Any, new: Any) -> bool:
+    """Per-round digests (lists) match on the rounds both know; single digests must be equal."""
+    if isinstance(old, list) and isinstance(new, list):
+        n = min(len(old), len(new))
+        return old[:n] == new[:n]
+    return old == new
 
 
-def _arm_diffs(old: list, new: list) -> list[str]:
+def _program_diffs(old: dict, new: dict) -> list[str]:
     out = []
-    olds = {a.get("name"): a for a in old}
-    for a in new:
-        b = olds.get(a["name"])
-        if b is None:
-            out.append(f"arm {a['name']!r} is new")
+    arms = [k for k in dict.fromkeys([*old, *new]) if k.startswith("arm ")]
+    for name in [*_PROGRAMS, *arms]:
+        a, b = old.get(name), new.get(name)
+        if a is None and b is None:
             continue
-        for f, v in a.items():
-            w = b.get(f)
-            same = np.allclose(w, v, rtol=1e-4, atol=1e-7) if f == "params" and w is not None else w == v
-            if not same:
-                out.append(f"arm {a['name']!r}: {f} (stored {w!r}, now {v!r})")
-    out += [f"arm {n!r} is gone" for n in olds if n not in {a["name"] for a in new}]
-    return out
+        what = _PROGRAMS.get(name) or f"arm '{name[4:]}' (what it does: its mask and weights)"
+        if a is None or b is None:
+            out.append(f"{what} is {'new' if a is None else 'gone'}")
+        elif not _per_round_same(a, b):
+            if isinstance(a, list) and isinstance(b, list):
+                first = next(i for i, (u, v) in enumerate(zip(a, b, strict=False)) if u != v)
+                out.append(f"{what} differs from round {first + 1} on")
+            else:
+                out.append(f"{what} differs")
+    # The parts explain the whole: the round program differs whenever the net does, and the masks
+    # program whenever an arm does, so the whole is named only when no part explains it.
+    wholes = ("the round program", "the start program", "the members'", "the masks program")
+    smaller = [d for d in out if not d.startswith(wholes)]
+    return smaller or out
 
 
-def check_identity(out: Path, ident: dict) -> None:
+def check_identity(out: Path, ident: dict, *, allow_version_change: bool = False) -> int:
     """Write `ident` (an `identity`) as `out/identity.json`, or, if the folder has one, check that it
-    is the same study: a ValueError names what differs (the fields one by one), so a run folder is
-    never resumed with another study. The net's and the optimizer's probes match to rtol 1e-4.
+    is the same study: a ValueError names each part that differs, so a run folder is never resumed
+    with another study. Returns the number of rounds the stored study has (0 for a new folder).
+
+    A folder written under identity v1 is refused (its study cannot be compared). Where only program
+    digests differ and the stored ones were lowered by another jax or jaxlib version, the error says
+    so; `allow_version_change=True` then accepts the folder and records the new digests and versions.
 
     Example:
         >>> import tempfile
         >>> from pathlib import Path
         >>> from funcnn.lottery.identity import check_identity
+        >>> ident = {"version": 2, "study": {"rate": 0.2, "rounds": 3}, "label": ""}
         >>> with tempfile.TemporaryDirectory() as d:
-        ...     check_identity(Path(d), {"study": {"rate": 0.2}, "label": ""})  # writes identity.json
-        ...     check_identity(Path(d), {"study": {"rate": 0.2}, "label": ""})  # the same study: fine
-        ...     check_identity(Path(d), {"study": {"rate": 0.5}, "label": ""})
+        ...     new = check_identity(Path(d), ident)  # writes identity.json: a new folder, 0 rounds stored
+        ...     same = check_identity(Path(d), ident)  # the same study: fine, 3 rounds stored
+        ...     check_identity(Path(d), {**ident, "study": {"rate": 0.5, "rounds": 3}})
         Traceback (most recent call last):
         ...
         ValueError: run folder ... holds a different study, ...: rate (stored 0.2, now 0.5). ...
@@ -264,30 +328,30 @@ def check_identity(out: Path, ident: dict) -> None:
     path = out / "identity.json"
     if not path.exists():
         io.atomic_write_json(path, ident)
-        return
+        return 0
     try:
         stored = json.loads(path.read_text())
     except ValueError:
         raise ValueError(
             f"run folder {out}: identity.json is unreadable; delete the folder or choose another out"
         ) from None
+    if stored.get("version") != VERSION:
+        raise ValueError(
+            f"run folder {out} holds a study identified by identity v{stored.get('version', 1)} (an earlier "
+            f"funcnn, before studies were identified by their compiled programs); this funcnn identifies studies "
+            f"by identity v{VERSION} and never resumes an older folder by guess. Its results stay readable "
+            "(lottery.load_report); choose another out folder, or delete this one to start over."
+        )
     ident = json.loads(json.dumps(ident))  # the same JSON round trip as the stored copy
-    diffs = []
+    diffs: list[str] = []
     params_differ = stored.get("params") != ident.get("params")
     for k, v in ident.items():
+        if k in ("version", "versions", "programs"):
+            continue
         old = stored.get(k)
-        if k in _NEWER and k not in stored:
-            continue  # a run folder written before this key existed
-        if params_differ and k in ("net", "optimizer", "theta0", "arms", "loss"):
-            continue  # these follow from the param tree's shapes: reported once, as the params
-        if k in ("net", "optimizer", "loss"):
-            same = old is not None and len(old) == len(v) and np.allclose(old, v, rtol=1e-4, atol=1e-7)
-        elif k == "arms":
-            same = _same_arms(old, v)
-        elif k == "study" and isinstance(old, dict):
-            same = _study_fields_differ(old, v) == []
-        else:
-            same = old == v
+        if params_differ and k in ("theta0",):
+            continue  # follows from the param tree's shapes: reported once, as the params
+        same = _study_fields_differ(old, v) == [] if k == "study" and isinstance(old, dict) else old == v
         if not same:
             detail = ""
             if k == "study" and isinstance(old, dict):
@@ -297,18 +361,42 @@ def check_identity(out: Path, ident: dict) -> None:
             elif k == "params" and isinstance(old, list):
                 gone, new = sorted(set(old) - set(v)), sorted(set(v) - set(old))
                 detail = f": stored {', '.join(gone)[:300]}; now {', '.join(new)[:300]}"
-            elif k == "arms" and isinstance(old, list):
-                detail = ": " + ", ".join(_arm_diffs(old, v))
-            diffs.append(f"{_EXPLAIN[k]} differ{detail}")
-    if (
-        not diffs
-        and isinstance(stored.get("study"), dict)
-        and any(ident["study"].get(f, 0) > stored["study"].get(f, 0) for f in _GROWS if f in ident["study"])
-    ):
-        io.atomic_write_json(path, {**stored, "study": ident["study"]})  # more rounds: the study grew
+            diffs.append(f"{_EXPLAIN.get(k, k)} differ{detail}")
+    program_diffs = [] if params_differ else _program_diffs(stored.get("programs", {}), ident.get("programs", {}))
+    versions_now, versions_then = ident.get("versions", {}), stored.get("versions", {})
+    other_lowering = {k: (versions_then.get(k), versions_now.get(k)) for k in ("jax", "jaxlib")}
+    moved = {k: v for k, v in other_lowering.items() if v[0] != v[1]}
+    if program_diffs and moved and not diffs and allow_version_change:
+        io.atomic_write_json(path, {**stored, "programs": ident["programs"], "versions": versions_now})
+        program_diffs = []
+    if program_diffs:
+        note = ""
+        if moved:
+            was = ", ".join(f"{k} {a}" for k, (a, _) in moved.items())
+            now = ", ".join(f"{k} {b}" for k, (_, b) in moved.items())
+            note = (
+                f" (these programs were lowered by {was} and now by {now}: another version may lower the same "
+                "study differently; if you know the study is the same, pass allow_version_change=True)"
+            )
+        diffs += [d + note if i == len(program_diffs) - 1 else d for i, d in enumerate(program_diffs)]
     if diffs:
         raise ValueError(
             f"run folder {out} holds a different study, so it will not be resumed: "
             + "; ".join(diffs)
             + ". Choose another out folder, or delete this one to start over."
         )
+    stored_study = stored.get("study", {}) if isinstance(stored.get("study"), dict) else {}
+    grown = any(ident.get("study", {}).get(f, 0) > stored_study.get(f, 0) for f in _GROWS)
+    longer = {
+        k: v
+        for k, v in ident.get("programs", {}).items()
+        if isinstance(v, list) and len(v) > len(stored.get("programs", {}).get(k, []))
+    }
+    if grown or longer:  # more rounds: the study grew
+        study = {**stored_study, **{f: max(ident["study"].get(f, 0), stored_study.get(f, 0)) for f in _GROWS}}
+        programs = {**stored.get("programs", {}), **longer}
+        sparsities = ident.get("study", {}).get("sparsities")
+        if isinstance(sparsities, list) and len(sparsities) > len(stored_study.get("sparsities") or []):
+            study["sparsities"] = sparsities
+        io.atomic_write_json(path, {**stored, "study": study, "programs": programs})
+    return int(stored_study.get("rounds", 0))

@@ -58,8 +58,9 @@ class Plan(NamedTuple):
     lineage; None for an offshoot without a parent). mask_fn(ctx) -> masks (None: the parent's mask).
     fn(ctx) -> (params, masks) replaces mask and weights; legacy: yesterday's 4-argument function.
     legacy_key: the built-in 'random' arm keeps the key it always had (so older run folders resume).
-    at_init: its mask needs no trained weights. compiled: its mask is made by a compiled program,
-    the same for every round (a built-in pruner).
+    at_init: its mask needs no trained weights. compiled: its mask reads the round only as an array,
+    so one compiled program serves every round (a built-in pruner). builtin: 'random' for the built-in
+    random-pruning control (the study's `random_fn`: the ticket's count per leaf, or per unit).
     """
 
     name: str
@@ -75,6 +76,7 @@ class Plan(NamedTuple):
     legacy_key: bool
     at_init: bool
     compiled: bool = False
+    builtin: str | None = None
 
 
 def _positional(fn: Callable[..., Any]) -> int | None:
@@ -86,7 +88,7 @@ def _positional(fn: Callable[..., Any]) -> int | None:
     return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
-def _as_arm(a: str | Arm, random_fn: ArmFn | None) -> tuple[Arm, bool]:
+def _as_arm(a: str | Arm) -> tuple[Arm, bool]:
     if isinstance(a, Arm):
         return a, False
     if a == "ticket":
@@ -94,7 +96,7 @@ def _as_arm(a: str | Arm, random_fn: ArmFn | None) -> tuple[Arm, bool]:
     if a == "reinit":
         return Arm("reinit", reinit), False
     if a == "random":
-        return Arm("random", random_fn if random_fn is not None else _no_random), True
+        return Arm("random", _no_random), True
     if isinstance(a, str) and a in NAMED:
         return NAMED[a](), False
     raise ValueError(f"arms must be names in {BUILT_IN + tuple(NAMED)} or Arm objects, got {a!r}")
@@ -104,22 +106,15 @@ def _no_random(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax
     raise ValueError("the 'random' arm needs the study's prunable leaves (resolve it through lottery.Study)")
 
 
-def resolve(
-    arms: Iterable[str | Arm],
-    spec_rewind_step: int = 0,
-    *,
-    default_pruner: Callable[[Context], Masks] | None = None,
-    random_fn: ArmFn | None = None,
-) -> tuple[Plan, ...]:
+def resolve(arms: Iterable[str | Arm], spec_rewind_step: int = 0) -> tuple[Plan, ...]:
     """Plans from arm names and `Arm`s, checked: distinct names usable as file names, parents that are
-    earlier arms, known weights and schedules, and no offshoot identical to its parent.
-
-    default_pruner(ctx): how a lineage without a pruner prunes (the Spec's fields); random_fn: the
-    built-in 'random' arm's function (the ticket's count per leaf, or per unit with a structure).
+    earlier arms, known weights and schedules, and no offshoot identical to its parent. A lineage
+    without a pruner prunes as the Spec's fields say (its `mask_fn` is None); the built-in 'random'
+    arm is marked `builtin='random'` (the study supplies its function).
     """
     plans: list[Plan] = []
     for given in arms:
-        arm, legacy_key = _as_arm(given, random_fn)
+        arm, legacy_key = _as_arm(given)
         name = arm.name
         where = f"arms: Arm {name!r}"
         if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
@@ -167,8 +162,6 @@ def resolve(
         else:
             k = spec_rewind_step
         mask_fn = None if pruner is None else (pruner.fn if isinstance(pruner, pruners_lib.Pruner) else pruner)
-        if arm.lineage and mask_fn is None:
-            mask_fn = default_pruner
         at_init_mask = isinstance(pruner, pruners_lib.Pruner) and pruner.at_init
         plans.append(
             Plan(
@@ -181,16 +174,23 @@ def resolve(
                 schedule=arm.schedule,
                 mask_fn=mask_fn,
                 fn=arm.fn if n_pos == 1 else None,
-                legacy=arm.fn if n_pos == 4 else None,
+                legacy=arm.fn if n_pos == 4 and not legacy_key else None,
                 legacy_key=legacy_key,
                 at_init=at_init_mask,
-                compiled=isinstance(pruner, pruners_lib.Pruner) and pruner.compiled and arm.fn is None,
+                compiled=(isinstance(pruner, pruners_lib.Pruner) and pruner.compiled and arm.fn is None)
+                or legacy_key
+                or (arm.fn is not None and arm.fn in _COMPILED_FNS),
+                builtin="random" if legacy_key else None,
             )
         )
     names = [p.name for p in plans]
     if not plans or len(set(names)) != len(names):
         raise ValueError(f"arms must be one or more arms with distinct names, got arms={names}")
     return tuple(plans)
+
+
+# Built-in arm functions that read nothing of the round (so they compile once for every round).
+_COMPILED_FNS = (reinit,)
 
 
 def arm_key(base: jax.Array, plan: Plan) -> jax.Array:
@@ -207,6 +207,7 @@ def needs_dense_run(plans: tuple[Plan, ...]) -> bool:
         p.lineage
         or p.weights == "trained"
         or p.legacy is not None
+        or p.builtin is not None
         or p.fn is not None
         or (p.mask_fn is not None and not p.at_init)
         for p in plans

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from funcnn import cpu, losses, train
+from funcnn import cpu, interpolation, losses, train
 
 __all__ = ["Carry", "RoundProgram", "end_names", "make_round_program", "metric_names", "start_carry"]
 
@@ -32,7 +32,9 @@ RoundProgram = Callable[[Any, jax.Array, Any], tuple[Any, tuple[dict[str, jax.Ar
 class Carry(NamedTuple):
     """What a member carries through a round: its TrainState, and the params and model state of its
     best validation loss so far (strictly lower wins, so the first minimum is kept, like argmin),
-    that loss and the index of its chunk (-1 before any), and the chunks done.
+    that loss and the index of its chunk (-1 before any), the chunks done, and the steps it still
+    waits before its first one (0 for a member that trains from the call's first step: members of
+    several starts share a call, the later ones idle, their curves NaN, until their start).
 
     In a population every leaf has a leading member axis P (`start_carry` builds one).
 
@@ -43,7 +45,7 @@ class Carry(NamedTuple):
         >>> from funcnn.lottery.program import Carry, start_carry
         >>> carry = start_carry(train.init_state({"w": jnp.ones(3)}, optax.sgd(0.1)))
         >>> Carry._fields
-        ('state', 'best_params', 'best_model_state', 'best_loss', 'best_chunk', 'chunk')
+        ('state', 'best_params', 'best_model_state', 'best_loss', 'best_chunk', 'chunk', 'wait')
         >>> float(carry.best_loss), int(carry.best_chunk), int(carry.chunk)  # no validation yet
         (inf, -1, 0)
     """
@@ -54,13 +56,15 @@ class Carry(NamedTuple):
     best_loss: jax.Array
     best_chunk: jax.Array
     chunk: jax.Array
+    wait: jax.Array
 
 
-def start_carry(state: train.TrainState) -> Carry:
+def start_carry(state: train.TrainState, wait: Any = None) -> Carry:
     """A member's carry at the start of a round (works on a population: leaves keep their axes).
 
-    The best params start as the state's own, with best_loss +inf, best_chunk -1 and chunk 0, each
-    of shape `state.step.shape` (`()` for one member, `(P,)` for a population).
+    The best params start as the state's own, with best_loss +inf, best_chunk -1, chunk 0 and wait
+    (steps before the member's first; default 0), each of shape `state.step.shape` (`()` for one
+    member, `(P,)` for a population).
 
     Example:
         >>> import jax
@@ -82,6 +86,7 @@ def start_carry(state: train.TrainState) -> Carry:
         jnp.full(lead, jnp.inf, jnp.float32),
         jnp.full(lead, -1, jnp.int32),
         jnp.zeros(lead, jnp.int32),
+        jnp.zeros(lead, jnp.int32) if wait is None else jnp.asarray(wait, jnp.int32).reshape(lead),
     )
 
 
@@ -122,6 +127,8 @@ def make_round_program(
     test_curve: bool = False,
     unroll: int = 1,
     augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    statistics_batches: int = 0,
+    waits: bool = False,
 ) -> RoundProgram:
     """Build `program(carry, idx, data) -> (carry, (curves, ends))`, one program for all members.
 
@@ -153,6 +160,11 @@ def make_round_program(
       launch-bound loops).
     - augment(key, x) -> x': a keyed transform of each training batch (e.g. `funcnn.cifar10.augment`),
       drawn from each member's step key (`train.make_train_step`); evaluation never augments.
+    - statistics_batches: K > 0 recomputes a stateful net's running statistics from the chunk's first K
+      training batches (`interpolation.recompute_statistics`) after every chunk, before its evaluation;
+      they go on as the member's running statistics. 0 evaluates with the running averages as trained.
+    - waits: whether members may wait for a later start (`Carry.wait` > 0): their chunks before it are
+      skipped (one member at a time) or discarded (vmapped) and their curves are NaN there.
 
     Arguments of `program(carry, idx, data)`:
 
@@ -211,9 +223,26 @@ def make_round_program(
                 s, m = step(s, (x[i], y[i]))
                 return s, m["loss"]
 
-            s, batch_losses = jax.lax.scan(body, c.state, idx_chunk, unroll=unroll)
+            def train_chunk(state: train.TrainState) -> tuple[train.TrainState, jax.Array]:
+                stepped, batch_losses = jax.lax.scan(body, state, idx_chunk, unroll=unroll)
+                if statistics_batches and stepped.model_state is not None:  # statistics follow the weights
+                    stats = interpolation.recompute_statistics(
+                        net, stepped.params, stepped.model_state, x, idx_chunk[:statistics_batches]
+                    )
+                    stepped = stepped._replace(model_state=stats)
+                return stepped, batch_losses
+
+            active = c.wait <= 0
+            if waits:
+                # A member that waits (a later start) keeps its state; starts are whole chunks apart. One
+                # member at a time the chunk is skipped (a cond); vmapped, computed and discarded (a select).
+                losses_like = jax.eval_shape(train_chunk, c.state)[1]
+                idle = lambda state: (state, jnp.zeros(losses_like.shape, losses_like.dtype))
+                s, batch_losses = jax.lax.cond(active, train_chunk, idle, c.state)
+            else:
+                s, batch_losses = train_chunk(c.state)
             v = evaluate(s.params, xv, yv, s.model_state)
-            better = v["loss"] < c.best_loss
+            better = (active & (v["loss"] < c.best_loss)) if waits else v["loss"] < c.best_loss
             pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)
             c = Carry(
                 s,
@@ -222,17 +251,24 @@ def make_round_program(
                 jnp.where(better, v["loss"], c.best_loss),
                 jnp.where(better, c.chunk, c.best_chunk),
                 c.chunk + 1,
+                c.wait - idx_chunk.shape[0],
             )
+            nan = jnp.float32(jnp.nan)
             values = [jnp.mean(batch_losses), v["loss"], v["accuracy"]]
             if test_curve:
                 t = evaluate(s.params, xt, yt, s.model_state)
                 values += [t["loss"], t["accuracy"]]
+            if waits:
+                values = [jnp.where(active, val, nan) for val in values]
             return c, dict(zip(names, values, strict=True))
 
         carry, curves = jax.lax.scan(chunk_fn, carry, idx)
         t = evaluate(carry.state.params, xt, yt, carry.state.model_state)
         b = evaluate(carry.best_params, xt, yt, carry.best_model_state)
-        ends = dict(zip(end_names(metric_name), (t["loss"], t["accuracy"], b["loss"], b["accuracy"]), strict=True))
+        values = [t["loss"], t["accuracy"], b["loss"], b["accuracy"]]
+        if waits:  # test evaluations of a member that has not trained yet are NaN
+            values = [jnp.where(carry.wait < 0, v, jnp.nan) for v in values]
+        ends = dict(zip(end_names(metric_name), values, strict=True))
         return carry, (curves, ends)
 
     def program(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:

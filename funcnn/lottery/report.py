@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
+import jax
 import numpy as np
 
 from funcnn import io
+from funcnn.prune.masks import path_name
 
-__all__ = ["aggregate", "load_curves", "summaries", "summary_table"]
+__all__ = ["aggregate", "densities", "load_curves", "summaries", "summary_table"]
 
 SUMMARY_FIELDS = ("final_test", "best_test", "early_stop_iteration", "early_stop_test")
 
@@ -59,6 +62,32 @@ def summaries(
         f"early_stop_test_{m}": at_stop.tolist(),
         "final_val_loss": val_loss[:, -1].tolist(),
     }
+
+
+def densities(masks: Any, spec: Any) -> dict[str, np.ndarray]:
+    """Each member's remaining fraction of every prunable leaf (by path name) and 'total' (P_m), on the
+    host in float64: masks with a leading member axis, spec the prunable leaves (Python bools).
+
+    Example:
+        >>> import numpy as np
+        >>> from funcnn.lottery.report import densities
+        >>> masks = {"w": np.array([[[True, False], [False, False]]] * 2), "b": np.ones((2, 2), bool)}
+        >>> {k: v.tolist() for k, v in densities(masks, {"w": True, "b": False}).items()}
+        {'w': [0.25, 0.25], 'total': [0.25, 0.25]}
+    """
+    out: dict[str, np.ndarray] = {}
+    alive, size = 0, 0
+    for (path, m), s in zip(jax.tree_util.tree_leaves_with_path(masks), jax.tree.leaves(spec), strict=True):
+        if s:
+            m = np.asarray(m).reshape(np.shape(m)[0], -1)
+            n = m.sum(axis=1)
+            name = path_name(path)
+            if name in out:
+                raise ValueError(f"densities: two prunable leaves are named '{name}'; rename one of them")
+            out[name] = n / m.shape[1]
+            alive, size = alive + n, size + m.shape[1]
+    out["total"] = np.asarray(alive / size, np.float64)
+    return out
 
 
 def _summary_keys(rec: dict) -> list[str]:
@@ -213,6 +242,9 @@ def summary_table(report: dict) -> str:
                     cells.append(f"{'-':>{w}}")
             stop = f"{t['early_stop_iteration_mean']:{stop_w}.0f}" if t is not None else f"{'-':>{stop_w}}"
             lines.append(f"{rnd:>5} {level:7.2f} " + " ".join(cells) + f" {stop}")
+    k = report["rounds"][0].get("statistics_batches") if report.get("rounds") else None
+    if k:
+        lines.append(f"(running statistics recomputed from {k} training batches before every evaluation)")
     return "\n".join(lines)
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from funcnn import distributed, io
@@ -84,7 +83,7 @@ class RoundResult(NamedTuple):
 def run_chunks(
     study: Any,
     carry: Carry,
-    idx: jax.Array,
+    idx: Any,
     desc: str,
     *,
     checkpoint: Path | None = None,
@@ -105,11 +104,14 @@ def run_chunks(
         resumed = _load_progress(checkpoint, carry)
         if resumed is not None:
             carry, curves, ends, done, failed, snapshot = resumed
+    host = lambda tree: jax.tree.map(np.asarray, distributed.gather(tree))
     if study.mesh is not None:
         # Pad the population to a multiple of the device count; the copies are dropped below.
         n_pad = distributed.padded_size(n, study.mesh)
         carry = distributed.put_population(distributed.pad_population(carry, n_pad), study.mesh)
         idx = distributed.pad_population(idx, n_pad)
+    else:
+        carry = host(carry)
     if study.progress:
         from tqdm.auto import tqdm
 
@@ -127,11 +129,14 @@ def run_chunks(
         seg_idx = idx[:, done:end]
         if study.mesh is not None:
             seg_idx = distributed.put_population(seg_idx, study.mesh)
-        carry, (seg, seg_ends) = study.program(carry, seg_idx, study.program_data)
-        seg, seg_ends = distributed.gather((seg, seg_ends))
+        carry, (seg, seg_ends) = study.call_program(carry, seg_idx)
+        seg, seg_ends = host((seg, seg_ends))
         seg = np.stack([seg[k][:n] for k in study.metric_names], axis=-1)
         seg_ends = np.stack([seg_ends[k][:n] for k in study.end_names], axis=-1)[:, None, :]
-        bad = ~np.isfinite(seg[..., 0])
+        # A chunk before a member's start (it waits: a later start) is NaN by design, not a failure.
+        k = end - done
+        waited = np.asarray(host(carry.wait))[:n, None] + study.spec.eval_every * (k - np.arange(k))[None] > 0
+        bad = ~np.isfinite(seg[..., 0]) & ~waited
         for member, chunk in np.argwhere(bad):
             if int(member) in failed:
                 continue
@@ -145,11 +150,11 @@ def run_chunks(
         if done == snapshot_chunk:  # the params to score for the next round's mask (spec.score_step)
             snapshot = jax.tree.map(lambda a: np.asarray(a)[:n], distributed.gather(carry.state.params))
         if checkpoint is not None and done < idx.shape[1]:
-            host = jax.tree.map(lambda a: a[:n], distributed.gather(carry))
+            kept = jax.tree.map(lambda a: np.asarray(a)[:n], distributed.gather(carry))
             if distributed.is_writer():
                 save_progress(
                     checkpoint,
-                    host,
+                    kept,
                     np.concatenate(curves, axis=1),
                     done,
                     sorted(failed),
@@ -161,9 +166,7 @@ def run_chunks(
             bar.set_postfix(test=f"{np.nanmean(seg_ends[:, -1, 1]):.3f}")
     if bar is not None:
         bar.close()
-    carry = jax.tree.map(lambda a: jnp.asarray(a[:n]), distributed.gather(carry))
-    if snapshot is not None:
-        snapshot = jax.tree.map(jnp.asarray, snapshot)
+    carry = jax.tree.map(lambda a: np.asarray(a)[:n], distributed.gather(carry))
     return RoundResult(carry, np.concatenate(curves, axis=1), np.concatenate(ends, axis=1), sorted(failed), snapshot)
 
 

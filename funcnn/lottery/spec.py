@@ -38,6 +38,7 @@ NEW_FIELD_DEFAULTS = {
     "score_step": None,
     "structure": None,
     "augment": None,
+    "recompute_statistics": None,
 }
 
 
@@ -63,14 +64,18 @@ class Spec:
       sparsities per round (len == rounds) instead of `rate`, each leaf pruned to that fraction.
     structure: None (prune single weights by magnitude) or 'unit' (structured pruning, `prune.structured`
       with L1 norms: whole hidden units of Dense layers and output channels of convolutions, the
-      slices along each prunable leaf's last axis; 'channel' is a synonym). `rate`, `layer_rates`,
+      slices along each prunable leaf's unit axis: the last for funcnn's own layers (w (in, out),
+      kernels (kh, kw, in, out)), and for other nets the axis the net's `unit_layout` declares or,
+      where none does, the one probed from its program (the axis a dot or convolution keeps as its
+      output); 'channel' is a synonym). `rate`, `layer_rates`,
       `sparsities` and `pruning` then count units, `scope` is 'layer' or 'global', the output layer
       (`output_layer`) is never pruned (its units are the classes; a `layer_rates` entry for it is
       ignored), and the 'random' arm keeps as many random whole units per leaf
       (`prune.structured_random_like`).
-    prunable(path_name, leaf) -> bool picks the prunable leaves (default ndim > 1: weights, not
-      biases). score_step: score the next round's mask on the ticket's weights at this iteration
-      (the MNIST-1D notebook's step-1000 checkpoint) instead of its final ones. batch_order
+    prunable(path_name, leaf) -> bool picks the prunable leaves (default `prune.prunable`'s: weight
+      matrices and kernels, not biases). score_step: score the next round's mask on the ticket's
+      weights at this iteration (the MNIST-1D notebook's step-1000 checkpoint) instead of its final
+      ones. batch_order
       'shuffled' (a seeded shuffle per seed and epoch) or 'sequential' (step t takes examples
       t*B mod n onwards, the same for every seed). rewind_step: k for late rewinding;
       rewind_optimizer: also restore the optimizer state saved at k (default: a fresh one).
@@ -89,6 +94,12 @@ class Spec:
     augment(key, x) -> x': a keyed transform of every training batch inside the program (e.g.
       `funcnn.cifar10.augment`: random crops and flips), drawn from each member's step key, so a
       resumed run sees the same augmentations; validation and test data are never augmented.
+    recompute_statistics: for a net with running statistics (BatchNorm), how many of the chunk's
+      training batches they are recomputed from (`interpolation.recompute_statistics`, train mode)
+      before every evaluation, so the statistics always follow the weights: after pruning and
+      rewinding, and where a running average lags (flax's over a few hundred steps); the recomputed
+      statistics then go on as the running ones and are saved with each arm's trained weights.
+      None: 10 for a net with model state; 0: the running averages as training left them.
 
     Example:
         >>> import dataclasses
@@ -144,9 +155,15 @@ class Spec:
     label: str = ""
     structure: str | None = None
     augment: Callable[[Any, Any], Any] | None = None
+    recompute_statistics: int | None = None
 
     def validate(self) -> Spec:
         """Check every field; a ValueError names the field, its value and what was expected."""
+        self._check()
+        return self
+
+    def _check(self) -> tuple:
+        """`validate`'s checks; returns the arms resolved (`plans.resolve`), so `checked` resolves once."""
 
         def bad(name: str, expected: str, value: Any = None) -> NoReturn:
             value = getattr(self, name) if value is None else value
@@ -158,6 +175,10 @@ class Spec:
             raise ValueError(str(e)) from None
         if not isinstance(self.optimizer, optax.GradientTransformation):
             bad("optimizer", "an optax.GradientTransformation (e.g. optax.adam(1e-3), not optax.adam)")
+        if self.val is None and isinstance(self.train, (tuple, list)) and len(self.train) == 2:
+            n = len(self.train[0])
+            if isinstance(self.n_val, (int, np.integer)) and not 0 < self.n_val < n:
+                bad("n_val", f"in (0, {n}) (examples of train held out for validation; or pass val=)")
         for name in ("train", "val", "test"):
             v = getattr(self, name)
             if v is None and name != "train":
@@ -216,6 +237,12 @@ class Spec:
             s = np.asarray(self.sparsities, float)
             if s.shape != (self.rounds,) or not np.all((s >= 0) & (s < 1)):
                 bad("sparsities", f"{self.rounds} values (one per round) in [0, 1)")
+            if self.pruning == "iterative" and np.any(np.diff(s) < 0):
+                bad(
+                    "sparsities",
+                    "non-decreasing with iterative pruning (each round prunes the last ticket, whose pruned "
+                    "weights would come back at a lower sparsity)",
+                )
         if self.iterations % self.eval_every:
             bad("iterations", f"a multiple of eval_every={self.eval_every}")
         if not 0 <= self.rewind_step < self.iterations or self.rewind_step % self.eval_every:
@@ -227,6 +254,11 @@ class Spec:
                 bad(name, "a function (logits, labels) -> scalar")
         if self.augment is not None and not callable(self.augment):
             bad("augment", "None or a function augment(key, x) -> x")
+        n_stat = self.recompute_statistics
+        stat_ok = isinstance(n_stat, (int, np.integer)) and not isinstance(n_stat, bool)
+        stat_ok = stat_ok and 0 <= n_stat <= self.eval_every  # type: ignore[operator]
+        if n_stat is not None and not stat_ok:
+            bad("recompute_statistics", f"None or an int in [0, eval_every={self.eval_every}] (training batches)")
         sweep = dict(self.sweep)
         lengths = {k: len(v) if isinstance(v, (list, tuple, np.ndarray)) else -1 for k, v in sweep.items()}
         if sweep and (min(lengths.values()) < 1 or len(set(lengths.values())) != 1):
@@ -234,9 +266,11 @@ class Spec:
         for k, v in sweep.items():
             if not all(isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool) for x in v):
                 raise ValueError(f"spec sweep[{k!r}] must hold numbers, got {list(v)!r}")
-        plans_lib.resolve(self.arms, self.rewind_step)
-        _probe_net(net, self.input_shape or tuple(np.shape(self.train[0])[1:]), self.train[0])
-        return self
+        plans = plans_lib.resolve(self.arms, self.rewind_step)
+        params = _probe_net(net, self.input_shape or tuple(np.shape(self.train[0])[1:]), self.train[0])
+        # Before any folder is made: names in layer_rates that are no prunable layer of this net.
+        plans_lib._check_prunable(self, prune.prunable(params, self.prunable))
+        return plans
 
     def arm_names(self) -> list[str]:
         """The arms' names, in order ('ticket' first)."""
@@ -271,22 +305,43 @@ class Spec:
         return out
 
 
-def _probe_net(net: Any, input_shape: tuple, x: Any) -> None:
+def checked(study: Any) -> tuple[Spec, Any, tuple]:
+    """A study checked once: (its Spec, its Config or None, its arms resolved as `plans.Plan`s).
+
+    study: a `Spec`, or a `Config` (validated, then its Spec built and checked).
+    """
+    config = None
+    if hasattr(study, "to_spec") and not isinstance(study, Spec):  # a Config
+        config = study
+        study = config.to_spec()  # which validates the Config
+    if not isinstance(study, Spec):
+        raise TypeError(f"study must be a lottery.Spec or lottery.Config, got study={type(study).__name__}")
+    return study, config, study._check()
+
+
+KEY_DTYPE = jax.eval_shape(lambda: jax.random.key(0)).dtype
+"""The dtype of a default PRNG key (for abstract keys: `jax.ShapeDtypeStruct((), KEY_DTYPE)`)."""
+
+
+def _probe_net(net: Any, input_shape: tuple, x: Any) -> Any:
     """init and apply on two examples, abstractly (`jax.eval_shape`: nothing computed), in training
     and eval mode with a key: a net that does not fit the data fails here, naming the call."""
     # two examples: BatchNorm in training mode needs more than one value per feature
     x1 = jax.ShapeDtypeStruct((min(2, len(x)), *np.shape(x)[1:]), np.asarray(x[:1]).dtype)
-    key = jax.random.key(0)
+    key = jax.ShapeDtypeStruct((), KEY_DTYPE)  # abstract: making a real key would compile a program
     try:
         params = jax.eval_shape(lambda k: net.init(k, input_shape), key)
-        state = net.init_state(input_shape)
+        state = jax.eval_shape(lambda: net.init_state(input_shape))
         for mode in (True, False):
-            jax.eval_shape(lambda p, s, v, m=mode: net.apply_with_state(p, s, v, key=key, train=m), params, state, x1)
+            jax.eval_shape(
+                lambda p, s, v, k, m=mode: net.apply_with_state(p, s, v, key=k, train=m), params, state, x1, key
+            )
     except Exception as e:  # any failure of the user's net: say which call, keep the cause
         raise ValueError(
             f"spec net: the probe call init(key, {input_shape}) then apply(params, x[:2], key=..., train=True/False) "
             f"failed with {type(e).__name__}: {e}"
         ) from e
+    return params
 
 
 # The pruning of a round lives in ladder.py (it needs only a Spec's fields); its names stay here too.

@@ -1,26 +1,32 @@
-"""What one run needs at hand: data on the device, the compiled round program, keys, θ0, and
-`train_population`, which trains members in segments with a verified checkpoint after each."""
+"""What one run needs at hand: data on the devices, the study's few compiled programs, θ0, and
+`train_round`, which trains members in segments with a verified checkpoint after each.
+
+One pass: a `Spec` (or `Config`) is checked once (`spec.checked`: fields and resolved arms), then
+`Study` draws everything the study's key decides in one program (`programs.make_start`) and builds the
+round program, which runs on groups of a fixed number of members so every round shares it.
+"""
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from funcnn import data as data_lib
-from funcnn import distributed, prune, train
+from funcnn import distributed, train
 from funcnn.cpu import default_chunk  # re-exported: its first home was here
 from funcnn.lottery import arms as arms_lib
+from funcnn.lottery import members as members_lib
 from funcnn.lottery import plans as plans_lib
+from funcnn.lottery import probes
+from funcnn.lottery import programs as programs_lib
+from funcnn.lottery import spec as spec_lib
 from funcnn.lottery.config import Config
-from funcnn.lottery.plans import _check_prunable, _structured_random, _units_prunable
 from funcnn.lottery.program import Carry, end_names, make_round_program, metric_names, start_carry
 from funcnn.lottery.schedule import advance_schedule, hold_schedule  # advance_schedule's first home was here
 from funcnn.lottery.segments import NonFiniteLoss, RoundResult, run_chunks
@@ -39,11 +45,12 @@ Masks = Any  # bool arrays, like params
 class Study:
     """A `Spec` (or a `Config`) made ready to train: built once per run by `run`.
 
-    Holds the data on the device (`data`: x, y, x_val, y_val, x_test, y_test), the jitted round
-    program (`program`), the keys, every replicate's θ0 and reinit draw (`theta0`,
-    `theta0_reinit`: leaves with a leading axis of `n_replicates` = seeds x sweep settings) and each
-    seed's batch order (`idx`: (seeds, iterations, batch_size) indices). `train_round` trains a
-    population of members from any params and masks.
+    Holds the data (`data`: x, y, x_val, y_val, x_test, y_test on the device), every replicate's θ0 and
+    reinit draw (`theta0`, `theta0_reinit`: leaves with a leading axis of `n_replicates` = seeds x
+    sweep settings), each seed's batch order (`idx`: (seeds, iterations, batch_size) indices, numpy),
+    the round program (`program`, jitted; called on groups of `group` members) and the arms resolved
+    (`plans`). `train_round` trains a population of members from any params and masks. `seconds`
+    accumulates where the time went ('data', 'init', 'train', 'masks').
 
     Example:
         >>> import jax
@@ -66,73 +73,145 @@ class Study:
 
     spec: Spec
     config: Config | None
-    progress: bool
-    data: tuple[jax.Array, ...]
-    n_train: int
-    input_shape: tuple[int, ...]
-    net: Any
-    tx: optax.GradientTransformation
-    metric_names: tuple[str, ...]
-    end_names: tuple[str, ...]
-    layout: str
-    mesh: Mesh | None
     program: Callable[..., Any]
-    program_data: Any
-    sweep: dict[str, np.ndarray]
-    rep_seed: np.ndarray
-    rep_setting: np.ndarray
-    n_replicates: int
-    setting_labels: list[str]
-    theta0: Params
-    theta0_reinit: Params
-    state0: Params | None
-    spec_prunable: Any
-    arms: tuple[arms_lib.Arm, ...]
-    plans: tuple[plans_lib.Plan, ...]
-    unit_layout: Any
-    holds: bool
-    dense_run: bool
-    rewind_steps: list[int]
-    eval_forward: Callable[[Params, jax.Array], jax.Array]
-    mask_programs: dict[str, Any]
-    idx: jax.Array
 
     def __init__(self, spec: Spec | Config, progress: bool = True) -> None:
-        if isinstance(spec, Config):
-            self.config = spec.validate()
-            spec = spec.to_spec()
-        elif isinstance(spec, Spec):
-            self.config = None
-        else:
-            raise TypeError(f"study must be a lottery.Spec or lottery.Config, got study={type(spec).__name__}")
-        self.spec = spec.validate()
-        self.progress = progress
-        key = jax.random.key(spec.seed)
-        self.k_data, self.k_init, self.k_reinit, self.k_order, self.k_random = jax.random.split(key, 5)
-        self.k_step = jax.random.fold_in(key, 5)  # per-member bases of the Dropout keys
+        self._build(*spec_lib.checked(spec), progress)
+
+    @classmethod
+    def from_checked(cls, spec: Spec, config: Config | None, plans: tuple, progress: bool = True) -> Study:
+        """A Study from what `spec.checked` returned (`run` checks a study once, before its folder)."""
+        study = cls.__new__(cls)
+        study._build(spec, config, plans, progress)
+        return study
+
+    def _build(self, spec: Spec, config: Config | None, plans: tuple, progress: bool) -> None:
+        t0 = time.perf_counter()
+        self.spec, self.config, self.progress = spec, config, progress
+        self.seconds = {"data": 0.0, "init": 0.0, "train": 0.0, "masks": 0.0}
+        self.sweep = {k: np.asarray(v, np.float64) for k, v in sorted(dict(spec.sweep).items())}
+        n_settings = len(next(iter(self.sweep.values()))) if self.sweep else 1
+        # Replicates: every seed under every sweep setting (setting-major); without a sweep, the seeds.
+        self.rep_seed = np.tile(np.arange(spec.seeds), n_settings)
+        self.rep_setting = np.repeat(np.arange(n_settings), spec.seeds)
+        self.n_replicates = len(self.rep_seed)
+        self.setting_labels = [", ".join(f"{k}={v[i]:g}" for k, v in self.sweep.items()) for i in range(n_settings)]
         x, y = map(np.asarray, spec.train)
-        if spec.val is None:
-            (x, y), (xv, yv) = data_lib.train_val_split(x, y, spec.n_val, self.k_data)
-        else:
-            xv, yv = map(np.asarray, spec.val)
-        xt, yt = map(np.asarray, spec.test) if spec.test is not None else (xv, yv)
-        train.check_batch_size(spec.batch_size, len(x))
-        self.n_train = len(x)
-        self.data = tuple(map(jnp.asarray, (x, y, xv, yv, xt, yt)))
         self.input_shape = tuple(spec.input_shape or x.shape[1:])
         self.net = train.as_net(spec.net, name="spec net")
-        self.tx = spec.optimizer
+        n_val = spec.n_val if spec.val is None else None
+        n_train = len(x) - (n_val or 0)
+        train.check_batch_size(spec.batch_size, n_train)
+        if spec.batch_order == "sequential" and n_train % spec.batch_size:
+            raise ValueError(
+                f"spec batch_order='sequential' needs the training set size ({n_train}) to be "
+                f"a multiple of batch_size, got batch_size={spec.batch_size}"
+            )
+        start = programs_lib.make_start(
+            self.net.init,
+            self.input_shape,
+            n=len(x),
+            n_val=n_val,
+            seeds=self.rep_seed,
+            iterations=spec.iterations,
+            batch_size=spec.batch_size,
+            sequential=spec.batch_order == "sequential",
+        )
+        init_state = getattr(self.net, "init_state", None)
+        # Optimization level 1: this program runs once, and compiles ~4x faster (random-number code);
+        # θ0 comes out bit-identical to level 2's (checked for MLPs, LeNet, Conv-2, ResNet-20, VGG-16).
+        self.start_program = jax.jit(
+            lambda seed: programs_lib.keys_and(start, seed, init_state, self.input_shape),
+            compiler_options={"xla_backend_optimization_level": 1},
+        )
+        try:
+            (perm, self.theta0, self.theta0_reinit, idx), self.keys, state0 = self._start(self.net)
+        except TypeError:  # a jitted program returns arrays only: find the leaves that are none
+            bad = programs_lib.non_arrays(self.net.init(jax.random.key(0), self.input_shape))
+            if not bad:
+                raise
+            raise ValueError(
+                f"spec net: init returned non-array leaves {bad}; partition them off (e.g. "
+                "eqx.partition(model, eqx.is_array)) so params hold arrays only"
+            ) from None
+        self.idx = np.asarray(idx)
+        self.seconds["init"] += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if n_val:
+            p = np.asarray(perm)
+            (x, y), (xv, yv) = (x[p[n_val:]], y[p[n_val:]]), (x[p[:n_val]], y[p[:n_val]])
+        else:
+            xv, yv = np.asarray(spec.val[0]), np.asarray(spec.val[1])  # type: ignore[index]
+        xt, yt = map(np.asarray, spec.test) if spec.test is not None else (xv, yv)
+        self.n_train = len(x)
+        self.host_data = (x, y, xv, yv, xt, yt)
+        self.data = tuple(jax.device_put(a) for a in self.host_data)
+        self.seconds["data"] += time.perf_counter() - t1
+        self.state0 = state0
+        self.theta0_host = jax.tree.map(np.asarray, self.theta0)
+        member0 = jax.tree.map(lambda a: a[0], self.theta0_host)
+        self.spec_prunable = probes.prunable(self.net, member0, state0, x, spec.prunable)
+        plans_lib._check_prunable(spec, self.spec_prunable)
+        self.plans = plans
+        self.holds = any(p.schedule == "end" for p in plans)
         # Fine-tuning arms hold their schedule at its last step: every member's optimizer then carries
         # a hold (-1 for the others, whose updates are unchanged).
-        self.holds = any(p.schedule == "end" for p in plans_lib.resolve(spec.arms, spec.rewind_step))
-        if self.holds:
-            self.tx = hold_schedule(self.tx)
+        self.tx = hold_schedule(spec.optimizer) if self.holds else spec.optimizer
+        self.dense_run = plans_lib.needs_dense_run(plans)
+        self.rewind_steps = sorted(
+            {p.rewind_step for p in plans if p.rewind_step}
+            | ({spec.rewind_step} if spec.rewind_step and self.dense_run else set())
+        )
+        one_state = None if state0 is None else jax.tree.map(lambda a: np.asarray(a)[0], state0)
+        as_forward = train.as_forward(self.net)
+        self.eval_forward = lambda params, x: as_forward(params, one_state, x, train=False)[0]
+        self.unit_layout = getattr(self.net, "unit_layout", None)
+        self.random_fn = arms_lib.random_pruning(self.spec_prunable, spec.scope)
+        if spec.structure is not None:
+            self.unit_layout = probes.unit_layout(self.net, self.eval_forward, member0, self.host_data[0][:4])
+            # The built-in random control keeps as many random whole units per leaf as the ticket.
+            units = plans_lib._units_prunable(self.spec_prunable, member0, self.unit_layout)
+            if not any(jax.tree.leaves(units)):
+                raise ValueError(
+                    f"spec structure={spec.structure!r} prunes no layer: the only prunable layer is the output "
+                    "layer, whose units are never pruned"
+                )
+            self.random_fn = plans_lib._structured_random(units, self.unit_layout)
+        self.arms = tuple(arms_lib.Arm(p.name, self.random_fn if p.builtin else p.legacy) for p in plans)
+        if self.sweep:
+            probe = jax.eval_shape(self.tx.init, member0)
+            missing = object()
+            for name in self.sweep:
+                if optax.tree_utils.tree_get(probe, name, missing) is missing:
+                    raise ValueError(
+                        f"spec sweep names {name!r}, which the optimizer does not expose; build it with "
+                        f"optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)({name}=...)"
+                    )
+        self._programs(spec)
+
+    def _start(self, net: Any) -> tuple[Any, dict[str, np.ndarray], Params | None]:
+        del net
+        out, keys, state0 = self.start_program(np.int32(self.spec.seed))
+        keys = {k: np.asarray(v) for k, v in keys.items()}
+        if state0 is not None:  # the net's initial state, the same for every replicate
+            state0 = jax.tree.map(lambda a: np.broadcast_to(np.asarray(a), (self.n_replicates, *np.shape(a))), state0)
+        return out, keys, state0
+
+    def _programs(self, spec: Spec) -> None:
+        """The round program (jitted, or sharded over a mesh) and the data each device reads."""
+        stateful = self.state0 is not None and bool(jax.tree.leaves(self.state0))
+        k = spec.recompute_statistics
+        self.statistics_batches = (10 if stateful else 0) if k is None else (k if stateful else 0)
+        # Members of a round start where their arm's schedule says: one call trains them all, the later
+        # ones waiting until their start.
+        self.waits = len({0 if p.schedule == "start" else p.rewind_step for p in self.plans}) > 1
         self.metric_names = metric_names(spec.metric_name, spec.test_curve)
         self.end_names = end_names(spec.metric_name)
         chunk = spec.population_chunk
         if chunk is None:
             chunk = default_chunk(self.net, self.input_shape)
-        program = make_round_program(
+        self.chunk = chunk
+        self.round_fn = make_round_program(
             self.net,
             self.tx,
             spec.eval_every,
@@ -143,107 +222,38 @@ class Study:
             test_curve=spec.test_curve,
             unroll=spec.unroll,
             augment=spec.augment,
+            statistics_batches=self.statistics_batches,
+            waits=self.waits,
         )
-        # With several devices (or hosts), each device trains its slice of the population.
+        # With several devices (or hosts), each device trains its groups of the population.
         self.layout = distributed.population_layout()
-        self.mesh = None
-        if self.layout == "one":
-            self.program = jax.jit(program)
-            self.program_data = self.data
-        elif self.layout == "split":
-            devices = jax.local_devices()
-            self.program = distributed.split_population(program, devices)
-            self.program_data = [jax.device_put(self.data, d) for d in devices]
+        self.mesh: Mesh | None = None
+        self.devices = jax.local_devices() if self.layout == "split" else jax.local_devices()[:1]
+        if self.layout == "shard":
+            self.mesh = distributed.population_mesh()
+            self.program = distributed.shard_population(self.round_fn, self.mesh)
+            self.program_data: Any = distributed.replicate(self.data, self.mesh)
         else:
-            self.mesh = mesh = distributed.population_mesh()
-            self.program = distributed.shard_population(program, mesh)
-            self.program_data = distributed.replicate(self.data, mesh)
-        # Replicates: every seed under every sweep setting (setting-major); without a sweep, the seeds.
-        self.sweep = {k: np.asarray(v, np.float64) for k, v in sorted(dict(spec.sweep).items())}
-        n_settings = len(next(iter(self.sweep.values()))) if self.sweep else 1
-        self.rep_seed = np.tile(np.arange(spec.seeds), n_settings)
-        self.rep_setting = np.repeat(np.arange(n_settings), spec.seeds)
-        self.n_replicates = len(self.rep_seed)
-        self.setting_labels = [", ".join(f"{k}={v[i]:g}" for k, v in self.sweep.items()) for i in range(n_settings)]
-        seeds = jnp.asarray(self.rep_seed)
-        init = jax.vmap(lambda k: self.net.init(k, self.input_shape))
-        try:
-            self.theta0 = init(jax.vmap(lambda s: jax.random.fold_in(self.k_init, s))(seeds))
-            self.theta0_reinit = init(jax.vmap(lambda s: jax.random.fold_in(self.k_reinit, s))(seeds))
-            bad = [
-                prune.path_name(p)
-                for p, leaf in jax.tree_util.tree_leaves_with_path(self.theta0)
-                if not isinstance(leaf, jax.Array)
-            ]
-        except TypeError:  # vmap refuses non-array outputs: find them in one plain init
-            one = self.net.init(self.k_init, self.input_shape)
-            bad = [
-                prune.path_name(p)
-                for p, leaf in jax.tree_util.tree_leaves_with_path(one)
-                if not isinstance(leaf, (jax.Array, np.ndarray))
-            ]
-            if not bad:
-                raise
-        if bad:
-            raise ValueError(
-                f"spec net: init returned non-array leaves {bad}; partition them off (e.g. "
-                "eqx.partition(model, eqx.is_array)) so params hold arrays only"
-            )
-        # Model state (running statistics) for each seed: the net's initial state, the same for all.
-        state0 = self.net.init_state(self.input_shape) if hasattr(self.net, "init_state") else None
-        self.state0 = (
-            None
-            if state0 is None
-            else jax.tree.map(lambda a: jnp.broadcast_to(a, (self.n_replicates,) + jnp.shape(a)), state0)
+            self.program = jax.jit(self.round_fn)
+            self.program_data = [jax.device_put(self.data, d) for d in self.devices]
+        self.group = programs_lib.group_size(self.n_replicates, chunk, len(self.devices))
+        self.carry_program = jax.jit(
+            programs_lib.make_carry(self.tx, self.holds, self.sweep, self.keys["step"], start_carry)
         )
-        self.spec_prunable = prune.prunable(jax.tree.map(lambda a: a[0], self.theta0), spec.prunable)
-        _check_prunable(spec, self.spec_prunable)
-        member0 = jax.tree.map(lambda a: a[0], self.theta0)
-        self.unit_layout = getattr(self.net, "unit_layout", None)
-        random_fn = arms_lib.random_pruning(self.spec_prunable, spec.scope)
-        if spec.structure is not None:
-            # The built-in random control keeps as many random whole units per leaf as the ticket.
-            units = _units_prunable(self.spec_prunable, member0, self.unit_layout)
-            if not any(jax.tree.leaves(units)):
-                raise ValueError(
-                    f"spec structure={spec.structure!r} prunes no layer: the only prunable layer is the output "
-                    "layer, whose units are never pruned"
-                )
-            random_fn = _structured_random(units, self.unit_layout)
-        self.plans = plans_lib.resolve(
-            spec.arms, spec.rewind_step, default_pruner=self._spec_pruner, random_fn=random_fn
-        )
-        self.arms = tuple(arms_lib.Arm(p.name, p.legacy) for p in self.plans)  # names, as before
-        for p in self.plans:
-            if not 0 <= p.rewind_step < spec.iterations or p.rewind_step % spec.eval_every:
-                raise ValueError(
-                    f"spec arms: Arm {p.name!r} has rewind_step={p.rewind_step}; expected a multiple of "
-                    f"eval_every={spec.eval_every} in [0, iterations={spec.iterations})"
-                )
-        if spec.rewind_optimizer and len({(p.rewind_step, p.weights, p.schedule) for p in self.plans}) > 1:
-            raise ValueError(
-                "spec rewind_optimizer=True restores the optimizer state saved at the rewind step, which only "
-                "studies whose arms all rewind alike (same rewind_step, weights and schedule) can share"
-            )
-        self.dense_run = plans_lib.needs_dense_run(self.plans)
-        self.mask_programs: dict[str, Any] = {}  # the compiled mask programs of built-in pruners, by arm
-        self.rewind_steps = sorted(
-            {p.rewind_step for p in self.plans if p.rewind_step}
-            | ({spec.rewind_step} if spec.rewind_step and self.dense_run else set())
-        )
-        one_state = None if self.state0 is None else jax.tree.map(lambda a: a[0], self.state0)
-        as_forward = train.as_forward(self.net)
-        self.eval_forward = lambda params, x: as_forward(params, one_state, x, train=False)[0]
-        if self.sweep:
-            probe = self.tx.init(jax.tree.map(lambda a: a[0], self.theta0))
-            missing = object()
-            for name in self.sweep:
-                if optax.tree_utils.tree_get(probe, name, missing) is missing:
-                    raise ValueError(
-                        f"spec sweep names {name!r}, which the optimizer does not expose; build it with "
-                        f"optax.inject_hyperparams, e.g. optax.inject_hyperparams(optax.adam)({name}=...)"
-                    )
-        self.idx = self._batch_order()
+        fn = members_lib.members_fn(self)
+        traced = members_lib.traced_round(self.plans, spec)
+        self.members_program = jax.jit(fn) if traced else jax.jit(fn, static_argnums=0)
+        self.host_masks = False  # set by the identity where an arm cannot be lowered
+
+    def call_program(self, carry: Carry, idx: np.ndarray) -> Any:
+        """One segment of the round program for every member: on groups of `group` members (one
+        executable for every population size), or sharded over the mesh."""
+        if self.mesh is not None:
+            return self.program(carry, idx, self.program_data)
+        # chunk None (a GPU's default): every member of the call vmapped at once, one call.
+        n = int(idx.shape[0])
+        group = self.group if self.chunk is not None else -(-n // len(self.devices))
+        return programs_lib.run_groups(self.program, carry, idx, self.program_data, self.devices, group)
 
     def _spec_pruner(self, ctx: Any) -> Masks:
         """How a lineage without a pruner prunes: the Spec's fields (`spec.prune_round`)."""
@@ -256,37 +266,11 @@ class Study:
     def prunable_spec(self) -> Any:
         return self.spec_prunable
 
-    def _batch_order(self) -> jax.Array:
-        """(seeds, iterations, batch) indices: each seed's data order, the same in every round and arm.
-        batch_order 'sequential': step t takes examples (t * B) mod n ... + B - 1, for every seed (the
-        MNIST-1D notebook's `bix = (step * 100) % 4000`)."""
-        c = self.spec
-        if c.batch_order == "sequential":
-            if self.n_train % c.batch_size:
-                raise ValueError(
-                    f"spec batch_order='sequential' needs the training set size ({self.n_train}) to be "
-                    f"a multiple of batch_size, got batch_size={c.batch_size}"
-                )
-            t = (jnp.arange(c.iterations) * c.batch_size) % self.n_train
-            one = t[:, None] + jnp.arange(c.batch_size)[None]
-            return jnp.broadcast_to(one, (c.seeds,) + one.shape)
-        per_epoch = self.n_train // c.batch_size
-        epochs = math.ceil(c.iterations / per_epoch)
-
-        def order(s: jax.Array) -> jax.Array:
-            k = jax.random.fold_in(self.k_order, s)
-            e = jax.vmap(lambda i: train.batch_indices(jax.random.fold_in(k, i), self.n_train, c.batch_size))(
-                jnp.arange(epochs)
-            )
-            return e.reshape(-1, c.batch_size)[: c.iterations]
-
-        return jax.vmap(order)(jnp.arange(c.seeds))
-
     def member_state0(self, seed_of_member: Any) -> Params | None:
         """Each member's initial model state (None for a net without one)."""
         if self.state0 is None:
             return None
-        return jax.tree.map(lambda a: a[np.asarray(seed_of_member)], self.state0)
+        return jax.tree.map(lambda a: np.asarray(a)[np.asarray(seed_of_member)], self.state0)
 
     def initial_states(
         self,
@@ -300,36 +284,42 @@ class Study:
         schedule_start: Any = None,
         hold: Any = None,
     ) -> train.TrainState:
-        """TrainStates for members: fresh optimizer state with its schedule at `start` (or at each
-        member's `schedule_start`; held there for good where `hold` >= 0), or `opt_state`, each member's
-        sweep setting in its hyperparameters, the model state given (default: the initial one), a
-        Dropout key per seed, step = start."""
-        seed_of_member = jnp.asarray(seed_of_member)
+        """TrainStates for members (one compiled program): fresh optimizer state with its schedule at
+        `start` (or at each member's `schedule_start`; held there for good where `hold` >= 0), or
+        `opt_state`, each member's sweep setting in its hyperparameters, the model state given (default:
+        the initial one), a Dropout key per seed, step = start."""
+        seed_of_member = np.asarray(seed_of_member)
         n = seed_of_member.shape[0]
         model_state = self.member_state0(seed_of_member) if model_state is None else model_state
-        keys = jax.vmap(lambda s: jax.random.fold_in(self.k_step, s))(seed_of_member)
-        setting = jnp.zeros_like(seed_of_member) if setting_of_member is None else jnp.asarray(setting_of_member)
-        sched = jnp.full((n,), start, jnp.int32) if schedule_start is None else jnp.asarray(schedule_start, jnp.int32)
-        held = jnp.full((n,), -1, jnp.int32) if hold is None else jnp.asarray(hold, jnp.int32)
-        if hold is not None and not self.holds and bool(jnp.any(held >= 0)):
+        setting = np.zeros(n, np.int32) if setting_of_member is None else np.asarray(setting_of_member, np.int32)
+        sched = np.full(n, start, np.int32) if schedule_start is None else np.asarray(schedule_start, np.int32)
+        held = np.full(n, -1, np.int32) if hold is None else np.asarray(hold, np.int32)
+        if hold is not None and not self.holds and bool(np.any(held >= 0)):
             raise ValueError("hold needs a study whose arms include one with schedule='end' (fine-tuning)")
+        return self.start_carry(
+            params, masks, seed_of_member, start, model_state, opt_state, setting, sched, held
+        ).state
 
-        def one(
-            p: Params, m: Masks, ms: Params | None, k: jax.Array, v: jax.Array, sc: jax.Array, h: jax.Array
-        ) -> train.TrainState:
-            s = train.init_state(p, self.tx, m, model_state=ms, key=k)
-            o = advance_schedule(s.opt_state, start if schedule_start is None else sc)
-            if self.holds:
-                o = o._replace(hold=h)
-            for name, values in self.sweep.items():
-                old = optax.tree_utils.tree_get(o, name)
-                o = optax.tree_utils.tree_set(o, **{name: jnp.asarray(values, old.dtype)[v]})
-            return s._replace(opt_state=o, step=jnp.asarray(start, jnp.int32))
-
-        states = jax.vmap(one)(params, masks, model_state, keys, setting, sched, held)
-        if opt_state is not None:
-            states = states._replace(opt_state=opt_state)
-        return states
+    def start_carry(
+        self,
+        params: Params,
+        masks: Masks,
+        seed_of_member: np.ndarray,
+        start: int,
+        model_state: Params | None,
+        opt_state: Any,
+        setting: np.ndarray,
+        sched: np.ndarray,
+        held: np.ndarray,
+        wait: np.ndarray | None = None,
+    ) -> Carry:
+        """Members' carries at the start of a call (`initial_states` in one compiled program)."""
+        n = seed_of_member.shape[0]
+        wait = np.zeros(n, np.int32) if wait is None else np.asarray(wait, np.int32)
+        return self.carry_program(
+            params, masks, seed_of_member.astype(np.int32), np.int32(start), model_state, setting, sched, held,
+            opt_state, wait,
+        )  # fmt: skip
 
     def train_round(
         self,
@@ -348,14 +338,17 @@ class Study:
         setting_of_member: Any = None,
         schedule_start: Any = None,
         hold: Any = None,
+        member_start: Any = None,
     ) -> RoundResult:
         """Train members from iteration `start` to `stop` (default: `iterations`) in segments.
 
         A fresh TrainState per member (`initial_states`, with each member's `schedule_start` and
         `hold` if given), or `carry` to go on with a round (its best validation params and all). With
-        `checkpoint` (a folder), the carry is saved after every segment and a later call resumes from
-        it. A non-finite loss raises `NonFiniteLoss`, unless `skip_nonfinite`: then the member is
-        reported in `failed` and the others go on.
+        `member_start` (each member's first iteration, >= start), a member waits until then: its
+        steps before are not taken and its curves there are NaN, so members of several starts train
+        in one call. With `checkpoint` (a folder), the carry is saved after every segment and a later
+        call resumes from it. A non-finite loss raises `NonFiniteLoss`, unless `skip_nonfinite`: then
+        the member is reported in `failed` and the others go on.
         """
         c = self.spec
         stop = c.iterations if stop is None else stop
@@ -363,28 +356,30 @@ class Study:
         for name, tree in (("masks", masks), ("seed_of_member", seed_of_member)):
             if train.population_size(tree, name) != n:
                 raise ValueError(f"{name} has population axis {train.population_size(tree, name)}, params has {n}")
+        seeds = np.asarray(seed_of_member)
         if carry is None:
-            carry = start_carry(
-                self.initial_states(
-                    params,
-                    masks,
-                    seed_of_member,
-                    start,
-                    model_state,
-                    opt_state,
-                    setting_of_member,
-                    schedule_start=schedule_start,
-                    hold=hold,
-                )
-            )
+            model_state = self.member_state0(seeds) if model_state is None else model_state
+            setting = np.zeros(n, np.int32) if setting_of_member is None else np.asarray(setting_of_member, np.int32)
+            sched = np.full(n, start, np.int32) if schedule_start is None else np.asarray(schedule_start, np.int32)
+            held = np.full(n, -1, np.int32) if hold is None else np.asarray(hold, np.int32)
+            if hold is not None and not self.holds and bool(np.any(held >= 0)):
+                raise ValueError("hold needs a study whose arms include one with schedule='end' (fine-tuning)")
+            wait = None if member_start is None else np.asarray(member_start, np.int32) - np.int32(start)
+            if wait is not None and (wait > 0).any() and not self.waits:
+                raise ValueError("member_start: this study's arms all start alike; its round program has no waiting")
+            carry = self.start_carry(params, masks, seeds, start, model_state, opt_state, setting, sched, held, wait)
         n_chunks = (stop - start) // c.eval_every
-        idx = self.idx[jnp.asarray(seed_of_member)][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
+        idx = self.idx[seeds][:, start:stop].reshape(n, n_chunks, c.eval_every, c.batch_size)
         snap = None
         if c.score_step is not None and start < c.score_step <= stop:
             snap = (c.score_step - start) // c.eval_every  # after this many chunks of this call
-        return self._run_chunks(
-            carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite, snapshot_chunk=snap
-        )
+        t0 = time.perf_counter()
+        try:
+            return run_chunks(
+                self, carry, idx, desc, checkpoint=checkpoint, skip_nonfinite=skip_nonfinite, snapshot_chunk=snap
+            )
+        finally:
+            self.seconds["train"] += time.perf_counter() - t0
 
     def train_population(
         self, params: Params, masks: Masks, seed_of_member: Any, start: int, desc: str, **kwargs: Any
@@ -392,6 +387,3 @@ class Study:
         """`train_round`'s (trained params, curves (P, C, M) in the order of `metric_names`, failed)."""
         result = self.train_round(params, masks, seed_of_member, start, desc, **kwargs)
         return result.carry.state.params, result.curves, result.failed
-
-    def _run_chunks(self, carry: Carry, idx: jax.Array, desc: str, **kwargs: Any) -> RoundResult:
-        return run_chunks(self, carry, idx, desc, **kwargs)

@@ -54,6 +54,7 @@ class _LayerFields(NamedTuple):
     init_state: Callable[[Shape], State]
     apply_with_state: Callable[..., tuple[Any, State]]
     unit_layout: Any = None
+    statistics: Any = None
 
 
 def _no_state(input_shape: Shape) -> State:
@@ -82,6 +83,9 @@ class Layer(_LayerFields):
     apply_with_state(params, state, x, *, key=None, train=False) -> (y, new_state).
     unit_layout: None for funcnn's own layers (units on the last axis, layers named `<kind>_<n>`),
       or a `funcnn.prune.layout.UnitLayout` an adapter declares for a foreign tree's names.
+    statistics: None, or `statistics(params, state, x, idx) -> state`: running statistics recomputed for
+      params from the batches x[idx[b]], where a library's state needs its own rule (equinox's BatchNorm
+      flags and counters; `funcnn.interpolation.recompute_statistics` uses it).
 
     `Layer(kind, init, apply, output_shape)` builds a stateless layer: the last two are filled in.
 
@@ -110,11 +114,12 @@ class Layer(_LayerFields):
         init_state: Callable[[Shape], State] | None = None,
         apply_with_state: Callable[..., tuple[Any, State]] | None = None,
         unit_layout: Any = None,
+        statistics: Any = None,
     ) -> Layer:
         init_state = _no_state if init_state is None else init_state
         apply_with_state = _stateless_apply_with_state(apply) if apply_with_state is None else apply_with_state
         return super().__new__(
-            cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state, unit_layout
+            cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state, unit_layout, statistics
         )
 
 

@@ -11,10 +11,19 @@ threshold per member under `jax.vmap`).
     structured.py  structured (whole units), unit_scores, units_alive, structured_random_like,
                    output_layer, units_prunable (unit axes: `unit_axis=` or a layout.py UnitLayout)
     masked.py      masked(tx, masks): any optax transformation that keeps pruned weights at 0
+    densities.py   layer_densities (uniform, Erdős–Rényi, ERK; capped at 1), DISTRIBUTIONS
+    drop_grow.py   drop_and_grow (SET, RigL), n_of_m (N:M)
+    sparse_schedules.py  polynomial_sparsity (Zhu & Gupta), cosine_fraction (RigL's drop fraction)
+    calibration.py layer_inputs: each weight layer's unfolded input over a calibration batch
+    wanda.py       wanda_scores (|W| · ‖X_j‖₂), by_output (selection within each output unit, or n of m)
+    sparsegpt.py   sparsegpt: one-shot layer-wise OBS pruning with weight updates, unstructured or n:m
 """
 
 from __future__ import annotations
 
+from funcnn.prune.calibration import layer_inputs
+from funcnn.prune.densities import DISTRIBUTIONS, layer_densities
+from funcnn.prune.drop_grow import drop_and_grow, n_of_m
 from funcnn.prune.layout import UnitLayout
 from funcnn.prune.masked import masked
 from funcnn.prune.masks import (
@@ -32,6 +41,8 @@ from funcnn.prune.masks import (
 )
 from funcnn.prune.scores import erk_densities, eval_forward, grasp_scores, snip_scores, synflow, synflow_scores
 from funcnn.prune.selection import ROUNDINGS, SCOPES, by_scores, magnitude, random, random_like
+from funcnn.prune.sparse_schedules import cosine_fraction, polynomial_sparsity
+from funcnn.prune.sparsegpt import sparsegpt
 from funcnn.prune.structured import (
     NORMS,
     STRUCTURES,
@@ -42,33 +53,43 @@ from funcnn.prune.structured import (
     units_alive,
     units_prunable,
 )
+from funcnn.prune.wanda import by_output, wanda_scores
 
 # `prune.compact`, the old name of `funcnn.compaction.compact`, is bound by funcnn/__init__.py: compaction
 # builds on prune, so prune never imports it.
 __all__ = [
+    "DISTRIBUTIONS",
     "NORMS",
     "ROUNDINGS",
     "SCOPES",
     "STRUCTURES",
     "UnitLayout",
     "apply",
+    "by_output",
     "by_scores",
     "check_masks",
+    "cosine_fraction",
     "density",
+    "drop_and_grow",
     "erk_densities",
     "eval_forward",
     "grasp_scores",
+    "layer_densities",
+    "layer_inputs",
     "layer_of",
     "magnitude",
     "masked",
+    "n_of_m",
     "ones",
     "output_layer",
     "path_name",
+    "polynomial_sparsity",
     "prunable",
     "random",
     "random_like",
     "rewind",
     "snip_scores",
+    "sparsegpt",
     "structured",
     "structured_random_like",
     "synflow",
@@ -76,4 +97,5 @@ __all__ = [
     "unit_scores",
     "units_alive",
     "units_prunable",
+    "wanda_scores",
 ]

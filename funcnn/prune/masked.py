@@ -32,9 +32,11 @@ def masked(tx: optax.GradientTransformation, masks: Masks) -> optax.GradientTran
     leaves the updates lack (an equinox model's integer arrays) are not read.
 
     The state is tx's own (`init` is tx.init): to prune further mid-run, build masked(tx, new_masks)
-    and keep the state. Params are not touched: mask them once at the start (`prune.apply`); with
-    both gradients and updates zeroed they then stay exactly 0, whatever moments, weight decay or
-    schedule tx carries.
+    and keep the state. tx may be an `optax.MultiSteps` (its `gradient_transformation()` is wrapped).
+    Mask the params once at the start (`prune.apply`), so no forward pass is dense; with both gradients
+    and updates zeroed they then stay exactly 0, whatever moments, weight decay or schedule tx carries.
+    Where `update` is given the params, a pruned entry that is not 0 gets the update -w that puts it
+    there: params never masked are pruned by the first step, never left frozen at their old values.
 
         opt = nnx.Optimizer(model, prune.masked(optax.adam(1e-3), masks), wrt=nnx.Param)
 
@@ -51,10 +53,11 @@ def masked(tx: optax.GradientTransformation, masks: Masks) -> optax.GradientTran
         >>> optax.apply_updates(params, updates)["w"].round(3).tolist()  # Adam's first step: -0.1; 0.0 stays
         [[0.9, 0.0], [2.9, 3.9]]
     """
+    if hasattr(tx, "gradient_transformation") and not isinstance(tx, optax.GradientTransformation):
+        tx = tx.gradient_transformation()  # optax.MultiSteps (and its like): the transformation it wraps
     if not isinstance(tx, optax.GradientTransformation):
-        raise ValueError(
-            f"masked: tx must be an optax.GradientTransformation (e.g. optax.adam(1e-3), not optax.adam), got tx={tx!r}"
-        )
+        hint = " (e.g. optax.adam(1e-3), not optax.adam)" if callable(tx) else ""
+        raise ValueError(f"masked: tx must be an optax.GradientTransformation{hint}, got tx={tx!r}")
     check_arrays(masks, "masked", "masks")
     table: dict[str, Any] = {}
     for path, m in jax.tree_util.tree_leaves_with_path(masks):
@@ -85,10 +88,23 @@ def masked(tx: optax.GradientTransformation, masks: Masks) -> optax.GradientTran
     def init(params: Any) -> Any:
         return inner.init(params)
 
+    def to_zero(new: Any, params: Any) -> Any:
+        """Updates that land every pruned entry on exactly 0: -params there (0 once params are masked)."""
+        flat, treedef = jax.tree_util.tree_flatten_with_path(new)
+        out = []
+        for (path, u), p in zip(flat, jax.tree.leaves(params), strict=True):
+            m = table[path_name(path)]
+            out.append(jnp.where(m, u, -jnp.asarray(p, u.dtype)) if is_floating(u) else u)
+        return jax.tree.unflatten(treedef, out)
+
     def update(updates: Any, state: Any, params: Any = None, **extra_args: Any) -> tuple[Any, Any]:
         # Zeroed before: moments of pruned entries only decay (and stay 0 from a fresh state).
-        # Zeroed after: whatever tx adds (stale moments, weight decay, noise) never reaches them.
+        # Zeroed after: whatever tx adds (stale moments, weight decay, noise) never reaches them; with
+        # params given, a pruned entry that is not 0 (params never masked) is brought to 0 by the update.
         new, state = inner.update(zero(updates, "updates"), state, params, **extra_args)
-        return zero(new, "tx's updates"), state
+        new = zero(new, "tx's updates")
+        if params is not None and len(jax.tree.leaves(params)) == len(jax.tree.leaves(new)):
+            new = to_zero(new, params)
+        return new, state
 
     return optax.GradientTransformationExtraArgs(init, update)

@@ -138,8 +138,10 @@ def prunable(params: Params, predicate: Callable[[str, Array], bool] | None = No
     `name` is the leaf's `path_name`, e.g. 'dense_0/w'. The default predicate takes the floating
     leaves with ndim > 1 (weight matrices, kernels): never biases, PReLU's alpha, typed PRNG keys,
     RNG counts or integer leaves (which keep all-True masks); of a mask tree (bool leaves), the
-    masks with ndim > 1. A `predicate` that marks a leaf that is neither floating nor bool is a
-    ValueError naming the leaf: such a leaf cannot be pruned.
+    masks with ndim > 1. Shapes alone cannot tell a (1, 10) learned temperature from a weight
+    matrix: a `lottery` study also asks the net's program (`unit_probe.probe_weights`: a weight is
+    what a dot or a convolution consumes). A `predicate` that marks a leaf that is neither floating
+    nor bool is a ValueError naming the leaf: such a leaf cannot be pruned.
 
     Example:
         >>> import jax.numpy as jnp
@@ -272,7 +274,8 @@ def density(masks: Masks, spec: Params | None = None) -> dict[str, Array]:
     """Remaining fraction of each prunable leaf (by path name) and 'total' over all of them (P_m).
 
     Each value is a float32 scalar array; `spec` defaults to `prunable(masks)`: every mask with
-    ndim > 1, the weight matrices' (pass `prunable(params)` where params hold integer matrices).
+    ndim > 1, the weight matrices' (pass `prunable(params)` where params hold integer matrices). Two prunable leaves
+    of one name are a ValueError (their entries would be merged).
 
     Example:
         >>> import jax.numpy as jnp
@@ -288,7 +291,10 @@ def density(masks: Masks, spec: Params | None = None) -> dict[str, Array]:
     for (path, m), s in zip(jax.tree_util.tree_leaves_with_path(masks), jax.tree.leaves(spec), strict=True):
         if s:
             n = jnp.sum(m)
-            out[path_name(path)] = n / m.size
+            name = path_name(path)
+            if name in out:  # two leaves of one name would be merged into one entry
+                raise ValueError(f"density: two prunable leaves are named '{name}'; rename one of the keys")
+            out[name] = n / m.size
             alive, size = alive + n, size + m.size
     out["total"] = jnp.asarray(alive / size)
     return out

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn import checks
 from funcnn.nn import StateError
 from funcnn.nn.layer import as_shape
 from funcnn.prune.masks import check_arrays, check_masks, path_name, prunable
@@ -125,7 +126,10 @@ def snip_scores(forward: Forward, params: Params, masks: Masks, x: Array, y: Arr
     _check_floating(params, "snip_scores")
     effective = _masked(params, masks)
     g = jax.grad(lambda p: loss(forward(p, x), y))(effective)
-    return jax.tree.map(lambda w, gw, m: jnp.where(m, jnp.abs(gw * w), 0.0).astype(jnp.float32), effective, g, masks)
+    scores = jax.tree.map(lambda w, gw, m: jnp.where(m, jnp.abs(gw * w), 0.0).astype(jnp.float32), effective, g, masks)
+    # A NaN gradient (a loss that overflows at θ0) would be ranked as if it were a score: refuse it.
+    checks.finite(scores, name="scores (|g ⊙ w|: a NaN or infinite gradient at these weights)", who="snip_scores")
+    return scores
 
 
 def grasp_scores(
@@ -257,8 +261,8 @@ def synflow(
         raise ValueError(f"synflow: scope must be one of {SCOPES}, got scope={scope!r}")
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
         raise ValueError(f"synflow: iterations must be a positive int, got iterations={iterations!r}")
-    if isinstance(density, numbers.Real) and not 0 < density <= 1:
-        raise ValueError(f"synflow: density must be in (0, 1], got density={density!r}")
+    # Eagerly for numbers and concrete arrays; a traced density gets a runtime check in the program.
+    checks.in_range(density, 0, 1, name="density", who="synflow", low_open=True)
     spec = prunable(masks) if spec is None else spec
     m_leaves, treedef = jax.tree.flatten(masks)
     groups = _groups(masks, spec, scope)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from funcnn import checks
 from funcnn.prune.masks import check_arrays, check_masks, check_spec, layer_of, path_name, prunable
 
 __all__ = ["ROUNDINGS", "SCOPES", "by_scores", "magnitude", "random", "random_like"]
@@ -26,8 +27,8 @@ Masks = Any
 
 
 def _check_rate(name: str, rate: float | Array) -> None:
-    if isinstance(rate, (int, float)) and not 0 <= rate < 1:
-        raise ValueError(f"{name} must be in [0, 1), got {name}={rate!r}")
+    # Eagerly for numbers and concrete arrays; inside the program (a runtime check) for traced ones.
+    checks.in_range(rate, 0, 1, name=name, who="", high_open=True)
 
 
 def _rates(
@@ -159,6 +160,15 @@ def by_scores(
         raise ValueError(f"scores must have the masks' tree structure: {len(s_leaves)} leaves, masks {len(m_leaves)}")
     new = list(m_leaves)
     names = [path_name(p) for p, _ in jax.tree_util.tree_leaves_with_path(masks)]
+    pruned = [i for i, f in enumerate(jax.tree.leaves(spec)) if f]
+    # A NaN score would be ranked as if it were a number (magnitude pruning kept NaN weights): refuse it.
+    checks.finite(
+        [s_leaves[i] for i in pruned],
+        where=[m_leaves[i] for i in pruned],
+        names=[names[i] for i in pruned],
+        name="scores (|w| for magnitude pruning) of surviving entries",
+        who="prune",
+    )
     groups = _groups(masks, spec, scope)
     for group in groups:
         # One rate per pooled group: the same object or equal Python numbers (an array rate,

@@ -91,6 +91,7 @@ def as_net(net: Net, *, name: str = "net", needs_init: bool = True) -> Layer:
             extras["apply_with_state"],
             extras["output_shape"],
             getattr(net, "unit_layout", None),
+            getattr(net, "statistics", None),
         )
     if isinstance(net, tuple):
         if len(net) != 2 or not all(callable(f) for f in net):
@@ -115,8 +116,49 @@ def accepts(fn: Callable[..., Any]) -> tuple[bool, bool]:
     return "key" in names, "train" in names
 
 
+# Names that other libraries give the training flag and the key: an apply that takes one of these but
+# not `train=` / `key=` would never be run in training mode (or without its Dropout key), silently.
+_OTHER_FLAGS = {
+    "training": "train",
+    "is_training": "train",
+    "deterministic": "train",
+    "use_running_average": "train",
+    "inference": "train",
+    "rng": "key",
+    "rngs": "key",
+    "dropout_rng": "key",
+    "prng_key": "key",
+    "rng_key": "key",
+}
+_NEGATED = ("deterministic", "use_running_average", "inference")
+
+
+def _check_flag_names(fn: Callable[..., Any]) -> None:
+    """Refuse an apply whose training flag or key has another library's name (it would never see ours)."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return
+    names = [p.name for p in parameters if p.kind is not inspect.Parameter.POSITIONAL_ONLY]
+    ours = {"train", "key"} & set(names)
+    for n in names:
+        want = _OTHER_FLAGS.get(n)
+        if want is None or want in ours:
+            continue
+        if want == "train":
+            arg, never = (f"{n}=not train" if n in _NEGATED else f"{n}=train"), "never run in training mode"
+        else:
+            arg, never = f"{n}=key", "never get its key"
+        raise TypeError(
+            f"{getattr(fn, '__qualname__', repr(fn))} takes `{n}=`, which funcnn never passes (it calls "
+            f"apply(params, x, key=..., train=...)), so it would {never}. Wrap it: "
+            f"lambda params, x, key=None, train=False: apply(params, x, {arg})"
+        )
+
+
 def _keywords(fn: Callable[..., Any]) -> Callable[[Array | None, bool], dict[str, Any]]:
     """kwargs(key, train): the key= and train= that `fn` takes (its signature read once, not per trace)."""
+    _check_flag_names(fn)
     takes_key, takes_train = accepts(fn)
 
     def kwargs(key: Array | None, train: bool) -> dict[str, Any]:
@@ -133,6 +175,7 @@ def _layer(
     inner_apply_with_state: Callable[..., Any] | None = None,
     output_shape: Callable[..., Any] | None = None,
     unit_layout: Any = None,
+    statistics: Any = None,
 ) -> Layer:
     """A Layer around foreign functions: key/train filtered for each, output_shape by eval_shape."""
     apply_keywords = _keywords(inner_apply)
@@ -167,6 +210,7 @@ def _layer(
         init_state=init_state,
         apply_with_state=apply_with_state,
         unit_layout=unit_layout,
+        statistics=statistics,
     )
 
 

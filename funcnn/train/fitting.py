@@ -102,6 +102,10 @@ def fit(
     gradients all-reduced by XLA); batch_size must be a multiple of the device count.
     augment(key, x) -> x': a keyed transform of every training batch (`make_train_step`), e.g.
     `funcnn.cifar10.augment`; its keys come from `key` too. Validation data are never augmented.
+    Sparse training: pass a `funcnn.sparsity` transformation as the optimizer (`sparsity.rigl(optax.adam(1e-3),
+    ...)`, any method); its masks live in the optimizer state and change inside the compiled epochs, the
+    params are masked at the start (`sparsity.sparsify`) so that no forward pass is dense, and `masks=` stays
+    None (the gradient the method sees is the dense one).
 
     Example:
         >>> import jax
@@ -150,6 +154,7 @@ def fit(
     if model_state is None and hasattr(net, "init_state"):
         model_state = net.init_state(tuple(np.shape(x)[1:]))
     state = init_state(params, tx, masks, model_state=model_state, key=jax.random.fold_in(key, _STEP_KEY_FOLD))
+    state = sparse_start(state)
     step_fn = make_train_step(net, loss, tx, augment=augment)
     batch_sharding = None
     if data_parallel:
@@ -212,6 +217,22 @@ def fit(
         if not math.isfinite(train_loss):
             raise FloatingPointError(f"training loss became {train_loss} in epoch {e + 1}; lower the learning rate?")
     return state, history
+
+
+def sparse_start(state: TrainState) -> TrainState:
+    """With a sparse-training state in the optimizer's, the params masked by its masks (no forward pass is
+    dense); ValueError if the TrainState has masks too (they would mask the gradient the method needs)."""
+    from funcnn.sparsity.sparse_state import apply, find  # here: funcnn.sparsity's supermasks import funcnn.train
+
+    found = find(state.opt_state)
+    if found is None:
+        return state
+    if state.masks is not None:
+        raise ValueError(
+            "masks= cannot be combined with a sparse-training optimizer: its masks live in the optimizer state, "
+            "and masks= would mask the dense gradient it reads; leave masks=None"
+        )
+    return state._replace(params=apply(state.params, found.masks))
 
 
 def _current_lr(opt_state: Any, lr0: float | Callable[[Array], Array] | None, step: Array) -> float:

@@ -29,6 +29,7 @@ from funcnn import cpu
 from funcnn import losses as losses_lib
 from funcnn.train.contract import Net, as_net
 from funcnn.train.evaluate import Data, make_evaluate, validate_data
+from funcnn.train.fitting import sparse_start
 from funcnn.train.step import (
     _STEP_KEY_FOLD,
     LossFn,
@@ -37,7 +38,7 @@ from funcnn.train.step import (
     make_train_step,
     population_size,
 )
-from funcnn.train.train_state import Array, Batch, Params, init_state
+from funcnn.train.train_state import Array, Batch, Params, TrainState, init_state
 
 __all__ = ["PopulationFit", "fit_population"]
 
@@ -75,7 +76,7 @@ def fit_population(
     train: tuple[Data, Data],
     *,
     net: Net | None = None,
-    optimizer: optax.GradientTransformation | None = None,
+    optimizer: optax.GradientTransformation | Sequence[optax.GradientTransformation] | None = None,
     loss: LossFn = losses_lib.softmax_cross_entropy,
     metric: LossFn = losses_lib.accuracy,
     masks: Params | None = None,
@@ -100,6 +101,10 @@ def fit_population(
     key whose order every member shares. chunk: members vmapped together (`funcnn.cpu.map_members`:
     1 maps them one after another, None vmaps all; default `funcnn.cpu.default_chunk`). Chunking
     changes results by float rounding only; with chunk=1 member i is bit-identical to its key alone.
+    Sparse training: optimizer= a `funcnn.sparsity` transformation for every member, or a sequence of them,
+    one per member (all around one inner transformation object; they may differ in method, density and
+    key; the changing ones share `every`). Each member's masks live in its optimizer state, its params are
+    masked at the start, and its mask updates run inside the one compiled program (`sparsity.stack`).
 
     Example:
         >>> import jax
@@ -134,7 +139,9 @@ def fit_population(
             "fit_population trains either net= (with optimizer=) or your own step= (with init=): pass exactly one, "
             f"got net={'set' if net is not None else None}, step={'set' if step is not None else None}"
         )
+    sparse = None
     if net is not None:
+        optimizer, sparse = _sparse_members(optimizer, masks, net, input_shape, n_members)
         start, step_fn, evaluate_fn, chunk = _net_program(
             net, optimizer, loss, metric, masks, init, evaluate, input_shape, n_members, chunk
         )
@@ -145,9 +152,9 @@ def fit_population(
 
     n, has_val = len(x), val is not None
 
-    def program(member_keys: Array, masks: Params | None, x: Array, y: Array, xv: Array, yv: Array) -> Any:
-        def member(inputs: tuple[Array, Params | None]) -> Any:
-            k, m = inputs
+    def program(member_keys: Array, masks: Params | None, sparse: Any, x: Array, y: Array, xv: Array, yv: Array) -> Any:
+        def member(inputs: tuple[Array, Params | None, Any]) -> Any:
+            k, m, s = inputs
             k_init, k_run = jax.random.split(k)
             order_key = k_run if data_key is None else data_key
 
@@ -156,13 +163,13 @@ def fit_population(
                 state, ms = jax.lax.scan(lambda s, i: step_fn(s, (x[i], y[i])), state, idx)
                 return state, (ms, evaluate_fn(state, xv, yv) if has_val else {})
 
-            state, (ms, vs) = jax.lax.scan(epoch, start(k_init, k_run, m), jnp.arange(epochs))
+            state, (ms, vs) = jax.lax.scan(epoch, start(k_init, k_run, m, s), jnp.arange(epochs))
             return state, jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), ms), vs
 
-        return cpu.map_members(member, (member_keys, masks), chunk)
+        return cpu.map_members(member, (member_keys, masks, sparse), chunk)
 
     xv, yv = val if val is not None else (x[:1], y[:1])
-    state, metrics, vals = jax.jit(program)(member_keys, masks, *map(jnp.asarray, (x, y, xv, yv)))
+    state, metrics, vals = jax.jit(program)(member_keys, masks, sparse, *map(jnp.asarray, (x, y, xv, yv)))
     return PopulationFit(state, getattr(state, "params", None), metrics, dict(vals))
 
 
@@ -193,9 +200,14 @@ def _net_program(
     model_state = net.init_state(input_shape) if hasattr(net, "init_state") else None
     step_fn = make_train_step(layer, loss, optimizer)
 
-    def start(k_init: Array, k_run: Array, m: Params | None) -> Any:
+    def start(k_init: Array, k_run: Array, m: Params | None, sparse: Any) -> Any:
         params = layer.init(k_init, input_shape)
-        return init_state(params, optimizer, m, model_state=model_state, key=jax.random.fold_in(k_run, _STEP_KEY_FOLD))
+        key = jax.random.fold_in(k_run, _STEP_KEY_FOLD)
+        if sparse is None:
+            return init_state(params, optimizer, m, model_state=model_state, key=key)
+        numbers, sparse_key = sparse  # this member's method, as arrays: one program for all methods
+        opt_state = optimizer.init_with(params, numbers, sparse_key)
+        return sparse_start(TrainState(params, opt_state, jnp.zeros((), jnp.int32), None, model_state, key))
 
     if evaluate is None:
         scores = make_evaluate(layer, loss, metric)
@@ -228,8 +240,8 @@ def _step_program(
     if val is not None and evaluate is None:
         raise ValueError("val with step= needs evaluate= a function evaluate(state, x, y) -> {name: scalar}")
 
-    def start(k_init: Array, k_run: Array, m: Params | None) -> Any:
-        del k_run, m
+    def start(k_init: Array, k_run: Array, m: Params | None, sparse: Any) -> Any:
+        del k_run, m, sparse
         return init(k_init)
 
     def no_evaluate(state: Any, xv: Array, yv: Array) -> dict[str, Array]:
@@ -239,6 +251,34 @@ def _step_program(
     # default_chunk looks at the shapes of init's leaves (a conv kernel: one member at a time on CPU)
     shapes = types.SimpleNamespace(init=lambda key, shape: init(key))
     return start, step, evaluate or no_evaluate, cpu.chunk_or_default(chunk, shapes, input_shape)
+
+
+def _sparse_members(optimizer: Any, masks: Any, net: Net, input_shape: tuple, n_members: int) -> tuple[Any, Any]:
+    """(optimizer, None) unless it is a sparse-training transformation or a sequence of them; then (the
+    population's one transformation, (numbers, keys) stacked over the members): `sparsity.stack`."""
+    from funcnn.sparsity.rule import SparseTransformation  # here: funcnn.sparsity imports funcnn.train
+    from funcnn.sparsity.stack import stack
+
+    if isinstance(optimizer, optax.GradientTransformation):
+        if not isinstance(optimizer, SparseTransformation):
+            return optimizer, None
+        members = [optimizer] * n_members
+    elif isinstance(optimizer, (list, tuple)) and optimizer:
+        members = list(optimizer)
+        if len(members) != n_members or not all(isinstance(t, SparseTransformation) for t in members):
+            raise ValueError(
+                f"optimizer as a sequence must hold one funcnn.sparsity transformation per member ({n_members}), "
+                f"got {len(members)} items: {[type(t).__name__ for t in members]}"
+            )
+    else:
+        return optimizer, None  # _net_program names a bad optimizer
+    if masks is not None:
+        raise ValueError(
+            "masks= cannot be combined with sparse-training optimizers: their masks live in the optimizer state"
+        )
+    shapes = jax.eval_shape(lambda k: as_net(net).init(k, input_shape), jax.random.key(0))
+    stacked = stack(members, shapes)
+    return stacked.transformation, (stacked.numbers, stacked.keys)
 
 
 def _is_key(a: Any, ndim: int) -> bool:

@@ -24,8 +24,15 @@ _STEP_KEY_FOLD = 1 << 30
 
 
 def step_key(state: TrainState) -> Array | None:
-    """The key of the step about to be taken: fold_in(state.key, state.step), or None."""
-    return None if state.key is None else jax.random.fold_in(state.key, state.step)
+    """The key of the step about to be taken: fold_in(state.key, state.step), or None. state.key may be
+    a typed key or its raw uint32 key data (a population's carry holds plain arrays); the step's key is
+    typed either way, with the same bits."""
+    if state.key is None:
+        return None
+    key = state.key
+    if not jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.wrap_key_data(key)
+    return jax.random.fold_in(key, state.step)
 
 
 def make_train_step(
