@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(PY) experiments/lottery_ticket.py
 
-# The whole check, as CI runs it, quickest parts first: lint and format, types, the API reference
+# The whole check, as CI runs it, quickest parts first: lint and format, types, the documentation site
 # (with its docstring checks), the docstring examples, then the tests, slow ones included, on every core.
 test: lint types docs doctest
 	$(PY) -m pytest -q -n auto --dist loadgroup tests
@@ -33,10 +33,10 @@ lint: $(VENV)/.installed
 types: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
-# API reference (pdoc) in build/api/; fails on a public name without docstring, example or type
-# hints, and on a broken cross-reference.
+# The documentation site in build/site/ (static HTML: README, docs/, the API reference by topic); fails on
+# a public name without docstring, example or type hints, a broken cross-reference or link, any warning.
 docs: $(VENV)/.installed
-	$(PY) tools/api_docs.py --out build/api
+	$(PY) tools/site.py --out build/site
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks

@@ -29,10 +29,13 @@ import tempfile
 from pathlib import Path
 
 
-def child(mode: str, members: int, iterations: int, out: str, impl: str = "auto", eval_size: int = 0) -> dict:
+def child(
+    mode: str, members: int, iterations: int, out: str, impl: str = "auto", eval_size: int = 0, eval_every: int = 0
+) -> dict:
     """One side, in this process: "round" (the round program, its convolutions `impl`) or "loop";
     writes the validation curves and the first kernel to `out` (.npz); {mode, seconds, compile_s, devices}.
-    eval_size: validation and test sets of that many images (0: the preset's 5,000 and 10,000)."""
+    eval_size: validation and test sets of that many images (0: the preset's 5,000 and 10,000); eval_every:
+    steps between evaluations (0: the preset's 100)."""
     import dataclasses
     import time
 
@@ -46,6 +49,8 @@ def child(mode: str, members: int, iterations: int, out: str, impl: str = "auto"
     cfg = dataclasses.replace(
         lottery.PRESETS["conv2-fashion"], iterations=iterations, rounds=0, seeds=members, checkpoints_per_round=1
     )
+    if eval_every:
+        cfg = dataclasses.replace(cfg, eval_every=eval_every)
     study = lottery.Study(cfg, progress=False)
     if eval_size:  # --tiny: evaluating Conv-2 on 15,000 images four times was most of its time
         x, y, xv, yv, xt, yt = study.data  # the same training set, θ0 and batches; fewer images evaluated
@@ -135,16 +140,18 @@ def measure(
     impls: tuple[str, ...] = ("auto",),
     in_process: bool = False,
     eval_size: int = 0,
+    eval_every: int = 0,
 ) -> dict:
     """The loop once, then the round program with each of `impls`; wall times after compilation,
     each round's speed-up over the loop and its largest differences from the loop's results.
     in_process: both sides run in this process, under its XLA flags, on validation and test sets of
-    `eval_size` images (only a check that they run and agree, `python -m benchmarks --tiny`)."""
+    `eval_size` images, evaluated every `eval_every` steps (only a check that they run and agree,
+    `python -m benchmarks --tiny`)."""
     import numpy as np
 
     if eval_size and not in_process:
         raise ValueError(f"eval_size is for in_process runs (the --tiny check), got eval_size={eval_size}")
-    run = functools.partial(child, eval_size=eval_size) if in_process else run_child
+    run = functools.partial(child, eval_size=eval_size, eval_every=eval_every) if in_process else run_child
     with tempfile.TemporaryDirectory() as tmp:
         loop = run("loop", members, iterations, f"{tmp}/loop.npz")
         a = np.load(f"{tmp}/loop.npz")

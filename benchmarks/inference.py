@@ -7,7 +7,7 @@ import functools
 import jax
 import numpy as np
 
-from funcnn import models, prune, sparse, timing
+from funcnn import compaction, models, prune, sparse, timing
 
 
 def pruning_speed(x, densities, batch: int, repeats: int) -> list[dict]:
@@ -24,7 +24,7 @@ def pruning_speed(x, densities, batch: int, repeats: int) -> list[dict]:
             masks = prune.magnitude(params, masks, 1 - target)
         masked = prune.apply(params, masks)
         dense_f = jax.jit(net.apply)
-        small_net, small = prune.compact(net, params, masks)
+        small_net, small = compaction.compact(net, params, masks)
         small_f = jax.jit(small_net.apply)
         # Every Dense layer sparse, whatever its density: the table shows where that pays.
         sparse_net, sparse_params = sparse.sparsify(net, params, masks, max_density=1.0)

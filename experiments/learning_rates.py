@@ -39,15 +39,30 @@ def main(argv: list[str] | None = None) -> dict:
         key=jax.random.key(args.seed + 2),
         optimizer=optax.sgd,
     )
+    # Each step's batch loss on a log axis of steps, so that a rate that diverges within its first epoch
+    # still shows its climb (its epoch means are NaN): its line runs to its last finite loss (clipped at
+    # the top of the axes), and an x at the top marks the step whose loss was no longer finite.
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    epochs_a = np.arange(0, args.sweep_epochs + 1)
-    for r, curve in zip(rates, sweep["loss"], strict=True):
-        shown = np.where(np.isfinite(curve), curve, np.nan)
-        ax.plot(epochs_a, np.concatenate([[sweep["initial_loss"]], shown]), "o-", ms=3, label=f"lr = {r:g}")
-    ax.set_yscale("log")
-    ax.set_ylim(top=max(20.0, sweep["initial_loss"] * 2))
-    ax.set_xlabel("epoch"), ax.set_ylabel("training loss (cross-entropy)")
-    ax.set_title("SGD on MNIST-1D from one init: too low crawls, too high diverges")
+    top = max(1000.0, sweep["initial_loss"] * 2)
+    diverged = {}
+    for r, curve in zip(rates, sweep["step_loss"], strict=True):
+        bad = np.flatnonzero(~np.isfinite(curve))
+        n = int(bad[0]) if bad.size else len(curve)  # the losses at steps 1..n are finite
+        label = f"lr={r:g}"
+        if bad.size:
+            diverged[r] = n + 1
+            label += f" (diverged at step {n + 1})"
+        steps = np.arange(1, n + 1)
+        (drawn,) = ax.plot(steps, np.minimum(curve[:n], top), lw=1, label=label)
+        if bad.size:
+            last = min(curve[n - 1], top) if n else sweep["initial_loss"]
+            ax.plot([max(n, 1), n + 1], [last, top], ":", color=drawn.get_color())
+            ax.plot(n + 1, top, "x", ms=10, mew=2.5, color=drawn.get_color(), clip_on=False)
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_ylim(top=top)
+    ax.set_xlabel(f"SGD step ({sweep['step_loss'].shape[1] // args.sweep_epochs} per epoch)")
+    ax.set_ylabel("training loss (cross-entropy of the step's batch)")
+    ax.set_title("SGD on MNIST-1D from one init: too low crawls, too high diverges", pad=12)
     ax.legend(fontsize=8)
     fig_a = common.save_figure(fig, out / "lr_sweep.png")
     final = sweep["loss"][:, -1]
@@ -87,8 +102,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     print(
         common.table(
-            ["lr (SGD)", "loss after epoch 1", f"loss after epoch {args.sweep_epochs}"],
-            [[r, float(c[0]), float(c[-1])] for r, c in zip(rates, sweep["loss"], strict=True)],
+            ["lr (SGD)", "loss after epoch 1", f"loss after epoch {args.sweep_epochs}", "diverged at step"],
+            [[r, float(c[0]), float(c[-1]), diverged.get(r, "-")] for r, c in zip(rates, sweep["loss"], strict=True)],
         )
     )
     print()
@@ -107,6 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
             "loss": [[float(v) for v in c] for c in sweep["loss"]],
             "initial_loss": sweep["initial_loss"],
             "best_rate": rates[best],
+            "diverged_at_step": {f"{r:g}": k for r, k in diverged.items()},
         },
         "schedules": histories,
         "figures": [str(fig_a), str(fig_b)],

@@ -204,21 +204,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         imp=preset.imp,
     )  # fmt: skip
     rows = run_methods(net, preset, d, base["dense_params"], print)
-    res: dict[str, Any] = {
-        "preset": args.preset,
-        "config": dataclasses.asdict(preset),
-        "rows": rows,
-        "dense": summarize(base["dense"]),
-        "imp": {str(k): {**summarize(v), "density": base["imp_densities"][k]} for k, v in base["imp"].items()},
-        "baselines_seconds": base["seconds"],
-        "seconds": time.perf_counter() - t0,
-        "device": str(jax.devices()[0].device_kind),
-    }
-    print(table(res))
-    res["figures"] = [str(f) for f in plot(res, out)]
-    common.save_results(out, res)
-    print(f"{res['seconds'] / 60:.1f} min; results: {out / 'results.json'}")
-    return res
+    extra = {"baselines_seconds": base["seconds"]}
+    return baselines.finish(out, args.preset, preset, rows, base, t0, extra, table, plot)
 
 
 def cli(argv: list[str] | None = None) -> int:

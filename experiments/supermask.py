@@ -247,20 +247,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         epochs=preset.dense_epochs, batch_size=preset.dense_batch, learning_rate=preset.dense_lr, imp=not args.no_imp,
     )  # fmt: skip
     rows = run_grid(preset, d, seeds, print)
-    res: dict[str, Any] = {
-        "preset": args.preset,
-        "config": dataclasses.asdict(preset),
-        "rows": rows,
-        "dense": summarize(base["dense"]),
-        "imp": {str(k): {**summarize(v), "density": base["imp_densities"][k]} for k, v in base["imp"].items()},
-        "seconds": time.perf_counter() - t0,
-        "device": str(jax.devices()[0].device_kind),
-    }
-    print(table(res))
-    res["figures"] = [str(f) for f in plot(res, out)]
-    common.save_results(out, res)
-    print(f"{res['seconds'] / 60:.1f} min; results: {out / 'results.json'}")
-    return res
+    return baselines.finish(out, args.preset, preset, rows, base, t0, {}, table, plot)
 
 
 def cli(argv: list[str] | None = None) -> int:

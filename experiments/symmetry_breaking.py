@@ -3,6 +3,13 @@ independent PRNG keys. With zeros the hidden layers get no gradient signal at al
 every hidden unit stays identical to its neighbours through all of training; only random init
 learns well. Then 16 random keys trained at once (`jax.vmap`) show how much the initial draw
 matters (the course's "mouse in a maze").
+
+The table's "unit spread" columns measure the symmetry itself: for a hidden layer's weight matrix W
+(one column per unit: the weights into that unit), the largest difference between any two units'
+incoming weights, max over units i, j and inputs k of |W[k, i] - W[k, j]|, after training. Units that
+start equal (a constant init) get equal gradients, so they stay equal: spread 0, the layer computes one
+feature copied `width` times. Random init starts them apart, and training keeps them apart (a spread
+of the order of the weights themselves). W1 is the first hidden layer (dense_0), W2 the second (dense_2).
 """
 
 from __future__ import annotations
@@ -30,7 +37,8 @@ def make_net(init: str, width: int) -> nn.Layer:
 
 
 def unit_spread(w: np.ndarray) -> float:
-    """Largest difference between any two hidden units' incoming weight vectors (columns of w)."""
+    """max |w[k, i] - w[k, j]| over units i, j and inputs k: the largest difference between any two hidden
+    units' incoming weight vectors (the columns of w). 0 means every unit of the layer is the same unit."""
     return float(np.max(np.abs(w[:, :, None] - w[:, None, :])))
 
 
@@ -81,6 +89,11 @@ def main(argv: list[str] | None = None) -> dict:
         common.table(
             ["init", "test acc", "|grad W1| at init", "max |W1 - W1_0|", "unit spread W1", "unit spread W2"], rows
         )
+    )
+    print(
+        "unit spread W1, W2: after training, the largest difference between two hidden units' incoming weights\n"
+        "(max over units i, j and inputs k of |W[k, i] - W[k, j]|, W1 = dense_0, W2 = dense_2). 0: the units are\n"
+        "still identical copies of one another (the symmetry never broke); random init keeps them apart."
     )
 
     # Many random draws at once: the population axis is just a leading axis on params and state.

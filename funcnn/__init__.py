@@ -1,24 +1,36 @@
 """funcnn: neural networks as pure functions over parameter pytrees, in JAX.
 
-The whole public API, by module: nn (layers, combinators, serial), activations, losses, conv,
-pool, windows (padding and output sizes for both), kernels, models, train (TrainState, steps, fit),
-schedules, data, prune (masks), compaction (pruned nets made smaller), sparse (sparse inference),
-lottery (IMP studies: Spec, run), stability (linear mode connectivity), interpolation (the path
-between two nets and its error barrier), io (verified checkpoints), distributed (sharding over
-devices and hosts), cpu (opt-in XLA:CPU flags for populations), cifar10 (also data.cifar10),
-timing (seconds per call of jitted functions).
+The public modules (each `from funcnn import <name>`; the documentation site's API reference groups
+them by topic):
 
-The API reference (`make docs`) opens with docs/guide.md:
+- layers and nets: nn (layers as init/apply pairs, combinators, serial), activations, models (MLPs,
+  LeNet, Conv-2/4/6, ResNet, VGG), conv (convolution as functions), pool (max and average pooling),
+  windows (padding, strides and output sizes for both), kernels (the course's image kernels);
+- training: train (TrainState, steps, epochs, fit, populations), schedules (learning-rate decay),
+  losses, checks (argument checks that hold inside compiled code too);
+- pruning: prune (masks, scores, pruning at init, one-shot reconstruction), compaction (pruned nets
+  made smaller), sparse (sparse inference);
+- studies: lottery (IMP studies: Spec, run, arms), sparsity (sparse training and supermasks),
+  stability (linear mode connectivity), interpolation (the path between two nets, its error barrier);
+- models from elsewhere: interop (flax.nnx, flax.linen and equinox models as funcnn layers);
+- data and io: data (data sets with checksums; CIFAR-10 is `funcnn.data.cifar10`), io (verified
+  checkpoints), compile_cache (JAX's persistent compilation cache, a clock of compiles);
+- scale-out: distributed (sharding over devices and hosts), cpu (opt-in XLA:CPU flags for
+  populations), timing (seconds per call of jitted functions).
 
-.. include:: ../docs/guide.md
+`import funcnn` imports them all except interop and sparsity, which load on their own import
+(`from funcnn import sparsity`). Deprecated modules, kept for one release (importing one warns, naming
+its replacement): funcnn.cifar10 (now funcnn.data.cifar10), funcnn.nn.conv (funcnn.nn.conv_layers) and
+funcnn.io_leaves (funcnn.io).
 """
 
+import importlib as _importlib
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _version
+from typing import Any as _Any
 
 from funcnn import (
     activations,
-    cifar10,
     compaction,
     conv,
     cpu,
@@ -73,10 +85,6 @@ from funcnn.nn import (
 from funcnn.schedules import Plateau, constant, exponential_decay, step_decay
 from funcnn.train import TrainState, fit, init_state, lr_sweep, make_epoch, make_evaluate, make_train_step
 
-# The old name `prune.compact`: bound here, where both modules are imported, because compaction builds
-# on prune and prune must not import it back.
-prune.compact = compaction.compact  # type: ignore[attr-defined]
-
 try:
     __version__ = _version("funcnn")
 except PackageNotFoundError:  # running from a source tree that was never installed
@@ -112,7 +120,6 @@ __all__ = [
     "Tanh",
     "TrainState",
     "activations",
-    "cifar10",
     "compaction",
     "constant",
     "conv",
@@ -145,3 +152,10 @@ __all__ = [
     "train",
     "windows",
 ]
+
+
+def __getattr__(name: str) -> _Any:
+    """`funcnn.cifar10`, the old home of `funcnn.data.cifar10`, for one release: importing it warns."""
+    if name == "cifar10":
+        return _importlib.import_module("funcnn.cifar10")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["deferred", "finite", "in_range", "reraise"]
+__all__ = ["deferred", "finite", "in_range", "prng_key", "reraise"]
 
 # Whether traced values get runtime checks (a host callback): on, but where a caller checks on the host
 # (`deferred`). A context variable, read while a program is traced, never while it runs.
@@ -139,6 +139,43 @@ def finite(tree: Any, *, name: str, who: str, where: Any = None, names: list[str
         return
     counts = [jnp.sum(~jnp.isfinite(leaf) & (True if m is None else m)) for _, leaf, m in picked]
     jax.debug.callback(fail, *counts)
+
+
+def prng_key(key: Any, *, name: str = "key", who: str, optional: bool = False) -> None:
+    """Raise `TypeError` unless `key` is one JAX PRNG key: a typed key (`jax.random.key(0)`, shape ()) or a
+    raw one (`jax.random.PRNGKey(0)`: uint32, shape (2,)), concrete or traced (or None, if `optional`). An
+    int, a float array or a batch of keys gets a message naming the argument and how to make a key, not
+    JAX's own.
+
+    Example:
+        >>> import jax
+        >>> from funcnn import checks
+        >>> checks.prng_key(jax.random.key(0), who="net.init")  # fine
+        >>> checks.prng_key(0, who="net.init")
+        Traceback (most recent call last):
+        ...
+        TypeError: net.init: key must be a JAX PRNG key, got the int 0; make one with jax.random.key(0) ...
+    """
+    if key is None and optional:
+        return
+    dtype = getattr(key, "dtype", None)
+    shape = tuple(getattr(key, "shape", ()))
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        if shape == ():
+            return
+        got = f"a batch of keys of shape {shape}"
+        fix = "pass one of them (keys[i]), or jax.vmap over them"
+    elif dtype is not None and np.dtype(dtype) == np.uint32 and len(shape) == 1:
+        return  # a raw key (jax.random.PRNGKey), as older code makes them
+    else:
+        fix = "make one with jax.random.key(0) and split it (jax.random.split) for more"
+        if key is None or dtype is not None:
+            got = "None" if key is None else f"an array of dtype {np.dtype(dtype).name} and shape {shape}"
+        elif isinstance(key, (int, float, str)):
+            got = f"the {type(key).__name__} {key!r}"
+        else:
+            got = repr(key)
+    raise TypeError(f"{who}: {name} must be a JAX PRNG key, got {got}; {fix}")
 
 
 @contextlib.contextmanager

@@ -1,9 +1,11 @@
-"""CIFAR-10 from its binary release, and the standard crop-and-flip augmentation: `funcnn.data.cifar10`.
+"""Deprecated: CIFAR-10 is `funcnn.data.cifar10` (importing this module warns; it goes in funcnn 0.4).
 
 Kept at this path, where it was first, for the scripts that import `funcnn.cifar10`; the code (and its
-documentation) lives in `funcnn.data.cifar10`, beside the other data sets.
+documentation) lives in `funcnn.data.cifar10`, beside the other data sets, and every name here is the
+same object as there.
 """
 
+from funcnn import _deprecation
 from funcnn.data.cifar10 import (
     ARCHIVE,
     FOLDER,
@@ -33,3 +35,5 @@ __all__ = [
     "load",
     "read",
 ]
+
+_deprecation.warn("funcnn.cifar10", "funcnn.data.cifar10")

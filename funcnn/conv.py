@@ -25,46 +25,47 @@ makes its convolutions grouped ones (4 vmapped Conv-2 members 0.61x im2col's spe
 populations one member at a time on CPU, as `lottery` does), and, as a custom VJP, no forward-mode
 autodiff (`jax.jvp`, `jax.hessian`): pass impl="im2col" or "xla" for those.
 
-Window arithmetic (padding, strides, output sizes) is `funcnn.windows`, shared with pooling; its names
-are importable from here too. Pooling is `funcnn.pool` (`pool.max_pool`, `pool.avg_pool`; the old
-names conv.max_pool and conv.avg_pool still reach them).
+Window arithmetic (padding, strides, output sizes) is `funcnn.windows`, shared with pooling; pooling
+is `funcnn.pool` (`pool.max_pool`, `pool.avg_pool`). Their old names here (conv.max_pool,
+conv.output_size, conv.pair, ...) still reach them for one release, with a `DeprecationWarning`.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import itertools
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from funcnn.pool import avg_pool as avg_pool  # the old names conv.max_pool and conv.avg_pool
-from funcnn.pool import max_pool as max_pool
-from funcnn.windows import (
-    Padding,
-    Pair,
-    _as_nhwc,
-    output_hw,
-    output_len,
-    output_size,
-    pair,
-    resolve_padding,
-    resolve_padding_1d,
-)
-from funcnn.windows import Pads as Pads  # with positive_int: names scripts reached as conv.<name>
-from funcnn.windows import positive_int as positive_int
+from funcnn import _deprecation, windows
+from funcnn.windows import Padding, Pair  # the types of conv2d's and conv1d's arguments
 
-__all__ = [
-    "conv1d",
-    "conv2d",
-    "output_hw",
-    "output_len",
-    "output_size",
-    "resolve_impl",
-    "resolve_padding",
-    "resolve_padding_1d",
-]
+__all__ = ["conv1d", "conv2d", "resolve_impl"]
+
+# Old names of other modules' functions, reached here until funcnn 0.4 (each warns): name -> its module.
+_MOVED = {
+    "max_pool": "funcnn.pool",
+    "avg_pool": "funcnn.pool",
+    **dict.fromkeys(
+        ("output_size", "output_hw", "output_len", "pair", "positive_int", "resolve_padding", "resolve_padding_1d"),
+        "funcnn.windows",
+    ),
+    "Pads": "funcnn.windows",
+    "_as_nhwc": "funcnn.windows",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """conv.max_pool, conv.output_size, ...: the old names of pool's and windows' functions (they warn)."""
+    if name in _MOVED:
+        _deprecation.warn(f"funcnn.conv.{name}", f"{_MOVED[name]}.{name}")
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Array = jax.Array
 
@@ -195,15 +196,15 @@ def conv2d(
     impl = resolve_impl(impl)
     if w.ndim != 4:
         raise ValueError(f"kernel w must be (kh, kw, C_in, C_out), got shape {tuple(w.shape)}")
-    x4, batch = _as_nhwc(x)
+    x4, batch = windows._as_nhwc(x)
     if x4.shape[-1] != w.shape[2]:
         raise ValueError(
             f"input has {x4.shape[-1]} channels but the kernel expects C_in={w.shape[2]} "
             f"(x {tuple(x.shape)}, w {tuple(w.shape)})"
         )
-    strides = pair(stride, "stride")
-    out_hw = output_hw(x4.shape[1:3], w.shape[:2], strides, padding)  # validates sizes
-    pads = resolve_padding(padding, x4.shape[1:3], w.shape[:2], strides)
+    strides = windows.pair(stride, "stride")
+    out_hw = windows.output_hw(x4.shape[1:3], w.shape[:2], strides, padding)  # validates sizes
+    pads = windows.resolve_padding(padding, x4.shape[1:3], w.shape[:2], strides)
     y = _conv(impl, x4, w, strides, pads, out_hw)
     if b is not None:
         y = y + b.reshape(1, 1, 1, -1)
@@ -250,8 +251,8 @@ def conv1d(
         )
     batch = x.shape[:-2]
     x3 = x.reshape((-1,) + x.shape[-2:])
-    out_len = output_len(x3.shape[1], w.shape[0], stride, padding)  # validates stride, padding and sizes
-    pads = resolve_padding_1d(padding, x3.shape[1], w.shape[0], stride)
+    out_len = windows.output_len(x3.shape[1], w.shape[0], stride, padding)  # validates stride, padding and sizes
+    pads = windows.resolve_padding_1d(padding, x3.shape[1], w.shape[0], stride)
     y = _conv(impl, x3, w, (stride,), (pads,), (out_len,))
     if b is not None:
         y = y + b.reshape(1, 1, -1)

@@ -106,7 +106,7 @@ def default_chunk(net: Any, input_shape: tuple, backend: str | None = None) -> i
     if (backend or jax.default_backend()) != "cpu":
         return None
     try:
-        shapes = jax.eval_shape(lambda k: net.init(k, tuple(input_shape)), jax.random.key(0))
+        shapes = jax.eval_shape(lambda: net.init(jax.random.key(0), tuple(input_shape)))
     except TypeError:  # params that are no arrays: the Study says so, naming the leaf, a step later
         return 4
     return 1 if any(len(leaf.shape) >= 3 for leaf in jax.tree.leaves(shapes)) else 4

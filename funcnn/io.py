@@ -36,7 +36,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from funcnn.io_leaves import _EXTENDED, _META, _SCALARS, _describe, _flat, _is_key, _key_impl, _names, _native
+from funcnn._io_leaves import _EXTENDED, _META, _SCALARS, _describe, _flat, _is_key, _key_impl, _names, _native
 
 __all__ = [
     "COMMIT",

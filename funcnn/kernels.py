@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from funcnn import conv
+from funcnn import conv, windows
 
 __all__ = ["KERNELS", "apply_kernel", "edge_detection", "gaussian_blur", "identity", "sharpen"]
 
@@ -24,7 +24,7 @@ KERNELS = {"identity": identity, "gaussian_blur": gaussian_blur, "sharpen": shar
 """The four kernels by name."""
 
 
-def apply_kernel(image: ArrayLike, kernel: ArrayLike, padding: conv.Padding = "SAME") -> jax.Array:
+def apply_kernel(image: ArrayLike, kernel: ArrayLike, padding: windows.Padding = "SAME") -> jax.Array:
     """Convolve (cross-correlate) a (kh, kw) kernel with an image, each channel on its own.
 
     image: (H, W) grayscale or (H, W, C) color -> the same rank; "SAME" keeps H and W (zero padding).

@@ -24,10 +24,10 @@ def output_size(n: int, k: int, s: int = 1, pad_total: int = 0) -> int:
     """floor((n + pad_total - k) / s) + 1: the output length of a window k sliding with stride s.
 
     Example:
-        >>> from funcnn import conv
-        >>> conv.output_size(28, 5)  # a window of 5 over 28 pixels, no padding
+        >>> from funcnn import windows
+        >>> windows.output_size(28, 5)  # a window of 5 over 28 pixels, no padding
         24
-        >>> conv.output_size(28, 3, s=2, pad_total=2)
+        >>> windows.output_size(28, 3, s=2, pad_total=2)
         14
     """
     return (n + pad_total - k) // s + 1
@@ -49,12 +49,12 @@ def resolve_padding(padding: Padding, in_hw: Sequence[int], k_hw: Sequence[int],
     """Explicit ((top, bottom), (left, right)) for any padding form (SAME as XLA: extra at the end).
 
     Example:
-        >>> from funcnn import conv
-        >>> conv.resolve_padding("SAME", (28, 28), (3, 3), (1, 1))
+        >>> from funcnn import windows
+        >>> windows.resolve_padding("SAME", (28, 28), (3, 3), (1, 1))
         ((1, 1), (1, 1))
-        >>> conv.resolve_padding("SAME", (28, 28), (3, 3), (2, 2))  # one pixel in all, at the end
+        >>> windows.resolve_padding("SAME", (28, 28), (3, 3), (2, 2))  # one pixel in all, at the end
         ((0, 1), (0, 1))
-        >>> conv.resolve_padding(2, (28, 28), (5, 5), (1, 1))
+        >>> windows.resolve_padding(2, (28, 28), (5, 5), (1, 1))
         ((2, 2), (2, 2))
     """
     if isinstance(padding, str):
@@ -93,10 +93,10 @@ def output_hw(
     """(H_out, W_out) for an input (H, W), a window (kh, kw), strides and padding; raises if empty.
 
     Example:
-        >>> from funcnn import conv
-        >>> conv.output_hw((28, 28), (5, 5))
+        >>> from funcnn import windows
+        >>> windows.output_hw((28, 28), (5, 5))
         (24, 24)
-        >>> conv.output_hw((28, 28), (3, 3), strides=2, padding="SAME")  # SAME: ceil(28 / 2)
+        >>> windows.output_hw((28, 28), (3, 3), strides=2, padding="SAME")  # SAME: ceil(28 / 2)
         (14, 14)
     """
     stride_hw = pair(strides, "stride")
@@ -127,10 +127,10 @@ def resolve_padding_1d(padding: Padding | Sequence[int], n: int, k: int, stride:
     (p on each side) or a pair (left, right).
 
     Example:
-        >>> from funcnn import conv
-        >>> conv.resolve_padding_1d("SAME", 10, 4, 1)  # 3 in all for a window of 4, the odd one at the end
+        >>> from funcnn import windows
+        >>> windows.resolve_padding_1d("SAME", 10, 4, 1)  # 3 in all for a window of 4, the odd one at the end
         (1, 2)
-        >>> conv.resolve_padding_1d((0, 3), 10, 4, 1)
+        >>> windows.resolve_padding_1d((0, 3), 10, 4, 1)
         (0, 3)
     """
     if isinstance(padding, str) or (isinstance(padding, int) and not isinstance(padding, bool)):
@@ -159,10 +159,10 @@ def output_len(n: int, k: int, stride: int = 1, padding: Padding | Sequence[int]
     """L_out for an input length n, a window k, a stride and a 1-D padding; raises if empty.
 
     Example:
-        >>> from funcnn import conv
-        >>> conv.output_len(40, 5)
+        >>> from funcnn import windows
+        >>> windows.output_len(40, 5)
         36
-        >>> conv.output_len(40, 5, stride=2, padding="SAME")  # SAME: ceil(40 / 2)
+        >>> windows.output_len(40, 5, stride=2, padding="SAME")  # SAME: ceil(40 / 2)
         20
     """
     stride = positive_int(stride, "stride")

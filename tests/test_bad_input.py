@@ -244,3 +244,57 @@ def test_command_line_bad_values(script, args, needle, tmp_path):
     )
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and "error:" in r.stderr
+
+
+# Errors that name the cause (issue #43): one image without its batch axis fails at Flatten, not at the
+# Dense after it; an int (or any non-key array) where a PRNG key belongs is funcnn's TypeError naming the
+# argument and how to make a key, not JAX's own.
+CNN = nn.serial(nn.Conv2D(4, (3, 3)), nn.Flatten(), nn.Dense(10))
+CNN_P = CNN.init(jax.random.key(0), (6, 6, 1))
+
+
+def test_one_image_without_its_batch_axis_fails_at_flatten_naming_the_fix():
+    assert CNN.apply(CNN_P, jnp.ones((6, 6, 1))[None]).shape == (1, 10)  # the fix works
+    with pytest.raises(nn.ShapeError) as info:
+        CNN.apply(CNN_P, jnp.ones((6, 6, 1)))  # was: "dense_2: expected input of shape (*batch, 64), got (4, 16)"
+    msg = str(info.value)
+    assert msg.startswith("layer 'flatten_1': input of shape (4, 4, 4) has no batch axis"), msg
+    assert "x[None]" in msg and "Flatten(ndim=3)" in msg and "dense_2" in msg
+    bn = nn.serial(nn.Conv2D(2, 3), nn.BatchNorm(), nn.Flatten(), nn.Dropout(0.5), nn.Dense(3))  # the state path
+    p, s = bn.init(jax.random.key(0), (5, 5, 1)), bn.init_state((5, 5, 1))
+    with pytest.raises(nn.ShapeError, match=r"layer 'flatten_2': input of shape \(3, 3, 2\) has no batch axis"):
+        bn.apply_with_state(p, s, jnp.ones((5, 5, 1)), key=jax.random.key(1), train=True)
+    with pytest.raises(nn.ShapeError, match="layer 'dense_2': Dense: expected input"):  # a real width mismatch
+        CNN.apply(CNN_P, jnp.ones((2, 7, 7, 1)))
+
+
+KEY_CASES = [
+    ("net.init", lambda: NET.init(0, (2,)), "serial.init(key, input_shape): key"),
+    ("layer init", lambda: nn.Dense(3).init(np.zeros(2, np.float32), (2,)), "dense.init(key, input_shape): key"),
+    ("fit key", lambda: fit(key=0), "fit: key"),
+    (
+        "lr_sweep key",
+        lambda: train.lr_sweep(NET, P, (XOR.x_train, XOR.y_train), rates=[0.1], epochs=1, batch_size=8, key=3),
+        "lr_sweep: key",
+    ),
+    ("init_state key", lambda: train.init_state(P, optax.sgd(0.1), key=7), "init_state: key"),
+    ("Dropout key", lambda: nn.Dropout(0.5).apply({}, jnp.ones(4), key=1, train=True), "Dropout(rate=0.5).apply"),
+    ("serial apply key", lambda: NET.apply(P, jnp.ones((1, 2)), key=5, train=True), "key=key): key"),
+    ("a batch of keys", lambda: NET.init(jax.random.split(jax.random.key(0), 3), (2,)), "a batch of keys"),
+]
+
+
+@pytest.mark.parametrize("name,call,needle", KEY_CASES, ids=[c[0] for c in KEY_CASES])
+def test_a_non_key_where_a_key_belongs_names_the_argument_and_how_to_make_one(name, call, needle):
+    with pytest.raises(TypeError) as info:
+        call()
+    msg = str(info.value)
+    assert needle in msg and "must be a JAX PRNG key" in msg, msg
+    assert "jax.random.key(0)" in msg or "keys[i]" in msg, msg
+
+
+def test_keys_of_every_kind_still_work():
+    for key in (jax.random.key(0), jax.random.PRNGKey(0)):  # typed and raw (uint32[2]) keys
+        assert jax.tree.map(jnp.shape, NET.init(key, (2,))) == jax.tree.map(jnp.shape, P)
+    inits = jax.vmap(NET.init, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), (2,))  # traced keys
+    assert inits["dense_0"]["w"].shape == (3, 2, 4)

@@ -12,7 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import cifar10, data
+from funcnn import data
+from funcnn.data import cifar10
 from tests.conftest import RangeHandler
 
 N = 3  # records per synthetic batch file

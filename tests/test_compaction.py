@@ -60,7 +60,7 @@ def test_mlp_dead_in_units_fold_into_the_next_bias_and_dead_out_units_go(act):
     m = prune.magnitude(p, prune.ones(p), 0.8, layer_rates={"dense_5": 0.2})
     m["dense_1"]["w"] = m["dense_1"]["w"].at[:, :5].set(False)  # no inputs: outputs act(b)
     m["dense_3"]["w"] = m["dense_3"]["w"].at[5:9, :].set(False)  # dense_1 units 5..8 feed nothing
-    small_net, small = prune.compact(net, p, m)  # the old spelling, input shape read from the params
+    small_net, small = compaction.compact(net, p, m)  # input shape read from the params
     dead = ~np.asarray(m["dense_1"]["w"]).any(0) | ~np.asarray(m["dense_3"]["w"]).any(1)
     assert small["dense_1"]["w"].shape == (12, 40 - dead.sum())
     _check_same(net, p, m, small_net, small, (3, 4))

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import conv, kernels, nn
+from funcnn import conv, kernels, nn, windows
 
 COURSE = np.array([[7, 3, 5, 2], [8, 7, 1, 6], [4, 9, 3, 9], [0, 8, 4, 5]], np.float32)
 
@@ -54,9 +54,9 @@ def test_conv_matches_loops(hw, k, s, padding):
     pads = _explicit(padding, hw, (k, k), (s, s))
     got = conv.conv2d(x, w, b, s, padding)
     np.testing.assert_allclose(got, ref_conv(x, w, b, (s, s), pads), rtol=1e-4, atol=1e-4)
-    expect_hw = tuple(conv.output_size(n, k, s, sum(p)) for n, p in zip(hw, pads, strict=True))
+    expect_hw = tuple(windows.output_size(n, k, s, sum(p)) for n, p in zip(hw, pads, strict=True))
     assert got.shape == (2,) + expect_hw + (2,)
-    assert conv.output_hw(hw, (k, k), s, padding) == expect_hw
+    assert windows.output_hw(hw, (k, k), s, padding) == expect_hw
 
 
 def test_single_image_and_extra_batch_axes():
@@ -150,10 +150,10 @@ def test_im2col_conv2d_equals_lax_conv_with_gradients(i, case):
     c_in, batch = [1, 3][i % 2], BATCHES[i % 3]  # every (C_in, batch) pair appears across the cases
     rng = np.random.default_rng(i)
     x = jnp.asarray(rng.normal(size=batch + (7, 8, c_in)), jnp.float32)
-    k_hw = conv.pair(k, "kernel")
+    k_hw = windows.pair(k, "kernel")
     w = jnp.asarray(rng.normal(size=k_hw + (c_in, 4)), jnp.float32)
     b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
-    out_hw = conv.output_hw((7, 8), k_hw, s, padding)
+    out_hw = windows.output_hw((7, 8), k_hw, s, padding)
     g = jnp.asarray(rng.normal(size=batch + out_hw + (4,)), jnp.float32)
     with jax.default_matmul_precision("highest"):
         (y0, dx0, dw0), *others = _conv_pair(lambda x, w, **kw: conv.conv2d(x, w, b, s, padding, **kw), x, w, g)

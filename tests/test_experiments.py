@@ -208,10 +208,13 @@ def test_forward_pass(tmp_path):
 
 
 def test_backprop(tmp_path):
-    r = backprop.main(["--out", str(tmp_path), "--steps", "1500"])
-    assert r["max_weight_difference"] < 1e-4
-    assert r["final_sse"] < r["threshold"] and r["steps_to_threshold"] is not None
-    assert np.all(np.round(r["predictions"]) == [0, 1, 1, 0])
+    # the course's 2-2-2-2 net ([1, -1] -> [0.62, 0.83]) taught [1, 0]; the XOR demo skipped (its own compile)
+    r = backprop.main(["--out", str(tmp_path), "--steps", "60", "--xor-steps", "0"])
+    c = r["course"]
+    assert c["max_weight_difference"] < 1e-5 and "xor" not in r
+    assert c["final_sse"] < r["threshold"] < c["sse_before"] and c["steps_to_threshold"] is not None
+    assert np.round(c["predictions"][0]).tolist() == [1.0, 0.0]
+    np.testing.assert_allclose(c["first_step_deltas"][-1], [0.0903, -0.1175], atol=1e-4)  # (y - ŷ) ŷ (1 - ŷ)
     check_pngs(r, tmp_path)
 
 
@@ -264,6 +267,7 @@ def test_learning_rates(tmp_path):
     loss = {rate: c[-1] for rate, c in zip(r["sweep"]["rates"], r["sweep"]["loss"], strict=True)}
     init = r["sweep"]["initial_loss"]
     assert not np.isfinite(loss[10.0]) or loss[10.0] > loss[1.0]  # far too high
+    assert set(r["sweep"]["diverged_at_step"]) <= {"10"}  # where its line ends, named in the legend
     assert abs(init - loss[1e-4]) < abs(init - loss[0.1])  # far too low barely moves
     hist = r["schedules"]
     assert hist["step decay (halve every 5 epochs)"]["learning_rate"][5] == pytest.approx(0.005)
@@ -277,6 +281,10 @@ def test_cnn_kernels(tmp_path):
     r = cnn_kernels.main(["--out", str(tmp_path), "--images", "2"])
     assert r["pooling"]["max"] == [[8, 6], [9, 9]]
     assert r["pooling"]["average"] == [[6.25, 3.5], [5.25, 5.25]]
+    assert [(w["padding"], w["stride"], w["size"]) for w in r["window_sums"]] == [
+        ("VALID", 1, 2), ("SAME", 1, 4), ("VALID", 2, 1), ("SAME", 2, 2)
+    ]  # fmt: skip
+    assert r["window_sums"][0]["output"] == [[47, 45], [44, 52]]  # 3x3 window sums of the 4x4 example
     for row in r["output_shapes"]:
         assert row["shape"] == row["formula"]
     assert {(row["padding"], row["stride"]) for row in r["output_shapes"]} >= {("VALID", 3), ("SAME", 2), ("1", 1)}

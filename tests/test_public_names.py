@@ -1,9 +1,16 @@
-"""Every funcnn name the README, docs/guide.md and CHANGELOG.md mention resolves, and the old import paths
-of modules that became packages (or moved) still reach the same objects."""
+"""Every funcnn name that README.md, CONTRIBUTING.md, CHANGELOG.md and the documentation pages (`DOCS`)
+mention resolves, and the old import paths of modules that became packages (or moved) still reach the same
+objects. One name for each thing (issue #43): the new names resolve without a warning; every deprecated
+one warns `DeprecationWarning` naming its replacement and still reaches the same object (or does the same
+thing), for one release."""
 
+import ast
 import importlib
 import re
+import subprocess
+import sys
 import types
+import warnings
 from pathlib import Path
 
 import pytest
@@ -11,7 +18,32 @@ import pytest
 import funcnn
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = ("README.md", "docs/guide.md", "CHANGELOG.md")
+DOCS = (
+    "README.md",
+    "docs/guide.md",
+    "CHANGELOG.md",
+    "CONTRIBUTING.md",
+    "docs/course/README.md",
+    "docs/lottery-from-primitives.md",
+    "docs/lottery-studies.md",
+    "docs/bring-your-own-model.md",
+    "docs/data.md",
+    "docs/scale-out.md",
+    "docs/benchmarks.md",
+    "docs/lottery-mnist1d/README.md",
+    "docs/lenet-fashion/README.md",
+    "docs/mnist1d-notebook/README.md",
+    "docs/pruning-at-init/README.md",
+    "docs/rewinding/README.md",
+    "docs/stability-lenet/README.md",
+    "docs/late-rewinding-resnet8/README.md",
+    "docs/stability-resnet8/README.md",
+    "docs/resnet20-fashion/README.md",
+    "docs/prune-speed/README.md",
+    "docs/sparse-training/README.md",
+    "docs/one-shot/README.md",
+    "docs/supermask/README.md",
+)
 
 # A dotted funcnn name at the start of a backticked span: `funcnn.data.load`, `funcnn.cifar10.augment(key, x)`.
 BACKTICKED = re.compile(r"`(funcnn(?:\.[A-Za-z_]\w*)+)")
@@ -112,13 +144,6 @@ MOVED = {
     "funcnn.data.train_val_split": "funcnn.data.splits.train_val_split",
     "funcnn.data.load": "funcnn.data.registry.load",
     "funcnn.data.DATASETS": "funcnn.data.registry.DATASETS",
-    **{
-        f"funcnn.cifar10.{n}": f"funcnn.data.cifar10.{n}"
-        for n in (
-            *("ARCHIVE", "FOLDER", "RECORD_BYTES", "SHA256", "TEST_FILES", "TRAIN_FILES", "URL"),
-            *("augment", "download", "load", "read", "_decode", "_how_to_get", "_read_archive"),
-        )
-    },
     "funcnn.models.mlp": "funcnn.models.mlps.mlp",
     "funcnn.models.lenet_300_100": "funcnn.models.mlps.lenet_300_100",
     "funcnn.models.lenet5": "funcnn.models.convnets.lenet5",
@@ -148,16 +173,8 @@ MOVED = {
     "funcnn.compaction.stream_convs": "funcnn.compaction.streams.stream_convs",
     "funcnn.compaction.PRODUCERS": "funcnn.compaction.trace.PRODUCERS",
     "funcnn.compaction.CHANNELWISE": "funcnn.compaction.trace.CHANNELWISE",
-    "funcnn.prune.compact": "funcnn.compaction.compact",
-    "funcnn.conv.max_pool": "funcnn.pool.max_pool",
-    "funcnn.conv.avg_pool": "funcnn.pool.avg_pool",
-    **{
-        f"funcnn.conv.{n}": f"funcnn.windows.{n}"
-        for n in (
-            *("output_size", "output_hw", "output_len", "pair", "positive_int", "resolve_padding"),
-            *("resolve_padding_1d", "Padding", "Pads", "Pair", "_as_nhwc"),
-        )
-    },
+    "funcnn.conv.Padding": "funcnn.windows.Padding",  # the types of conv2d's arguments, not aliases
+    "funcnn.conv.Pair": "funcnn.windows.Pair",
     **{f"funcnn.nn.layer.{n}": f"funcnn.nn.errors.{n}" for n in ("LayerError", "ShapeError", "StateError", "named")},
     "funcnn.nn.LayerError": "funcnn.nn.errors.LayerError",
     "funcnn.nn.ShapeError": "funcnn.nn.errors.ShapeError",
@@ -171,12 +188,186 @@ def test_old_import_paths_reach_the_moved_objects(old, new):
 
 
 def test_old_from_imports_still_work():
-    from funcnn.cifar10 import augment
-    from funcnn.conv import max_pool, pair
     from funcnn.data import DataError, _fetch_resumable, sha256
     from funcnn.nn.layer import ShapeError, serial, summary
-    from funcnn.prune import compact
 
-    assert callable(augment) and callable(max_pool) and callable(pair) and callable(_fetch_resumable)
-    assert issubclass(DataError, RuntimeError) and issubclass(ShapeError, ValueError)
-    assert callable(sha256) and callable(serial) and callable(summary) and callable(compact)
+    assert callable(_fetch_resumable) and issubclass(DataError, RuntimeError) and issubclass(ShapeError, ValueError)
+    assert callable(sha256) and callable(serial) and callable(summary)
+    with pytest.warns(DeprecationWarning, match=r"use funcnn\.pool\.max_pool"):
+        from funcnn.conv import max_pool
+    with pytest.warns(DeprecationWarning, match=r"use funcnn\.windows\.pair"):
+        from funcnn.conv import pair
+    with pytest.warns(DeprecationWarning, match=r"use funcnn\.compaction\.compact"):
+        from funcnn.prune import compact
+    assert callable(max_pool) and callable(pair) and callable(compact)
+
+
+# ---- One name for each thing (issue #43) -------------------------------------------------------------
+
+# The names to use: each resolves without any DeprecationWarning.
+NEW_NAMES = [
+    "funcnn.lottery.weight_rewinding",
+    "funcnn.lottery.reinitialized",
+    "funcnn.lottery.shuffled",
+    "funcnn.lottery.Context",
+    "funcnn.lottery.reinit_same_sign",
+    "funcnn.lottery.arms.weight_rewinding",
+    "funcnn.compaction.compact",
+    "funcnn.conv.conv2d",
+    "funcnn.conv.conv1d",
+    "funcnn.pool.max_pool",
+    "funcnn.pool.avg_pool",
+    *(f"funcnn.windows.{n}" for n in ("output_size", "output_hw", "output_len", "pair", "resolve_padding")),
+    *(f"funcnn.nn.conv_layers.{n}" for n in ("Conv2D", "Conv1D", "MaxPool", "AvgPool", "GlobalAvgPool")),
+    "funcnn.nn.Conv2D",
+    "funcnn.data.cifar10.augment",
+    "funcnn.data.cifar10.load",
+    "funcnn.io.save_tree",
+    "funcnn.io.load_tree",
+    "funcnn.checks.prng_key",
+]
+
+# Deprecated names reached as attributes: old -> new (the very same object), and the message names new.
+DEPRECATED = {
+    "funcnn.prune.compact": "funcnn.compaction.compact",
+    "funcnn.conv.max_pool": "funcnn.pool.max_pool",
+    "funcnn.conv.avg_pool": "funcnn.pool.avg_pool",
+    **{
+        f"funcnn.conv.{n}": f"funcnn.windows.{n}"
+        for n in (
+            *("output_size", "output_hw", "output_len", "pair", "positive_int", "resolve_padding"),
+            *("resolve_padding_1d", "Pads", "_as_nhwc"),
+        )
+    },
+}
+
+# Deprecated modules: importing one warns naming the new module, and every name it had is the same object as
+# in its new home: old -> (the name the message gives, the module now holding the names, the names).
+DEPRECATED_MODULES = {
+    "funcnn.cifar10": (
+        "funcnn.data.cifar10",
+        "funcnn.data.cifar10",
+        (
+            *("ARCHIVE", "FOLDER", "RECORD_BYTES", "SHA256", "TEST_FILES", "TRAIN_FILES", "URL"),
+            *("augment", "download", "load", "read", "_decode", "_how_to_get", "_read_archive"),
+        ),
+    ),
+    "funcnn.nn.conv": (
+        "funcnn.nn.conv_layers",
+        "funcnn.nn.conv_layers",
+        ("AvgPool", "Conv1D", "Conv2D", "GlobalAvgPool", "MaxPool"),
+    ),
+    "funcnn.io_leaves": (  # private parts of funcnn.io, which is what to use
+        "funcnn.io (save_tree, load_tree)",
+        "funcnn._io_leaves",
+        ("_EXTENDED", "_META", "_SCALARS", "_describe", "_flat", "_is_key", "_key_impl", "_names", "_native"),
+    ),
+}
+
+# Deprecated functions: calling one warns naming its replacement (old -> the words the message must hold).
+DEPRECATED_CALLS = {
+    "funcnn.lottery.ticket": "lottery.weight_rewinding()",
+    "funcnn.lottery.reinit": "lottery.reinitialized()",
+    "funcnn.lottery.random_pruning": "lottery.shuffled(",
+    "funcnn.lottery.arms.ticket": "lottery.weight_rewinding()",
+    "funcnn.lottery.arms.reinit": "lottery.reinitialized()",
+    "funcnn.lottery.arms.random_pruning": "lottery.shuffled(",
+}
+
+
+@pytest.mark.parametrize("name", NEW_NAMES)
+def test_the_new_names_resolve_without_a_warning(name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        resolve(name)
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(DEPRECATED.items()), ids=sorted(DEPRECATED))
+def test_a_deprecated_name_warns_naming_the_new_one_and_is_the_same_object(old, new):
+    with pytest.warns(DeprecationWarning, match=re.escape(f"use {new}")) as caught:
+        obj = resolve(old)
+    assert obj is resolve(new)
+    assert len([w for w in caught if w.category is DeprecationWarning]) == 1  # once per use
+    with pytest.warns(DeprecationWarning):
+        resolve(old)  # and again at the next use
+
+
+@pytest.mark.parametrize(("old", "spec"), sorted(DEPRECATED_MODULES.items()), ids=sorted(DEPRECATED_MODULES))
+def test_a_deprecated_module_warns_on_import_naming_the_new_one(old, spec, monkeypatch):
+    new, home, names = spec
+    parent, _, leaf = old.rpartition(".")
+    monkeypatch.delitem(sys.modules, old, raising=False)  # a fresh import, as a script's first one
+    if leaf in vars(importlib.import_module(parent)):  # (hasattr would import it: funcnn.__getattr__)
+        monkeypatch.delattr(importlib.import_module(parent), leaf)
+    with pytest.warns(DeprecationWarning, match=re.escape(f"use {new}")):
+        module = importlib.import_module(old)
+    target = importlib.import_module(home)
+    for name in names:
+        assert getattr(module, name) is getattr(target, name), name
+    assert module.__doc__ and hasattr(module, "__all__")  # tools/api_docs.py's rules for a public module
+
+
+@pytest.mark.parametrize(("old", "needle"), sorted(DEPRECATED_CALLS.items()), ids=sorted(DEPRECATED_CALLS))
+def test_a_deprecated_arm_function_warns_when_called_naming_the_builder(old, needle):
+    import jax.numpy as jnp
+
+    fn = resolve(old)
+    rewind, fresh = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([-3.0, 0.5])}
+    mask = {"w": jnp.array([True, False])}
+    with pytest.warns(DeprecationWarning, match=re.escape(needle)):
+        out = fn({"w": True}) if old.endswith("random_pruning") else fn(rewind, fresh, mask, None)
+    if old.endswith("random_pruning"):  # yesterday's arm fn: the ticket's count in each leaf, anywhere
+        out = out(rewind, fresh, mask, __import__("jax").random.key(0))
+        assert int(out[1]["w"].sum()) == 1 and out[0] is rewind
+    else:  # the same thing as before: (theta_rewind or theta_reinit, mask)
+        assert out == ((rewind if old.endswith("ticket") else fresh), mask)
+
+
+def test_a_four_argument_arm_warns_at_resolve_naming_fn_ctx_and_the_built_ins_do_not():
+    from funcnn import lottery
+    from funcnn.lottery import plans
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        built_in = plans.resolve(("ticket", "reinit", "random", lottery.shuffled("sh"), *plans.NAMED))
+        ctx_arm = plans.resolve(("ticket", lottery.Arm("mine", lambda ctx: (ctx.theta_rewind, ctx.parent_masks))))
+    assert [p.name for p in built_in[:3]] == ["ticket", "reinit", "random"] and ctx_arm[1].fn is not None
+    with pytest.warns(DeprecationWarning, match=r"Arm 'old'.*use fn\(ctx\)"):
+        (_, old) = plans.resolve(("ticket", lottery.Arm("old", lambda r, f, m, k: (r, m))))
+    assert old.legacy is not None  # it still runs, as yesterday's arm
+
+
+def test_nothing_binds_names_onto_another_module():
+    # `prune.compact = compaction.compact` in funcnn/__init__.py was one: a module's names are its own.
+    found = []
+    for path in (ROOT / "funcnn").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        modules = {a.asname or a.name for n in tree.body if isinstance(n, ast.ImportFrom) for a in n.names}
+        modules |= {(a.asname or a.name).split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+        for node in tree.body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            for t in targets:
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id in modules:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not found, found
+
+
+def test_funcnn_no_longer_lists_cifar10_and_reaches_it_with_a_warning():
+    assert "cifar10" not in funcnn.__all__
+    import funcnn.data.cifar10 as new
+
+    assert resolve("funcnn.cifar10.augment") is new.augment  # (warned when first imported)
+
+
+@pytest.mark.slow
+def test_importing_every_public_module_warns_nothing():
+    code = (
+        "import importlib, pkgutil, funcnn\n"
+        "shims = {'funcnn.cifar10', 'funcnn.nn.conv', 'funcnn.io_leaves'}\n"
+        "names = [m.name for m in pkgutil.walk_packages(funcnn.__path__, 'funcnn.') if m.name not in shims]\n"
+        "[importlib.import_module(n) for n in names if 'interop' not in n]\n"
+        "print(len(names))\n"
+    )
+    r = subprocess.run([sys.executable, "-W", "error::DeprecationWarning", "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout) > 50

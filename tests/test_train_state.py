@@ -243,7 +243,7 @@ def test_fit_with_augment_is_reproducible_and_differs_from_plain_fit():
     y = (x[:, :, :3].mean(axis=(1, 2, 3)) > x[:, :, 3:].mean(axis=(1, 2, 3))).astype(jnp.int32)
     params = net.init(jax.random.key(1), (6, 6, 1))
     kw = dict(optimizer=optax.sgd, learning_rate=0.1, epochs=2, batch_size=8, key=jax.random.key(3), progress=False)
-    from funcnn import cifar10
+    from funcnn.data import cifar10
 
     a, ha = train.fit(net, params, (x, y), (x, y), augment=cifar10.augment, **kw)
     b, hb = train.fit(net, params, (x, y), (x, y), augment=cifar10.augment, **kw)

@@ -102,7 +102,10 @@ def resolve(dotted: str, module: types.ModuleType, funcnn_modules: dict[str, typ
 
 def problems(package: str = "funcnn") -> list[str]:
     modules = public_modules(package)
-    by_short = {m.__name__.rsplit(".", 1)[-1]: m for m in modules}
+    # A deprecated module (a shim whose docstring starts "Deprecated") is no target of `short.name` references:
+    # `conv.conv2d` means funcnn.conv, not the old path funcnn.nn.conv.
+    live = [m for m in modules if not (m.__doc__ or "").startswith("Deprecated")]
+    by_short = {m.__name__.rsplit(".", 1)[-1]: m for m in live}
     by_short["funcnn"] = importlib.import_module(package)
     found = []
     for module in modules:

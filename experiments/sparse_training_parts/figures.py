@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 
 from experiments import common
 
@@ -21,6 +22,9 @@ def plot(rows: list[dict], out: Path, final_density: float | None = None) -> lis
             [100 * v for v in d], [100 * v for v in mean], yerr=[100 * v for v in std], marker="o", capsize=3, label=m
         )
     ax.set_xscale("log")
+    ticks = sorted({round(100 * r["density"], 1) for r in rows})  # the densities run, not powers of ten
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("weights remaining (%)")
     ax.set_ylabel("final test accuracy (%)")
     ax.grid(alpha=0.3)

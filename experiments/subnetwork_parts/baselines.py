@@ -9,6 +9,7 @@ density a supermask's does), rewind the survivors to θ0, train again; the ladde
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from experiments import common
 from funcnn import cpu, data, io, losses, models, nn, prune, train
 
 LOSS = losses.softmax_cross_entropy
@@ -264,3 +266,33 @@ def summarize(accuracies: Any) -> dict[str, Any]:
     """{"mean", "std", "all"} of accuracies over seeds (fractions)."""
     a = np.asarray(accuracies, np.float64)
     return {"mean": float(a.mean()), "std": float(a.std()), "all": a.tolist()}
+
+
+def finish(
+    out: Path,
+    name: str,
+    preset: Any,
+    rows: list,
+    base: dict[str, Any],
+    t0: float,
+    extra: dict[str, Any],
+    table: Callable[[dict[str, Any]], str],
+    plot: Callable[[dict[str, Any], Path], list[Path]],
+) -> dict[str, Any]:
+    """The results of a study against the dense nets and IMP tickets of `base`: printed as `table`, plotted by
+    `plot` into `out`, saved as `out/results.json`, returned."""
+    res: dict[str, Any] = {
+        "preset": name,
+        "config": dataclasses.asdict(preset),
+        "rows": rows,
+        "dense": summarize(base["dense"]),
+        "imp": {str(k): {**summarize(v), "density": base["imp_densities"][k]} for k, v in base["imp"].items()},
+        **extra,
+        "seconds": time.perf_counter() - t0,
+        "device": str(jax.devices()[0].device_kind),
+    }
+    print(table(res))
+    res["figures"] = [str(f) for f in plot(res, out)]
+    common.save_results(out, res)
+    print(f"{res['seconds'] / 60:.1f} min; results: {out / 'results.json'}")
+    return res

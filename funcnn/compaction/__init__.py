@@ -19,7 +19,7 @@ Compaction runs in inference mode (BatchNorm on its running statistics, Dropout 
     batchnorm.py  fold_batchnorm, mask_batchnorms
     streams.py    stream_convs (the layers that write a residual stream)
 
-`prune.compact` is `compact` under its old name.
+Its old name prune.compact still reaches `compact` for one release, with a `DeprecationWarning`.
 """
 
 from funcnn.compaction.batchnorm import fold_batchnorm, mask_batchnorms

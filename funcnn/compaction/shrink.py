@@ -188,8 +188,7 @@ def compact(
         >>> bool(jnp.allclose(small_net.apply(small, x), net.apply(prune.apply(params, masks), x), atol=1e-5))
         True
 
-    Example (its old name `prune.compact` is this function; a net that starts with Dense needs no
-    input_shape):
+    Example (a net that starts with Dense needs no input_shape):
         >>> net = nn.serial(nn.Dense(3), nn.Relu(), nn.Dense(1))
         >>> params = {
         ...     "dense_0": {"w": jnp.array([[1.0, 2.0, -1.0], [0.5, -3.0, 2.0]]), "b": jnp.zeros(3)},
@@ -198,7 +197,7 @@ def compact(
         ... }
         >>> masks = prune.ones(params)
         >>> masks["dense_2"]["w"] = jnp.array([[True], [False], [True]])  # hidden unit 1 feeds nothing
-        >>> small_net, small = prune.compact(net, params, masks)
+        >>> small_net, small = compaction.compact(net, params, masks)
         >>> small["dense_0"]["w"].shape, small["dense_2"]["w"].tolist()  # 3 hidden units -> 2
         ((2, 2), [[1.0], [-2.0]])
         >>> x = jnp.array([[1.0, 1.0]])  # hidden relu(1.5, -1, 1) = (1.5, 0, 1): 1.5 * 1 + 1 * (-2)

@@ -12,7 +12,7 @@ network, and only when called. Every data file is checked against a pinned SHA-2
     mnist1d_cache.py  mnist1d (generated offline), cache_dir
     toys.py           xor, two_spirals
     splits.py         train_val_split
-    cifar10.py        CIFAR-10 from its binary release, and its augmentation (also `funcnn.cifar10`)
+    cifar10.py        CIFAR-10 from its binary release, and its augmentation
 """
 
 # `X as X`: the old single-file funcnn.data's other module-level names, which scripts and tests reach.

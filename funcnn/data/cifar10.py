@@ -62,7 +62,7 @@ SHA256: dict[str, frozenset[str]] = {
 
 def _how_to_get(folder: str | os.PathLike = "DIR") -> str:
     return (
-        f"python -c \"import funcnn.cifar10 as c; c.download('{folder}')\" (online), "
+        f"python -c \"import funcnn.data.cifar10 as c; c.download('{folder}')\" (online), "
         f"then pass data_dir= or set FUNCNN_DATA to that folder"
     )
 
@@ -123,7 +123,7 @@ def read(path: str | os.PathLike, *, digests: Mapping[str, set[str] | frozenset[
         >>> import hashlib
         >>> import pathlib
         >>> import tempfile
-        >>> from funcnn import cifar10
+        >>> from funcnn.data import cifar10
         >>> # a stand-in release, 2 records per file: label 3, then the red, green, blue planes
         >>> record = bytes([3]) + bytes([10]) * 1024 + bytes([20]) * 1024 + bytes([30]) * 1024
         >>> with tempfile.TemporaryDirectory() as d:
@@ -173,7 +173,7 @@ def load(
         >>> import hashlib
         >>> import pathlib
         >>> import tempfile
-        >>> from funcnn import cifar10
+        >>> from funcnn.data import cifar10
         >>> from funcnn.data import DataError
         >>> # a stand-in release, 2 records per file: label 3, then the red, green, blue planes
         >>> record = bytes([3]) + bytes([10]) * 1024 + bytes([20]) * 1024 + bytes([30]) * 1024
@@ -227,7 +227,7 @@ def download(
         >>> import hashlib
         >>> import pathlib
         >>> import tempfile
-        >>> from funcnn import cifar10
+        >>> from funcnn.data import cifar10
         >>> with tempfile.TemporaryDirectory() as d:
         ...     _ = (pathlib.Path(d) / cifar10.ARCHIVE).write_bytes(b"a stand-in archive")
         ...     digests = {cifar10.ARCHIVE: {hashlib.sha256(b"a stand-in archive").hexdigest()}}
@@ -268,7 +268,7 @@ def augment(key: jax.Array, x: jax.Array, *, pad: int = 4, flip: bool = True) ->
     Example:
         >>> import jax
         >>> import jax.numpy as jnp
-        >>> from funcnn import cifar10
+        >>> from funcnn.data import cifar10
         >>> x = jnp.tile(jnp.arange(1.0, 4.0).reshape(1, 1, 3, 1), (4, 1, 1, 1))  # 4 images, one row 1 2 3
         >>> y = cifar10.augment(jax.random.key(0), x, pad=0)  # flips only
         >>> y.shape, y[:, 0, :, 0].tolist()  # each row kept or mirrored

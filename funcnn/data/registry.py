@@ -29,7 +29,7 @@ def load(
 
     MNIST-1D: x (4000, 40) / (1000, 40), generated once and cached (see `mnist1d`). (Fashion-)MNIST:
     x (60000, 28, 28, 1) / (10000, 28, 28, 1) in [0, 1]. 'mnist' and 'cifar10' (x (50000, 32, 32, 3) /
-    (10000, 32, 32, 3), from its binary release: `funcnn.cifar10`) are read from `data_dir` or
+    (10000, 32, 32, 3), from its binary release: `funcnn.data.cifar10`) are read from `data_dir` or
     $FUNCNN_DATA. The synthetic sets draw n points for each split from `key` (default key 0).
 
     Example:

@@ -39,14 +39,16 @@ from funcnn.lottery.arms import (
     fine_tuning,
     inverted,
     lr_rewinding,
-    random_pruning,
-    reinit,
     reinit_same_sign,
     reinitialized,
     shuffled,
-    ticket,
     weight_rewinding,
 )
+
+# Deprecated arm functions (calling one warns, naming its replacement; they go in funcnn 0.4).
+from funcnn.lottery.arms import random_pruning as random_pruning  # use shuffled()
+from funcnn.lottery.arms import reinit as reinit  # use reinitialized()
+from funcnn.lottery.arms import ticket as ticket  # use weight_rewinding()
 from funcnn.lottery.config import PRESETS, Config
 from funcnn.lottery.context import Context
 from funcnn.lottery.driver import (
@@ -102,8 +104,6 @@ __all__ = [
     "plot",
     "prune_round",
     "pruners",
-    "random_pruning",
-    "reinit",
     "reinit_same_sign",
     "reinitialized",
     "round_rates",
@@ -111,6 +111,5 @@ __all__ = [
     "run_dir",
     "shuffled",
     "summary_table",
-    "ticket",
     "weight_rewinding",
 ]

@@ -13,8 +13,12 @@ An arm is a `NamedTuple` of choices (see `Arm`); the built-in ones are made by f
 A *lineage* prunes its own trained weights every round with its own pruner; an *offshoot* starts
 each round from another arm's (its parent's) mask of that round. Strings name the classic arms:
 'ticket', 'reinit', 'random' (and 'lr_rewinding', 'fine_tuning', 'inverted', 'snip', 'grasp',
-'synflow'). Yesterday's arm functions `fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`
-still work (`Arm(name, fn)`: an offshoot of the first lineage's mask).
+'synflow'). An arm of your own is `Arm(name, fn)` with `fn(ctx) -> (params, mask)` of a `Context`.
+
+Deprecated (they warn, and go in funcnn 0.4): the arm functions `ticket`, `reinit` and
+`random_pruning(spec, scope)` (use `weight_rewinding()`, `reinitialized()`, `shuffled()`), and an
+`Arm(name, fn)` whose fn takes yesterday's four arguments `(theta_rewind, theta_reinit, mask, key)`
+(write `fn(ctx)`: `ctx.theta_rewind`, `ctx.theta_reinit`, `ctx.parent_masks`, `ctx.key`).
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from funcnn import prune
+from funcnn import _deprecation, prune
 from funcnn.lottery import pruners as pruners_lib
+from funcnn.lottery.context import Context
 
 __all__ = [
     "SCHEDULES",
@@ -37,19 +42,17 @@ __all__ = [
     "fine_tuning",
     "inverted",
     "lr_rewinding",
-    "random_pruning",
-    "reinit",
     "reinit_same_sign",
     "reinitialized",
     "shuffled",
-    "ticket",
     "weight_rewinding",
 ]
 
 Params = Any  # a pytree of arrays
 Masks = Any  # bool arrays, like params
 ArmFn = Callable[[Params, Params, Masks, jax.Array], tuple[Params, Masks]]
-"""Yesterday's arm function of one member: `fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`."""
+"""Yesterday's arm function of one member (deprecated; write `fn(ctx)`):
+`fn(theta_rewind, theta_reinit, mask, key) -> (params, mask)`."""
 
 WEIGHTS = ("rewind", "trained", "reinit", "fresh", "init")
 """Where an arm's weights start: θk ('rewind'), the lineage's last trained weights ('trained'), the
@@ -63,22 +66,23 @@ the rate of the last iteration T - 1 while training k..T ('end': fine-tuning).""
 class Arm(NamedTuple):
     """One arm of a study: a name and where its mask, weights and schedule come from.
 
-    fn: None, or `fn(ctx) -> (params, mask)` of a `Context` (it then decides mask and weights), or
-      yesterday's `fn(theta_rewind, theta_reinit, mask, key)`. pruner: a `pruners.Pruner` or a function
-      `ctx -> mask` (None: a lineage prunes as the Spec's fields say; an offshoot takes its parent's
-      mask). weights: one of `WEIGHTS`; schedule: one of `SCHEDULES`. lineage: prune its own trained
-      weights every round (its trained weights feed its next round). parent: an offshoot's parent arm
-      (an earlier arm's name; default the first lineage). rewind_step: its k (None: the Spec's, or
-      for an offshoot its parent's). The driver zeroes pruned weights (`prune.rewind`) after fn.
+    fn: None, or `fn(ctx) -> (params, mask)` of a `Context` (it then decides mask and weights;
+      yesterday's `fn(theta_rewind, theta_reinit, mask, key)` still runs, with a `DeprecationWarning`).
+      pruner: a `pruners.Pruner` or a function `ctx -> mask` (None: a lineage prunes as the Spec's fields
+      say; an offshoot takes its parent's mask). weights: one of `WEIGHTS`; schedule: one of `SCHEDULES`.
+      lineage: prune its own trained weights every round (its trained weights feed its next round).
+      parent: an offshoot's parent arm (an earlier arm's name; default the first lineage). rewind_step:
+      its k (None: the Spec's, or for an offshoot its parent's). The driver zeroes pruned weights
+      (`prune.rewind`) after fn.
 
     Example:
         >>> import jax
         >>> import jax.numpy as jnp
         >>> from funcnn.lottery.arms import Arm
-        >>> flipped = Arm("flipped", lambda rewind, fresh, mask, key: (jax.tree.map(jnp.negative, rewind), mask))
-        >>> params, mask = flipped.fn({"w": jnp.array([1.0, -2.0])}, None, {"w": jnp.array([True, True])}, None)
-        >>> flipped.name, params["w"].tolist()  # the ticket's mask on the rewound weights, signs flipped
-        ('flipped', [-1.0, 2.0])
+        >>> # the ticket's mask (this arm's parent's) on the rewound weights, signs flipped
+        >>> flipped = Arm("flipped", lambda ctx: (jax.tree.map(jnp.negative, ctx.theta_rewind), ctx.parent_masks))
+        >>> flipped.name, flipped.lineage, flipped.weights
+        ('flipped', False, 'rewind')
         >>> Arm("ft", weights="trained", schedule="end", lineage=True).lineage
         True
     """
@@ -154,15 +158,17 @@ def reinitialized(name: str = "reinit", *, parent: str | None = None, fresh: boo
     return Arm(name, weights="fresh" if fresh else "reinit", parent=parent)
 
 
-def shuffled(name: str = "shuffled", *, parent: str | None = None) -> Arm:
-    """Random pruning as the layerwise shuffle of the parent's mask this round, on θk.
+def shuffled(name: str = "shuffled", *, parent: str | None = None, scope: str = "layer") -> Arm:
+    """Random pruning as the layerwise shuffle of the parent's mask this round, on θk: a uniformly random
+    mask with the parent's count in each prunable leaf (scope 'layer'), or in each layer's pooled leaves
+    (scope 'layer_joint'); a fresh mask every round.
 
     Example:
         >>> from funcnn.lottery import arms
         >>> arms.shuffled("snip_shuffled", parent="snip").pruner.name
         'shuffle'
     """
-    return Arm(name, pruner=pruners_lib.shuffle(), parent=parent)
+    return Arm(name, pruner=pruners_lib.shuffle(scope=scope), parent=parent)
 
 
 def inverted(name: str = "inverted", *, parent: str | None = None) -> Arm:
@@ -209,57 +215,46 @@ def at_init(
     return Arm(name or pruner.name, pruner=pruner, weights=weights, parent=parent, rewind_step=0)
 
 
-def ticket(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
-    """The winning ticket: the magnitude mask on the rewound weights.
+def reinit_same_sign(ctx: Context, *legacy: Any) -> tuple[Params, Masks]:
+    """Frankle & Carbin's appendix control, an arm's `fn(ctx)`: the reinit draw's magnitudes with the
+    rewound weights' signs, on the parent's mask (`Arm("same_sign", reinit_same_sign)`).
+
+    Yesterday's call `reinit_same_sign(theta_rewind, theta_reinit, mask, key)` still works, with a
+    `DeprecationWarning` (it goes in funcnn 0.4).
 
     Example:
-        >>> import jax
         >>> import jax.numpy as jnp
-        >>> from funcnn.lottery.arms import ticket
-        >>> rewind, fresh = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([-3.0, 0.5])}
-        >>> params, mask = ticket(rewind, fresh, {"w": jnp.array([True, False])}, jax.random.key(0))
-        >>> params["w"].tolist(), mask["w"].tolist()  # the driver then zeroes the pruned -2.0
-        ([1.0, -2.0], [True, False])
+        >>> from funcnn.lottery import Context, reinit_same_sign
+        >>> rewind, fresh, mask = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([-3.0, 0.5])}, {"w": jnp.ones(2, bool)}
+        >>> ctx = Context(round=1, seed=jnp.int32(0), key=None, theta0=rewind, theta_rewind=rewind,
+        ...               theta_reinit=fresh, trained=rewind, masks=mask, parent_masks=mask, dense_trained=rewind,
+        ...               batch=None, forward=None, loss=None, spec_prunable={"w": True}, input_shape=(2,))
+        >>> params, _ = reinit_same_sign(ctx)
+        >>> params["w"].tolist()  # |fresh| with sign(rewind)
+        [3.0, -0.5]
     """
-    del theta_reinit, key
-    return theta_rewind, mask
+    if legacy:
+        _deprecation.warn(
+            "lottery.reinit_same_sign(theta_rewind, theta_reinit, mask, key)",
+            "reinit_same_sign(ctx) with a lottery.Context (as an arm: Arm(name, reinit_same_sign))",
+        )
+        theta_rewind, (theta_reinit, mask, _) = ctx, legacy
+    else:
+        theta_rewind, theta_reinit, mask = ctx.theta_rewind, ctx.theta_reinit, ctx.parent_masks
+    params = jax.tree.map(lambda r, n: jnp.sign(r) * jnp.abs(n), theta_rewind, theta_reinit)
+    return params, mask
 
 
-def reinit(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
-    """Random reinitialization (Frankle & Carbin's control): the same mask on a fresh init.
-
-    Example:
-        >>> import jax
-        >>> import jax.numpy as jnp
-        >>> from funcnn.lottery.arms import reinit
-        >>> rewind, fresh = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([-3.0, 0.5])}
-        >>> params, mask = reinit(rewind, fresh, {"w": jnp.array([True, False])}, jax.random.key(0))
-        >>> params["w"].tolist(), mask["w"].tolist()
-        ([-3.0, 0.5], [True, False])
-    """
+# The engine's own arm functions (un-warned): the built-in 'reinit' arm and the 'random' control.
+def _reinit(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
+    """The same mask on the reinit draw."""
     del theta_rewind, key
     return theta_reinit, mask
 
 
-def random_pruning(spec: Any, scope: str = "layer") -> ArmFn:
-    """Random pruning: a uniformly random mask with the ticket's count in each prunable leaf (`spec`),
-    or in each layer's pooled leaves with scope 'layer_joint', on the rewound weights. A fresh mask
-    every round (the key is the round's), not nested in the last one.
-
-    spec: the prunable leaves (`prune.prunable(params)`); returns the arm's fn.
-
-    Example:
-        >>> import jax
-        >>> import jax.numpy as jnp
-        >>> from funcnn import prune
-        >>> from funcnn.lottery.arms import random_pruning
-        >>> rewind = {"w": jnp.ones((3, 4)), "b": jnp.zeros(4)}
-        >>> mask = {"w": jnp.arange(12).reshape(3, 4) < 3, "b": jnp.ones(4, bool)}  # 3 of 12 weights
-        >>> fn = random_pruning(prune.prunable(rewind))
-        >>> params, random_mask = fn(rewind, None, mask, jax.random.key(0))
-        >>> int(random_mask["w"].sum()), int(random_mask["b"].sum())  # the ticket's count, anywhere
-        (3, 4)
-    """
+def _random_pruning(spec: Any, scope: str = "layer") -> ArmFn:
+    """A uniformly random mask with the given mask's count in each prunable leaf of `spec` (or in each
+    layer's pooled leaves, scope 'layer_joint'), on the rewound weights."""
 
     def fn(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
         del theta_reinit
@@ -268,21 +263,24 @@ def random_pruning(spec: Any, scope: str = "layer") -> ArmFn:
     return fn
 
 
-def reinit_same_sign(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
-    """Frankle & Carbin's appendix control: the fresh init's magnitudes with the rewound weights' signs.
+# Deprecated (not in __all__): yesterday's 4-argument arm functions, kept for one release.
+def ticket(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
+    """Deprecated: the ticket is `weight_rewinding()` (or the string 'ticket'). Returns (theta_rewind, mask)."""
+    _deprecation.warn("lottery.ticket", "lottery.weight_rewinding() (or the arm name 'ticket')")
+    del theta_reinit, key
+    return theta_rewind, mask
 
-    Example:
-        >>> import jax
-        >>> import jax.numpy as jnp
-        >>> from funcnn.lottery.arms import reinit_same_sign
-        >>> rewind, fresh = {"w": jnp.array([1.0, -2.0])}, {"w": jnp.array([-3.0, 0.5])}
-        >>> params, mask = reinit_same_sign(rewind, fresh, {"w": jnp.array([True, True])}, jax.random.key(0))
-        >>> params["w"].tolist()  # |fresh| with sign(rewind)
-        [3.0, -0.5]
-    """
-    del key
-    params = jax.tree.map(lambda r, n: jnp.sign(r) * jnp.abs(n), theta_rewind, theta_reinit)
-    return params, mask
+
+def reinit(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
+    """Deprecated: random reinitialization is `reinitialized()` (or the string 'reinit')."""
+    _deprecation.warn("lottery.reinit", "lottery.reinitialized() (or the arm name 'reinit')")
+    return _reinit(theta_rewind, theta_reinit, mask, key)
+
+
+def random_pruning(spec: Any, scope: str = "layer") -> ArmFn:
+    """Deprecated: random pruning is `shuffled()` (or the string 'random')."""
+    _deprecation.warn("lottery.random_pruning", "lottery.shuffled(scope=...) (or the arm name 'random')")
+    return _random_pruning(spec, scope)
 
 
 # The arms a study names by string ('ticket' first in the presets); `spec.ARMS` re-exports them.

@@ -15,8 +15,9 @@ import jax
 import numpy as np
 import optax
 
-from funcnn import cifar10, models, prune
 from funcnn import data as data_lib
+from funcnn import models, prune
+from funcnn.data import cifar10
 from funcnn.lottery.spec import ARMS, Spec
 
 __all__ = ["PRESETS", "Config"]
@@ -37,7 +38,7 @@ class Config:
     output channels by their L1 norm (`prune.structured`; `Spec.structure`): `rate` and
     `conv_rate` then count units, and the output layer is never pruned (`output_rate` is unused).
     `augment`: None, or 'crop-flip' for the standard CIFAR augmentation of every training batch
-    (`funcnn.cifar10.augment`: a random crop of the image padded by 4, a random horizontal flip).
+    (`funcnn.data.cifar10.augment`: a random crop of the image padded by 4, a random horizontal flip).
 
     Example:
         >>> from funcnn.lottery import PRESETS, Config
@@ -179,11 +180,11 @@ class Config:
         input_shape = tuple(d.x_train.shape[1:])
         layer_rates, prunable = {}, None
         if c.scope == "global" and c.output_rate == 0:
-            params = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
+            params = jax.eval_shape(lambda: net.init(jax.random.key(0), input_shape))
             output = _output_layer(params)
             prunable = lambda name, leaf: np.ndim(leaf) > 1 and not name.startswith(output + "/")
         if c.scope == "layer":
-            params = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
+            params = jax.eval_shape(lambda: net.init(jax.random.key(0), input_shape))
             pspec = prune.prunable(params)
             names = [n for n in params if any(jax.tree.leaves(pspec[n]))]
             conv_rate = c.rate if c.conv_rate is None else c.conv_rate
@@ -317,7 +318,7 @@ PRESETS: dict[str, Config] = {
 (GPU work), and the same on CIFAR-10 (`-cifar10`, the data from `$FUNCNN_DATA`)."""
 
 
-# The CIFAR-10 protocols the papers ran (the data from the binary release, in $FUNCNN_DATA: `funcnn.cifar10`).
+# The CIFAR-10 protocols the papers ran (the data from the binary release, in $FUNCNN_DATA: `funcnn.data.cifar10`).
 # Frankle & Carbin's Conv-2/4/6 (their Fig. 2: Adam, batch 60; no augmentation), 5,000 training images
 # held out for validation. OpenLTH's ResNet-20 and VGG-16: 160 epochs of batch 128 (62,560 steps there,
 # 62,500 here), x0.1 at 50% and 75%, random crops and flips; plus the CPU-sized ResNet-8 and VGG-16/8.

@@ -161,6 +161,9 @@ def _run(
                 lineages = _start_lineages(runtime, dense_trained, ones, dense_state)
             else:
                 lineages.update({k: rounds_lib.Lineage(*v) for k, v in loaded.items()})
+            if distributed.is_writer():  # a kill between the commit and these removals leaves them stale
+                for f in [out / f"round_{r:02d}.partial", *dense_lib.rewind_folders(out, runtime.rewind_steps)]:
+                    commits.remove_tree(f)
             parent = commits.lineage(folder)
             rounds.append(rec)
             log(f"round {r}: resumed from {folder}")

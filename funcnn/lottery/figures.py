@@ -31,6 +31,15 @@ def _colors(arms: list[str]) -> dict[str, str]:
     return out
 
 
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """The 1-2-5 values (100, 50, 20, 10, 5, 2, 1, 0.5, ...) from hi down to lo: the labelled ticks of a
+    log axis of percentages (matplotlib labels only the powers of ten)."""
+    out = []
+    for e in range(int(np.floor(np.log10(max(lo, 1e-6)))), int(np.ceil(np.log10(max(hi, 1e-6)))) + 1):
+        out += [m * 10.0**e for m in (1, 2, 5) if lo <= m * 10.0**e <= hi]
+    return sorted({round(t, 6) for t in out}, reverse=True)
+
+
 def plot(report: dict, out: str | Path) -> list[Path]:
     """accuracy_vs_remaining.png, early_stop_vs_remaining.png and learning_curves.png in `out`;
     their paths. report: what `run` or `load_report` returns (any arm names, any densities).
@@ -49,6 +58,7 @@ def plot(report: dict, out: str | Path) -> list[Path]:
         ['accuracy_vs_remaining.png', 'early_stop_vs_remaining.png']
     """
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -78,6 +88,10 @@ def plot(report: dict, out: str | Path) -> list[Path]:
             ax.plot(x, m * scale, "o-", color=colors[arm], label=arm)
             ax.fill_between(x, (m - s) * scale, (m + s) * scale, color=colors[arm], alpha=0.2)
         ax.set_xscale("log")
+        lo, hi = sorted(ax.get_xlim())
+        ticks = _log_ticks(lo, hi)  # 100, 50, 20, 10, 5, 2, 1 ...: every decade labelled, not just 10 and 100
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.invert_xaxis()
         ax.set_xlabel("percent of weights remaining (log scale)")
         ax.set_ylabel(ylabel + (" %" if "accuracy" in metric else ""))

@@ -58,14 +58,11 @@ def _abstract(tree: Any) -> Any:
     return jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), tree)
 
 
-def _versions() -> dict[str, str]:
-    def v(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "unknown"
-
-    return {"jax": jax.__version__, "jaxlib": v("jaxlib"), "funcnn": v("funcnn")}
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def program_digests(runtime: Study) -> dict[str, Any]:
@@ -209,7 +206,7 @@ def identity(runtime: Study, describe: dict) -> dict:
     member0 = jax.tree.map(lambda a: a[0], runtime.theta0_host)
     return {
         "version": VERSION,
-        "versions": _versions(),
+        "versions": {"jax": jax.__version__, "jaxlib": _version("jaxlib"), "funcnn": _version("funcnn")},
         "study": {k: v for k, v in describe.items() if k not in _BY_PROGRAM},
         "params": [
             f"{prune.path_name(p)}: {np.asarray(leaf).dtype}{list(np.shape(leaf))}"

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import inspect
 import re
+import warnings
 import zlib
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import jax
 
-from funcnn import prune
+from funcnn import _deprecation, prune
 from funcnn.lottery import pruners as pruners_lib
 from funcnn.lottery.arms import (
     BUILT_IN,
@@ -20,6 +21,7 @@ from funcnn.lottery.arms import (
     WEIGHTS,
     Arm,
     ArmFn,
+    _reinit,
     at_init,
     fine_tuning,
     inverted,
@@ -94,7 +96,7 @@ def _as_arm(a: str | Arm) -> tuple[Arm, bool]:
     if a == "ticket":
         return weight_rewinding("ticket"), False
     if a == "reinit":
-        return Arm("reinit", reinit), False
+        return Arm("reinit", _reinit), False
     if a == "random":
         return Arm("random", _no_random), True
     if isinstance(a, str) and a in NAMED:
@@ -124,13 +126,15 @@ def resolve(arms: Iterable[str | Arm], spec_rewind_step: int = 0) -> tuple[Plan,
         if arm.schedule not in SCHEDULES:
             raise ValueError(f"{where}: schedule must be one of {SCHEDULES}, got schedule={arm.schedule!r}")
         if arm.fn is not None and not callable(arm.fn):
-            raise ValueError(f"{where} needs a callable fn(ctx) or fn(theta_rewind, theta_reinit, mask, key)")
+            raise ValueError(f"{where} needs a callable fn(ctx) -> (params, mask) of a lottery.Context")
         pruner = arm.pruner
         if pruner is not None and not (isinstance(pruner, pruners_lib.Pruner) or callable(pruner)):
             raise ValueError(f"{where}: pruner must be a lottery.pruners.Pruner or a function ctx -> masks")
         n_pos = None if arm.fn is None else _positional(arm.fn)
         if arm.fn is not None and n_pos not in (1, 4):
-            raise ValueError(f"{where}: fn must take one argument (a Context) or four (yesterday's arms)")
+            raise ValueError(
+                f"{where}: fn must take one argument, a lottery.Context (or four: yesterday's arms, deprecated)"
+            )
         lineages = [p.name for p in plans if p.lineage]
         parent = arm.parent
         if arm.lineage:
@@ -150,10 +154,20 @@ def resolve(arms: Iterable[str | Arm], spec_rewind_step: int = 0) -> tuple[Plan,
         ):
             raise ValueError(
                 f"{where} does nothing different from its parent: give it a fn, a pruner, weights, a schedule "
-                "or a rewind_step (e.g. Arm(name, fn) with fn(theta_rewind, theta_reinit, mask, key))"
+                "or a rewind_step (e.g. Arm(name, fn) with fn(ctx) -> (params, mask))"
             )
         if n_pos == 4 and parent is None:
             raise ValueError(f"{where}: yesterday's arm functions need a lineage (e.g. 'ticket') before them")
+        if n_pos == 4 and arm.fn not in _ENGINE_FNS:
+            warnings.warn(
+                _deprecation.message(
+                    f"{where}: fn(theta_rewind, theta_reinit, mask, key)",
+                    "fn(ctx) -> (params, mask) of a lottery.Context (ctx.theta_rewind, ctx.theta_reinit, "
+                    "ctx.parent_masks, ctx.key)",
+                ),
+                DeprecationWarning,
+                stacklevel=2,
+            )
         by_name = {p.name: p for p in plans}
         if arm.rewind_step is not None:
             k = int(arm.rewind_step)
@@ -190,7 +204,9 @@ def resolve(arms: Iterable[str | Arm], spec_rewind_step: int = 0) -> tuple[Plan,
 
 
 # Built-in arm functions that read nothing of the round (so they compile once for every round).
-_COMPILED_FNS = (reinit,)
+_COMPILED_FNS = (_reinit, reinit)
+# The engine's own 4-argument functions, which the strings 'reinit' and 'random' resolve to (no warning).
+_ENGINE_FNS = (_reinit, _no_random)
 
 
 def arm_key(base: jax.Array, plan: Plan) -> jax.Array:

@@ -158,13 +158,14 @@ def make_round_program(
     - test_curve: also evaluate the test set after every chunk (two more curves).
     - unroll: `lax.scan`'s unroll of the steps of a chunk (fewer loop iterations for the GPU's
       launch-bound loops).
-    - augment(key, x) -> x': a keyed transform of each training batch (e.g. `funcnn.cifar10.augment`),
+    - augment(key, x) -> x': a keyed transform of each training batch (e.g. `funcnn.data.cifar10.augment`),
       drawn from each member's step key (`train.make_train_step`); evaluation never augments.
     - statistics_batches: K > 0 recomputes a stateful net's running statistics from the chunk's first K
       training batches (`interpolation.recompute_statistics`) after every chunk, before its evaluation;
       they go on as the member's running statistics. 0 evaluates with the running averages as trained.
-    - waits: whether members may wait for a later start (`Carry.wait` > 0): their chunks before it are
-      skipped (one member at a time) or discarded (vmapped) and their curves are NaN there.
+    - waits: whether members may wait for a later start (`Carry.wait` > 0): their steps before it are not
+      taken and their curves are NaN there; the chunks are then the program's outer loop, so a chunk that
+      no member of the call trains yet is skipped (`lax.cond`), one that some do is computed for all.
 
     Arguments of `program(carry, idx, data)`:
 
@@ -215,63 +216,83 @@ def make_round_program(
     evaluate = train.make_evaluate(net, loss, metric)
     names = metric_names(metric_name, test_curve)
 
-    def member(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:
+    def chunk_fn(c: Carry, idx_chunk: jax.Array, data: RoundData) -> tuple[Carry, dict[str, jax.Array]]:
+        """One member's chunk: E steps (none while it waits), statistics, validation, its best so far."""
         x, y, xv, yv, xt, yt = data
 
-        def chunk_fn(c: Carry, idx_chunk: jax.Array) -> tuple[Carry, dict[str, jax.Array]]:
-            def body(s: train.TrainState, i: jax.Array) -> tuple[train.TrainState, jax.Array]:
-                s, m = step(s, (x[i], y[i]))
-                return s, m["loss"]
+        def body(s: train.TrainState, i: jax.Array) -> tuple[train.TrainState, jax.Array]:
+            s, m = step(s, (x[i], y[i]))
+            return s, m["loss"]
 
-            def train_chunk(state: train.TrainState) -> tuple[train.TrainState, jax.Array]:
-                stepped, batch_losses = jax.lax.scan(body, state, idx_chunk, unroll=unroll)
-                if statistics_batches and stepped.model_state is not None:  # statistics follow the weights
-                    stats = interpolation.recompute_statistics(
-                        net, stepped.params, stepped.model_state, x, idx_chunk[:statistics_batches]
-                    )
-                    stepped = stepped._replace(model_state=stats)
-                return stepped, batch_losses
+        def train_chunk(state: train.TrainState) -> tuple[train.TrainState, jax.Array]:
+            stepped, batch_losses = jax.lax.scan(body, state, idx_chunk, unroll=unroll)
+            if statistics_batches and stepped.model_state is not None:  # statistics follow the weights
+                stats = interpolation.recompute_statistics(
+                    net, stepped.params, stepped.model_state, x, idx_chunk[:statistics_batches]
+                )
+                stepped = stepped._replace(model_state=stats)
+            return stepped, batch_losses
 
-            active = c.wait <= 0
-            if waits:
-                # A member that waits (a later start) keeps its state; starts are whole chunks apart. One
-                # member at a time the chunk is skipped (a cond); vmapped, computed and discarded (a select).
-                losses_like = jax.eval_shape(train_chunk, c.state)[1]
-                idle = lambda state: (state, jnp.zeros(losses_like.shape, losses_like.dtype))
-                s, batch_losses = jax.lax.cond(active, train_chunk, idle, c.state)
-            else:
-                s, batch_losses = train_chunk(c.state)
-            v = evaluate(s.params, xv, yv, s.model_state)
-            better = (active & (v["loss"] < c.best_loss)) if waits else v["loss"] < c.best_loss
-            pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)
-            c = Carry(
-                s,
-                pick(s.params, c.best_params),
-                pick(s.model_state, c.best_model_state),
-                jnp.where(better, v["loss"], c.best_loss),
-                jnp.where(better, c.chunk, c.best_chunk),
-                c.chunk + 1,
-                c.wait - idx_chunk.shape[0],
-            )
-            nan = jnp.float32(jnp.nan)
-            values = [jnp.mean(batch_losses), v["loss"], v["accuracy"]]
-            if test_curve:
-                t = evaluate(s.params, xt, yt, s.model_state)
-                values += [t["loss"], t["accuracy"]]
-            if waits:
-                values = [jnp.where(active, val, nan) for val in values]
-            return c, dict(zip(names, values, strict=True))
+        active = c.wait <= 0
+        s, batch_losses = train_chunk(c.state)
+        if waits:  # a member that waits (a later start) keeps its state; starts are whole chunks apart
+            s = jax.tree.map(lambda a, b: jnp.where(active, a, b), s, c.state)
+        v = evaluate(s.params, xv, yv, s.model_state)
+        better = (active & (v["loss"] < c.best_loss)) if waits else v["loss"] < c.best_loss
+        pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(better, a, b), new, old)
+        c = Carry(
+            s,
+            pick(s.params, c.best_params),
+            pick(s.model_state, c.best_model_state),
+            jnp.where(better, v["loss"], c.best_loss),
+            jnp.where(better, c.chunk, c.best_chunk),
+            c.chunk + 1,
+            c.wait - idx_chunk.shape[0],
+        )
+        values = [jnp.mean(batch_losses), v["loss"], v["accuracy"]]
+        if test_curve:
+            t = evaluate(s.params, xt, yt, s.model_state)
+            values += [t["loss"], t["accuracy"]]
+        if waits:
+            values = [jnp.where(active, val, jnp.float32(jnp.nan)) for val in values]
+        return c, dict(zip(names, values, strict=True))
 
-        carry, curves = jax.lax.scan(chunk_fn, carry, idx)
+    def ends_fn(carry: Carry, data: RoundData) -> dict[str, jax.Array]:
+        """The test loss and metric of a member's final and best-validation params."""
+        xt, yt = data[4], data[5]
         t = evaluate(carry.state.params, xt, yt, carry.state.model_state)
         b = evaluate(carry.best_params, xt, yt, carry.best_model_state)
         values = [t["loss"], t["accuracy"], b["loss"], b["accuracy"]]
         if waits:  # test evaluations of a member that has not trained yet are NaN
             values = [jnp.where(carry.wait < 0, v, jnp.nan) for v in values]
-        ends = dict(zip(end_names(metric_name), values, strict=True))
-        return carry, (curves, ends)
+        return dict(zip(end_names(metric_name), values, strict=True))
+
+    def member(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:
+        carry, curves = jax.lax.scan(lambda c, i: chunk_fn(c, i, data), carry, idx)
+        return carry, (curves, ends_fn(carry, data))
+
+    def waiting_program(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:
+        # The chunks outside, the members (one group: a call's members) inside: a chunk that no member
+        # trains yet (all wait for a later start) is skipped by an unbatched cond, not computed and dropped.
+        over = (lambda f: jax.vmap(f)) if chunk != 1 else (lambda f: lambda *a: jax.lax.map(lambda t: f(*t), a))
+
+        def all_members(c: Carry, idx_c: jax.Array) -> tuple[Carry, dict[str, jax.Array]]:
+            train_all = lambda c: over(lambda ci, ii: chunk_fn(ci, ii, data))(c, idx_c)
+            shapes = jax.eval_shape(train_all, c)[1]
+
+            def idle(c: Carry) -> tuple[Carry, dict[str, jax.Array]]:
+                later = c._replace(chunk=c.chunk + 1, wait=c.wait - idx_c.shape[1])
+                return later, {k: jnp.full(v.shape, jnp.nan, v.dtype) for k, v in shapes.items()}
+
+            return jax.lax.cond(jnp.any(c.wait <= 0), train_all, idle, c)
+
+        carry, curves = jax.lax.scan(all_members, carry, jnp.swapaxes(idx, 0, 1))
+        curves = {k: jnp.swapaxes(v, 0, 1) for k, v in curves.items()}  # (C, P) -> (P, C)
+        return carry, (curves, over(lambda c: ends_fn(c, data))(carry))
 
     def program(carry: Carry, idx: jax.Array, data: RoundData) -> tuple[Carry, tuple[dict, dict]]:
+        if waits:
+            return waiting_program(carry, idx, data)
         return cpu.map_members(lambda ci: member(ci[0], ci[1], data), (carry, idx), chunk)
 
     return program

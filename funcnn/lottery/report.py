@@ -135,7 +135,9 @@ def aggregate(rounds: list[dict]) -> list[dict]:
                 "arm": arm,
                 **({"setting": setting} if "settings" in rec else {}),
                 "n_seeds": int(sel.sum()),
-                "percent_remaining": float(np.mean(np.array(rec["density"])[sel]) * 100),
+                # float64 densities from the host (100.0 for the dense net, never 99.99999403953552), rounded
+                # to 10 decimals so that a mean of equal densities reads as the density (7.0, not 7.000000000000001)
+                "percent_remaining": round(float(np.mean(np.array(rec["density"], np.float64)[sel]) * 100), 10),
             }
             for k in _summary_keys(rec):
                 v = np.array(rec[k], float)[sel]
@@ -188,10 +190,18 @@ def round_line(rec: dict) -> str:
     return f"round {rec['round']:2d}  P_m {dens:6.2f}%  " + "  ".join(parts) + f"  ({rec['train_seconds']:.1f}s{masks})"
 
 
-def summary_table(report: dict) -> str:
-    """The printed table: one row per round, the test metric mean ± std per arm, early-stop iteration.
+WIDTH = 120
+"""The widest table `summary_table` prints: past it, arms go in rows."""
+
+
+def summary_table(report: dict, *, width: int = WIDTH) -> str:
+    """The printed table: one row per round, the test metric mean ± std per arm, the early-stop iteration.
 
     report: what `run` and `load_report` return (its `summary` rows and `rounds` records).
+
+    Two layouts. Arms as columns (the default studies'), with the first arm's ('ticket''s) early-stop
+    iteration; where that would be wider than `width` characters (`WIDTH`, 120), arms as rows: round,
+    P_m, arm, metric and each arm's own early-stop iteration, one line per round and arm.
 
     Example:
         >>> from funcnn.lottery.report import aggregate, summary_table
@@ -206,6 +216,14 @@ def summary_table(report: dict) -> str:
         --------------------------------------------------------------
             0  100.00     91.00 ± 1.00                -            400
             1   80.00     93.00 ± 0.00     87.00 ± 1.00            200
+        >>> many = dict(pruned, arms=[f"an_arm_named_{i:02d}" for i in range(4)])  # wider than 60 as columns
+        >>> print(summary_table({"summary": aggregate([many]), "rounds": [many]}, width=60))
+        round   P_m %  arm                      acc %  stop it
+        ------------------------------------------------------
+            1   80.00  an_arm_named_00    93.00 ± 0.00      200
+            1   80.00  an_arm_named_01    93.00 ± 0.00      200
+            1   80.00  an_arm_named_02    88.00 ± 0.00      400
+            1   80.00  an_arm_named_03    86.00 ± 0.00      500
     """
     rows = report["summary"]
     metric = report["rounds"][0].get("metric_name", "accuracy") if report.get("rounds") else "accuracy"
@@ -213,6 +231,20 @@ def summary_table(report: dict) -> str:
     arms = list(dict.fromkeys(_column(r["arm"], r.get("setting", "")) for r in rows))
     first = rows[0]["arm"] if rows else "ticket"
     lead = "ticket" if any(r["arm"] == "ticket" for r in rows) else first
+    key = f"final_test_{metric}"
+    # (round, P_m, {arm column: summary row}) in order: arms of a round whose densities differ get rows
+    # of their own (each arm at its own density).
+    lines_of: list[tuple[int, float, dict[str, dict]]] = []
+    for rnd in sorted({r["round"] for r in rows}):
+        in_round = [r for r in rows if r["round"] == rnd]
+        for level in dict.fromkeys(round(r["percent_remaining"], 6) for r in in_round):
+            sel = {
+                _column(r["arm"], r.get("setting", "")): r
+                for r in in_round
+                if round(r["percent_remaining"], 6) == level
+            }
+            lines_of.append((rnd, level, sel))
+    cell = lambda r: f"{r[key + '_mean'] * 100:8.2f} ± {r[key + '_std'] * 100:4.2f}"
     widths = [max(16, len(f"{a} {label} %")) for a in arms]
     stop_head = f"{lead} stop it"
     stop_w = max(14, len(stop_head))
@@ -221,27 +253,22 @@ def summary_table(report: dict) -> str:
         + " ".join(f"{a + ' ' + label + ' %':>{w}}" for a, w in zip(arms, widths, strict=True))
         + f" {stop_head:>{stop_w}}"
     )
-    lines = [head, "-" * len(head)]
-    key = f"final_test_{metric}"
-    for rnd in sorted({r["round"] for r in rows}):
-        in_round = [r for r in rows if r["round"] == rnd]
-        # Each arm at its own density: arms of a round whose densities differ get rows of their own.
-        levels = list(dict.fromkeys(round(r["percent_remaining"], 6) for r in in_round))
-        for level in levels:
-            sel = {
-                _column(r["arm"], r.get("setting", "")): r
-                for r in in_round
-                if round(r["percent_remaining"], 6) == level
-            }
-            t = next((r for r in in_round if r["arm"] == lead and round(r["percent_remaining"], 6) == level), None)
-            cells = []
-            for a, w in zip(arms, widths, strict=True):
-                if a in sel:
-                    cells.append(f"{sel[a][key + '_mean'] * 100:8.2f} ± {sel[a][key + '_std'] * 100:4.2f}".rjust(w))
-                else:
-                    cells.append(f"{'-':>{w}}")
+    if len(head) <= width:  # arms as columns, the lead arm's early stop last
+        lines = [head, "-" * len(head)]
+        for rnd, level, sel in lines_of:
+            cells = [cell(sel[a]).rjust(w) if a in sel else f"{'-':>{w}}" for a, w in zip(arms, widths, strict=True)]
+            t = next((r for r in sel.values() if r["arm"] == lead), None)
             stop = f"{t['early_stop_iteration_mean']:{stop_w}.0f}" if t is not None else f"{'-':>{stop_w}}"
             lines.append(f"{rnd:>5} {level:7.2f} " + " ".join(cells) + f" {stop}")
+    else:  # arms as rows, each with its own early stop; names cut to fit the width
+        name_w = max(3, min(max(map(len, arms)), width - 39))
+        short = lambda a: a if len(a) <= name_w else a[: name_w - 1] + "…"
+        head = f"{'round':>5} {'P_m %':>7}  {'arm':<{name_w}} {label + ' %':>14} {'stop it':>8}"
+        lines = [head, "-" * len(head)]
+        for rnd, level, sel in lines_of:
+            for a, r in sel.items():
+                stop = f"{r['early_stop_iteration_mean']:8.0f}"
+                lines.append(f"{rnd:>5} {level:7.2f}  {short(a):<{name_w}} {cell(r).strip():>14} {stop}")
     k = report["rounds"][0].get("statistics_batches") if report.get("rounds") else None
     if k:
         lines.append(f"(running statistics recomputed from {k} training batches before every evaluation)")

@@ -92,7 +92,7 @@ class Spec:
       of the steps (execution only: neither changes results beyond float rounding).
     label: a free text that becomes part of the run's identity.
     augment(key, x) -> x': a keyed transform of every training batch inside the program (e.g.
-      `funcnn.cifar10.augment`: random crops and flips), drawn from each member's step key, so a
+      `funcnn.data.cifar10.augment`: random crops and flips), drawn from each member's step key, so a
       resumed run sees the same augmentations; validation and test data are never augmented.
     recompute_statistics: for a net with running statistics (BatchNorm), how many of the chunk's
       training batches they are recomputed from (`interpolation.recompute_statistics`, train mode)

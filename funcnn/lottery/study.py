@@ -166,7 +166,7 @@ class Study:
         as_forward = train.as_forward(self.net)
         self.eval_forward = lambda params, x: as_forward(params, one_state, x, train=False)[0]
         self.unit_layout = getattr(self.net, "unit_layout", None)
-        self.random_fn = arms_lib.random_pruning(self.spec_prunable, spec.scope)
+        self.random_fn = arms_lib._random_pruning(self.spec_prunable, spec.scope)
         if spec.structure is not None:
             self.unit_layout = probes.unit_layout(self.net, self.eval_forward, member0, self.host_data[0][:4])
             # The built-in random control keeps as many random whole units per leaf as the ticket.
@@ -313,13 +313,19 @@ class Study:
         held: np.ndarray,
         wait: np.ndarray | None = None,
     ) -> Carry:
-        """Members' carries at the start of a call (`initial_states` in one compiled program)."""
+        """Members' carries at the start of a call (`initial_states` in one compiled program, called on
+        groups of `group` members as the round program is: one executable for every population size)."""
         n = seed_of_member.shape[0]
         wait = np.zeros(n, np.int32) if wait is None else np.asarray(wait, np.int32)
-        return self.carry_program(
-            params, masks, seed_of_member.astype(np.int32), np.int32(start), model_state, setting, sched, held,
-            opt_state, wait,
-        )  # fmt: skip
+        members = (params, masks, seed_of_member.astype(np.int32), model_state, setting, sched, held, opt_state, wait)
+        group = self.group if self.chunk is not None else n
+        parts = []
+        for lo in range(0, n, group):
+            p, m, sd, ms, st, sc, hd, op, wt = programs_lib.slice_members(members, lo, lo + group, n)
+            out = self.carry_program(p, m, sd, np.int32(start), ms, st, sc, hd, op, wt)
+            keep = min(group, n - lo)
+            parts.append(out if n <= group else jax.tree.map(lambda a, k=keep: np.asarray(a)[:k], out))
+        return parts[0] if len(parts) == 1 else jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
 
     def train_round(
         self,

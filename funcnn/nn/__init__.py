@@ -13,7 +13,7 @@ from funcnn.nn.activation_layers import (
     Tanh,
 )
 from funcnn.nn.combinators import FanInConcat, FanInSum, FanOut, Identity, Parallel, Residual
-from funcnn.nn.conv import AvgPool, Conv1D, Conv2D, GlobalAvgPool, MaxPool
+from funcnn.nn.conv_layers import AvgPool, Conv1D, Conv2D, GlobalAvgPool, MaxPool
 from funcnn.nn.dense import Dense
 from funcnn.nn.dropout import Dropout
 from funcnn.nn.layer import (

@@ -7,6 +7,7 @@ import numbers
 import jax
 import jax.numpy as jnp
 
+from funcnn import checks
 from funcnn.nn.layer import Layer, LayerError, Params, Shape, as_shape
 
 __all__ = ["Dropout"]
@@ -50,6 +51,7 @@ def Dropout(rate: float) -> Layer:
                 f"Dropout(rate={rate}) needs a key in training mode (train=True): pass key= to apply, or "
                 "train with funcnn.fit / make_train_step with a TrainState key"
             )
+        checks.prng_key(key, who=f"Dropout(rate={rate}).apply(params, x, key=key, train=True)")
         mask = jax.random.bernoulli(key, keep, x.shape)
         return jnp.where(mask, x * scale, jnp.zeros_like(x))
 

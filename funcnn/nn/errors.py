@@ -1,12 +1,19 @@
 """What goes wrong with a layer, said in its name: `LayerError` and its kinds `ShapeError` and
 `StateError`, and `named`, which prefixes a layer's path to the message as the error rises through
-`serial` and the combinators.
+`serial` and the combinators; `through`, serial's loop, which names Flatten when one example without its
+batch axis reached it (the layer after it is where the shapes stop fitting).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
+
+import jax
+import numpy as np
+
+from funcnn import checks
 
 __all__ = ["LayerError", "ShapeError", "StateError"]
 
@@ -70,3 +77,60 @@ def named(name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         prefix = "layer '"
         msg = f"{prefix}{name}/{msg[len(prefix) :]}" if msg.startswith(prefix) else f"{prefix}{name}': {msg}"
         raise type(e)(msg) from None
+
+
+def key_checked(kind: str, init: Callable[..., Any]) -> Callable[..., Any]:
+    """A layer's `init` that first checks its key (`checks.prng_key`): an int or a non-key array is a
+    `TypeError` naming `key` and how to make one, not JAX's own error from deep inside the initializers."""
+    if getattr(init, "_checks_key", False):
+        return init
+
+    @functools.wraps(init)
+    def checked(key: Any, input_shape: Any, *args: Any, **kwargs: Any) -> Any:
+        checks.prng_key(key, who=f"{kind}.init(key, input_shape)")
+        return init(key, input_shape, *args, **kwargs)
+
+    checked._checks_key = True  # type: ignore[attr-defined]
+    return checked
+
+
+def through(
+    names: Sequence[str], layers: Sequence[Any], x: Any, step: Callable[[int, Any], Any], with_state: bool = False
+) -> Any:
+    """x through every layer in turn, `x = step(i, x)` (with_state: `x, state[names[i]] = step(i, x)`, and
+    (x, state) returned). A `ShapeError` after a Flatten is re-raised naming the Flatten when the same
+    layers would have taken its input as one example (checked on shapes alone, `jax.eval_shape`): that
+    input had no batch axis (Flatten() keeps the first axis as the batch axis, so a (28, 28, 1) image
+    became 28 rows of 28 features)."""
+    flat, state = None, {}  # flat: (index, input) of the last Flatten
+    one = (lambda i, z: step(i, z)[0]) if with_state else step
+    for i, layer in enumerate(layers):
+        try:
+            y = step(i, x)
+        except ShapeError as e:
+            raise (flat is not None and _unbatched(names, one, *flat, i, e)) or e from None
+        if with_state:
+            y, state[names[i]] = y
+        flat = (i, x) if getattr(layer, "kind", None) == "flatten" else flat
+        x = y
+    return (x, state) if with_state else x
+
+
+def _unbatched(names: Sequence[str], step: Callable[[int, Any], Any], f: int, x: Any, i: int, e: Exception) -> Any:
+    shape = tuple(np.shape(x))
+
+    def one_example(z: Any) -> Any:
+        for j in range(f, i + 1):
+            z = step(j, z)
+        return z
+
+    try:  # the layers from the Flatten to the one that failed, on x[None]
+        jax.eval_shape(one_example, jax.ShapeDtypeStruct((1, *shape), getattr(x, "dtype", np.float32)))
+    except (ValueError, TypeError):
+        return None
+    why = str(e).split(": ", 1)[-1]
+    return ShapeError(
+        f"layer '{names[f]}': input of shape {shape} has no batch axis (one example?): Flatten() keeps the first "
+        f"axis as the batch axis, so layer '{names[i]}' failed ({why}); pass a batch of one, x[None] (or use "
+        f"Flatten(ndim={len(shape)}) for any number of batch axes)"
+    )

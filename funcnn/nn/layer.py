@@ -24,7 +24,9 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from funcnn.nn.errors import LayerError, ShapeError, StateError, named
+from funcnn import checks
+from funcnn.nn.compiled import compiled_init
+from funcnn.nn.errors import LayerError, ShapeError, StateError, key_checked, named, through
 
 Array = jax.Array
 Shape = tuple  # tuple[int, ...], or a tuple of such shapes where several arrays flow
@@ -87,7 +89,7 @@ class Layer(_LayerFields):
       params from the batches x[idx[b]], where a library's state needs its own rule (equinox's BatchNorm
       flags and counters; `funcnn.interpolation.recompute_statistics` uses it).
 
-    `Layer(kind, init, apply, output_shape)` builds a stateless layer: the last two are filled in.
+    `Layer(kind, init, apply, output_shape)` builds a stateless layer. Its init checks its key (`checks.prng_key`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -118,6 +120,7 @@ class Layer(_LayerFields):
     ) -> Layer:
         init_state = _no_state if init_state is None else init_state
         apply_with_state = _stateless_apply_with_state(apply) if apply_with_state is None else apply_with_state
+        init = key_checked(kind, init)
         return super().__new__(
             cls, kind, init, apply, output_shape, tuple(layers), init_state, apply_with_state, unit_layout, statistics
         )
@@ -235,6 +238,7 @@ def stateless(kind: str, fn: Callable[[Array], Array]) -> Layer:
 
 def child_keys(key: Array | None, n: int) -> list[Array | None]:
     """n keys for n sub-layers, or n Nones when no key was given."""
+    checks.prng_key(key, who="apply(params, x, key=key)", optional=True)
     return [None] * n if key is None else list(jax.random.split(key, n))
 
 
@@ -253,7 +257,7 @@ def serial(*layers: Layer) -> Layer:
     """Compose layers left to right; params (and state) are `{f"{kind}_{i}": params_i}`.
 
     Shape errors are re-raised naming the layer (`layer 'dense_2' ...`). The key given to `apply` is
-    split into one key per layer.
+    split into one key per layer. `init` is one compiled program per input shape (`nn.compiled`).
 
     Example:
         >>> import jax, jax.numpy as jnp
@@ -283,14 +287,18 @@ def serial(*layers: Layer) -> Layer:
             shape = named(name, layer.output_shape, shape)
         return shape
 
-    def init(key: Array, input_shape: Shape) -> Params:
-        shape = as_shape(input_shape)
+    def init_all(key: Array, shape: Shape) -> Params:
         keys = jax.random.split(key, len(layers))
         params = {}
         for k, name, layer in zip(keys, names, layers, strict=True):
             params[name] = named(name, layer.init, k, shape)
             shape = named(name, layer.output_shape, shape)
         return params
+
+    compiled = compiled_init(init_all)  # one program per input shape (funcnn.nn.compiled)
+
+    def init(key: Array, input_shape: Shape) -> Params:
+        return compiled(key, as_shape(input_shape))
 
     def init_state(input_shape: Shape) -> State:
         shape = as_shape(input_shape)
@@ -302,19 +310,20 @@ def serial(*layers: Layer) -> Layer:
 
     def apply(params: Params, x: Any, *, key: Array | None = None, train: bool = False) -> Any:
         check_entries(params, names, "params")
-        for k, name, layer in zip(child_keys(key, len(layers)), names, layers, strict=True):
-            x = named(name, layer.apply, params[name], x, key=k, train=train)
-        return x
+        keys = child_keys(key, len(layers))
+        step = lambda i, x: named(names[i], layers[i].apply, params[names[i]], x, key=keys[i], train=train)
+        return through(names, layers, x, step)
 
     def apply_with_state(
         params: Params, state: State, x: Any, *, key: Array | None = None, train: bool = False
     ) -> tuple[Any, State]:
         check_entries(params, names, "params")
         check_entries(state, names, "state")
-        new_state = {}
-        for k, name, layer in zip(child_keys(key, len(layers)), names, layers, strict=True):
-            x, new_state[name] = named(name, layer.apply_with_state, params[name], state[name], x, key=k, train=train)
-        return x, new_state
+        keys = child_keys(key, len(layers))
+        step = lambda i, x: named(
+            names[i], layers[i].apply_with_state, params[names[i]], state[names[i]], x, key=keys[i], train=train
+        )
+        return through(names, layers, x, step, with_state=True)
 
     return Layer("serial", init, apply, output_shape, tuple(layers), init_state, apply_with_state)
 

@@ -21,6 +21,10 @@ threshold per member under `jax.vmap`).
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
+from funcnn import _deprecation
 from funcnn.prune.calibration import layer_inputs
 from funcnn.prune.densities import DISTRIBUTIONS, layer_densities
 from funcnn.prune.drop_grow import drop_and_grow, n_of_m
@@ -55,8 +59,6 @@ from funcnn.prune.structured import (
 )
 from funcnn.prune.wanda import by_output, wanda_scores
 
-# `prune.compact`, the old name of `funcnn.compaction.compact`, is bound by funcnn/__init__.py: compaction
-# builds on prune, so prune never imports it.
 __all__ = [
     "DISTRIBUTIONS",
     "NORMS",
@@ -99,3 +101,12 @@ __all__ = [
     "units_prunable",
     "wanda_scores",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """`prune.compact`, the old name of `funcnn.compaction.compact`, for one release (it warns). Looked up
+    when asked for, never imported here: compaction builds on prune."""
+    if name == "compact":
+        _deprecation.warn("funcnn.prune.compact", "funcnn.compaction.compact")
+        return importlib.import_module("funcnn.compaction").compact
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from funcnn import checks
+from funcnn.prune.drop_grow import take_lowest
 from funcnn.prune.masks import check_arrays, check_masks, check_spec, layer_of, path_name, prunable
 
 __all__ = ["ROUNDINGS", "SCOPES", "by_scores", "magnitude", "random", "random_like"]
@@ -57,12 +58,10 @@ def _rates(
 
 
 def _drop_lowest(scores: Array, mask: Array, k: Array) -> Array:
-    """New flat mask: the k lowest-scoring surviving entries removed; ties by index (stable sort)."""
-    n_dead = mask.size - jnp.sum(mask)
-    key = jnp.where(mask, scores, -jnp.inf)  # pruned entries sort first, whatever the scores
-    order = jnp.argsort(key, stable=True)
-    rank = jnp.zeros(mask.size, jnp.int32).at[order].set(jnp.arange(mask.size, dtype=jnp.int32))
-    return rank >= n_dead + k
+    """New flat mask: the k lowest-scoring surviving entries removed; ties by index (lower first), as a
+    stable sort would. No sort: the k-th lowest by bisection (`drop_grow.take_lowest`), ~30x faster than
+    XLA:CPU's sort at 90,000 entries, bit-identical masks."""
+    return mask & ~take_lowest(scores, mask, k)
 
 
 SCOPES = ("layer", "global", "layer_joint")
@@ -138,7 +137,9 @@ def by_scores(
     removed from each prunable leaf, `layer_rates` mapping a layer or leaf name to its own rate;
     'layer_joint': each layer's prunable leaves pooled; 'global': one threshold over all of them.
     rounding='floor' removes floor(rate * survivors). Ties go by position (lower index first).
-    `rate` (and each of `layer_rates`) may be an array, traced under `jit` or `vmap`.
+    `rate` (and each of `layer_rates`) may be an array, traced under `jit` or `vmap`. A population's
+    scores and masks (a leading member axis) need `jax.vmap`, as for `magnitude`:
+    `jax.vmap(lambda s, m: prune.by_scores(s, m, 0.2))(scores, masks)`.
 
     Example:
         >>> import jax.numpy as jnp
@@ -259,7 +260,12 @@ def magnitude(
     integer (the notebook's int(p * n)). Ties go by position (lower index pruned first). Masks only
     ever lose entries.
 
+    A population's params (every leaf with a leading member axis, as `train.fit_population` returns
+    them) need `jax.vmap`: called on them directly, each leaf's count and threshold would pool all the
+    members' weights. One mask per member: `jax.vmap(lambda p, m: prune.magnitude(p, m, 0.2))(params, masks)`.
+
     Example:
+        >>> import jax
         >>> import jax.numpy as jnp
         >>> from funcnn import prune
         >>> params = {"dense_0": {"w": jnp.array([[1.0, -6.0, 3.0], [-4.0, 5.0, 2.0]]), "b": jnp.ones(3)}}
@@ -269,6 +275,10 @@ def magnitude(
         >>> masks = prune.magnitude(params, masks, 0.5)  # 0.5 of the 3 survivors: 2 removed
         >>> int(masks["dense_0"]["w"].sum())
         1
+        >>> population = {"w": jnp.array([[[1.0, -6.0, 3.0]], [[9.0, 0.5, 2.0]]])}  # 2 members, w (1, 3)
+        >>> pruned = jax.vmap(lambda p: prune.magnitude(p, prune.ones(p), 1 / 3))(population)
+        >>> pruned["w"][:, 0].tolist()  # each member's own smallest |w| went
+        [[False, True, True], [True, False, True]]
     """
     check_masks(params, masks)
     spec = prunable(params) if spec is None else spec
@@ -323,6 +333,8 @@ def random_like(key: Array, masks: Masks, spec: Params | None = None, *, scope: 
 
     Random pruning's mask (the random-pruning control, a layerwise shuffle): the same density per
     layer, a different pattern. (The random-reinitialization control keeps the mask and redraws the weights.)
+    A population's masks need `jax.vmap` and a key per member, as for `magnitude`:
+    `jax.vmap(prune.random_like)(jax.random.split(key, n_members), masks)`.
 
     Example:
         >>> import jax

@@ -310,34 +310,35 @@ def make(inner: optax.GradientTransformation, spec: Params | None, schedule: Sch
         minus_w = [-w if is_floating(w) else w for w in w_leaves]
         step = state.step + 1
         u_in, inner_new = inner.update(masked(grads, m_leaves, zeros), state.inner_state, params, **extra)
+        if not schedule.changes:
+            return masked(u_in, m_leaves, minus_w), SparseState(step, state.masks, state.numbers, state.key, inner_new)
 
-        def keep(_: None) -> tuple:
-            return state.masks, masked(u_in, m_leaves, minus_w), inner_new
+        # Only the mask rule (the selections) sits under the cond; the rest is elementwise and, off an update
+        # step (the old masks, nothing regrown, no skip), reduces to the masked update. (A cond around it all
+        # made XLA copy the params' and moments' buffers every step: 0.78-0.93x a hand-written step, now 1.00x.)
+        def rule(_: None) -> tuple:
+            return _rule(state, flags, grads, params, u_in, step, schedule)
 
-        def change(_: None) -> tuple:
-            new, init = _rule(state, flags, grads, params, u_in, step, schedule)
-            nb = state.numbers
-            active = nb.changes & (step >= nb.begin) & (step <= nb.end)
-            skip = active & nb.skip
-            regrown = [n & ~m for n, m in zip(new, m_leaves, strict=True)]
-            u_leaves = []
-            for u, w, n, r, v, f in zip(jax.tree.leaves(u_in), w_leaves, new, regrown, init, flags, strict=True):
-                if not f or not is_floating(u):
-                    u_leaves.append(u)
-                    continue
-                kept = jnp.where(skip, jnp.zeros_like(u), u)
-                moved = jnp.where(r, ((0.0 if v is None else v) - w).astype(u.dtype), kept)
-                u_leaves.append(jnp.where(n, moved, -w).astype(u.dtype))
-            inner_state = _select(skip, state.inner_state, inner_new)
-            inner_state = reset_where(inner_state, params, jax.tree.unflatten(treedef, regrown))
-            masks = jax.tree.unflatten(jax.tree.structure(state.masks), new)
-            return masks, jax.tree.unflatten(treedef, u_leaves), inner_state
+        def same(_: None) -> tuple:  # the old masks; zeros in place of regrowth values
+            values = jax.eval_shape(rule, 0)[1]
+            return list(m_leaves), [None if v is None else jnp.zeros(v.shape, v.dtype) for v in values]
 
-        if schedule.changes:
-            masks, updates, inner_state = jax.lax.cond(schedule.is_update(step), change, keep, None)
-        else:
-            masks, updates, inner_state = keep(None)
-        return updates, SparseState(state.step + 1, masks, state.numbers, state.key, inner_state)
+        nb, update_now = state.numbers, schedule.is_update(step)
+        new, init = jax.lax.cond(update_now, rule, same, None)
+        skip = update_now & nb.changes & (step >= nb.begin) & (step <= nb.end) & nb.skip
+        regrown = [n & ~m for n, m in zip(new, m_leaves, strict=True)]
+        u_leaves = []
+        for u, w, n, r, v, f in zip(jax.tree.leaves(u_in), w_leaves, new, regrown, init, flags, strict=True):
+            if not f or not is_floating(u):
+                u_leaves.append(u)
+                continue
+            kept = jnp.where(skip, jnp.zeros_like(u), u)
+            moved = jnp.where(r, ((0.0 if v is None else v) - w).astype(u.dtype), kept)
+            u_leaves.append(jnp.where(n, moved, -w).astype(u.dtype))
+        inner_state = _select(skip, state.inner_state, inner_new)
+        inner_state = reset_where(inner_state, params, jax.tree.unflatten(treedef, regrown))
+        masks = jax.tree.unflatten(jax.tree.structure(state.masks), new)
+        return jax.tree.unflatten(treedef, u_leaves), SparseState(step, masks, state.numbers, state.key, inner_state)
 
     return init_with, update
 

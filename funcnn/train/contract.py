@@ -200,7 +200,7 @@ def _layer(
             return apply(params, x)
 
         x = jax.ShapeDtypeStruct((1,) + tuple(input_shape), jnp.float32)
-        return tuple(jax.eval_shape(run, jax.random.key(0), x).shape[1:])
+        return tuple(jax.eval_shape(lambda x: run(jax.random.key(0), x), x).shape[1:])
 
     return Layer(
         kind,

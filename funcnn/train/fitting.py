@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from funcnn import checks, schedules
 from funcnn import losses as losses_lib
-from funcnn import schedules
 from funcnn.train.contract import Net, as_net
 from funcnn.train.evaluate import Data, make_evaluate, validate_data
 from funcnn.train.step import _STEP_KEY_FOLD, LossFn, batch_indices, check_batch_size, make_epoch, make_train_step
@@ -101,7 +101,7 @@ def fit(
     data_parallel: split every batch over all devices (params and optimizer state replicated,
     gradients all-reduced by XLA); batch_size must be a multiple of the device count.
     augment(key, x) -> x': a keyed transform of every training batch (`make_train_step`), e.g.
-    `funcnn.cifar10.augment`; its keys come from `key` too. Validation data are never augmented.
+    `funcnn.data.cifar10.augment`; its keys come from `key` too. Validation data are never augmented.
     Sparse training: pass a `funcnn.sparsity` transformation as the optimizer (`sparsity.rigl(optax.adam(1e-3),
     ...)`, any method); its masks live in the optimizer state and change inside the compiled epochs, the
     params are masked at the start (`sparsity.sparsify`) so that no forward pass is dense, and `masks=` stays
@@ -124,6 +124,7 @@ def fit(
         ([0.76, 0.49, 0.34], [0.5, 0.5, 0.5])
     """
     as_net(net, needs_init=False)  # a bad net is named before any work
+    checks.prng_key(key, who="fit")
     (x, y), (xv, yv) = train, val
     validate_data(x, y, n_classes=n_classes, name="train")
     validate_data(xv, yv, n_classes=n_classes, name="val")

@@ -97,7 +97,10 @@ def fit_population(
     and masks (optional, a leading member axis on every leaf: member i trains under masks[i]); or
     step= (your own pure `step(state, (x, y)) -> (state, metrics)`) with init= (`init(key) -> state`)
     and, for val, evaluate= (`evaluate(state, xv, yv) -> {name: scalar}`; with net= it defaults to
-    `make_evaluate(net, loss, metric)`). data_key: None (each member shuffles from its own key) or a
+    `make_evaluate(net, loss, metric)`). Member i starts from θ0 = net.init(k_init, input_shape), masked:
+    so the same keys and new masks (`prune.magnitude` of the trained params, under `jax.vmap`) rewind each
+    member's survivors to its θ0, a lottery ticket, and train it on the same batch order.
+    data_key: None (each member shuffles from its own key) or a
     key whose order every member shares. chunk: members vmapped together (`funcnn.cpu.map_members`:
     1 maps them one after another, None vmaps all; default `funcnn.cpu.default_chunk`). Chunking
     changes results by float rounding only; with chunk=1 member i is bit-identical to its key alone.

@@ -49,7 +49,7 @@ def make_train_step(
     function; its model state is threaded through `state.model_state`. Not jitted: wrap it in
     `jax.jit`, `jax.vmap` or `lax.scan` as needed.
 
-    augment(key, x) -> x' (e.g. `funcnn.cifar10.augment`, random crops and flips) transforms each
+    augment(key, x) -> x' (e.g. `funcnn.data.cifar10.augment`, random crops and flips) transforms each
     training batch before the forward pass, keyed by the step: with k = fold_in(state.key,
     state.step), (k_augment, k_net) = split(k), and the net (Dropout) gets k_net. So it needs a
     TrainState with a key, and a resumed run draws the same augmentations. Evaluation never augments.

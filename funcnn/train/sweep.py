@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from funcnn import checks
 from funcnn import losses as losses_lib
 from funcnn.train.contract import Net, as_forward, as_net
 from funcnn.train.evaluate import Data, validate_data
@@ -34,7 +35,8 @@ def lr_sweep(
     optimizer: Callable[..., optax.GradientTransformation] = optax.sgd,
 ) -> dict[str, Any]:
     """Train the same init at each learning rate in `rates`, with the same data order, as one vmapped
-    program. Returns {"rates": (R,), "loss": (R, epochs) mean training loss per epoch,
+    program. Returns {"rates": (R,), "loss": (R, epochs) mean training loss per epoch, "step_loss":
+    (R, epochs * steps per epoch) each step's batch loss (where a diverging rate first goes non-finite),
     "initial_loss": float}. Non-finite losses (divergence) are kept as they are (inf or nan).
     net: any form `as_net` takes, or a bare apply function.
 
@@ -53,6 +55,7 @@ def lr_sweep(
         [0.76, 0.69, 0.34]
     """
     as_net(net, needs_init=False)  # a bad net is named before any work
+    checks.prng_key(key, who="lr_sweep")
     x, y = train
     validate_data(x, y)
     check_batch_size(batch_size, len(x))
@@ -71,8 +74,10 @@ def lr_sweep(
     epoch = jax.jit(jax.vmap(make_epoch(make_train_step(net, loss, tx)), in_axes=(0, None, None, None)))
     x, y = jnp.asarray(x), jnp.asarray(y)
     initial = float(loss(as_forward(net)(params, model_state, x)[0], y))
-    curves = []
+    curves, steps = [], []
     for e in range(epochs):
         states, batch_losses = epoch(states, x, y, batch_indices(jax.random.fold_in(key, e), len(x), batch_size))
         curves.append(np.asarray(jnp.mean(batch_losses, axis=1)))
-    return {"rates": lrs, "loss": np.stack(curves, axis=1), "initial_loss": initial}
+        steps.append(np.asarray(batch_losses))
+    step_loss = np.concatenate(steps, axis=1)
+    return {"rates": lrs, "loss": np.stack(curves, axis=1), "step_loss": step_loss, "initial_loss": initial}

@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from funcnn import checks
+
 __all__ = ["TrainState", "apply_masks", "init_state"]
 
 Array = jax.Array
@@ -72,6 +74,7 @@ def init_state(
         >>> state.params["w"].tolist(), int(state.step)  # the pruned weight starts at exactly 0
         ([1.0, 0.0, 3.0], 0)
     """
+    checks.prng_key(key, who="init_state", optional=True)
     if masks is not None:
         params = apply_masks(params, masks)
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), masks, model_state, key)
