@@ -48,9 +48,12 @@ def pytest_sessionfinish(session, exitstatus):
 # Module-scoped fixtures that train or compile for many seconds. pytest-xdist builds a module fixture
 # once in every worker that runs one of its tests; `make test` runs with `--dist loadgroup`, and the
 # tests using one of these go to one worker as a group, so it is built once.
-SHARED_FIXTURES = {"single", "split", "uninterrupted", "resnet20_params", "lenet", "help_texts"}
+SHARED_FIXTURES = {"single", "split", "uninterrupted", "resnet20_params", "lenet", "help_texts", "runs", "population"}
 
 
+# tryfirst: xdist's worker reads the xdist_group marks in its own modifyitems hook, which otherwise runs
+# before this one (this conftest is registered first, and hooks run last-registered first): no group formed.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
     for item in items:
         shared = sorted(SHARED_FIXTURES & set(getattr(item, "fixturenames", ())))

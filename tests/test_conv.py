@@ -46,6 +46,7 @@ PADS = ["VALID", "SAME", 1, ((0, 2), (1, 0))]
 @pytest.mark.parametrize(
     "hw,k,s,padding", [(hw, k, s, p) for hw in [(5, 5), (6, 7)] for k in [1, 2, 3] for s in [1, 2, 3] for p in PADS]
 )
+@pytest.mark.slow
 def test_conv_matches_loops(hw, k, s, padding):
     rng = np.random.default_rng(hash((hw, k, s, str(padding))) % 2**32)
     x = rng.normal(size=(2,) + hw + (3,)).astype(np.float32)

@@ -186,6 +186,7 @@ def _adapter_bn(kind):
     return from_equinox(lambda key: eqx.nn.make_with_state(Net)(key), input_shape=(1,)), 1e-5, True
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["funcnn", "nnx", "linen", "equinox-ema", "equinox-batch"])
 def test_recompute_statistics_is_the_closed_form_for_every_adapter(kind):
     """Batches [0..3] and [4..7]: eval mode then normalizes by their average mean 3.5 and their average

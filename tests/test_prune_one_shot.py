@@ -133,6 +133,7 @@ def _correlated_layer(fan_in=48, out=12, n=256, seed=0):
     return x.astype(np.float32), w.astype(np.float32)
 
 
+@pytest.mark.slow
 def test_sparsegpt_keeps_the_density_and_beats_magnitude_and_wanda_at_reconstruction():
     x, w = _correlated_layer()
     net = nn.serial(nn.Dense(12))
@@ -166,6 +167,7 @@ def test_sparsegpt_keeps_the_density_and_beats_magnitude_and_wanda_at_reconstruc
         assert e < error(w * np.asarray(by_wanda)) and e < error(w * np.asarray(by_mag))
 
 
+@pytest.mark.slow
 def test_sparsegpt_is_sequential_through_the_pruned_layers():
     params, x = _mlp(1)
     both = prune.sparsegpt(MLP, params, x, density=0.5, blocksize=4)

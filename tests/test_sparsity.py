@@ -90,12 +90,14 @@ def runs():
     return out
 
 
+@pytest.mark.slow
 def test_pruned_weights_exactly_zero_after_every_step(runs):
     for name, history in runs.items():
         for t, (params, state) in enumerate(history):
             assert pruned_are_zero(params, sparsity.masks(state)), (name, t)
 
 
+@pytest.mark.slow
 def test_counts_per_leaf_never_change_under_set_rigl_and_static(runs):
     for name in ("set", "rigl", "static"):
         first = counts(sparsity.masks(runs[name][0][1]))
@@ -162,6 +164,7 @@ def test_rigl_grows_the_highest_dense_gradient(runs):
             assert np.all(after_w[grown & ~old] == 0.0) and np.array_equal(after_w[kept], w[kept])
 
 
+@pytest.mark.slow
 def test_set_with_two_keys_regrows_different_entries():
     def regrown(key):
         tx = sparsity.set(optax.sgd(0.1), density=0.3, every=1, fraction=0.5, key=key, end=10, distribution="uniform")
@@ -177,6 +180,7 @@ def test_set_with_two_keys_regrows_different_entries():
     assert a.sum() == b.sum() == old.sum() and (a & ~old).sum() > 0 and not np.array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_set_drops_each_sign_separately_and_regrows_normal_values():
     """SET's rule (the leaf rule with signed=True): floor(f n_pos) smallest positive and floor(f n_neg) largest
     negative weights go (by hand below); SET's wrapper regrows as many, at N(0, 1)/10 (std 0.1 by default)."""
@@ -208,6 +212,7 @@ INNERS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["rigl", "set"])
 @pytest.mark.parametrize("inner", list(INNERS))
 def test_moments_of_regrown_weights_are_zero_for_any_optax_state(inner, method):

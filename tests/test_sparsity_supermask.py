@@ -49,6 +49,7 @@ def _scores(seed=0):
 DENSITIES = np.array([0.1, 0.3, 0.5, 0.7, 0.9, 1.0], np.float32)
 
 
+@pytest.mark.slow
 def test_topk_mask_keeps_exact_counts_per_leaf_under_jit_and_vmap():
     scores = _scores()
     # vmapped over densities (traced) and, inside, over 3 copies of the scores: one compiled program
@@ -160,6 +161,7 @@ def test_training_a_supermask_changes_only_its_scores(fitted):
     assert _same(sm.init_state(IN), state)
 
 
+@pytest.mark.slow
 def test_the_mask_keeps_exactly_the_asked_count_per_layer(fitted):
     _, _, _, out, _ = fitted
     params, masks = jax.jit(lambda s, st: sparsity.subnetwork(s, st))(out.params, out.model_state)
@@ -221,6 +223,7 @@ def test_supermask_forward_equals_a_hand_written_edge_popup_forward():
         sm.apply(scores, x)
 
 
+@pytest.mark.slow
 def test_weight_draws_kaiming_normal_scale_fan_and_init():
     net = nn.serial(nn.Dense(200), nn.Relu(), nn.Dense(10))
     # Kaiming normal with edge-popup's scale_fan: std = √2 / √(fan_in · density)
@@ -234,6 +237,7 @@ def test_weight_draws_kaiming_normal_scale_fan_and_init():
     assert float(jnp.abs(frozen["dense_2"]["b"]).max()) == 0.0
 
 
+@pytest.mark.slow
 def test_bernoulli_supermask_trains_with_keys_and_evaluates_with_a_fixed_draw():
     sm = sparsity.supermask(MLP, density=0.5, key=jax.random.key(0), method="bernoulli")
     scores, state = sm.init(jax.random.key(1), IN), sm.init_state(IN)
