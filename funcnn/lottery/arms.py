@@ -245,14 +245,14 @@ def reinit_same_sign(ctx: Context, *legacy: Any) -> tuple[Params, Masks]:
     return params, mask
 
 
-# The engine's own arm functions (un-warned): the built-in 'reinit' arm and the 'random' control.
-def _reinit(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
+# The engine's own arm functions (un-warned, not in __all__): the built-in 'reinit' arm and the 'random' control.
+def reinit_control(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
     """The same mask on the reinit draw."""
     del theta_rewind, key
     return theta_reinit, mask
 
 
-def _random_pruning(spec: Any, scope: str = "layer") -> ArmFn:
+def random_control(spec: Any, scope: str = "layer") -> ArmFn:
     """A uniformly random mask with the given mask's count in each prunable leaf of `spec` (or in each
     layer's pooled leaves, scope 'layer_joint'), on the rewound weights."""
 
@@ -274,13 +274,13 @@ def ticket(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Arr
 def reinit(theta_rewind: Params, theta_reinit: Params, mask: Masks, key: jax.Array) -> tuple[Params, Masks]:
     """Deprecated: random reinitialization is `reinitialized()` (or the string 'reinit')."""
     _deprecation.warn("lottery.reinit", "lottery.reinitialized() (or the arm name 'reinit')")
-    return _reinit(theta_rewind, theta_reinit, mask, key)
+    return reinit_control(theta_rewind, theta_reinit, mask, key)
 
 
 def random_pruning(spec: Any, scope: str = "layer") -> ArmFn:
     """Deprecated: random pruning is `shuffled()` (or the string 'random')."""
     _deprecation.warn("lottery.random_pruning", "lottery.shuffled(scope=...) (or the arm name 'random')")
-    return _random_pruning(spec, scope)
+    return random_control(spec, scope)
 
 
 # The arms a study names by string ('ticket' first in the presets); `spec.ARMS` re-exports them.

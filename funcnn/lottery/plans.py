@@ -21,12 +21,12 @@ from funcnn.lottery.arms import (
     WEIGHTS,
     Arm,
     ArmFn,
-    _reinit,
     at_init,
     fine_tuning,
     inverted,
     lr_rewinding,
     reinit,
+    reinit_control,
     reinitialized,
     shuffled,
     weight_rewinding,
@@ -96,7 +96,7 @@ def _as_arm(a: str | Arm) -> tuple[Arm, bool]:
     if a == "ticket":
         return weight_rewinding("ticket"), False
     if a == "reinit":
-        return Arm("reinit", _reinit), False
+        return Arm("reinit", reinit_control), False
     if a == "random":
         return Arm("random", _no_random), True
     if isinstance(a, str) and a in NAMED:
@@ -204,9 +204,9 @@ def resolve(arms: Iterable[str | Arm], spec_rewind_step: int = 0) -> tuple[Plan,
 
 
 # Built-in arm functions that read nothing of the round (so they compile once for every round).
-_COMPILED_FNS = (_reinit, reinit)
+_COMPILED_FNS = (reinit_control, reinit)
 # The engine's own 4-argument functions, which the strings 'reinit' and 'random' resolve to (no warning).
-_ENGINE_FNS = (_reinit, _no_random)
+_ENGINE_FNS = (reinit_control, _no_random)
 
 
 def arm_key(base: jax.Array, plan: Plan) -> jax.Array:

@@ -166,7 +166,7 @@ class Study:
         as_forward = train.as_forward(self.net)
         self.eval_forward = lambda params, x: as_forward(params, one_state, x, train=False)[0]
         self.unit_layout = getattr(self.net, "unit_layout", None)
-        self.random_fn = arms_lib._random_pruning(self.spec_prunable, spec.scope)
+        self.random_fn = arms_lib.random_control(self.spec_prunable, spec.scope)
         if spec.structure is not None:
             self.unit_layout = probes.unit_layout(self.net, self.eval_forward, member0, self.host_data[0][:4])
             # The built-in random control keeps as many random whole units per leaf as the ticket.
