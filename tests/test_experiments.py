@@ -310,6 +310,7 @@ def test_lottery_ticket_small(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_cnn_on_fashion_mnist_reaches_89_percent(tmp_path):
     require_fashion_mnist()
     r = cnn_mnist.main(["--out", str(tmp_path)])
@@ -520,6 +521,7 @@ def test_stability_rejects_bad_values(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_mnist1d_notebook_preset_small(tmp_path):
     """The notebook's protocol through the command line, at 4 levels (0, 33, 67% pruned) and 1 trial:
     weights and biases pooled per layer, the random control, the table at the README's sparsities."""

@@ -158,6 +158,7 @@ def test_config_conflict_and_validation(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_ticket_beats_random_pruning_on_mnist1d(tmp_path):
     """At ~91.5% pruned, the ticket beats the random-pruning control clearly and matches dense."""
     # Only the arms compared (no reinit: arms draw their own keys, the others' numbers are unchanged),

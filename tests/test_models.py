@@ -321,6 +321,7 @@ def test_mnist1d_cnn_shapes_and_count():
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_mnist1d_cnn_reaches_90_percent():
     d = data.load("mnist1d")
     net = models.mnist1d_cnn()
@@ -398,6 +399,7 @@ def test_resnet_population_vmap_equals_members_alone():
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_small_resnet_learns_fashion_mnist():
     """resnet(8, 8), the script's optimizer recipe, 2 epochs on 5,000 images: > 65% on 2,000 test images."""
     require_fashion_mnist()

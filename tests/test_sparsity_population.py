@@ -76,6 +76,7 @@ def test_masks_moved_inside_the_program(population):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 @pytest.mark.parametrize("name", ["gradual", "rigl"])
 def test_member_equals_the_same_method_trained_alone(population, teacher_data, name):
     """Bit for bit at chunk 1: fit_population with that one method and seed, and train.fit with it."""

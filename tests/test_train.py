@@ -160,6 +160,7 @@ def test_evaluate_matches_direct_computation():
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 def test_lenet_300_100_on_fashion_mnist_reaches_85_percent():
     require_fashion_mnist()
     d = data.load("fashion-mnist")

@@ -40,6 +40,7 @@ def assert_bitwise(a, b):
 
 
 @pytest.mark.slow
+@pytest.mark.optimized
 @pytest.mark.parametrize("net", [MLP, BN_DROP], ids=["mlp", "batchnorm+dropout"])
 def test_net_members_equal_their_keys_alone_and_fit(net):
     (x, y), val = _data(), _data(8, seed=1)
