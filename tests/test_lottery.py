@@ -81,7 +81,9 @@ def test_default_chunk_is_one_for_conv_nets_on_cpu_and_all_on_accelerators():
 
 @pytest.mark.slow
 def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
-    report = lottery.run(SMALL, out=tmp_path / "a", progress=False, log=lambda s: None)
+    report = lottery.run(SMALL, out=tmp_path / "a", progress=False, figures=False, log=lambda s: None)
+    # figures=False: no PNG drawn or listed (the default draws them: test_lottery_report, test_experiments)
+    assert report["figures"] == [] and not list((tmp_path / "a").glob("*.png"))
     rounds = report["rounds"]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert rounds[1]["arms"] == ["ticket"] * 2 + ["reinit"] * 2 + ["random"] * 2
@@ -109,7 +111,7 @@ def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
     with pytest.raises(ValueError, match="no round completed"):
         lottery.load_report(tmp_path / "c")
     lines = []
-    resumed = lottery.run(SMALL, out=tmp_path / "b", progress=False, log=lines.append)
+    resumed = lottery.run(SMALL, out=tmp_path / "b", progress=False, figures=False, log=lines.append)
     assert lines[0].startswith("round 0: resumed")
     assert not lines[1].startswith("round 1: resumed")
     for a, b in zip(report["rounds"], resumed["rounds"], strict=True):
@@ -117,31 +119,35 @@ def test_run_records_arms_and_resumes_after_a_completed_round(tmp_path):
         assert a["density"] == b["density"]
     # Same config in the same folder: every round resumes, nothing retrains.
     lines = []
-    lottery.run(SMALL, out=tmp_path / "b", progress=False, log=lines.append)
+    lottery.run(SMALL, out=tmp_path / "b", progress=False, figures=False, log=lines.append)
     assert all("resumed" in s for s in lines)
 
 
 @pytest.mark.slow
 def test_late_rewinding_and_oneshot(tmp_path):
     cfg = dataclasses.replace(SMALL, rewind_step=100, rounds=1)
-    report = lottery.run(cfg, out=tmp_path / "late", progress=False, log=lambda s: None)
+    report = lottery.run(cfg, out=tmp_path / "late", progress=False, figures=False, log=lambda s: None)
     assert (tmp_path / "late" / "round_00" / "rewind.npz").is_file()
     assert report["rounds"][1]["iterations"] == [200]  # trains iterations k..T
     one = dataclasses.replace(SMALL, pruning="oneshot", rounds=2)
-    rep = lottery.run(one, out=tmp_path / "one", progress=False, log=lambda s: None)
-    it = lottery.run(SMALL, out=tmp_path / "it", progress=False, log=lambda s: None)
+    rep = lottery.run(one, out=tmp_path / "one", progress=False, figures=False, log=lambda s: None)
+    it = lottery.run(SMALL, out=tmp_path / "it", progress=False, figures=False, log=lambda s: None)
     # one-shot reaches the same density ladder straight from the dense run
     np.testing.assert_allclose(rep["rounds"][2]["density"], it["rounds"][2]["density"], atol=2e-3)
 
 
 @pytest.mark.slow
 def test_config_conflict_and_validation(tmp_path):
-    lottery.run(dataclasses.replace(SMALL, rounds=0), out=tmp_path / "c", progress=False, log=lambda s: None)
+    lottery.run(
+        dataclasses.replace(SMALL, rounds=0), out=tmp_path / "c", progress=False, figures=False, log=lambda s: None
+    )
     with pytest.raises(ValueError, match="different config"):
         lottery.run(dataclasses.replace(SMALL, rounds=0, iterations=300), out=tmp_path / "c", progress=False,
-                    log=lambda s: None)  # fmt: skip
+                    figures=False, log=lambda s: None)  # fmt: skip
     # More rounds of the same study is not a different config: it resumes and goes on (issue #28).
-    grown = lottery.run(dataclasses.replace(SMALL, rounds=1), out=tmp_path / "c", progress=False, log=lambda s: None)
+    grown = lottery.run(
+        dataclasses.replace(SMALL, rounds=1), out=tmp_path / "c", progress=False, figures=False, log=lambda s: None
+    )
     assert grown["complete"] and len(grown["rounds"]) == 2
     for kw, match in [
         (dict(rate=1.0), "rate"),
@@ -166,7 +172,7 @@ def test_ticket_beats_random_pruning_on_mnist1d(tmp_path):
     cfg = dataclasses.replace(
         lottery.PRESETS["mnist1d"], rounds=5, seeds=3, arms=("ticket", "random"), checkpoints_per_round=1
     )
-    report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
+    report = lottery.run(cfg, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     rows = {(r["round"], r["arm"]): r for r in report["summary"]}
     ticket, random_, dense = rows[(5, "ticket")], rows[(5, "random")], rows[(0, "ticket")]
     assert ticket["percent_remaining"] < 10
@@ -186,7 +192,7 @@ MID = dataclasses.replace(SMALL, iterations=400, checkpoints_per_round=4, rounds
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("clean")
-    return lottery.run(MID, out=out, progress=False, log=lambda s: None)
+    return lottery.run(MID, out=out, progress=False, figures=False, log=lambda s: None)
 
 
 @pytest.mark.slow
@@ -204,7 +210,7 @@ def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrup
 
     monkeypatch.setattr(lottery.Study, "call_program", call)
     with pytest.raises(KeyboardInterrupt):
-        lottery.run(MID, out=tmp_path, progress=False, log=lambda s: None)
+        lottery.run(MID, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     monkeypatch.setattr(lottery.Study, "call_program", real_call)
     partial = sorted(p.name for p in tmp_path.glob("*.partial"))
     assert bool(partial) == (crash_at_call not in (1, 5))  # 1 and 5 are the first segments of rounds 0 and 1
@@ -213,7 +219,7 @@ def test_crash_mid_round_resumes_bit_identical(tmp_path, monkeypatch, uninterrup
         assert so_far["rounds_completed"] == 1 and not so_far["complete"]
     else:
         assert not (tmp_path / "results.json").exists()
-    resumed = lottery.run(MID, out=tmp_path, progress=False, log=lambda s: None)
+    resumed = lottery.run(MID, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     assert _metrics(resumed) == _metrics(uninterrupted)
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.rglob(".*.tmp"))
 
@@ -244,7 +250,7 @@ def test_corrupted_round_files_are_detected_and_redone(tmp_path, uninterrupted, 
         raw = raw[:i] + bytes([raw[i] ^ 0x55]) + raw[i + 1 :]
     f.write_bytes(raw)
     lines = []
-    again = lottery.run(MID, out=tmp_path / "run", progress=False, log=lines.append)
+    again = lottery.run(MID, out=tmp_path / "run", progress=False, figures=False, log=lines.append)
     broken_round = int(victim[6:8])
     assert not lines[broken_round].startswith(f"round {broken_round}: resumed")
     assert _metrics(again) == _metrics(uninterrupted)
@@ -256,7 +262,7 @@ def test_stale_temp_files_are_removed(tmp_path, uninterrupted):
 
     shutil.copytree(uninterrupted["folder"], tmp_path / "run")
     (tmp_path / "run" / "round_01" / ".trained.npz.abc123.tmp").write_bytes(b"half a write")
-    lottery.run(MID, out=tmp_path / "run", progress=False, log=lambda s: None)
+    lottery.run(MID, out=tmp_path / "run", progress=False, figures=False, log=lambda s: None)
     assert not list((tmp_path / "run").rglob("*.tmp"))
 
 
@@ -278,8 +284,8 @@ def test_nonfinite_member_is_reported_or_skipped():
 def test_divergence_names_round_arm_seed_iteration(tmp_path):
     cfg = dataclasses.replace(SMALL, learning_rate=1e30, rounds=0)
     with pytest.raises(FloatingPointError, match=r"round 0, arm 'ticket', seed 0 .*iteration 100"):
-        lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None)
-    report = lottery.run(cfg, out=tmp_path, progress=False, log=lambda s: None, skip_nonfinite=True)
+        lottery.run(cfg, out=tmp_path, progress=False, figures=False, log=lambda s: None)
+    report = lottery.run(cfg, out=tmp_path, progress=False, figures=False, log=lambda s: None, skip_nonfinite=True)
     assert [f["seed"] for f in report["rounds"][0]["failed_members"]] == [0, 1]
 
 
@@ -288,7 +294,7 @@ import dataclasses, sys
 from funcnn import lottery
 cfg = dataclasses.replace(lottery.PRESETS["mnist1d"], model="mlp-64-64", iterations=600, eval_every=100,
                           rounds=2, seeds=2, rate=0.5, output_rate=0.25, checkpoints_per_round=6)
-lottery.run(cfg, out=sys.argv[1], progress=False)
+lottery.run(cfg, out=sys.argv[1], progress=False, figures=False)
 """
 
 
@@ -470,7 +476,7 @@ def test_sgd_global_resnet_study_runs_with_late_rewinding(tmp_path):
     spec = cfg.to_spec()
     (x, y), (xt, yt) = spec.train, spec.test
     spec = dataclasses.replace(spec, train=(x[:4000], y[:4000]), test=(xt[:1000], yt[:1000]))
-    report = lottery.run(spec, out=tmp_path, progress=False, log=lambda s: None)
+    report = lottery.run(spec, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     r1 = report["rounds"][1]
     assert r1["iterations"][0] == 200 and len(r1["arms"]) == 3
     assert np.allclose(r1["density"], 0.8, atol=1e-3)
@@ -489,7 +495,7 @@ def test_structured_study_prunes_whole_units_and_never_the_output_layer(tmp_path
     from funcnn.lottery.spec import output_layer
 
     cfg = dataclasses.replace(SMALL, structure="unit")
-    report = lottery.run(cfg, out=tmp_path / "s", progress=False, log=lambda s: None)
+    report = lottery.run(cfg, out=tmp_path / "s", progress=False, figures=False, log=lambda s: None)
     assert [r["round"] for r in report["rounds"]] == [0, 1, 2]
     study = lottery.Study(cfg, progress=False)
     member0 = jax.tree.map(lambda a: a[0], study.theta0)

@@ -23,7 +23,7 @@ from funcnn.lottery import driver as driver_lib
 from funcnn.lottery import segments as segments_lib
 from funcnn.lottery import study as study_lib
 
-QUIET = dict(progress=False, log=lambda s: None)
+QUIET = dict(progress=False, log=lambda s: None, figures=False)  # no test here looks at the PNGs
 SMALL = dataclasses.replace(
     lottery.PRESETS["mnist1d"],
     model="mlp-64-64",
@@ -110,7 +110,7 @@ def test_bring_your_own_study_in_a_few_lines(tmp_path):
         layer_rates={"residual_2/main/dense_0": 0.1},
         arms=("ticket", "reinit", "random", lottery.Arm("same_sign", lottery.reinit_same_sign)),
     )
-    report = lottery.run(spec, out=tmp_path, progress=False)
+    report = lottery.run(spec, out=tmp_path, progress=False, figures=False)
     print(lottery.summary_table(report))
     # --- checks ---
     assert {r["arm"] for r in report["summary"] if r["round"] == 1} == {"ticket", "reinit", "random", "same_sign"}
@@ -270,7 +270,7 @@ def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
     base = small_spec(iterations=100, rounds=0)
     lottery.run(base, out=out, **QUIET)
     lines = []
-    lottery.run(base, out=out, progress=False, log=lines.append)
+    lottery.run(base, out=out, progress=False, figures=False, log=lines.append)
     assert lines and all("resumed" in s for s in lines)
     x = TRAIN[0].copy()
     x[-1, 3] += 0.5
@@ -290,7 +290,7 @@ def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
         assert "will not be resumed" in str(info.value)
     # Each refusal left the folder as it was: the same study still resumes.
     lines = []
-    lottery.run(base, out=out, progress=False, log=lines.append)
+    lottery.run(base, out=out, progress=False, figures=False, log=lines.append)
     assert all("resumed" in s for s in lines)
 
 
@@ -300,7 +300,7 @@ def test_same_data_in_another_array_type_resumes(tmp_path):
     lottery.run(base, out=tmp_path, **QUIET)
     lines = []
     as_jax = dataclasses.replace(base, train=tuple(map(jnp.asarray, TRAIN)), test=[TEST[0], TEST[1]])
-    lottery.run(as_jax, out=tmp_path, progress=False, log=lines.append)
+    lottery.run(as_jax, out=tmp_path, progress=False, figures=False, log=lines.append)
     assert all("resumed" in s for s in lines)
 
 
@@ -321,7 +321,7 @@ def test_config_with_a_changed_model_under_the_same_name_is_refused(tmp_path, mo
         lottery.run(cfg, out=tmp_path, **QUIET)
     monkeypatch.setattr(models, "build", real)
     lines = []
-    lottery.run(cfg, out=tmp_path, progress=False, log=lines.append)
+    lottery.run(cfg, out=tmp_path, progress=False, figures=False, log=lines.append)
     assert all("resumed" in s for s in lines)
 
 
@@ -341,7 +341,7 @@ def test_retrained_round_keeps_its_successors_only_if_identical(tmp_path, monkey
     clean = lottery.run(spec, out=out, **QUIET)
     _flip_byte(out / "round_00" / "trained.npz")
     lines = []
-    again = lottery.run(spec, out=out, progress=False, log=lines.append)
+    again = lottery.run(spec, out=out, progress=False, figures=False, log=lines.append)
     assert "failed its checksum" in lines[0]
     assert not any(s.startswith("round 0: resumed") for s in lines)
     assert lines[-1].startswith("round 1: resumed")  # round 0 came out bit-identical
@@ -361,13 +361,13 @@ def test_retrained_round_keeps_its_successors_only_if_identical(tmp_path, monkey
 
     monkeypatch.setattr(lottery.Study, "train_round", different)
     lines = []
-    lottery.run(spec, out=out, progress=False, log=lines.append)
+    lottery.run(spec, out=out, progress=False, figures=False, log=lines.append)
     assert not any("resumed" in s for s in lines)
     assert any(s.startswith("round 1:") and "trained again with a different result" in s for s in lines), lines
     monkeypatch.setattr(lottery.Study, "train_round", real)
     # And now everything resumes, the new round 1 built on the new round 0.
     lines = []
-    lottery.run(spec, out=out, progress=False, log=lines.append)
+    lottery.run(spec, out=out, progress=False, figures=False, log=lines.append)
     assert len(lines) == 2 and all("resumed" in s for s in lines)
     r1 = json.loads((out / "round_01" / "metrics.json").read_text())
     assert r1["parent"] == driver_lib.lineage(out / "round_00")
@@ -383,7 +383,7 @@ def test_stale_parent_digest_is_detected(tmp_path):
     io.atomic_write_json(folder / "metrics.json", rec)
     io.commit(folder, list(json.loads((folder / io.COMMIT).read_text())))  # a valid commit of the stale round
     lines = []
-    lottery.run(spec, out=tmp_path, progress=False, log=lines.append)
+    lottery.run(spec, out=tmp_path, progress=False, figures=False, log=lines.append)
     assert lines[0].startswith("round 0: resumed")
     assert "round 1: it was built on a round 0 that has since been trained again" in lines[1]
 
@@ -443,7 +443,7 @@ def test_disk_full_mid_round_keeps_what_was_committed_and_resumes(tmp_path, monk
 
     monkeypatch.setattr(segments_lib, "_load_progress", spy)
     lines = []
-    resumed = lottery.run(MID, out=out, progress=False, log=lines.append)
+    resumed = lottery.run(MID, out=out, progress=False, figures=False, log=lines.append)
     assert lines[0].startswith("round 0: resumed")
     assert loaded == [1]  # round 1 went on from its first mid-round checkpoint
     assert metrics(resumed) == metrics(clean)
@@ -540,16 +540,13 @@ def test_sweep_trains_every_seed_under_every_setting_in_one_program_and_equals_s
     swept = lottery.run(
         lottery.Spec(net, tx(1e-3), sweep={"learning_rate": [1e-3, 1e-2]}, **common),
         out=tmp_path / "sweep",
-        progress=False,
-        log=lambda s: None,
+        **QUIET,
     )
     rec = swept["rounds"][1]
     assert rec["settings"][:4] == ["learning_rate=0.001"] * 2 + ["learning_rate=0.01"] * 2
     assert len(rec["arms"]) == 3 * 4
     for i, lr in enumerate((1e-3, 1e-2)):
-        alone = lottery.run(
-            lottery.Spec(net, tx(lr), **common), out=tmp_path / f"lr{i}", progress=False, log=lambda s: None
-        )
+        alone = lottery.run(lottery.Spec(net, tx(lr), **common), out=tmp_path / f"lr{i}", **QUIET)
         for r_s, r_a in zip(swept["rounds"], alone["rounds"], strict=True):
             arms = np.array(r_s["arms"])
             sel = np.array(r_s["settings"]) == f"learning_rate={lr:g}"

@@ -13,7 +13,7 @@ import pytest
 from funcnn import data, losses, lottery, nn, prune, stability, train
 from funcnn.lottery.identity import VERSION
 
-QUIET = dict(progress=False, log=lambda s: None)
+QUIET = dict(progress=False, log=lambda s: None, figures=False)  # no test here looks at the PNGs
 D = data.load("mnist1d")
 TRAIN, TEST = (D.x_train[:600], D.y_train[:600]), (D.x_test[:200], D.y_test[:200])
 
@@ -44,7 +44,7 @@ def refused(s, out, needle):
 
 def resumed(s, out):
     lines = []
-    lottery.run(s, out=out, progress=False, log=lines.append)
+    lottery.run(s, out=out, progress=False, figures=False, log=lines.append)
     assert lines and all("resumed" in line for line in lines), lines
 
 

@@ -42,6 +42,7 @@ def run(
     log: Callable[[str], None] = print,
     skip_nonfinite: bool = False,
     allow_version_change: bool = False,
+    figures: bool = True,
 ) -> dict:
     """Run (or resume) a study in folder `out`; returns the report (also written as results.json).
 
@@ -69,7 +70,8 @@ def run(
     seeds), `rounds` (every committed round's record: per-member densities and summaries), `config`
     (the study's fields), `complete`, `seconds` (this invocation's wall time by part: they add up to
     `wall_seconds_this_invocation`). `summary_table(report)` prints it; `load_report(out)` reads it
-    back. progress: tqdm bars; log: where the one-line round summaries go.
+    back. progress: tqdm bars; log: where the one-line round summaries go; figures: False draws no
+    PNGs (`report["figures"]` is empty; a sweep or a test that reads only the numbers saves their time).
 
     Example:
         >>> import tempfile
@@ -104,7 +106,7 @@ def run(
             with ledger.phase("data and θ0"):
                 runtime = Study.from_checked(spec, config, plans, progress)
             try:
-                return _run(runtime, config, out, log, skip_nonfinite, allow_version_change, ledger)
+                return _run(runtime, config, out, log, skip_nonfinite, allow_version_change, ledger, figures)
             except OSError as e:
                 if isinstance(e, CheckpointWriteError):
                     raise
@@ -136,6 +138,7 @@ def _run(
     skip_nonfinite: bool,
     allow_version_change: bool,
     ledger: Ledger,
+    figures: bool = True,
 ) -> dict:
     spec, R = runtime.spec, runtime.n_replicates
     describe = _describe(runtime, config)
@@ -246,7 +249,8 @@ def _run(
         report = _report(describe, total, rounds, out, ledger, first_round)
         if distributed.is_writer():
             report_lib.write_report(out, report)
-    if distributed.is_writer():
+    report["figures"] = []
+    if figures and distributed.is_writer():
         with ledger.phase("figures"):
             report["figures"] = [str(p) for p in figures_lib.plot(report, out)]
     report.update(_report_times(ledger))
