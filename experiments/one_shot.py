@@ -11,7 +11,9 @@ under its mask (Adam at a quarter of the dense rate), all of them in one program
 kept in --baselines and shared with `funcnn-supermask` when their configuration matches.
 
 Presets: lenet-fashion (LeNet-300-100 on Fashion-MNIST), mnist1d (the 40-300-300-10 MLP), conv2-fashion
-(Conv-2: SparseGPT's largest layer has 12,544 inputs, a 630 MB Hessian; no IMP), ci (seconds, for the tests).
+(Conv-2: SparseGPT's largest layer has 12,544 inputs, a 630 MB Hessian; no IMP; no 2:4, since its first conv's
+fan-in, 3 · 3 · 1 = 9, is not a multiple of 4), ci (seconds, for the tests). A preset whose n:m does not divide
+every weight layer's fan-in is refused before anything trains.
 Writes results.json and accuracy_vs_density.png.
 """
 
@@ -59,7 +61,7 @@ PRESETS = {
     "mnist1d": Preset("mnist1d", "mlp", (300, 300), False, dense_epochs=40, dense_batch=100, dense_lr=2e-3),
     "conv2-fashion": Preset(
         "fashion-mnist", "conv2", (), False, dense_epochs=4, dense_batch=60, dense_lr=2e-4, seeds=1,
-        densities=(0.5, 0.3, 0.1), calibration=512, imp=False,
+        densities=(0.5, 0.3, 0.1), calibration=512, imp=False, n_of_m=None,
     ),
     "ci": Preset(
         "mnist1d", "mlp", (24, 24), False, dense_epochs=2, dense_batch=64, dense_lr=2e-3, seeds=2,
@@ -86,6 +88,22 @@ def prune_one(method: str, target: float | tuple[int, int], net: nn.Layer, param
     else:  # magnitude, layer by layer: the lottery's criterion
         masks = prune.magnitude(params, prune.ones(params), 1 - density)
     return prune.apply(params, masks), masks
+
+
+def check_n_of_m(net: nn.Layer, p: Preset, input_shape: tuple) -> None:
+    """Refuse, before anything trains, an n:m whose m does not divide a weight layer's fan-in (every method
+    prunes n of every m consecutive inputs of each output unit)."""
+    if p.n_of_m is None:
+        return
+    shapes = jax.eval_shape(lambda k: net.init(k, input_shape), jax.random.key(0))
+    m = p.n_of_m[1]
+    for path, leaf in jax.tree_util.tree_leaves_with_path(shapes):
+        fan_in = int(np.prod(leaf.shape[:-1]))
+        if len(leaf.shape) > 1 and fan_in % m:
+            raise ValueError(
+                f"n_of_m={p.n_of_m}: weight layer {prune.path_name(path)} has fan-in {fan_in} (shape {leaf.shape}),"
+                f" not a multiple of m={m}; use a preset with n_of_m=None"
+            )
 
 
 def label(target: float | tuple[int, int]) -> str:
@@ -196,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if preset.calibration > len(d.x):
         p.error(f"--calibration {preset.calibration} is larger than the training set ({len(d.x)})")
     net = build(preset)
+    check_n_of_m(net, preset, tuple(d.x.shape[1:]))
     print(f"one-shot pruning '{args.preset}': {len(d.x)} training examples, {preset.seeds} seeds -> {out}")
     t0 = time.perf_counter()
     base = baselines.cached_dense_and_imp(

@@ -40,3 +40,17 @@ def test_one_shot_ci_preset(tmp_path_factory, tmp_path):
         w, kept = np.asarray(pruned["dense_0"]["w"]), np.asarray(masks["dense_0"]["w"])
         assert (w[~kept] == 0).all() and bool(masks["dense_0"]["b"].all())
         assert np.array_equal(w[kept], np.asarray(params["dense_0"]["w"])[kept]) == (method != "sparsegpt")
+
+
+def test_an_n_of_m_that_does_not_divide_a_fan_in_is_refused_before_training():
+    """Conv-2's first conv has fan-in 3 · 3 · 1 = 9: 2:4 cannot prune it, so the preset asks for none, and
+    asking for it anyway is refused before the dense net trains (it used to fail after 11 minutes)."""
+    import dataclasses
+
+    conv2 = one_shot.PRESETS["conv2-fashion"]
+    assert conv2.n_of_m is None
+    one_shot.check_n_of_m(one_shot.build(conv2), conv2, (28, 28, 1))  # nothing to check: fine
+    with pytest.raises(ValueError, match=r"conv2d_0/w has fan-in 9 .*not a multiple of m=4"):
+        one_shot.check_n_of_m(one_shot.build(conv2), dataclasses.replace(conv2, n_of_m=(2, 4)), (28, 28, 1))
+    lenet = one_shot.PRESETS["lenet-fashion"]
+    one_shot.check_n_of_m(one_shot.build(lenet), lenet, (28, 28, 1))  # 784, 300, 100: all multiples of 4
