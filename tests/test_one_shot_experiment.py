@@ -50,7 +50,7 @@ def test_an_n_of_m_that_does_not_divide_a_fan_in_is_refused_before_training():
     conv2 = one_shot.PRESETS["conv2-fashion"]
     assert conv2.n_of_m is None
     one_shot.check_n_of_m(one_shot.build(conv2), conv2, (28, 28, 1))  # nothing to check: fine
-    with pytest.raises(ValueError, match=r"conv2d_0/w has fan-in 9 .*not a multiple of m=4"):
+    with pytest.raises(ValueError, match=r"leaf 'conv2d_0/w' has fan_in 9 .*not a multiple of m=4"):
         one_shot.check_n_of_m(one_shot.build(conv2), dataclasses.replace(conv2, n_of_m=(2, 4)), (28, 28, 1))
     lenet = one_shot.PRESETS["lenet-fashion"]
     one_shot.check_n_of_m(one_shot.build(lenet), lenet, (28, 28, 1))  # 784, 300, 100: all multiples of 4
