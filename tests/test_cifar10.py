@@ -348,6 +348,6 @@ def test_cifar10_preset_trains_with_augmentation_from_funcnn_data(tmp_path, file
     )
     spec = cfg.to_spec()
     assert spec.augment is cifar10.augment and spec.input_shape == (32, 32, 3)
-    report = lottery.run(cfg, out=tmp_path / "run", progress=False, log=lambda s: None)
+    report = lottery.run(cfg, out=tmp_path / "run", progress=False, figures=False, log=lambda s: None)
     assert report["complete"] and np.isfinite(report["rounds"][0]["final_test_accuracy"]).all()
     assert "augment" in json.loads((tmp_path / "run" / "identity.json").read_text())["programs"]

@@ -151,7 +151,7 @@ def test_lottery_study_of_a_flax_mlp(tmp_path):
         seeds=2,
         batch_size=50,
     )
-    report = lottery.run(spec, out=tmp_path, progress=False, log=lambda s: None)
+    report = lottery.run(spec, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     _check_report(report)
 
 
@@ -170,7 +170,7 @@ def test_lottery_study_of_an_equinox_mlp(tmp_path):
         seeds=2,
         batch_size=50,
     )
-    report = lottery.run(spec, out=tmp_path, progress=False, log=lambda s: None)
+    report = lottery.run(spec, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     _check_report(report)
 
 

@@ -72,7 +72,7 @@ def _spec(net, shape, **kw):
 def test_lottery_run_prunes_weights(name, tmp_path):
     make, shape = ALL[name]
     report = lottery.run(
-        _spec(make(), shape, arms=("ticket", "random")), out=tmp_path, progress=False, log=lambda s: None
+        _spec(make(), shape, arms=("ticket", "random")), out=tmp_path, progress=False, figures=False, log=lambda s: None
     )
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     for r in report["rounds"]:
@@ -123,7 +123,7 @@ def test_lottery_unit_structure_keeps_the_classes_and_prunes_hidden_units(name, 
     make, output, axes = LAYOUTS[name]
     net = make()
     spec = _spec(net, (8,), arms=("ticket",), structure="unit", rate=0.5)
-    lottery.run(spec, out=tmp_path, progress=False, log=lambda s: None)
+    lottery.run(spec, out=tmp_path, progress=False, figures=False, log=lambda s: None)
     masks = dict(np.load(tmp_path / "round_01" / "masks.npz"))  # members stacked on the leading axis
     _unit_masks_check(name, masks, output, axes)
 

@@ -16,7 +16,8 @@ from funcnn.lottery import arms, plans, pruners
 from funcnn.lottery import rounds as rounds_lib
 from funcnn.lottery.context import Context
 
-QUIET = dict(progress=False, log=lambda s: None)
+QUIET = dict(progress=False, log=lambda s: None, figures=False)  # the tests that look at the PNGs draw them
+DRAWN = QUIET | {"figures": True}
 _rng = np.random.default_rng(0)
 X = _rng.normal(size=(160, 6)).astype(np.float32)
 Y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32)
@@ -274,7 +275,7 @@ def test_criteria_alone_need_no_dense_run_and_hit_absolute_densities(tmp_path):
 def test_table_lists_each_arm_at_its_own_density_and_aligns_any_name(tmp_path):
     long = "a_rather_long_arm_name_for_a_table"
     s = spec(arms=("ticket", arms.at_init("snip", long, density=0.1)))
-    report = lottery.run(s, out=tmp_path, **QUIET)
+    report = lottery.run(s, out=tmp_path, **DRAWN)
     table = lottery.summary_table(report)
     lines = table.splitlines()
     assert len({len(line) for line in lines}) == 1  # every row as wide as the header
