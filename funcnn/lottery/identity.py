@@ -91,9 +91,7 @@ def program_digests(runtime: Study) -> dict[str, Any]:
     member0 = jax.tree.map(lambda a: a[0], runtime.theta0_host)
     p1 = _abstract(member0)
     state1 = None if runtime.state0 is None else _abstract(jax.tree.map(lambda a: np.asarray(a)[0], runtime.state0))
-    x, y = runtime.host_data[0], runtime.host_data[1]
-    xb = jax.ShapeDtypeStruct((spec.batch_size, *x.shape[1:]), x.dtype)
-    yb = jax.ShapeDtypeStruct((spec.batch_size, *y.shape[1:]), y.dtype)
+    xb, yb = (jax.ShapeDtypeStruct((spec.batch_size, *a.shape[1:]), a.dtype) for a in runtime.host_data[:2])
     key = jax.ShapeDtypeStruct((), KEY_DTYPE)
     forward = train.as_forward(runtime.net)
     out: dict[str, Any] = {}
@@ -123,7 +121,10 @@ def program_digests(runtime: Study) -> dict[str, Any]:
     n_chunks = spec.iterations // spec.eval_every
     seg = segment_size(n_chunks, spec.checkpoints_per_round)
     idx = jax.ShapeDtypeStruct((G, seg, spec.eval_every, spec.batch_size), np.int32)
-    out["round"] = programs_lib.digest(jax.jit(runtime.round_fn).lower(group, idx, _abstract(runtime.host_data)))
+    data = _abstract(runtime.host_data)
+    if runtime.mesh is None:  # placed as `call_program` places a group, so that the run reuses this lowering
+        group, idx, data = programs_lib.placed((group, idx, data), runtime.devices[0])
+    out["round"] = programs_lib.digest(jax.jit(runtime.round_fn).lower(group, idx, data))
     with checks.deferred():  # as rounds.build traces the masks program
         return out | _masks_digests(runtime, params)
 

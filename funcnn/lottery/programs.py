@@ -22,18 +22,24 @@ import optax
 
 from funcnn import prune, train
 
-__all__ = ["canonical_text", "digest", "group_size", "make_start", "run_groups"]
+__all__ = ["canonical_text", "digest", "group_size", "make_start", "placed", "run_groups"]
 
 Params = Any
 
 # Symbols (`@main`, `@relu`, `@jit_my_function`) are renamed in order of appearance: what a function is
 # called is not what it computes, so renaming one (or a lambda's name) keeps the identity.
 _SYMBOL = re.compile(r"@[A-Za-z_][\w.$-]*")
+# Arguments placed on one device lower with an empty mesh's sharding on each (`{sdy.sharding =
+# #sdy.sharding<@empty_mesh, [{}, {}]>}`): where a program runs is not what it computes, so they are dropped
+# and its text is the unplaced one (the identity lowers the round placed as the run calls it, to share that lowering).
+_EMPTY_MESH = re.compile(r"^ *sdy\.mesh @empty_mesh = <\[\]> \{stablehlo\.mesh = \{axes = \[\]\}\}\n", re.M)
+_EMPTY_MESH_SHARDING = re.compile(r" \{sdy\.sharding = #sdy\.sharding<@empty_mesh, \[(?:\{\}(?:, \{\})*)?\]>\}")
 
 
 def canonical_text(lowered: Any) -> str:
-    """A lowered program's StableHLO text without source locations and with its symbols renamed
-    `@f0, @f1, ...` in order of appearance (what a function is named is not what it computes).
+    """A lowered program's StableHLO text without source locations, without the empty mesh of arguments
+    placed on one device, and with its symbols renamed `@f0, @f1, ...` in order of appearance (what a
+    function is named, or which device runs it, is not what it computes).
 
     Example:
         >>> import jax
@@ -49,9 +55,28 @@ def canonical_text(lowered: Any) -> str:
         >>> "loc(" in canonical_text(jax.jit(double).lower(x))
         False
     """
-    text = lowered.as_text(debug_info=False)
+    text = _EMPTY_MESH_SHARDING.sub("", _EMPTY_MESH.sub("", lowered.as_text(debug_info=False)))
     names: dict[str, str] = {}
     return _SYMBOL.sub(lambda m: names.setdefault(m.group(0), f"@f{len(names)}"), text)
+
+
+def placed(tree: Any, device: jax.Device) -> Any:
+    """Abstract arrays (`jax.ShapeDtypeStruct`s) placed on `device` as `jax.device_put` places arrays: a
+    program lowered for them is the one a call with such arrays lowers (JAX's lowering cache keys on it).
+
+    Example:
+        >>> import jax
+        >>> import numpy as np
+        >>> from funcnn.lottery.programs import canonical_text, placed
+        >>> x = jax.ShapeDtypeStruct((3,), np.float32)
+        >>> at = placed(x, jax.devices()[0])
+        >>> at.sharding.device_set == {jax.devices()[0]}, at.shape
+        (True, (3,))
+        >>> canonical_text(jax.jit(jax.nn.relu).lower(at)) == canonical_text(jax.jit(jax.nn.relu).lower(x))
+        True
+    """
+    place = jax.sharding.SingleDeviceSharding(device)
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=place, weak_type=a.weak_type), tree)
 
 
 def digest(lowered: Any) -> str:
