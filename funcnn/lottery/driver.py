@@ -138,7 +138,7 @@ def _run(
     skip_nonfinite: bool,
     allow_version_change: bool,
     ledger: Ledger,
-    figures: bool = True,
+    figures: bool,
 ) -> dict:
     spec, R = runtime.spec, runtime.n_replicates
     describe = _describe(runtime, config)
