@@ -18,7 +18,7 @@ run: $(VENV)/.installed
 # The whole check, as CI runs it, quickest parts first: lint and format, types, the documentation site
 # (with its docstring checks), the docstring examples, then the tests, slow ones included, on every core.
 # Two invocations: most tests compile without XLA's backend optimizations (they compile far longer than
-# they run), the few marked `optimized` (long training) with XLA's defaults; see tests/conftest.py.
+# they run), the few marked `optimized` (long training) with XLA's defaults; see conftest.py.
 test: lint types docs doctest
 	$(PY) -m pytest -q -n auto --dist loadgroup -m "not optimized" tests
 	FUNCNN_TEST_XLA=optimized $(PY) -m pytest -q -n auto --dist loadgroup -m optimized tests
@@ -27,8 +27,7 @@ test-fast: lint types docs doctest
 	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow" tests
 
 doctest: $(VENV)/.installed
-	XLA_FLAGS="$$XLA_FLAGS --xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false" \
-		$(PY) -m pytest -q -n auto --doctest-modules funcnn
+	$(PY) -m pytest -q -n auto --doctest-modules funcnn
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -62,7 +62,7 @@ DATA_PARALLEL = textwrap.dedent("""
 def run(script, args=(), devices=1, env_extra=None, timeout=300):
     env = dict(
         os.environ,
-        # the suite's own XLA flags (tests/conftest.py) stay
+        # the suite's own XLA flags (conftest.py) stay
         XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}".strip(),
         JAX_PLATFORMS="cpu",
         **(env_extra or {}),

@@ -102,7 +102,7 @@ def test_vmapped_init_gives_independent_population():
     pop = jax.vmap(net.init, in_axes=(0, None))(keys, (3,))
     assert pop["dense_0"]["w"].shape == (5, 3, 8)
     single = net.init(keys[2], (3,))
-    # to float rounding: compiled without XLA's optimizations (tests/conftest.py), a vmapped and a single
+    # to float rounding: compiled without XLA's optimizations (conftest.py), a vmapped and a single
     # truncated normal may round an entry differently (1 ulp, measured); another key differs by ~1
     np.testing.assert_allclose(pop["dense_0"]["w"][2], single["dense_0"]["w"], rtol=1e-6)
     assert not np.allclose(pop["dense_0"]["w"][0], pop["dense_0"]["w"][1])
