@@ -16,15 +16,16 @@ run: $(VENV)/.installed
 	$(PY) experiments/lottery_ticket.py
 
 # The whole check, as CI runs it, quickest parts first: lint and format, types, the documentation site
-# (with its docstring checks), the docstring examples, then the tests, slow ones included, on every core.
-# Two invocations: most tests compile without XLA's backend optimizations (they compile far longer than
-# they run), the few marked `optimized` (long training) with XLA's defaults; see conftest.py.
-test: lint types docs doctest
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not optimized" tests
+# (with its docstring checks), then the tests, slow ones included, and the docstring examples, on every
+# core. Two invocations: most tests compile without XLA's backend optimizations (they compile far longer
+# than they run), the few marked `optimized` (long training) with XLA's defaults; see conftest.py. The
+# docstring examples run in the first (the same as `make doctest`, without a pytest start of its own).
+test: lint types docs
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not optimized" --doctest-modules tests funcnn
 	FUNCNN_TEST_XLA=optimized $(PY) -m pytest -q -n auto --dist loadgroup -m optimized tests
 
-test-fast: lint types docs doctest
-	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow" tests
+test-fast: lint types docs
+	$(PY) -m pytest -q -n auto --dist loadgroup -m "not slow" --doctest-modules tests funcnn
 
 doctest: $(VENV)/.installed
 	$(PY) -m pytest -q -n auto --doctest-modules funcnn

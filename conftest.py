@@ -8,8 +8,13 @@ import os
 # (every comparison a test makes is between programs compiled alike). Tests that train long enough for
 # that code to be slow carry the `optimized` mark and run with XLA's defaults in a pytest invocation of
 # their own (`FUNCNN_TEST_XLA=optimized`; `make test` runs both). Measured on 2 cores: a ResNet
-# population test 44 s -> 10 s; the Fashion-MNIST CNN 89 s -> 341 s, hence the mark.
-FAST_COMPILE_FLAGS = "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false"
+# population test 44 s -> 10 s; the Fashion-MNIST CNN 89 s -> 341 s, hence the mark. The LLVM module is
+# compiled in one piece, not split for parallel codegen (the same code, function by function): with two
+# test processes on two cores the split only costs, 7-11% of three lottery and pruning test files
+# (3 pairs back to back, one process, 2026-12-08).
+FAST_COMPILE_FLAGS = (
+    "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false --xla_cpu_parallel_codegen_split_count=1"
+)
 XLA_MODE = os.environ.get("FUNCNN_TEST_XLA", "fast-compile")
 if XLA_MODE not in ("fast-compile", "optimized"):
     raise ValueError(f"FUNCNN_TEST_XLA must be 'fast-compile' or 'optimized', got {XLA_MODE!r}")

@@ -96,10 +96,11 @@ def part_tiny(out: Path) -> dict:
     res["two_core"] = part_two_core(True)
     res["fast_cpu"] = part_fast_cpu(True, res["two_core"]["peak_gflops"], out)
     res["regime"] = regime.measure(runs=1, chunks=2, steps=5, in_process=True)
-    # one member, mixed only, 10 steps evaluated every 5 on 250 images: that the round program and the
+    # one member, mixed only, 4 steps evaluated every 2 on 60 images: that the round program and the
     # per-step loop run and agree (the preset's 100 steps and 15,000 images took 100 s, nearly all of --tiny's;
-    # 20 steps on 500 images, 36 s of its 100 s, most of it running code compiled without optimizations)
-    res["conv_round"] = conv_round.measure(1, 10, ("mixed",), in_process=True, eval_size=250, eval_every=5)
+    # 20 steps on 500 images 36 s, 10 steps on 250 images 22 s, most of it running code compiled without
+    # optimizations; 4 steps on 60 images 16 s)
+    res["conv_round"] = conv_round.measure(1, 4, ("mixed",), in_process=True, eval_size=60, eval_every=2)
     return res
 
 

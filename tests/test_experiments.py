@@ -312,8 +312,9 @@ def test_lottery_ticket_small(tmp_path):
 @pytest.mark.slow
 @pytest.mark.optimized
 def test_cnn_on_fashion_mnist_reaches_89_percent(tmp_path):
+    """The documented command's CNN, 4 of its 5 epochs (89.85% at epoch 4, 88.6% at 3, 90.15% at 5)."""
     require_fashion_mnist()
-    r = cnn_mnist.main(["--out", str(tmp_path)])
+    r = cnn_mnist.main(["--out", str(tmp_path), "--epochs", "4"])
     assert r["test_accuracy"] >= 0.89
     check_pngs(r, tmp_path)
 
@@ -456,11 +457,11 @@ def test_stability_ci_sized(tmp_path, monkeypatch, model, extra):
     from experiments import stability
     from funcnn import data
 
-    # 1,000 test images, not 10,000: every point of every pair is evaluated on the test set, and the
+    # 300 test images, not 10,000: every point of every pair is evaluated on the test set, and the
     # mechanics checked here do not depend on its size (the script reads it through its own `data`).
     def load(name, **kw):
         d = data.load(name, **kw)
-        return d._replace(x_test=d.x_test[:1000], y_test=d.y_test[:1000])
+        return d._replace(x_test=d.x_test[:300], y_test=d.y_test[:300])
 
     monkeypatch.setattr(stability, "data", SimpleNamespace(load=load))
     r = stability.main(
@@ -653,11 +654,14 @@ def test_prune_speed_quick(tmp_path):
 
 @pytest.mark.slow
 def test_prune_speed_quick_resnet(tmp_path):
-    """A tiny ResNet-8 end to end: BatchNorm state trained, cached and folded; every variant agrees."""
+    """A tiny ResNet-8 end to end: BatchNorm state trained, cached and folded; every variant agrees.
+    Batch 8, not --quick's 100, as in test_prune_speed_quick (a ResNet at batch 100 compiled without
+    optimizations took most of the timing phase's 18 s)."""
     require_fashion_mnist()
     from experiments import prune_speed
 
-    r = prune_speed.main(["--out", str(tmp_path), "--quick", "--models", "resnet8", "--no-progress"])
+    quick = ["--quick", "--no-progress", "--batch-sizes", "1", "8", "--min-seconds", "0.001"]
+    r = prune_speed.main(["--out", str(tmp_path), "--models", "resnet8", *quick])
     assert (tmp_path / "arms" / "resnet8" / "dense.state.npz").is_file()
     rows = r["rows"]
     assert [(row["arm"], row["variant"]) for row in rows] == [
@@ -671,8 +675,8 @@ def test_prune_speed_quick_resnet(tmp_path):
     for row in rows:
         assert row["agrees"] and row["max_abs_diff"] < 1e-3, row
         assert 0.1 < row["test_accuracy"] <= 1 and row["test_images"] == 1000
-        assert all(row["speed"][b]["images_per_s"] > 0 for b in ("1", "100"))
-    assert rows[0]["speedup"] == {"1": 1.0, "100": 1.0}
+        assert all(row["speed"][b]["images_per_s"] > 0 for b in ("1", "8"))
+    assert rows[0]["speedup"] == {"1": 1.0, "8": 1.0}
     # structured: the first conv of each block to half its channels, compacted and BatchNorm folded
     assert rows[-1]["units"] == [16, 8, 16, 16, 32, 32, 32, 64, 64, 10]
     assert "BatchNorm is folded" in (tmp_path / "prune_speed.md").read_text()

@@ -11,8 +11,9 @@ import pytest
 from funcnn import data, lottery, prune
 from funcnn.interop import from_equinox, from_flax, from_nnx
 
-# MNIST-1D, small: 1600 train / 400 test examples of 40 features, generated (not cached) in ~0.3 s.
-D = data.mnist1d(num_samples=2000, cache=False)
+# MNIST-1D, small: 1600 train / 400 test examples of 40 features, generated once a test run (~1 s) into the
+# tests' cache folder (conftest.py), which the other test processes read.
+D = data.mnist1d(num_samples=2000)
 
 
 class FlaxMLP(fnn.Module):
