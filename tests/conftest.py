@@ -89,6 +89,10 @@ def pytest_collection_modifyitems(session, config, items):
         # `make test-fast` (-m "not slow") runs in one invocation, with the fast-compile flags only
         if item.get_closest_marker("optimized") and not item.get_closest_marker("slow"):
             raise pytest.UsageError(f"{item.nodeid}: a test marked optimized must be marked slow too")
+        # `-m optimized` collects only files whose text says "optimized" (pytest_ignore_collect): a mark put
+        # on from elsewhere would leave its test in neither invocation of `make test`.
+        if item.get_closest_marker("optimized") and "optimized" not in item.path.read_text():
+            raise pytest.UsageError(f"{item.nodeid}: marked optimized from outside its file; mark it in the file")
         shared = sorted(SHARED_FIXTURES & set(getattr(item, "fixturenames", ())))
         if shared:
             item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}:{shared[0]}"))

@@ -236,7 +236,7 @@ CLI = [
 # Every case runs each script as `python experiments/<script>` runs it (`runpy`, as `__main__`), all in one
 # process: a Python and JAX start for the ten, not one each (2.5 s a case).
 CLI_RUNNER = """
-import contextlib, io, json, runpy, sys
+import contextlib, io, json, runpy, sys, traceback
 results = []
 for script, args in json.loads(sys.argv[1]):
     sys.argv = [script, *args]
@@ -247,6 +247,9 @@ for script, args in json.loads(sys.argv[1]):
             runpy.run_path(script, run_name="__main__")
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else 1
+        except Exception:  # as the interpreter would: status 1 and the traceback, for this case alone
+            code = 1
+            traceback.print_exc()
     results.append([code, err.getvalue()])
 print(json.dumps(results))
 """

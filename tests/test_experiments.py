@@ -597,16 +597,19 @@ def test_prune_speed_expand_inverts_compaction():
     assert prune_speed.density(full, masks) == (9 * 4 + 36 * 8 + 8 * 5) / (9 * 8 + 72 * 16 + 16 * 5)
 
 
+# --quick at batch sizes 1 and 8, not its 1 and 100: the check and every timing run at the largest batch, 8
+# still takes the sparse kernel of large batches (bcsr from `sparse.SMALL_BATCH` on; batch 1: coo), and a ResNet
+# at batch 100 compiled without optimizations took most of a timing phase's 18 s. Runs of 1 ms.
+PRUNE_SPEED_QUICK = ["--quick", "--no-progress", "--batch-sizes", "1", "8", "--min-seconds", "0.001"]
+
+
 @pytest.mark.slow
 def test_prune_speed_quick(tmp_path):
-    """Trains tiny arms of both models, checks every variant against its masked dense net, times them.
-    Batch 8, not --quick's 100: the check and every timing run at the largest batch, and 8 still takes the
-    sparse kernel of large batches (bcsr from `sparse.SMALL_BATCH` on; batch 1: coo); runs of 1 ms."""
+    """Trains tiny arms of both models, checks every variant against its masked dense net, times them."""
     require_fashion_mnist()
     from experiments import prune_speed
 
-    quick = ["--quick", "--no-progress", "--batch-sizes", "1", "8", "--min-seconds", "0.001"]
-    r = prune_speed.main(["--out", str(tmp_path), *quick])
+    r = prune_speed.main(["--out", str(tmp_path), *PRUNE_SPEED_QUICK])
     for name in ("prune_speed.png", "prune_speed.json", "prune_speed.md", "training.json"):
         assert (tmp_path / name).is_file()
     check_pngs(r, tmp_path)
@@ -654,14 +657,11 @@ def test_prune_speed_quick(tmp_path):
 
 @pytest.mark.slow
 def test_prune_speed_quick_resnet(tmp_path):
-    """A tiny ResNet-8 end to end: BatchNorm state trained, cached and folded; every variant agrees.
-    Batch 8, not --quick's 100, as in test_prune_speed_quick (a ResNet at batch 100 compiled without
-    optimizations took most of the timing phase's 18 s)."""
+    """A tiny ResNet-8 end to end: BatchNorm state trained, cached and folded; every variant agrees."""
     require_fashion_mnist()
     from experiments import prune_speed
 
-    quick = ["--quick", "--no-progress", "--batch-sizes", "1", "8", "--min-seconds", "0.001"]
-    r = prune_speed.main(["--out", str(tmp_path), "--models", "resnet8", *quick])
+    r = prune_speed.main(["--out", str(tmp_path), "--models", "resnet8", *PRUNE_SPEED_QUICK])
     assert (tmp_path / "arms" / "resnet8" / "dense.state.npz").is_file()
     rows = r["rows"]
     assert [(row["arm"], row["variant"]) for row in rows] == [
